@@ -1,0 +1,146 @@
+"""Frozen configuration dataclasses, their validation, and TOML/JSON round trips.
+
+``RunConfig.to_dict()`` is what the store keeps as a run's full configuration; a run is
+reproduced from ``RunConfig.from_dict()`` of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdfis_desktop.core.errors import ConfigError
+
+SAMPLER_RULES = ("uniform", "topk", "cdf")
+SAMPLER_MODES = ("presample", "history")
+SCORE_METRICS = ("loss", "gradnorm", "gradnorm_wb")
+WEIGHTINGS = ("none", "unbiased", "power")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How mini-batches are chosen (see ``../METHOD`` in docs/method.md).
+
+    rule: ``uniform`` | ``topk`` | ``cdf``. mode: ``presample`` (score a uniform candidate
+    batch of ``presample_ratio * batch`` fresh each step, as the paper) or ``history`` (draw
+    from the dataset-wide CDF of each sample's latest score). metric: ``loss``,
+    ``gradnorm`` (last-layer bias gradient norm) or ``gradnorm_wb`` (weight + bias).
+    floor: share of the uniform distribution mixed into p (0..1). warmup: ``none``,
+    ``steps:N``, ``epochs:N``, ``loss:F`` (held-out loss below F x its initial value, the
+    authors' rule) or ``variance:T`` (estimated variance reduction above T).
+    """
+
+    rule: str = "uniform"
+    mode: str = "presample"
+    metric: str = "loss"
+    presample_ratio: float = 8.0
+    floor: float = 0.0
+    weighting: str = "none"
+    power_exponent: float = 0.5
+    replacement: bool = True
+    warmup: str = "none"
+    score_in_train_mode: bool = False
+
+    def validate(self) -> None:
+        _one_of("sampler rule", self.rule, SAMPLER_RULES)
+        _one_of("sampler mode", self.mode, SAMPLER_MODES)
+        _one_of("score metric", self.metric, SCORE_METRICS)
+        _one_of("weighting", self.weighting, WEIGHTINGS)
+        if self.presample_ratio < 1:
+            raise ConfigError(
+                f"presample ratio must be >= 1 (got {self.presample_ratio}): the candidate "
+                "batch cannot be smaller than the training batch"
+            )
+        if not 0.0 <= self.floor <= 1.0:
+            raise ConfigError(f"floor must be between 0 and 1 (got {self.floor})")
+        if not 0.0 < self.power_exponent < 1.0 and self.weighting == "power":
+            raise ConfigError(f"power exponent must be in (0, 1) (got {self.power_exponent})")
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """Patch grid: ``patch_px`` square patches at ``mpp`` µm/px, ``stride_px`` apart (in
+    target-mpp pixels; default = patch_px), kept when at least ``min_tissue`` of the patch is
+    tissue; labelled with a class covering at least ``min_label_coverage`` of the patch."""
+
+    patch_px: int = 256
+    mpp: float = 0.5
+    stride_px: int | None = None
+    min_tissue: float = 0.5
+    min_label_coverage: float = 0.5
+
+    def validate(self) -> None:
+        if self.patch_px < 8:
+            raise ConfigError(f"patch size must be at least 8 px (got {self.patch_px})")
+        if self.mpp <= 0:
+            raise ConfigError(f"mpp must be positive (got {self.mpp})")
+        if self.stride_px is not None and self.stride_px < 1:
+            raise ConfigError(f"stride must be at least 1 px (got {self.stride_px})")
+        for name, value in (("min tissue", self.min_tissue), ("min label coverage", self.min_label_coverage)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1 (got {value})")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run. Stored verbatim (``to_dict``) with the run.
+
+    Stop after ``epochs`` epochs, or ``time_budget_s`` seconds of training (evaluation
+    excluded), or ``max_steps`` steps, whichever comes first (``None`` = not used).
+    device: ``auto`` (CUDA, then MPS, then CPU) or a torch device string.
+    """
+
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    model: str = "smallcnn"
+    batch_size: int = 128
+    epochs: int | None = 1
+    time_budget_s: float | None = None
+    max_steps: int | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+    input_px: int = 96
+    augment: bool = True
+    num_workers: int = 0
+    val_every_steps: int | None = None
+    history_flush_steps: int = 20
+    checkpoint_every_steps: int = 200
+    early_stopping_patience: int | None = None
+    weights_path: str | None = None
+
+    def validate(self) -> None:
+        self.sampler.validate()
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1 (got {self.batch_size})")
+        if self.epochs is None and self.time_budget_s is None and self.max_steps is None:
+            raise ConfigError("give a stopping rule: epochs, a time budget or a number of steps")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1 (got {self.epochs})")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ConfigError(f"time budget must be positive (got {self.time_budget_s})")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"steps must be at least 1 (got {self.max_steps})")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning rate must be positive (got {self.learning_rate})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        data = dict(data)
+        sampler = SamplerConfig(**_known_fields(SamplerConfig, data.pop("sampler", {}) or {}))
+        return cls(sampler=sampler, **_known_fields(cls, data))
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Drop keys a newer version may have added, so old code can read new configs."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names and k != "sampler"}
+
+
+def _one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
