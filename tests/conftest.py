@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -18,3 +19,119 @@ def real_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"CDFIS_TEST_DATA={folder} is not a folder: real-data tests skipped")
     return path
+
+
+class SyntheticSlideFiles(NamedTuple):
+    """A generated demo slide: pyramidal TIFF and its QuPath GeoJSON annotations."""
+
+    slide_path: Path
+    annotations_path: Path
+
+
+SYNTHETIC_SLIDE_SIZE_PX = (2048, 1536)
+SYNTHETIC_SLIDE_MPP = 0.5
+
+
+@pytest.fixture(scope="session")
+def synthetic_slide(tmp_path_factory: pytest.TempPathFactory) -> SyntheticSlideFiles:
+    """One small synthetic H&E demo slide, generated once per session (read-only: copy it
+    before changing it). 2048 x 1536 level-0 px at 0.5 µm/px, levels 1/4/16, Tumor and
+    Stroma annotations in level-0 px; seed 0, so the same pixels every run."""
+    from cdfis_desktop.core.demo import generate_demo_slides
+
+    folder = tmp_path_factory.mktemp("synthetic-slide")
+    (demo,) = generate_demo_slides(
+        folder, n_slides=1, size_px=SYNTHETIC_SLIDE_SIZE_PX, mpp=SYNTHETIC_SLIDE_MPP, seed=0
+    )
+    return SyntheticSlideFiles(demo.slide_path, demo.annotations_path)
+
+
+class TrainedProject(NamedTuple):
+    """A project folder holding the synthetic slide (registered twice, as two cases), its
+    patches with labels, and two finished runs with history, metrics and predictions."""
+
+    folder: Path
+    run_id: int
+    other_run_id: int
+    n_patches: int
+
+
+@pytest.fixture(scope="session")
+def trained_project(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_slide: SyntheticSlideFiles
+) -> TrainedProject:
+    """A real project filled through the store's public API (read-only: copy it before
+    changing it). Run ``run_id`` is CDF/presample/loss over 3 epochs with importance sampling
+    switched on at step 6; ``other_run_id`` is uniform. Scores are higher on Tumor patches
+    and near the slide's right edge, so favoured patches cluster there. Seeded."""
+    import numpy as np
+
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
+    from cdfis_desktop.core.slides import open_slide
+    from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.tiling.annotations import load_annotations
+    from cdfis_desktop.core.tiling.labels import label_patches
+
+    folder = tmp_path_factory.mktemp("trained-project")
+    annotations = load_annotations(synthetic_slide.annotations_path)
+    names = annotations.class_names
+    geometries = {names.index(n): g for n, g in annotations.geometries.items()}
+    rng = np.random.default_rng(0)
+    with open_slide(synthetic_slide.slide_path) as reader, Project.create(folder) as project:
+        width, height = reader.dimensions
+        project.set_class_names(names)
+        cols, rows = np.meshgrid(np.arange(width // 128), np.arange(height // 128))
+        l0_x, l0_y = cols.ravel() * 128, rows.ravel() * 128
+        labels = label_patches(l0_x, l0_y, 128, geometries, min_coverage=0.5).label
+        ids = []
+        for group in ("case-a", "case-b"):
+            slide_id = project.add_slide(
+                synthetic_slide.slide_path, fingerprint=reader.fingerprint(), width=width,
+                height=height, mpp=reader.mpp, vendor=reader.vendor or "", group=group,
+            )
+            split = ["train" if g < 0.75 else "val" for g in rng.random(l0_x.size)]
+            ids.append(project.add_patches(
+                slide_id, l0_x=l0_x, l0_y=l0_y, l0_size=128, patch_px=64, mpp=1.0,
+                label=labels, tissue_fraction=1.0, split=split,
+            ))
+        table = project.patches()
+        train = table.id[table.split == "train"]
+        hardness = {int(i): 0.2 + 1.5 * (lab == names.index("Tumor")) + 1.0 * x / width
+                    for i, lab, x in zip(table.id, table.label, table.l0_x, strict=True)}
+        run_ids = []
+        for rule in ("cdf", "uniform"):
+            config = RunConfig(sampler=SamplerConfig(rule=rule, floor=0.1), batch_size=8, epochs=3)
+            run_id = project.create_run(
+                config.to_dict(), sampler_rule=rule, sampler_mode="presample", metric="loss",
+                seed=0, device="cpu", n_train=int(train.size), name=f"{rule} demo",
+            )
+            with project.history_writer(run_id, flush_every_steps=5) as writer:
+                step = 0
+                for epoch in range(3):
+                    for _ in range(10):
+                        step += 1
+                        candidates = rng.choice(train, size=32, replace=False)
+                        decay = 1.0 / (1.0 + 0.1 * step)
+                        score = np.array([hardness[int(c)] for c in candidates]) * decay
+                        score *= rng.lognormal(0.0, 0.3, size=32)
+                        p = score / score.sum() if rule == "cdf" and step > 5 else np.full(32, 1 / 32)
+                        chosen = np.bincount(rng.choice(32, size=8, p=p), minlength=32)
+                        writer.record(step, epoch, candidates, score.astype(np.float32),
+                                      p.astype(np.float32), chosen, (chosen > 0).astype(np.float32))
+                        project.log_metrics(run_id, step, epoch, wall_s=0.5 * step,
+                                            train_loss=float(score.mean()), samples_per_s=16.0)
+                    speed = 1.3 if rule == "cdf" else 1.0
+                    project.log_metrics(
+                        run_id, step, epoch, wall_s=0.5 * step, val_loss=1.0 / (epoch + 2),
+                        val_accuracy=min(0.97, 0.6 + 0.12 * speed * (epoch + 1)), val_auc=0.8,
+                    )
+                    wrong = rng.random(table.id.size) < 0.3 / (epoch + 1)
+                    predicted = np.where(wrong, 1 - np.maximum(table.label, 0), table.label)
+                    predicted = np.where(table.label < 0, 0, predicted)
+                    project.set_predictions(run_id, epoch, table.id, predicted,
+                                            rng.uniform(0.5, 1.0, table.id.size))
+            if rule == "cdf":
+                project.set_switch_step(run_id, 6)
+            project.set_run_status(run_id, "finished")
+            run_ids.append(run_id)
+    return TrainedProject(folder, run_ids[0], run_ids[1], int(sum(i.size for i in ids)))

@@ -12,7 +12,7 @@ from typing import Any
 
 from cdfis_desktop.core.errors import ConfigError
 
-SAMPLER_RULES = ("uniform", "topk", "cdf")
+SAMPLER_RULES = ("uniform", "topk", "cdf", "bottomk")
 SAMPLER_MODES = ("presample", "history")
 SCORE_METRICS = ("loss", "gradnorm", "gradnorm_wb")
 WEIGHTINGS = ("none", "unbiased", "power")
@@ -22,9 +22,9 @@ WEIGHTINGS = ("none", "unbiased", "power")
 class SamplerConfig:
     """How mini-batches are chosen (see ``../METHOD`` in docs/method.md).
 
-    rule: ``uniform`` | ``topk`` | ``cdf``. mode: ``presample`` (score a uniform candidate
-    batch of ``presample_ratio * batch`` fresh each step, as the paper) or ``history`` (draw
-    from the dataset-wide CDF of each sample's latest score). metric: ``loss``,
+    rule: ``uniform`` | ``topk`` | ``cdf`` | ``bottomk``. mode: ``presample`` (score a
+    uniform candidate batch of ``presample_ratio * batch`` fresh each step, as the paper)
+    or ``history`` (draw from the dataset-wide CDF of each sample's latest score). metric: ``loss``,
     ``gradnorm`` (last-layer bias gradient norm) or ``gradnorm_wb`` (weight + bias).
     floor: share of the uniform distribution mixed into p (0..1). warmup: ``none``,
     ``steps:N``, ``epochs:N``, ``loss:F`` (held-out loss below F x its initial value, the

@@ -1,0 +1,167 @@
+"""Benchmark of the project store: history insert rate, recording overhead on a training
+step, heatmap query time, and database size per million history rows.
+
+Run: ``python benchmarks/store.py [--steps 1000] [--train-steps 40]``. Everything goes to a
+temporary folder. Targets (issue 4): insert >= 300,000 rows/s; recording overhead <= 5 %
+of a presample step (b = 128 from B = 1024); heatmap of a 100,000-patch slide < 100 ms;
+<= 40 MB per million history rows. Timings are ratios against a baseline measured in the
+same run where a baseline exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cdfis_desktop.core.storage import Project
+
+CANDIDATES = 1024
+BATCH = 128
+N_PATCHES = 100_000
+FLUSH = 20
+
+
+def _project_with_patches(folder: Path) -> tuple[Project, int, np.ndarray, int]:
+    project = Project.create(folder)
+    slide_id = project.add_slide("/bench.svs", fingerprint="bench", width=200_000,
+                                 height=200_000, mpp=0.25)
+    k = np.arange(N_PATCHES)
+    ids = project.add_patches(slide_id, l0_x=(k % 400) * 512, l0_y=(k // 400) * 512,
+                              l0_size=512, patch_px=256, mpp=0.5, label=k % 2,
+                              tissue_fraction=1.0, split="train")
+    run_id = project.create_run({}, sampler_rule="cdf", sampler_mode="presample",
+                                metric="loss", seed=0, device="cpu", n_train=N_PATCHES)
+    return project, slide_id, ids, run_id
+
+
+def _fake_step(rng: np.random.Generator, ids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One presample step's record: B candidates, b draws through the CDF of the scores."""
+    cand = rng.choice(ids, CANDIDATES, replace=False)
+    score = rng.gamma(2.0, 0.3, CANDIDATES)
+    prob = (score / score.sum()).astype(np.float32)
+    score = score.astype(np.float32)
+    chosen = np.bincount(rng.choice(CANDIDATES, BATCH, p=score / score.sum(dtype=np.float64)),
+                         minlength=CANDIDATES).astype(np.int32)
+    return cand, score, prob, chosen, chosen.astype(np.float32)
+
+
+def bench_insert_and_size(folder: Path, steps: int) -> tuple[Project, int, int]:
+    project, slide_id, ids, run_id = _project_with_patches(folder)
+    rng = np.random.default_rng(0)
+    records = [_fake_step(rng, ids) for _ in range(steps)]
+    before = _db_bytes(project)
+    writer = project.history_writer(run_id, flush_every_steps=FLUSH)
+    start = time.perf_counter()
+    for step, record in enumerate(records):
+        writer.record(step, step * BATCH // N_PATCHES, *record)
+    writer.close()
+    elapsed = time.perf_counter() - start
+    rows = steps * CANDIDATES
+    with project.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    growth = _db_bytes(project) - before
+    print(f"history insert: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s "
+          f"(history + per-epoch and cumulative aggregates, one transaction per {FLUSH} steps;"
+          " target >= 300,000)")
+    per_million = growth / rows * 1e6 / 2**20
+    print(f"database growth: {per_million:.1f} MiB per million history rows, aggregates and "
+          "index included (target <= 40 MB)")
+    for name, size in _table_sizes(project).items():
+        print(f"  {name:<24s} {size / rows * 1e6 / 2**20:6.1f} MiB per million rows")
+    return project, slide_id, run_id
+
+
+def _db_bytes(project: Project) -> int:
+    return sum(p.stat().st_size for p in project.folder.glob("project.db*"))
+
+
+def _table_sizes(project: Project) -> dict[str, int]:
+    """Bytes per table/index from SQLite's dbstat (empty when not compiled in)."""
+    try:
+        with project.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN ('history', "
+                "'ix_history_patch', 'epoch_stats') GROUP BY name"
+            ).all()
+    except Exception:  # dbstat is optional in SQLite builds
+        return {}
+    return {str(name): int(size) for name, size in rows}
+
+
+def bench_heatmap(project: Project, slide_id: int, run_id: int) -> None:
+    for metric in ("favour", "mean_score", "times_chosen"):
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            values = project.heatmap_values(run_id, slide_id, metric)
+            times.append(time.perf_counter() - start)
+        print(f"heatmap {metric:<13s} {len(values):,} patches: median "
+              f"{statistics.median(times) * 1000:.0f} ms (target < 100 ms)")
+
+
+def bench_training_overhead(folder: Path, train_steps: int) -> None:
+    """Presample steps of the project's SmallCNN on random 96 px tensors (score B = 1024
+    without gradients, train on b = 128 drawn through the CDF), alternating blocks of
+    ``FLUSH`` steps without and with recording; ratio of mean step times."""
+    import torch
+
+    from cdfis_desktop.core.training.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("smallcnn", 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
+    images = torch.randn(CANDIDATES, 3, 96, 96)
+    labels = torch.randint(0, 2, (CANDIDATES,))
+    project, _, ids, run_id = _project_with_patches(folder)
+    writer = project.history_writer(run_id, flush_every_steps=FLUSH)
+
+    def step(index: int, record: bool) -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            scores = loss_fn(model(images), labels)
+        prob = scores / scores.sum()
+        drawn = torch.multinomial(prob, BATCH, replacement=True)
+        optimizer.zero_grad()
+        loss_fn(model(images[drawn]), labels[drawn]).mean().backward()
+        optimizer.step()
+        if record:
+            chosen = torch.bincount(drawn, minlength=CANDIDATES).numpy().astype(np.int32)
+            writer.record(index, 0, ids[index * CANDIDATES % N_PATCHES:][:CANDIDATES],
+                          scores.numpy(), prob.numpy(), chosen, chosen.astype(np.float32))
+        return time.perf_counter() - start
+
+    step(0, False)  # warm-up
+    plain: list[float] = []
+    recorded: list[float] = []
+    for block in range(train_steps // FLUSH):
+        for k in range(FLUSH):
+            index = block * FLUSH + k
+            (recorded if block % 2 else plain).append(step(index, bool(block % 2)))
+    writer.close()
+    project.close()
+    base, with_rec = statistics.mean(plain), statistics.mean(recorded)
+    print(f"training step (b={BATCH} from B={CANDIDATES}, smallcnn, 96 px): "
+          f"{base * 1000:.0f} ms without recording, {with_rec * 1000:.0f} ms with; "
+          f"overhead {100 * (with_rec / base - 1):+.1f} % (target <= 5 %)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000, help="steps of 1024 history rows")
+    parser.add_argument("--train-steps", type=int, default=80, help="training steps (x20)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project, slide_id, run_id = bench_insert_and_size(Path(tmp) / "insert", args.steps)
+        bench_heatmap(project, slide_id, run_id)
+        project.close()
+        bench_training_overhead(Path(tmp) / "train", args.train_steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiments that compare sampling rules end to end (headless; numpy/torch/matplotlib)."""

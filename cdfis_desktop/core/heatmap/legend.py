@@ -1,0 +1,92 @@
+"""Legends for heatmap layers: tick positions for the GUI, a rendered colour bar for files.
+
+:func:`legend_ticks` gives "nice" tick values inside a range with their position along the
+bar, so the GUI can draw its own legend; :func:`render_legend` draws a colour bar with the
+same ticks into an RGBA array with matplotlib's Agg canvas (no display, no pyplot state),
+for exports and reports. Safe from any thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cdfis_desktop.core.errors import ConfigError
+from cdfis_desktop.core.heatmap.colormaps import colormap_lut
+from cdfis_desktop.core.heatmap.ranges import ValueRange
+
+
+@dataclass(frozen=True)
+class LegendTick:
+    """A tick: ``value`` in data units, ``position`` in ``[0, 1]`` along the bar (0 = low
+    end), and ``text`` to print."""
+
+    value: float
+    position: float
+    text: str
+
+
+def legend_ticks(value_range: ValueRange, max_ticks: int = 5) -> list[LegendTick]:
+    """Up to ``max_ticks`` round values within ``value_range`` (at least its two ends)."""
+    from matplotlib.ticker import MaxNLocator
+
+    if max_ticks < 2:
+        raise ConfigError(f"a legend needs at least 2 ticks (got {max_ticks})")
+    low, high = value_range.low, value_range.high
+    if value_range.span == 0:
+        return [LegendTick(low, 0.5, _format(low))]
+    candidates = MaxNLocator(nbins=max_ticks - 1).tick_values(low, high)
+    tolerance = 1e-9 * value_range.span
+    inside = [float(v) for v in candidates if low - tolerance <= v <= high + tolerance]
+    if len(inside) < 2:
+        inside = [low, high]
+    return [LegendTick(v, (v - low) / value_range.span, _format(v)) for v in inside]
+
+
+def render_legend(
+    colormap: str, value_range: ValueRange, label: str, width_px: int, height_px: int
+) -> np.ndarray:
+    """A colour bar with ticks and ``label`` as ``uint8[height_px, width_px, 4]`` RGBA on a
+    white, opaque background. Horizontal when ``width_px >= height_px``, else vertical.
+
+    Raises :class:`ConfigError` for a size under 40 x 20 px or an unknown colormap.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colorbar import ColorbarBase
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.figure import Figure
+
+    if min(width_px, height_px) < 20 or max(width_px, height_px) < 40:
+        raise ConfigError(f"a legend needs at least 40 x 20 px (got {width_px} x {height_px})")
+    cmap = ListedColormap(colormap_lut(colormap)[:, :3] / 255.0)
+    dpi = 100.0
+    figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, facecolor="white")
+    FigureCanvasAgg(figure)
+    horizontal = width_px >= height_px
+    if horizontal:
+        axes = figure.add_axes((0.06, 0.55, 0.88, 0.2))
+    else:
+        axes = figure.add_axes((0.15, 0.05, 0.2, 0.85))
+    low, high = value_range.low, value_range.high
+    if value_range.span == 0:
+        low, high = low - 0.5, high + 0.5
+    bar = ColorbarBase(
+        axes,
+        cmap=cmap,
+        norm=Normalize(vmin=low, vmax=high),
+        orientation="horizontal" if horizontal else "vertical",
+    )
+    ticks = legend_ticks(value_range)
+    bar.set_ticks([t.value for t in ticks], labels=[t.text for t in ticks])
+    bar.ax.tick_params(labelsize=8)
+    bar.set_label(label, fontsize=9)
+    figure.canvas.draw()
+    rgba = np.asarray(figure.canvas.buffer_rgba(), dtype=np.uint8)
+    return np.ascontiguousarray(rgba[:height_px, :width_px])
+
+
+def _format(value: float) -> str:
+    if value == 0:
+        return "0"
+    return f"{value:.3g}"

@@ -1,0 +1,508 @@
+"""Import workflows used by the CLI and the GUI: whole slides (+ annotations or a labels
+CSV) and patch sets (laid into mosaic slides).
+
+Both check every input before writing anything (files open, annotations parse and fall
+inside their slide, CSV columns and values are sane), so bad input leaves the project
+untouched. Then each slide is one unit: its slide row and all its patches are stored, or,
+if anything fails, the slide row (and a mosaic file written for it) is removed again before
+the error propagates; slides imported before it stay.
+
+Class names: patches store class numbers; the project's ``class_names`` give their names.
+Without a class map, names already in the project keep their numbers and new names are
+appended in sorted order (``exclude``/``ignore`` names drop their patches). With a class
+map that disagrees with the names of a project that already has patches,
+:class:`LabelsError` is raised before anything is written.
+
+Thread rules: call from one worker thread; ``progress`` is called from that thread and
+``cancel`` is checked between slides (a cancelled import keeps the slides finished so far
+and raises ``Cancelled``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cdfis_desktop.core.config import TilingConfig
+from cdfis_desktop.core.errors import AnnotationError, LabelsError
+from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
+from cdfis_desktop.core.slides import open_slide
+from cdfis_desktop.core.tiling.annotations import (
+    Annotations,
+    check_annotation_bounds,
+    load_annotations,
+)
+from cdfis_desktop.core.tiling.labels import (
+    EXCLUDED,
+    UNLABELLED,
+    class_geometries_by_value,
+    class_names_for,
+    is_exclude_name,
+    label_patches,
+    lookup_class,
+    read_patch_table,
+)
+from cdfis_desktop.core.tiling.patchsets import read_patch_set, safe_slide_name, write_mosaic
+
+DEFAULT_PATCH_SET_MPP = 4.0
+"""µm/px given to patch-set mosaics when the user names none: the IDC patches were taken
+at about 2.5x, and a 40x scan (0.25 µm/px) downsampled 16x is 4 µm/px."""
+
+
+@dataclass(frozen=True)
+class SlideImport:
+    """What one imported slide contributed: ``per_class`` maps class number (-1 =
+    unlabelled) -> patch count; ``excluded`` patches were dropped by an exclude class."""
+
+    slide_id: int
+    path: str
+    group: str
+    patches: int
+    per_class: dict[int, int]
+    excluded: int = 0
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """Result of an import: the slides added, skipped files, the project's class names
+    afterwards, and notes (repaired annotations, missing mpp...) to show as warnings."""
+
+    slides: list[SlideImport]
+    class_names: list[str]
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def patch_count(self) -> int:
+        return sum(s.patches for s in self.slides)
+
+    def per_class(self) -> dict[int, int]:
+        total: Counter[int] = Counter()
+        for s in self.slides:
+            total.update(s.per_class)
+        return dict(sorted(total.items()))
+
+    def class_label(self, value: int) -> str:
+        if value == UNLABELLED:
+            return "unlabelled"
+        return self.class_names[value] if 0 <= value < len(self.class_names) else f"class {value}"
+
+    def lines(self) -> list[str]:
+        """A human-readable summary: one line per slide, then totals per class."""
+        out = []
+        for s in self.slides:
+            counts = ", ".join(f"{self.class_label(v)} {n}" for v, n in sorted(s.per_class.items()))
+            dropped = f"; {s.excluded} excluded" if s.excluded else ""
+            out.append(f"{Path(s.path).name}: {s.patches} patches ({counts or 'none'}{dropped})")
+        totals = ", ".join(f"{self.class_label(v)} {n}" for v, n in self.per_class().items())
+        out.append(
+            f"total: {len(self.slides)} slide(s), {self.patch_count} patches ({totals or 'none'})"
+        )
+        out.extend(f"skipped: {s}" for s in self.skipped)
+        return out
+
+
+# -- whole slides ----------------------------------------------------------------------------
+
+
+@dataclass
+class _SlidePlan:
+    path: Path
+    annotations: Annotations | None = None
+    csv_rows: np.ndarray | None = None  # indices into the labels table
+    notes: list[str] = field(default_factory=list)
+
+
+def import_slides(
+    project: Any,
+    slide_paths: Sequence[str | Path],
+    *,
+    annotations: Sequence[str | Path] | Mapping[str | Path, str | Path] | None = None,
+    labels_csv: str | Path | None = None,
+    tiling: TilingConfig,
+    class_map: Mapping[str, int] | None = None,
+    mpp_override: float | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> ImportSummary:
+    """Register slides and their patches in ``project`` (a ``core.storage.Project``).
+
+    Patches come from the tissue grid (``tiling``), labelled by ``annotations`` (a list
+    matched to slides by file stem — ``a.svs`` <- ``a.geojson`` / ``a.xml`` /
+    ``a.svs.geojson``; a single file with a single slide pairs regardless — or an explicit
+    ``{slide: annotation}`` mapping), or are the rows of ``labels_csv`` (columns ``x, y,
+    label`` in level-0 px, optional ``width``/``height`` = patch side, and a ``slide``
+    column naming the slide file when several slides are imported; tissue fraction is then
+    recorded as 1). Slides already in the project (same fingerprint) are skipped.
+    Raises SlideOpenError, AnnotationError, LabelsError, ConfigError before writing anything
+    for bad input.
+    """
+    tiling.validate()
+    paths = [Path(p).expanduser() for p in slide_paths]
+    if not paths:
+        raise LabelsError("no slide given; name at least one slide file")
+    if annotations is not None and labels_csv is not None:
+        raise LabelsError(
+            "give annotations or a labels CSV, not both: both would label the patches"
+        )
+    plans = [_SlidePlan(p) for p in paths]
+    if annotations is not None:
+        _pair_annotations(plans, annotations)
+    table = None
+    if labels_csv is not None:
+        table = read_patch_table(labels_csv, required=("x", "y", "label"))
+        _assign_csv_rows(plans, table)
+
+    known = {s.fingerprint for s in project.slides()}
+    checked: list[tuple[_SlidePlan, str]] = []
+    skipped: list[str] = []
+    for plan in plans:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reader = open_slide(plan.path, mpp_override=mpp_override)
+        plan.notes.extend(f"{plan.path.name}: {w.message}" for w in caught)
+        with reader:
+            fingerprint = reader.fingerprint()
+            if plan.annotations is not None:
+                check_annotation_bounds(plan.annotations, *reader.dimensions)
+        if fingerprint in known:
+            skipped.append(f"{plan.path}: already in the project")
+            continue
+        known.add(fingerprint)
+        checked.append((plan, fingerprint))
+
+    names: list[str] = []
+    for plan, _ in checked:
+        if plan.annotations is not None:
+            names.extend(plan.annotations.class_names)
+    if table is not None:
+        names.extend(c for c in table.columns["label"] if c and not _is_int(c))
+    mapping, class_names = _plan_classes(project, sorted(set(names)), class_map)
+    csv_labels = table.labels(mapping)[0] if table is not None else None
+    _apply_class_names(project, class_names, [csv_labels] if csv_labels is not None else [])
+
+    results: list[SlideImport] = []
+    notes: list[str] = [n for plan in plans for n in plan.notes]
+    for number, (plan, fingerprint) in enumerate(checked):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(Progress(number, len(checked), f"importing {plan.path.name}"))
+        results.append(
+            _import_one_slide(
+                project, plan, fingerprint, tiling, mapping, table, csv_labels, mpp_override, notes
+            )
+        )
+    if progress is not None:
+        progress(Progress(len(checked), len(checked), "import finished"))
+    return ImportSummary(results, project.class_names(), skipped, notes)
+
+
+def _import_one_slide(
+    project: Any,
+    plan: _SlidePlan,
+    fingerprint: str,
+    tiling: TilingConfig,
+    mapping: dict[str, int],
+    table: Any,
+    csv_labels: np.ndarray | None,
+    mpp_override: float | None,
+    notes: list[str],
+) -> SlideImport:
+    from cdfis_desktop.core.tiling.grid import build_patch_grid
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing-mpp warnings were collected in the checks
+        reader = open_slide(plan.path, mpp_override=mpp_override)
+    with reader:
+        l0_per_px = tiling.mpp / reader.effective_mpp
+        if plan.csv_rows is not None and csv_labels is not None:
+            rows = plan.csv_rows
+            l0_x = np.rint(table.numbers("x")[rows]).astype(np.int64)
+            l0_y = np.rint(table.numbers("y")[rows]).astype(np.int64)
+            default_size = round(tiling.patch_px * l0_per_px)
+            sides = [table.numbers(c, minimum=1)[rows] for c in ("width", "height") if table.has(c)]
+            l0_size = np.rint(np.max(sides, axis=0)).astype(np.int64) if sides else default_size
+            label = csv_labels[rows]
+            tissue = np.ones(rows.size)
+            _check_inside(table.path, l0_x, l0_y, reader.dimensions)
+        else:
+            grid = build_patch_grid(reader, tiling)
+            l0_x, l0_y, l0_size = grid.l0_x, grid.l0_y, grid.l0_size
+            tissue = grid.tissue_fraction
+            label = np.full(l0_x.shape[0], UNLABELLED, dtype=np.int64)
+            if plan.annotations is not None:
+                by_value, unmapped = class_geometries_by_value(plan.annotations.geometries, mapping)
+                if unmapped:
+                    notes.append(
+                        f"{plan.annotations.path.name}: class(es) {', '.join(unmapped)} not in the "
+                        "class map; their areas stay unlabelled"
+                    )
+                label = label_patches(
+                    l0_x, l0_y, l0_size, by_value, min_coverage=tiling.min_label_coverage
+                ).label
+        keep = label != EXCLUDED
+        slide_id = project.add_slide(
+            plan.path.resolve(),
+            fingerprint=fingerprint,
+            width=reader.dimensions[0],
+            height=reader.dimensions[1],
+            mpp=reader.mpp,
+            mpp_overridden=mpp_override is not None,
+            vendor=reader.vendor or "",
+            group=plan.path.stem,
+        )
+    _add_patches_or_remove_slide(
+        project,
+        slide_id,
+        l0_x=np.asarray(l0_x)[keep],
+        l0_y=np.asarray(l0_y)[keep],
+        l0_size=np.broadcast_to(np.asarray(l0_size), keep.shape)[keep],
+        patch_px=tiling.patch_px,
+        mpp=tiling.mpp,
+        label=label[keep],
+        tissue_fraction=np.broadcast_to(np.asarray(tissue), keep.shape)[keep],
+    )
+    return SlideImport(
+        slide_id,
+        str(plan.path),
+        plan.path.stem,
+        int(keep.sum()),
+        _counts(label[keep]),
+        int((~keep).sum()),
+    )
+
+
+def _add_patches_or_remove_slide(project: Any, slide_id: int, **columns: Any) -> None:
+    try:
+        project.add_patches(slide_id, **columns)
+    except BaseException:
+        project.delete_slide(slide_id)
+        raise
+
+
+def _counts(labels: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(labels, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_inside(
+    csv_path: Path, l0_x: np.ndarray, l0_y: np.ndarray, size: tuple[int, int]
+) -> None:
+    outside = (l0_x >= size[0]) | (l0_y >= size[1])
+    if outside.all():
+        raise LabelsError(
+            f"{csv_path}: every patch lies outside the slide ({size[0]} x {size[1]} level-0 px; "
+            f"x up to {int(l0_x.max())}, y up to {int(l0_y.max())}); are x and y level-0 pixels?"
+        )
+    if outside.any():
+        raise LabelsError(
+            f"{csv_path}: {int(outside.sum())} patch(es) start outside the slide "
+            f"({size[0]} x {size[1]} level-0 px); remove them or fix their coordinates"
+        )
+
+
+def _slide_keys(path: Path) -> set[str]:
+    """Names an annotation or CSV row may use for a slide: file name, stem, stem of stem."""
+    return {path.name.casefold(), path.stem.casefold(), Path(path.stem).stem.casefold()}
+
+
+def _pair_annotations(
+    plans: list[_SlidePlan], annotations: Sequence[str | Path] | Mapping[str | Path, str | Path]
+) -> None:
+    if isinstance(annotations, Mapping):
+        by_slide = {Path(k).expanduser().resolve(): Path(v) for k, v in annotations.items()}
+        for plan in plans:
+            target = by_slide.pop(plan.path.resolve(), None)
+            if target is not None:
+                plan.annotations = load_annotations(target)
+        if by_slide:
+            raise AnnotationError(
+                f"annotations given for slide(s) not imported: {', '.join(map(str, by_slide))}"
+            )
+        return
+    files = [Path(a).expanduser() for a in annotations]
+    if len(files) == 1 and len(plans) == 1:
+        plans[0].annotations = load_annotations(files[0])
+        return
+    for file in files:
+        stem_keys = {file.stem.casefold(), Path(file.stem).stem.casefold()}
+        matches = [p for p in plans if _slide_keys(p.path) & stem_keys]
+        if len(matches) != 1:
+            raise AnnotationError(
+                f"{file}: matches {len(matches)} of the slides by name; name the annotation "
+                "file after its slide (slide.svs -> slide.geojson or slide.xml)"
+            )
+        if matches[0].annotations is not None:
+            raise AnnotationError(
+                f"{file}: slide {matches[0].path.name} already has an annotation file"
+            )
+        matches[0].annotations = load_annotations(file)
+
+
+def _assign_csv_rows(plans: list[_SlidePlan], table: Any) -> None:
+    if not table.has("slide"):
+        if len(plans) > 1:
+            raise LabelsError(
+                f"{table.path}: has no 'slide' column, but {len(plans)} slides are imported; "
+                "add a slide column naming each row's slide file"
+            )
+        plans[0].csv_rows = np.arange(table.rows)
+        return
+    cells = [c.casefold() for c in table.columns["slide"]]
+    claimed = np.zeros(table.rows, dtype=bool)
+    for plan in plans:
+        keys = _slide_keys(plan.path)
+        rows = np.array(
+            [i for i, c in enumerate(cells) if c in keys or Path(c).name in keys], dtype=np.int64
+        )
+        claimed[rows] = True
+        plan.csv_rows = rows
+        if rows.size == 0:
+            plan.notes.append(
+                f"{table.path.name}: no rows for slide {plan.path.name}; no patches added"
+            )
+    if not claimed.all():
+        row = int(np.flatnonzero(~claimed)[0])
+        raise LabelsError(
+            f"{table.path}: row {row + 2} names slide {table.columns['slide'][row]!r}, which is "
+            "not among the slides imported"
+        )
+
+
+def _plan_classes(
+    project: Any, names: list[str], class_map: Mapping[str, int] | None
+) -> tuple[dict[str, int], list[str]]:
+    """(class map for this import, the project's class names after it). Writes nothing;
+    raises LabelsError when the map would renumber the classes of existing patches."""
+    existing = project.class_names()
+    if class_map is None:
+        mapping = {name: value for value, name in enumerate(existing)}
+        for name in names:
+            if is_exclude_name(name):
+                mapping[name] = EXCLUDED
+            elif lookup_class(mapping, name) is None:
+                mapping[name] = max([v for v in mapping.values() if v >= 0], default=-1) + 1
+    else:
+        mapping = dict(class_map)
+    wanted = class_names_for(mapping) or existing
+    if existing and wanted[: len(existing)] != existing and len(project.patches()) > 0:
+        raise LabelsError(
+            f"the project's classes are {', '.join(existing)} but this import maps "
+            f"{', '.join(wanted)}; give a class map that keeps the existing numbers"
+        )
+    return mapping, wanted
+
+
+def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarray]) -> None:
+    """Store ``names``, extended with ``class k`` for numbers used but not named."""
+    top = max((int(v.max()) for v in labels if v.size), default=-1)
+    names = list(names) + [f"class {v}" for v in range(len(names), top + 1)]
+    if names != project.class_names():
+        project.set_class_names(names)
+
+
+# -- patch sets ------------------------------------------------------------------------------
+
+
+def import_patch_set(
+    project: Any,
+    csv_path: str | Path,
+    root: str | Path,
+    *,
+    group_by: str | None = None,
+    mpp: float = DEFAULT_PATCH_SET_MPP,
+    class_map: Mapping[str, int] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> ImportSummary:
+    """Lay each group of a patch-set CSV into a mosaic slide ``<project>/slides/<group>.tiff``
+    (``mpp`` µm/px) and register it with one patch per CSV row (``l0_size`` = the larger
+    image side, ``patch_px`` = ``l0_size``, tissue fraction 1, slide group = the group name).
+    Numeric labels are used as class numbers (``class_map`` then only names them, e.g.
+    ``{"non-IDC": 0, "IDC": 1}``); text labels go through the class map.
+    Raises LabelsError (bad CSV or images) or ConfigError before writing anything.
+    """
+    if not mpp > 0:
+        raise LabelsError(f"the mosaic mpp must be positive (got {mpp})")
+    cells = read_patch_table(csv_path, required=("label",)).columns["label"]
+    names = sorted({c for c in cells if c and not _is_int(c)})
+    mapping, class_names = _plan_classes(project, names, class_map)
+    patch_set = read_patch_set(csv_path, root, group_by=group_by, class_map=mapping)
+
+    project.slides_dir.mkdir(parents=True, exist_ok=True)
+    registered = {Path(s.path).resolve() for s in project.slides()}
+    targets: list[Path] = []
+    used: set[str] = set()
+    for group in patch_set.groups:
+        name = safe_slide_name(group.name)
+        while name.casefold() in used:
+            name += "_"
+        used.add(name.casefold())
+        target = (project.slides_dir / f"{name}.tiff").resolve()
+        if target in registered or target.exists():
+            raise LabelsError(
+                f"{target} already exists: group {group.name!r} seems imported already; "
+                "delete that slide from the project first or import into another project"
+            )
+        targets.append(target)
+
+    _apply_class_names(project, class_names, [g.label for g in patch_set.groups])
+    results: list[SlideImport] = []
+    total = len(patch_set.groups)
+    for number, (group, target) in enumerate(zip(patch_set.groups, targets, strict=True)):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(
+                Progress(number, total, f"building mosaic {group.name} ({len(group)} patches)")
+            )
+        results.append(_import_group(project, group, target, mpp))
+    if progress is not None:
+        progress(Progress(total, total, "import finished"))
+    return ImportSummary(results, project.class_names())
+
+
+def _import_group(project: Any, group: Any, target: Path, mpp: float) -> SlideImport:
+    write_mosaic(group, target, mpp)
+    try:
+        with open_slide(target) as reader:
+            slide_id = project.add_slide(
+                target,
+                fingerprint=reader.fingerprint(),
+                width=reader.dimensions[0],
+                height=reader.dimensions[1],
+                mpp=reader.mpp,
+                vendor=reader.vendor or "",
+                group=group.name,
+            )
+        side = np.maximum(group.width, group.height)
+        _add_patches_or_remove_slide(
+            project,
+            slide_id,
+            l0_x=group.l0_x,
+            l0_y=group.l0_y,
+            l0_size=side,
+            patch_px=side,
+            mpp=mpp,
+            label=group.label,
+            tissue_fraction=1.0,
+        )
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return SlideImport(slide_id, str(target), group.name, len(group), _counts(group.label))

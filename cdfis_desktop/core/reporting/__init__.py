@@ -1,0 +1,59 @@
+"""Reports and exports of a run: the PDF report, per-patch CSV, QuPath GeoJSON, PNG overlays.
+
+Headless (numpy + matplotlib Agg, no Qt). Public API::
+
+    write_report(project, run_id, path, *, progress=None, cancel=None) -> Path
+    export_csv(project, run_id, path) -> int                       (rows written)
+    export_geojson(project, run_id, out, *, slide_ids=None, progress=None, cancel=None)
+        -> list[Path]                                              (one file per slide)
+    export_png(project, run_id, out, *, metric="favour", downsample_of, colormap=None,
+               opacity=0.5, progress=None, cancel=None) -> list[Path]
+    resolve_run(project, "last" | id) -> RunSummary
+    patch_measurements(project, run_id, slide_id=None) -> PatchMeasurements
+    render_overlay(project, run_id, slide, metric, *, downsample, ...) -> SlideOverlay
+    downsample_for(slide, *, max_px=None, mpp=None) -> float
+
+Every file is written atomically; an unwritable path raises ExportError.
+"""
+
+from __future__ import annotations
+
+from cdfis_desktop.core.reporting.data import (
+    MEASUREMENTS,
+    PatchMeasurements,
+    patch_measurements,
+    resolve_run,
+)
+from cdfis_desktop.core.reporting.exports import (
+    CSV_COLUMNS,
+    export_csv,
+    export_geojson,
+    export_png,
+    per_slide_paths,
+    select_slides,
+)
+from cdfis_desktop.core.reporting.overlays import (
+    SlideOverlay,
+    default_colormap,
+    downsample_for,
+    render_overlay,
+)
+from cdfis_desktop.core.reporting.report import write_report
+
+__all__ = [
+    "CSV_COLUMNS",
+    "MEASUREMENTS",
+    "PatchMeasurements",
+    "SlideOverlay",
+    "default_colormap",
+    "downsample_for",
+    "export_csv",
+    "export_geojson",
+    "export_png",
+    "patch_measurements",
+    "per_slide_paths",
+    "render_overlay",
+    "resolve_run",
+    "select_slides",
+    "write_report",
+]

@@ -1,0 +1,327 @@
+"""Exports of a run: per-patch CSV, QuPath GeoJSON (one file per slide) and PNG overlays.
+
+Output naming for per-slide exports (GeoJSON, PNG): ``out`` is either a folder (created if
+missing; files are named after the slide file, ``<stem>.geojson`` or
+``<stem>-<metric>-overlay.png`` ...) or a file-name pattern containing ``{slide}`` (the
+slide file's stem) and/or ``{slide_id}``, e.g. ``exports/{slide}-run3.geojson``. Two slides
+with the same stem get ``-<slide id>`` appended.
+
+Every file is written atomically (temporary file in the same folder, then ``os.replace``).
+Raises :class:`ExportError` when a file cannot be written and the store's errors for an
+unknown run. Safe from any thread (reads only); ``cancel`` is checked between slides.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from cdfis_desktop.core.errors import ConfigError
+from cdfis_desktop.core.heatmap import class_colors, render_legend
+from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
+from cdfis_desktop.core.reporting.data import (
+    MEASUREMENTS,
+    PatchMeasurements,
+    patch_measurements,
+    slide_title,
+)
+from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
+from cdfis_desktop.core.reporting.overlays import (
+    CATEGORICAL_METRICS,
+    METRIC_TITLES,
+    SlideOverlay,
+    read_background,
+    render_overlay,
+)
+from cdfis_desktop.core.storage import Project, SlideRecord
+
+CSV_COLUMNS = (
+    "patch_id",
+    "slide_id",
+    "slide",
+    "l0_x",
+    "l0_y",
+    "l0_size",
+    "patch_px",
+    "mpp",
+    "split",
+    "label",
+    "label_name",
+    "prediction",
+    "prediction_name",
+    *MEASUREMENTS,
+)
+"""Columns of :func:`export_csv`; empty cells where there is no value."""
+
+_GEOJSON_NAMESPACE = uuid.UUID("6f1c3e52-3a51-4a43-9c5e-2f0f5b8b7c11")
+
+
+def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> int:
+    """One row per patch of the project (all slides) with run ``run_id``'s values.
+
+    Columns :data:`CSV_COLUMNS`: level-0 coordinates and size, label and prediction (index
+    and class name), times scored, times chosen, favour, mean and last score, prediction
+    probability. Returns the number of rows written.
+    """
+    table = patch_measurements(project, run_id)
+    names = project.class_names()
+    slides = {s.id: slide_title(s) for s in project.slides()}
+    with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for row in range(len(table)):
+            label, prediction = int(table.label[row]), int(table.prediction[row])
+            writer.writerow(
+                [
+                    int(table.patch_id[row]),
+                    int(table.slide_id[row]),
+                    slides[int(table.slide_id[row])],
+                    int(table.l0_x[row]),
+                    int(table.l0_y[row]),
+                    int(table.l0_size[row]),
+                    int(table.patch_px[row]),
+                    _cell(table.mpp[row]),
+                    table.split[row] or "",
+                    _class_cell(label),
+                    _name(names, label),
+                    _class_cell(prediction),
+                    _name(names, prediction),
+                    *(_cell(table.values[m][row]) for m in MEASUREMENTS),
+                ]
+            )
+    return len(table)
+
+
+def export_geojson(
+    project: Project,
+    run_id: int,
+    out: str | os.PathLike[str],
+    *,
+    slide_ids: Sequence[int] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[Path]:
+    """QuPath GeoJSON (v0.4+) of run ``run_id``: one FeatureCollection per slide.
+
+    Each patch is a Feature with a level-0 px square ``Polygon`` (origin top-left, closed
+    ring), ``id`` (a UUID derived from the slide fingerprint and patch id, stable across
+    exports) and ``properties``: ``objectType`` ``"tile"``, ``name`` ``"patch <id>"``,
+    ``classification`` ``{"name", "color": [r, g, b]}`` from the patch label (absent when
+    unlabelled) and ``measurements``: a flat name -> number object (patch id, prediction,
+    and :data:`MEASUREMENTS`; a value that does not exist is left out, since JSON has no
+    NaN). In QuPath: File > Import objects, then Measure > Show measurement maps.
+    Returns the files written.
+    """
+    slides = select_slides(project, slide_ids)
+    targets = per_slide_paths(out, slides, ".geojson")
+    names = project.class_names()
+    colors = class_colors(max(len(names), 1))
+    written = []
+    for done, slide in enumerate(slides):
+        _check_cancel(cancel)
+        table = patch_measurements(project, run_id, slide.id)
+        collection = {
+            "type": "FeatureCollection",
+            "features": [_feature(table, row, slide, names, colors) for row in range(len(table))],
+        }
+        with atomic_output(targets[slide.id]) as tmp:
+            tmp.write_text(json.dumps(collection, allow_nan=False), encoding="utf-8")
+        written.append(targets[slide.id])
+        _report(progress, done + 1, len(slides), f"GeoJSON of {slide_title(slide)}")
+    return written
+
+
+def export_png(
+    project: Project,
+    run_id: int,
+    out: str | os.PathLike[str],
+    *,
+    metric: str = "favour",
+    downsample_of: dict[int, float],
+    colormap: str | None = None,
+    opacity: float = 0.5,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> list[Path]:
+    """Per slide: the overlay alone (RGBA, transparent where no value), the overlay over
+    the slide, and the legend, as ``<stem>-<metric>-overlay.png``, ``-on-slide.png`` and
+    ``-legend.png`` (with a pattern ``out``: the pattern's name plus those suffixes).
+
+    ``downsample_of``: slide id -> level-0 px per output pixel (only these slides are
+    exported; see ``overlays.downsample_for``). Raises :class:`SlideOpenError` when a
+    slide file cannot be read for the on-slide image.
+    """
+    slides = select_slides(project, list(downsample_of))
+    targets = per_slide_paths(out, slides, "")
+    written: list[Path] = []
+    for done, slide in enumerate(slides):
+        _check_cancel(cancel)
+        downsample = downsample_of[slide.id]
+        overlay = render_overlay(
+            project,
+            run_id,
+            slide,
+            metric,
+            downsample=downsample,
+            colormap=colormap,
+            opacity=opacity,
+            with_background=False,
+        )
+        background = read_background(project, slide, downsample)
+        stem = targets[slide.id]
+        images = {
+            f"-{metric}-overlay.png": overlay.layer,
+            f"-{metric}-on-slide.png": replace(overlay, background=background).composited(),
+            f"-{metric}-legend.png": _legend_image(overlay),
+        }
+        for suffix, image in images.items():
+            target = stem.with_name(stem.name + suffix)
+            save_png(image, target)
+            written.append(target)
+        _report(progress, done + 1, len(slides), f"PNG of {slide_title(slide)}")
+    return written
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Write ``uint8[h, w, 3 or 4]`` as PNG, atomically (ExportError if it cannot)."""
+    from matplotlib.image import imsave
+
+    with atomic_output(path) as tmp:
+        imsave(tmp, image, format="png")
+
+
+def per_slide_paths(
+    out: str | os.PathLike[str], slides: Sequence[SlideRecord], suffix: str
+) -> dict[int, Path]:
+    """Output path per slide id for a folder or a ``{slide}``/``{slide_id}`` pattern (see
+    the module docstring); creates the folders. ExportError if a folder cannot be made."""
+    text = os.fspath(out)
+    stems = [Path(slide_title(s)).stem for s in slides]
+    unique = {stem: stems.count(stem) == 1 for stem in stems}
+    paths = {}
+    for slide, stem in zip(slides, stems, strict=True):
+        name = stem if unique[stem] else f"{stem}-{slide.id}"
+        if "{slide" in text:
+            try:
+                path = Path(text.format(slide=name, slide_id=slide.id))
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(
+                    f"output pattern {text!r} may only use {{slide}} and {{slide_id}}"
+                ) from exc
+            ensure_folder(path.parent)
+        else:
+            path = ensure_folder(text) / f"{name}{suffix}"
+        paths[slide.id] = path
+    if len(set(paths.values())) != len(paths):
+        raise ConfigError(
+            f"output pattern {text!r} gives two slides the same file; add {{slide_id}}"
+        )
+    return paths
+
+
+def select_slides(project: Project, slide_ids: Sequence[int] | None) -> list[SlideRecord]:
+    """The project's slides with these ids (None: all), in the order given; ConfigError
+    naming the first unknown id."""
+    slides = project.slides()
+    if slide_ids is None:
+        return slides
+    by_id = {s.id: s for s in slides}
+    missing = [i for i in slide_ids if i not in by_id]
+    if missing:
+        raise ConfigError(
+            f"no slide with id {missing[0]} in {project.folder}; its slides are: "
+            f"{', '.join(str(i) for i in by_id) or 'none'}"
+        )
+    return [by_id[i] for i in slide_ids]
+
+
+def _feature(
+    table: PatchMeasurements, row: int, slide: SlideRecord, names: list[str], colors: np.ndarray
+) -> dict[str, object]:
+    x, y, size = int(table.l0_x[row]), int(table.l0_y[row]), int(table.l0_size[row])
+    patch_id = int(table.patch_id[row])
+    measurements: dict[str, float] = {"patch_id": patch_id}
+    if table.prediction[row] >= 0:
+        measurements["prediction"] = int(table.prediction[row])
+    for name in MEASUREMENTS:
+        value = float(table.values[name][row])
+        if math.isfinite(value):
+            measurements[name] = value
+    properties: dict[str, object] = {"objectType": "tile", "name": f"patch {patch_id}"}
+    label = int(table.label[row])
+    if label >= 0:
+        properties["classification"] = {
+            "name": _name(names, label),
+            "color": [int(c) for c in colors[label % len(colors)]],
+        }
+    properties["measurements"] = measurements
+    return {
+        "type": "Feature",
+        "id": str(uuid.uuid5(_GEOJSON_NAMESPACE, f"{slide.fingerprint}/{patch_id}")),
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]],
+        },
+        "properties": properties,
+    }
+
+
+def _legend_image(overlay: SlideOverlay) -> np.ndarray:
+    title = METRIC_TITLES.get(overlay.metric, overlay.metric)
+    if overlay.metric in CATEGORICAL_METRICS:
+        assert overlay.colors is not None
+        return _class_legend(overlay.class_names, overlay.colors, title)
+    assert overlay.colormap is not None and overlay.value_range is not None
+    return render_legend(overlay.colormap, overlay.value_range, title, 480, 90)
+
+
+def _class_legend(names: Sequence[str], colors: np.ndarray, title: str) -> np.ndarray:
+    """uint8[h, w, 4]: coloured boxes with class names (matplotlib Agg, no display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    figure = Figure(figsize=(4.8, 0.3 + 0.25 * max(len(colors), 1)), dpi=100, facecolor="white")
+    FigureCanvasAgg(figure)
+    handles = [
+        Patch(facecolor=colors[k] / 255.0, edgecolor="none", label=_name(list(names), k))
+        for k in range(len(colors))
+    ]
+    figure.legend(handles=handles, title=title, loc="center", frameon=False)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba(), dtype=np.uint8).copy()
+
+
+def _name(names: list[str], label: int) -> str:
+    if label < 0:
+        return ""
+    return names[label] if label < len(names) else f"class {label}"
+
+
+def _class_cell(label: int) -> str:
+    return "" if label < 0 else str(label)
+
+
+def _cell(value: float) -> str:
+    value = float(value)
+    if not math.isfinite(value):
+        return ""
+    return str(int(value)) if value.is_integer() else f"{value:.6g}"
+
+
+def _check_cancel(cancel: CancelToken | None) -> None:
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+
+
+def _report(progress: ProgressCallback | None, done: int, total: int, message: str) -> None:
+    if progress is not None:
+        progress(Progress(done, total, message))

@@ -1,0 +1,418 @@
+"""Sampler objects that a training engine drives with a plain step loop.
+
+See the package docstring for the loop. Samplers draw on the CPU with their own
+``torch.Generator`` (scores may come from any device; they are copied to the CPU, which
+is cheap for B scores). Not thread-safe: the training thread owns a sampler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+
+from cdfis_desktop.core.config import SamplerConfig
+from cdfis_desktop.core.errors import ConfigError
+from cdfis_desktop.core.sampling.draw import (
+    draw,
+    importance_weights,
+    pick_weights,
+    probabilities,
+    rank_indices,
+    sample_without_replacement,
+)
+from cdfis_desktop.core.sampling.fenwick import FenwickTree, last_occurrence
+from cdfis_desktop.core.sampling.records import BatchPlan, DrawRecord, Selection
+from cdfis_desktop.core.sampling.warmup import WarmupRule, WarmupState
+
+STATE_FORMAT = 1
+_DISTINCT_ROUNDS = 8  # rejection rounds before history mode falls back to an O(N) draw
+
+
+class EpochWalker:
+    """Uniform batches without replacement: a fresh random permutation of the dataset
+    each epoch, walked ``n`` indices at a time; a permutation with fewer than ``n`` left
+    is dropped (like a shuffled DataLoader with ``drop_last``). n <= dataset size."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self._generator = torch.Generator().manual_seed(seed)
+        self._permutation_state: torch.Tensor | None = None
+        self._permutation: torch.Tensor | None = None
+        self._cursor = 0
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next ``n`` dataset indices, int64[n]."""
+        if self._permutation is None or self._cursor + n > self.size:
+            self._permutation_state = self._generator.get_state()
+            self._permutation = torch.randperm(self.size, generator=self._generator)
+            self._cursor = 0
+        batch = self._permutation[self._cursor : self._cursor + n].clone()
+        self._cursor += n
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self._generator.get_state(),
+            "permutation_state": self._permutation_state,
+            "cursor": self._cursor,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._permutation_state = state["permutation_state"]
+        self._permutation = None
+        if self._permutation_state is not None:
+            self._generator.set_state(self._permutation_state)
+            self._permutation = torch.randperm(self.size, generator=self._generator)
+        self._generator.set_state(state["generator"])
+        self._cursor = int(state["cursor"])
+
+
+class Sampler:
+    """Common part of :class:`PresampleSampler` and :class:`HistorySampler`.
+
+    dataset_size N: training samples; batch_size b: rows trained per step (1 <= b <= N).
+    The ``uniform`` rule never switches on: it trains on epoch-shuffled batches through
+    the same plan/select/observe calls and records. Raises :class:`ConfigError` for an
+    invalid configuration or sizes.
+    """
+
+    mode = ""
+
+    def __init__(self, config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> None:
+        config.validate()
+        if config.mode != self.mode:
+            raise ConfigError(f"sampler mode {config.mode!r} given to the {self.mode} sampler")
+        if dataset_size < 1:
+            raise ConfigError("the training set is empty: there is nothing to sample from")
+        if not 1 <= batch_size <= dataset_size:
+            raise ConfigError(
+                f"batch size {batch_size} must be between 1 and the training set size "
+                f"{dataset_size}; use a smaller batch or more training patches"
+            )
+        self.config = config
+        self.dataset_size = dataset_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self._walker = EpochWalker(dataset_size, 2 * seed)
+        self._generator = torch.Generator().manual_seed(2 * seed + 1)
+        self._warmup = WarmupState(WarmupRule.parse(config.warmup))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """ceil(N / b): what the samplers count as one epoch."""
+        return math.ceil(self.dataset_size / self.batch_size)
+
+    @property
+    def is_active(self) -> bool:
+        """True once importance sampling is on (never for the uniform rule)."""
+        return self.config.rule != "uniform" and self._warmup.active
+
+    @property
+    def switch_step(self) -> int | None:
+        """The step at which importance sampling switched on (None: not yet / uniform rule)."""
+        return self._warmup.switch_step if self.is_active else None
+
+    def update_warmup(self, *, step: int, epoch: int, val_loss: float | None = None) -> bool:
+        """Check the warm-up rule; True only at the call that switches sampling on."""
+        if self.config.rule == "uniform":
+            return False
+        switched = self._warmup.update(step=step, epoch=epoch, val_loss=val_loss)
+        if switched:
+            self._on_switch()
+        return switched
+
+    def plan(self, step: int, epoch: int) -> BatchPlan:
+        """What to load for this step (see :class:`BatchPlan`)."""
+        if not self.is_active:
+            return self._uniform_plan(step)
+        return self._active_plan(step)
+
+    def select(self, plan: BatchPlan, scores: torch.Tensor | None = None) -> Selection:
+        """The rows to train on. scores float[B] (any device) when ``plan.needs_scores``."""
+        if plan.prepared is not None:
+            return plan.prepared
+        if scores is None or scores.shape != plan.candidate_indices.shape:
+            raise ValueError(
+                f"this plan needs one score per candidate ({plan.candidate_indices.shape[0]})"
+            )
+        return self._select_scored(plan, scores.detach().to("cpu"))
+
+    def observe(self, dataset_indices: torch.Tensor, scores: torch.Tensor) -> None:
+        """Per-sample scores (the sampler's metric) of rows just trained on or scored.
+
+        dataset_indices int64[m], scores float[m] (any device). Feeds the variance warm-up
+        rule and, in history mode, each sample's latest score.
+        """
+        self._warmup.observe(importance_weights(scores.detach().to("cpu")))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue with exactly the same draws (RNG states included)."""
+        return {
+            "format": STATE_FORMAT,
+            "mode": self.mode,
+            "config": dataclasses.asdict(self.config),
+            "dataset_size": self.dataset_size,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "walker": self._walker.state_dict(),
+            "generator": self._generator.get_state(),
+            "warmup": self._warmup.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; raises :class:`ConfigError` if it is for another setup."""
+        expected = {
+            "format": STATE_FORMAT,
+            "mode": self.mode,
+            "config": dataclasses.asdict(self.config),
+            "dataset_size": self.dataset_size,
+            "batch_size": self.batch_size,
+        }
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise ConfigError(
+                    f"the saved sampler state has {key} = {state.get(key)!r} but this run has "
+                    f"{value!r}; resume with the run's original settings and training set"
+                )
+        self.seed = int(state["seed"])
+        self._walker.load_state_dict(state["walker"])
+        self._generator.set_state(state["generator"])
+        self._warmup.load_state_dict(state["warmup"])
+
+    def _uniform_plan(self, step: int) -> BatchPlan:
+        b = self.batch_size
+        chosen = self._walker.take(b)
+        record = DrawRecord.from_tensors(
+            chosen,
+            torch.full((b,), math.nan),
+            torch.full((b,), 1.0 / self.dataset_size),
+            torch.ones(b, dtype=torch.int32),
+            torch.ones(b),
+        )
+        selection = Selection(torch.arange(b), chosen, torch.ones(b), record)
+        return BatchPlan(step, chosen, needs_scores=False, prepared=selection)
+
+    def _on_switch(self) -> None:
+        """Hook run once when importance sampling switches on."""
+
+    def _active_plan(self, step: int) -> BatchPlan:
+        raise NotImplementedError
+
+    def _select_scored(self, plan: BatchPlan, scores: torch.Tensor) -> Selection:
+        raise ValueError(f"the {self.mode} sampler never asks for candidate scores")
+
+
+class PresampleSampler(Sampler):
+    """The paper's mode: score B = min(round(r * b), N) fresh uniform candidates, draw b.
+
+    Candidates come from the epoch walker (distinct within a step). The record covers all
+    B candidates: chosen ones with times_chosen >= 1, the others with 0.
+    """
+
+    mode = "presample"
+
+    @property
+    def candidate_count(self) -> int:
+        return min(round(self.config.presample_ratio * self.batch_size), self.dataset_size)
+
+    def _active_plan(self, step: int) -> BatchPlan:
+        return BatchPlan(step, self._walker.take(self.candidate_count), needs_scores=True)
+
+    def _select_scored(self, plan: BatchPlan, scores: torch.Tensor) -> Selection:
+        cfg = self.config
+        result = draw(
+            scores,
+            self.batch_size,
+            cfg.rule,
+            replacement=cfg.replacement,
+            floor=cfg.floor,
+            weighting=cfg.weighting,
+            generator=self._generator,
+            power_exponent=cfg.power_exponent,
+        )
+        n = scores.shape[0]
+        times = torch.bincount(result.indices, minlength=n)
+        weight = torch.zeros(n)
+        weight[result.indices] = result.weights
+        record = DrawRecord.from_tensors(
+            plan.candidate_indices, scores, result.probabilities, times, weight
+        )
+        chosen = plan.candidate_indices[result.indices]
+        return Selection(result.indices, chosen, result.weights, record)
+
+
+class HistorySampler(Sampler):
+    """Our mode: draw from the dataset-wide CDF of each sample's latest observed score.
+
+    Scores come only from :meth:`observe` (no extra forward pass). Unseen samples (and
+    samples whose latest score was NaN) count as the mean of the known scores, fixed when
+    the sampler switches on and refreshed once per epoch (so stale means cannot drift
+    far); negative scores count as 0; ``+inf`` scores take all the non-floor mass (the
+    degenerate-score rule of :mod:`.draw`). A Fenwick tree keeps draws and updates at
+    O(b log N). The record holds the chosen samples only: the candidate set is the whole
+    dataset. ``topk``/``bottomk`` rank all N latest scores (O(N) per step).
+    """
+
+    mode = "history"
+
+    def __init__(self, config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> None:
+        super().__init__(config, dataset_size, batch_size, seed)
+        self._scores = torch.full((dataset_size,), math.nan, dtype=torch.float32)
+        self._unknown_value = 1.0
+        self._infinite_count = 0
+        self._tree: FenwickTree | None = None
+        self._draws_since_rebuild = 0
+        if self.is_active:
+            self._rebuild()
+
+    @property
+    def latest_scores(self) -> torch.Tensor:
+        """A copy of each sample's latest observed score, float32[N] (NaN: never seen)."""
+        return self._scores.clone()
+
+    def observe(self, dataset_indices: torch.Tensor, scores: torch.Tensor) -> None:
+        super().observe(dataset_indices, scores)
+        unique, last = last_occurrence(dataset_indices.detach().to("cpu"))
+        new = scores.detach().to("cpu", torch.float32)[last]
+        self._infinite_count += int(torch.isposinf(new).sum()) - int(
+            torch.isposinf(self._scores[unique]).sum()
+        )
+        self._scores[unique] = new
+        if self._tree is not None:
+            self._tree.update(unique, self._tree_values(new))
+
+    def probabilities(self) -> torch.Tensor:
+        """p_i of one pick over the whole dataset now, float64[N] (O(N); for analysis)."""
+        if self._tree is None:
+            return torch.full((self.dataset_size,), 1.0 / self.dataset_size, dtype=torch.float64)
+        values = self._tree.weights.clone()
+        values[torch.isposinf(self._scores)] = math.inf
+        return probabilities(values, self.config.floor)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["history"] = {
+            "scores": self._scores.clone(),
+            "unknown_value": self._unknown_value,
+            "infinite_count": self._infinite_count,
+            "tree": None if self._tree is None else self._tree.state(),
+            "draws_since_rebuild": self._draws_since_rebuild,
+        }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        history = state["history"]
+        self._scores = history["scores"].clone()
+        self._unknown_value = float(history["unknown_value"])
+        self._infinite_count = int(history["infinite_count"])
+        tree = history["tree"]
+        self._tree = None if tree is None else FenwickTree.from_state(*tree)
+        self._draws_since_rebuild = int(history["draws_since_rebuild"])
+
+    def _on_switch(self) -> None:
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        known = torch.isfinite(self._scores)
+        self._unknown_value = (
+            float(self._scores[known].double().clamp_min(0.0).mean()) if bool(known.any()) else 1.0
+        )
+        self._tree = FenwickTree(self._tree_values(self._scores))
+        self._draws_since_rebuild = 0
+
+    def _tree_values(self, scores: torch.Tensor) -> torch.Tensor:
+        """Latest scores float32[m] -> tree weights float64[m] (NaN -> unknown value)."""
+        s = scores.to(torch.float64)
+        s = torch.where(torch.isnan(s), self._unknown_value, s)
+        return torch.where(torch.isfinite(s), s.clamp_min(0.0), 0.0)
+
+    def _active_plan(self, step: int) -> BatchPlan:
+        if self._tree is None or self._draws_since_rebuild >= self.steps_per_epoch:
+            self._rebuild()
+        self._draws_since_rebuild += 1
+        b, cfg = self.batch_size, self.config
+        if cfg.rule in ("topk", "bottomk"):
+            values = self._tree.weights.clone()
+            values[torch.isposinf(self._scores)] = math.inf
+            chosen = rank_indices(values, b, largest=cfg.rule == "topk")
+            p_chosen = torch.full((b,), 1.0 / b, dtype=torch.float64)
+            weights = torch.ones(b)
+        else:
+            chosen = self._draw_picks(b) if cfg.replacement else self._draw_distinct(b)
+            p_chosen = self._pick_probability(chosen)
+            weights = pick_weights(p_chosen, self.dataset_size, cfg.weighting, cfg.power_exponent)
+        unique, counts = torch.unique(chosen, return_counts=True)
+        first = _first_positions(chosen, unique)
+        record = DrawRecord.from_tensors(
+            unique, self._scores[unique], p_chosen[first], counts, weights[first]
+        )
+        selection = Selection(torch.arange(b), chosen, weights, record)
+        return BatchPlan(step, chosen, needs_scores=False, prepared=selection)
+
+    def _draw_picks(self, k: int) -> torch.Tensor:
+        """k i.i.d. picks from the floor/score mixture, int64[k]."""
+        n, gen = self.dataset_size, self._generator
+        from_floor = torch.rand(k, generator=gen) < self.config.floor
+        if self._infinite_count > 0:
+            infinite = torch.nonzero(torch.isposinf(self._scores)).squeeze(1)
+            picks = infinite[torch.randint(infinite.shape[0], (k,), generator=gen)]
+        elif self._tree.total > 0:
+            targets = torch.rand(k, generator=gen, dtype=torch.float64) * self._tree.total
+            picks = self._tree.find(targets)
+        else:
+            picks = torch.randint(n, (k,), generator=gen)
+        uniform = torch.randint(n, (k,), generator=gen)
+        return torch.where(from_floor, uniform, picks)
+
+    def _draw_distinct(self, k: int) -> torch.Tensor:
+        """k distinct picks by successive sampling: the first k distinct of i.i.d. picks
+        (exact rejection); after a few rounds, an O(N) draw over the rest."""
+        chosen = torch.empty(0, dtype=torch.int64)
+        for _ in range(_DISTINCT_ROUNDS):
+            missing = k - chosen.shape[0]
+            if missing == 0:
+                return chosen
+            picks = torch.cat([chosen, self._draw_picks(2 * missing + 8)])
+            chosen = _unique_in_order(picks)[:k]
+        missing = k - chosen.shape[0]
+        if missing == 0:
+            return chosen
+        p = self.probabilities()
+        p[chosen] = 0.0
+        return torch.cat([chosen, sample_without_replacement(p, missing, self._generator)])
+
+    def _pick_probability(self, indices: torch.Tensor) -> torch.Tensor:
+        """p_i of one pick for the given indices, float64 (O(len(indices)))."""
+        floor, n = self.config.floor, self.dataset_size
+        if self._infinite_count > 0:
+            share = torch.isposinf(self._scores[indices]).double() / self._infinite_count
+        elif self._tree.total > 0:
+            share = self._tree.weights[indices] / self._tree.total
+        else:
+            share = torch.full(indices.shape, 1.0 / n, dtype=torch.float64)
+        return (1.0 - floor) * share + floor / n
+
+
+def _unique_in_order(values: torch.Tensor) -> torch.Tensor:
+    """Distinct values of int64[m] in order of first appearance."""
+    first = _first_positions(values, torch.unique(values))
+    return values[torch.sort(first).values]
+
+
+def _first_positions(values: torch.Tensor, unique: torch.Tensor) -> torch.Tensor:
+    """For each of the sorted ``unique`` values, the position of its first occurrence."""
+    inverse = torch.searchsorted(unique, values)
+    first = torch.full(unique.shape, values.shape[0], dtype=torch.int64)
+    first.scatter_reduce_(0, inverse, torch.arange(values.shape[0]), "amin")
+    return first
+
+
+def make_sampler(config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> Sampler:
+    """The sampler for ``config.mode`` (``presample`` or ``history``)."""
+    config.validate()
+    cls = PresampleSampler if config.mode == "presample" else HistorySampler
+    return cls(config, dataset_size, batch_size, seed)

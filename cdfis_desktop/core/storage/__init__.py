@@ -1,0 +1,94 @@
+"""The project store: one folder per project, one SQLAlchemy database (SQLite by default).
+
+A project folder holds ``project.toml`` (name, created, schema version, app version),
+``project.db`` (SQLite, WAL), ``checkpoints/``, ``cache/``, ``slides/`` and ``locks/``.
+
+Public API (all on :class:`Project`; values returned are immutable, see :mod:`.records`)::
+
+    Project.create(folder, *, url=None) -> Project
+    Project.open(folder, *, create=False, url=None, sqlite_pragmas=None) -> Project
+        .folder .db_path .checkpoints_dir .cache_dir .slides_dir .locks_dir .name .url
+        .close() / with-statement
+    slides   .add_slide(path, *, fingerprint, width, height, mpp, mpp_overridden=False,
+                        vendor="", group="") -> int
+             .set_slide_mpp(slide_id, mpp)  .set_slide_group(slide_id, group)
+             .slides() -> list[SlideRecord]  .delete_slide(slide_id)
+             .set_class_names(names)  .class_names() -> list[str]   (label k -> names[k])
+    patches  .add_patches(slide_id, *, l0_x, l0_y, l0_size, patch_px, mpp, label,
+                          tissue_fraction, split=None) -> int64[n] ids
+             .patches(slide_id=None, split=None) -> PatchTable
+             .set_splits(patch_ids, splits)
+    runs     .create_run(config, *, sampler_rule, sampler_mode, metric, seed, device,
+                         n_train, name="") -> int          (status running, lock taken)
+             .set_run_status(run_id, status, *, error=None)  .set_switch_step(run_id, step)
+             .history_writer(run_id, *, flush_every_steps=20, resume_after_step=None)
+                 -> HistoryWriter: .record(step, epoch, patch_ids, score, probability,
+                                           times_chosen, weight) .flush() .close()
+             .truncate_run(run_id, after_step)  .recover_interrupted_runs() -> list[int]
+             .log_metrics(run_id, step, epoch, wall_s, *, train_loss=None, val_loss=None,
+                          val_accuracy=None, val_balanced_accuracy=None, val_auc=None,
+                          samples_per_s=None)
+             .set_predictions(run_id, epoch, patch_ids, predicted_label, probability)
+             .register_checkpoint(run_id, step, epoch, path) -> int
+             .latest_checkpoint(run_id) -> CheckpointRecord | None  .checkpoints(run_id)
+    queries  .runs() -> list[RunSummary]  .run(run_id) -> RunSummary
+             .metrics(run_id) -> dict[str, ndarray]  .compare_runs(ids) -> RunComparison
+             .epochs(run_id) -> list[int]
+             .heatmap_values(run_id, slide_id, metric, epoch=None) -> HeatmapValues
+                 metric in HEATMAP_METRICS: times_chosen, times_scored, favour,
+                 mean_score, last_score, label, prediction, prediction_probability,
+                 loss/gradnorm/gradnorm_wb (= mean_score of a run scored by that metric)
+             .favoured_patches(run_id, n, *, ignored=False, slide_id=None, label=None,
+                               epoch=None) -> list[PatchStat]
+             .patch_history(run_id, patch_id) -> PatchHistory
+             .score_distribution(run_id, *, step=None, epoch=None) -> float32[n]
+
+Thread rules: one Project per database per process; each call runs its own transaction
+on a pooled connection, so any method may be called from any thread. The training thread
+is the only writer of a run (history writer, metrics, predictions, checkpoints, status);
+the GUI thread may call every query and ``slides``/``patches``/``class_names`` while it
+writes. A run is written by one process at a time (an OS file lock, see :mod:`.locks`);
+a run left ``running`` by a dead process shows as ``interrupted``.
+
+Errors (all :class:`~cdfis_desktop.core.errors.StoreError`): StorageFullError (disk or
+size limit full; nothing committed is lost), NotAProjectError (not a project / not
+SQLite), SchemaVersionError (written by a newer version; older ones are migrated after a
+backup, see :mod:`.migrations`), RunLockedError (another process writes the run).
+"""
+
+from __future__ import annotations
+
+from cdfis_desktop.core.storage.history import HistoryWriter
+from cdfis_desktop.core.storage.project import Project
+from cdfis_desktop.core.storage.queries import HEATMAP_METRICS
+from cdfis_desktop.core.storage.records import (
+    RUN_STATUSES,
+    SPLITS,
+    CheckpointRecord,
+    HeatmapValues,
+    PatchHistory,
+    PatchStat,
+    PatchTable,
+    RunComparison,
+    RunSummary,
+    SlideRecord,
+)
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS, SCHEMA_VERSION
+
+__all__ = [
+    "ALL_EPOCHS",
+    "HEATMAP_METRICS",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "SPLITS",
+    "CheckpointRecord",
+    "HeatmapValues",
+    "HistoryWriter",
+    "PatchHistory",
+    "PatchStat",
+    "PatchTable",
+    "Project",
+    "RunComparison",
+    "RunSummary",
+    "SlideRecord",
+]

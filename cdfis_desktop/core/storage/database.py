@@ -1,0 +1,173 @@
+"""Engine setup (one per database), SQLite pragmas, error translation, schema creation.
+
+SQLite connections get ``journal_mode=WAL`` (readers never block the writer and see the
+last committed transaction), ``foreign_keys=ON``, ``synchronous=NORMAL`` (in WAL mode a
+killed process loses nothing it committed; only a power cut may lose the last commits) and
+a busy timeout, on every new connection. Other SQLAlchemy URLs are passed through as they
+are; only SQLite ships and is tested.
+
+Thread rules: the engine's pool hands each thread its own connection; every store call
+checks one out for the duration of one transaction, so calls from different threads do
+not share a connection.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from cdfis_desktop import __version__
+from cdfis_desktop.core.errors import (
+    NotAProjectError,
+    SchemaVersionError,
+    StorageFullError,
+    StoreError,
+)
+from cdfis_desktop.core.storage.migrations import backup_sqlite, migrate
+from cdfis_desktop.core.storage.schema import SCHEMA_VERSION, Base, Meta
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str, *, sqlite_pragmas: Mapping[str, int | str] | None = None) -> Engine:
+    """Create the engine for ``url``; for SQLite, set the pragmas above plus
+    ``sqlite_pragmas`` (e.g. ``{"max_page_count": 100}`` to cap the file size) on every
+    connection."""
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        extra = dict(sqlite_pragmas or {})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                for name, value in extra.items():
+                    cursor.execute(f"PRAGMA {name}={value}")
+            finally:
+                cursor.close()
+
+    return engine
+
+
+@contextmanager
+def translated_errors(where: str) -> Iterator[None]:
+    """Turn database/OS failures into the store's :class:`StoreError` family.
+
+    ``where`` names the database (path or URL) in the message. Raises
+    :class:`StorageFullError` (disk or size limit full), :class:`NotAProjectError` (not a
+    database) or :class:`StoreError` (locked, read-only, unopenable, other I/O)."""
+    try:
+        yield
+    except (OperationalError, DatabaseError) as exc:
+        raise _store_error(str(exc.orig if exc.orig is not None else exc), where) from exc
+    except sqlite3.DatabaseError as exc:
+        raise _store_error(str(exc), where) from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageFullError(
+                f"{where}: the disk is full; free some space and try again "
+                "(everything saved before is kept)"
+            ) from exc
+        raise StoreError(f"{where}: {exc.strerror or exc}") from exc
+
+
+def _store_error(message: str, where: str) -> StoreError:
+    lowered = message.lower()
+    if "disk is full" in lowered or "database or disk is full" in lowered:
+        return StorageFullError(
+            f"{where}: the disk (or the database size limit) is full; free some space and "
+            "try again (everything saved before is kept)"
+        )
+    if "not a database" in lowered or "file is encrypted" in lowered:
+        return NotAProjectError(
+            f"{where} is not a cdfis project database (not an SQLite file); choose the "
+            "project folder, or move this file away"
+        )
+    if "database is locked" in lowered or "database is busy" in lowered:
+        return StoreError(
+            f"{where} is locked by another program for longer than "
+            f"{BUSY_TIMEOUT_MS // 1000} s; close the other program and try again"
+        )
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        return StoreError(
+            f"{where} cannot be written ({message}); check the folder's permissions "
+            "and free space, or choose another folder"
+        )
+    return StoreError(f"{where}: database error: {message}")
+
+
+def prepare_schema(engine: Engine, *, create: bool, where: str, db_path: Path | None) -> None:
+    """Create the schema in an empty database (``create``), or check and migrate it.
+
+    An older schema is migrated after a backup copy next to ``db_path`` (SQLite only).
+    Raises :class:`NotAProjectError` (empty and not ``create``, or foreign tables),
+    :class:`SchemaVersionError` (written by a newer cdfis-desktop)."""
+    with translated_errors(where):
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+        if not tables:
+            if not create:
+                raise NotAProjectError(
+                    f"{where} is an empty database, not a cdfis project; create a project "
+                    "first (cdfis import / 'New project' in the app)"
+                )
+            with engine.begin() as conn:
+                Base.metadata.create_all(conn)
+                _write_meta(conn, SCHEMA_VERSION)
+            return
+        if Meta.__tablename__ not in tables:
+            raise NotAProjectError(
+                f"{where} is a database but not a cdfis project (it has no 'meta' table); "
+                "choose a cdfis project folder"
+            )
+        with engine.connect() as conn:
+            version = read_schema_version(conn, where)
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{where} was written by a newer cdfis-desktop (schema version {version}; "
+                f"this is {__version__}, which reads up to version {SCHEMA_VERSION}); "
+                "update cdfis-desktop to open it"
+            )
+        if version < SCHEMA_VERSION:
+            if db_path is not None:
+                backup_sqlite(engine, db_path, version)
+            with engine.begin() as conn:
+                migrate(conn, version, SCHEMA_VERSION)
+                _write_meta(conn, SCHEMA_VERSION)
+
+
+def read_schema_version(conn: Connection, where: str) -> int:
+    """The ``schema_version`` stored in ``meta``; raises :class:`NotAProjectError` if absent."""
+    value = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar()
+    try:
+        return int(value) if value is not None else _missing_version(where)
+    except ValueError:
+        return _missing_version(where)
+
+
+def _missing_version(where: str) -> int:
+    raise NotAProjectError(
+        f"{where} has no valid schema version; it was not written by cdfis-desktop"
+    )
+
+
+def _write_meta(conn: Connection, version: int) -> None:
+    for key, value in (("schema_version", str(version)), ("app_version", __version__)):
+        conn.execute(
+            text(
+                "INSERT INTO meta (key, value) VALUES (:key, :value) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            ),
+            {"key": key, "value": value},
+        )

@@ -1,0 +1,345 @@
+"""Read queries used by the GUI, the CLI and reports. Each returns immutable values.
+
+All functions only read and are safe from any thread while the training thread writes
+(WAL: they see the last committed history batch). Heatmaps and patch rankings read the
+per-epoch aggregates (``epoch_stats``), never the raw history.
+
+Favour (docs/method.md, "Favoured and ignored patches"): with C the number of draws in
+the run (sum of ``times_chosen`` over all patches, in the epoch asked for or cumulatively
+up to the last epoch) and N the run's number of training patches, uniform sampling would
+choose each patch ``expected = C / N`` times; ``favour = times_chosen - expected``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, text
+
+from cdfis_desktop.core.errors import ConfigError, StoreError
+from cdfis_desktop.core.storage.database import translated_errors
+from cdfis_desktop.core.storage.records import (
+    HeatmapValues,
+    PatchHistory,
+    PatchStat,
+    PatchTable,
+    RunSummary,
+)
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS
+
+HEATMAP_METRICS = (
+    "times_chosen",
+    "times_scored",
+    "favour",
+    "mean_score",
+    "last_score",
+    "label",
+    "prediction",
+    "prediction_probability",
+    "loss",
+    "gradnorm",
+    "gradnorm_wb",
+)
+"""``loss``/``gradnorm``/``gradnorm_wb`` are the mean score, valid only for a run whose
+score metric is that one. ``prediction`` is the predicted label, ``prediction_probability``
+its probability (latest epoch with predictions when ``epoch`` is None)."""
+
+_STAT_VALUE = {
+    "times_chosen": "s.times_chosen",
+    "times_scored": "s.times_scored",
+    "favour": "s.times_chosen",
+    "mean_score": "s.score_sum / s.times_scored",
+    "last_score": "s.last_score",
+}
+
+METRIC_COLUMNS = (
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "val_auc",
+    "samples_per_s",
+)
+
+
+def patch_table(
+    engine: Engine, where: str, slide_id: int | None, split: str | None
+) -> PatchTable:
+    """Patches filtered by slide and/or split, ordered by id (see :class:`PatchTable`)."""
+    sql = (
+        "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
+        "split FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
+        "AND (:split IS NULL OR split = :split) ORDER BY id"
+    )
+    with translated_errors(where), engine.connect() as conn:
+        rows = conn.execute(text(sql), {"slide": slide_id, "split": split}).all()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+    return PatchTable(
+        id=np.asarray(cols[0], dtype=np.int64),
+        slide_id=np.asarray(cols[1], dtype=np.int64),
+        l0_x=np.asarray(cols[2], dtype=np.int64),
+        l0_y=np.asarray(cols[3], dtype=np.int64),
+        l0_size=np.asarray(cols[4], dtype=np.int64),
+        patch_px=np.asarray(cols[5], dtype=np.int32),
+        mpp=np.asarray(cols[6], dtype=np.float32),
+        label=np.asarray(cols[7], dtype=np.int16),
+        tissue_fraction=np.asarray(cols[8], dtype=np.float32),
+        split=np.asarray(cols[9], dtype=object),
+    )
+
+
+def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
+    """Epochs of the run that have history aggregates, ascending."""
+    with translated_errors(where), engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT DISTINCT epoch FROM epoch_stats WHERE run_id = :r AND epoch >= 0 "
+                 "ORDER BY epoch"),
+            {"r": run_id},
+        ).scalars()
+        return [int(e) for e in rows]
+
+
+def _run_row(conn: Any, where: str, run_id: int) -> Any:
+    row = conn.execute(
+        text("SELECT metric, n_train FROM runs WHERE id = :r"), {"r": run_id}
+    ).one_or_none()
+    if row is None:
+        raise StoreError(f"no run with id {run_id} in {where}")
+    return row
+
+
+def _expected_uniform(conn: Any, run_id: int, stat_epoch: int, n_train: int) -> float:
+    total = conn.execute(
+        text("SELECT COALESCE(SUM(times_chosen), 0) FROM epoch_stats "
+             "WHERE run_id = :r AND epoch = :e"),
+        {"r": run_id, "e": stat_epoch},
+    ).scalar_one()
+    return float(total) / max(int(n_train), 1)
+
+
+def _concat_columns(conn: Any, sql: str, params: dict[str, Any], n: int) -> list[np.ndarray]:
+    """Run a query returning one row of ``group_concat`` texts (comma-separated numbers, in
+    the same row order for every column) and parse each into a float64 array.
+
+    Why: the heatmap of a 100,000-patch slide must come back in well under 100 ms; SQLite
+    builds the strings in C and numpy parses them in C, where fetching 100,000 Python row
+    tuples alone takes longer than that."""
+    row = conn.exec_driver_sql(sql, params).one()
+    return [
+        np.fromstring(row[k], dtype=np.float64, sep=",") if row[k] else np.zeros(0)
+        for k in range(n)
+    ]
+
+
+def heatmap_values(
+    engine: Engine, where: str, run_id: int, slide_id: int, metric: str, epoch: int | None
+) -> HeatmapValues:
+    """One value per patch of ``slide_id`` for ``metric`` (one of :data:`HEATMAP_METRICS`)
+    at ``epoch`` (None = cumulative over all epochs so far), ordered by patch id.
+
+    Patches without a value get NaN, except training patches (split ``train``) for
+    ``times_chosen`` (0) and ``favour`` (-expected). Raises ConfigError for an unknown
+    metric or a score metric the run did not use, StoreError for an unknown run."""
+    if metric not in HEATMAP_METRICS:
+        raise ConfigError(f"unknown heatmap metric {metric!r}; choose one of: "
+                          f"{', '.join(HEATMAP_METRICS)}")
+    with translated_errors(where), engine.connect() as conn:
+        run = _run_row(conn, where, run_id)
+        if metric in ("loss", "gradnorm", "gradnorm_wb"):
+            if metric != run.metric:
+                raise ConfigError(
+                    f"run {run_id} scored patches by {run.metric!r}, not {metric!r}; "
+                    f"use metric {run.metric!r} or 'mean_score'"
+                )
+            metric = "mean_score"
+        ids, l0_x, l0_y, l0_size, is_train, label = _concat_columns(
+            conn,
+            "SELECT group_concat(id), group_concat(l0_x), group_concat(l0_y), "
+            "group_concat(l0_size), group_concat(COALESCE(split = 'train', 0)), "
+            "group_concat(label) FROM patches WHERE slide_id = :slide",
+            {"slide": slide_id},
+            6,
+        )
+        params: dict[str, Any] = {"r": run_id, "slide": slide_id}
+        expected = 0.0
+        if metric == "label":
+            value_ids, values = ids, np.where(label >= 0, label, np.nan)
+        elif metric.startswith("prediction"):
+            params["e"] = epoch if epoch is not None else conn.execute(
+                text("SELECT MAX(epoch) FROM predictions WHERE run_id = :r"), params
+            ).scalar()
+            column = "q.predicted_label" if metric == "prediction" else "q.probability"
+            value_ids, values = _concat_columns(
+                conn,
+                f"SELECT group_concat(p.id), group_concat({column}) FROM patches p "
+                "JOIN predictions q ON q.run_id = :r AND q.epoch = :e AND q.patch_id = p.id "
+                "WHERE p.slide_id = :slide",
+                params,
+                2,
+            )
+        else:
+            params["e"] = ALL_EPOCHS if epoch is None else int(epoch)
+            value_ids, values = _concat_columns(
+                conn,
+                f"SELECT group_concat(p.id), group_concat({_STAT_VALUE[metric]}) FROM patches p "
+                "JOIN epoch_stats s ON s.run_id = :r AND s.epoch = :e AND s.patch_id = p.id "
+                "WHERE p.slide_id = :slide",
+                params,
+                2,
+            )
+            if metric == "favour":
+                expected = _expected_uniform(conn, run_id, params["e"], run.n_train)
+    order = np.argsort(ids, kind="stable")
+    ids, l0_x, l0_y, l0_size, is_train = (a[order] for a in (ids, l0_x, l0_y, l0_size, is_train))
+    value = np.full(ids.shape[0], np.nan)
+    if metric in ("times_chosen", "favour"):
+        value[is_train == 1] = 0.0
+    value[np.searchsorted(ids, value_ids)] = values
+    return HeatmapValues(
+        patch_id=ids.astype(np.int64),
+        l0_x=l0_x.astype(np.int64),
+        l0_y=l0_y.astype(np.int64),
+        l0_size=l0_size.astype(np.int64),
+        value=(value - expected).astype(np.float32),
+    )
+
+
+def favoured_patches(
+    engine: Engine,
+    where: str,
+    run_id: int,
+    n: int,
+    *,
+    ignored: bool,
+    slide_id: int | None,
+    label: int | None,
+    epoch: int | None,
+) -> list[PatchStat]:
+    """The ``n`` patches with the highest favour (``ignored``: the lowest) among those
+    scored at least once in ``epoch`` (None = cumulative), optionally of one slide/label.
+
+    Ties: favoured break by more times scored last; ignored rank first the patches scored
+    most often yet chosen least (looked at and passed over), then by id."""
+    stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
+    order = ("s.times_chosen ASC, s.times_scored DESC" if ignored
+             else "s.times_chosen DESC, s.times_scored ASC")
+    sql = (
+        "SELECT s.patch_id, p.slide_id, p.l0_x, p.l0_y, p.l0_size, p.label, s.times_scored, "
+        "s.times_chosen, s.score_sum, s.last_score FROM epoch_stats s "
+        "JOIN patches p ON p.id = s.patch_id WHERE s.run_id = :r AND s.epoch = :e "
+        "AND (:slide IS NULL OR p.slide_id = :slide) AND (:label IS NULL OR p.label = :label) "
+        f"ORDER BY {order}, s.patch_id LIMIT :n"
+    )
+    with translated_errors(where), engine.connect() as conn:
+        run = _run_row(conn, where, run_id)
+        expected = _expected_uniform(conn, run_id, stat_epoch, run.n_train)
+        rows = conn.execute(
+            text(sql),
+            {"r": run_id, "e": stat_epoch, "slide": slide_id, "label": label, "n": int(n)},
+        ).all()
+    return [
+        PatchStat(
+            patch_id=int(r[0]), slide_id=int(r[1]), l0_x=int(r[2]), l0_y=int(r[3]),
+            l0_size=int(r[4]), label=int(r[5]), times_scored=int(r[6]),
+            times_chosen=int(r[7]), expected_uniform=expected,
+            favour=float(r[7]) - expected,
+            mean_score=float(r[8]) / r[6] if r[6] else float("nan"),
+            last_score=float(r[9]), epoch=epoch,
+        )
+        for r in rows
+    ]
+
+
+def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> PatchHistory:
+    """Every recorded step of one patch (uses the (run, patch, step) index)."""
+    with translated_errors(where), engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT step, epoch, score, probability, times_chosen, weight FROM history "
+                 "WHERE run_id = :r AND patch_id = :p ORDER BY step"),
+            {"r": run_id, "p": patch_id},
+        ).all()
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+    return PatchHistory(
+        patch_id=int(patch_id),
+        step=table[:, 0].astype(np.int64),
+        epoch=table[:, 1].astype(np.int64),
+        score=table[:, 2].astype(np.float32),
+        probability=table[:, 3].astype(np.float32),
+        times_chosen=table[:, 4].astype(np.int32),
+        weight=table[:, 5].astype(np.float32),
+    )
+
+
+def score_distribution(
+    engine: Engine, where: str, run_id: int, step: int | None, epoch: int | None
+) -> np.ndarray:
+    """float32 scores: every candidate at ``step``, or each patch's last score in
+    ``epoch``. Exactly one of the two must be given (ValueError otherwise)."""
+    if (step is None) == (epoch is None):
+        raise ValueError("give exactly one of step or epoch")
+    if step is not None:
+        sql, params = ("SELECT score FROM history WHERE run_id = :r AND step = :s",
+                       {"r": run_id, "s": int(step)})
+    else:
+        sql, params = ("SELECT last_score FROM epoch_stats WHERE run_id = :r AND epoch = :e",
+                       {"r": run_id, "e": int(epoch)})  # type: ignore[arg-type]
+    with translated_errors(where), engine.connect() as conn:
+        values = conn.execute(text(sql), params).scalars().all()
+    return np.asarray(values, dtype=np.float32)
+
+
+def metric_series(engine: Engine, where: str, run_id: int) -> dict[str, np.ndarray]:
+    """``step``/``epoch`` int64[n], ``wall_s`` and each of :data:`METRIC_COLUMNS`
+    float64[n] (NaN where not logged), ordered by step."""
+    columns = ("step", "epoch", "wall_s", *METRIC_COLUMNS)
+    with translated_errors(where), engine.connect() as conn:
+        rows = conn.execute(
+            text(f"SELECT {', '.join(columns)} FROM metrics WHERE run_id = :r ORDER BY step"),
+            {"r": run_id},
+        ).all()
+    table = np.array(
+        [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64
+    ).reshape(len(rows), len(columns))
+    series = {name: table[:, k] for k, name in enumerate(columns)}
+    series["step"] = series["step"].astype(np.int64)
+    series["epoch"] = series["epoch"].astype(np.int64)
+    return series
+
+
+def run_summaries(engine: Engine, where: str, run_ids: list[int] | None) -> list[RunSummary]:
+    """Summaries of the given runs (all when None), newest first."""
+    sql = (
+        "SELECT r.*, (SELECT MAX(m.val_accuracy) FROM metrics m WHERE m.run_id = r.id) "
+        "AS best_val_accuracy FROM runs r"
+    )
+    params: dict[str, Any] = {}
+    if run_ids is not None:
+        sql += f" WHERE r.id IN ({', '.join(str(int(i)) for i in run_ids) or 'NULL'})"
+    sql += " ORDER BY r.id DESC"
+    with translated_errors(where), engine.connect() as conn:
+        rows = conn.execute(text(sql), params).mappings().all()
+    now = time.time()
+    summaries = []
+    for r in rows:
+        if r["ended_at"] is not None:
+            duration: float | None = r["ended_at"] - r["started_at"]
+        elif r["status"] == "running":
+            duration = now - r["started_at"]
+        else:
+            duration = None
+        summaries.append(
+            RunSummary(
+                id=r["id"], name=r["name"], status=r["status"],
+                sampler_rule=r["sampler_rule"], sampler_mode=r["sampler_mode"],
+                metric=r["metric"], seed=r["seed"], device=r["device"], n_train=r["n_train"],
+                steps=r["last_step"], best_val_accuracy=r["best_val_accuracy"],
+                duration_s=duration, started_at=r["started_at"], ended_at=r["ended_at"],
+                switch_step=r["switch_step"], error=r["error"],
+                versions=json.loads(r["versions"] or "{}"),
+                config=json.loads(r["config"] or "{}"),
+            )
+        )
+    return summaries

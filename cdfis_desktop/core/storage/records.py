@@ -1,0 +1,183 @@
+"""Immutable values returned by the store's queries (plain Python values and numpy arrays).
+
+They are safe to hand from a worker thread to the GUI thread: nothing in them refers to
+the database or to a live session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RUN_STATUSES = ("running", "finished", "interrupted", "failed", "cancelled")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SlideRecord:
+    """A slide of the project. ``width``/``height`` in level-0 px; ``mpp`` µm/px at level 0
+    (None when unknown); ``group`` is the patient/case id used to split by patient."""
+
+    id: int
+    path: str
+    fingerprint: str
+    width: int
+    height: int
+    mpp: float | None
+    mpp_overridden: bool
+    vendor: str
+    group: str
+
+
+@dataclass(frozen=True)
+class PatchTable:
+    """Patches as parallel numpy arrays, all of length n, ordered by id.
+
+    id, slide_id: int64; l0_x, l0_y (top-left corner), l0_size (side): int64 level-0 px;
+    patch_px: int32 (side at ``mpp``); mpp: float32 µm/px; label: int16 (-1 = unlabelled);
+    tissue_fraction: float32 in [0, 1]; split: object array of ``str | None``.
+    """
+
+    id: np.ndarray
+    slide_id: np.ndarray
+    l0_x: np.ndarray
+    l0_y: np.ndarray
+    l0_size: np.ndarray
+    patch_px: np.ndarray
+    mpp: np.ndarray
+    label: np.ndarray
+    tissue_fraction: np.ndarray
+    split: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.id.shape[0])
+
+
+@dataclass(frozen=True)
+class HeatmapValues:
+    """One value per patch of a slide: patch_id int64[n], l0_x/l0_y/l0_size int64[n]
+    (level-0 px, top-left corner), value float32[n] (NaN where the metric has no value)."""
+
+    patch_id: np.ndarray
+    l0_x: np.ndarray
+    l0_y: np.ndarray
+    l0_size: np.ndarray
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.patch_id.shape[0])
+
+
+@dataclass(frozen=True)
+class PatchStat:
+    """Aggregates of one patch in a run (for an epoch, or cumulative when ``epoch`` is None).
+
+    ``favour = times_chosen - expected_uniform`` (see docs/method.md, "Favoured and ignored
+    patches"); ``mean_score``/``last_score`` are NaN when the patch was never scored."""
+
+    patch_id: int
+    slide_id: int
+    l0_x: int
+    l0_y: int
+    l0_size: int
+    label: int
+    times_scored: int
+    times_chosen: int
+    expected_uniform: float
+    favour: float
+    mean_score: float
+    last_score: float
+    epoch: int | None
+
+
+@dataclass(frozen=True)
+class PatchHistory:
+    """Every recorded step of one patch in a run, ordered by step: step int64[n], epoch
+    int64[n], score/probability/weight float32[n], times_chosen int32[n]."""
+
+    patch_id: int
+    step: np.ndarray
+    epoch: np.ndarray
+    score: np.ndarray
+    probability: np.ndarray
+    times_chosen: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A registered checkpoint; ``path`` is absolute."""
+
+    id: int
+    run_id: int
+    step: int
+    epoch: int
+    path: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of the runs table. Times are Unix seconds; ``duration_s`` is end - start
+    (now - start while running; None when interrupted); ``steps`` is the last step written
+    (history or metrics), None before the first; ``best_val_accuracy`` None if never
+    validated. ``config`` is the stored ``RunConfig.to_dict()``."""
+
+    id: int
+    name: str
+    status: str
+    sampler_rule: str
+    sampler_mode: str
+    metric: str
+    seed: int
+    device: str
+    n_train: int
+    steps: int | None
+    best_val_accuracy: float | None
+    duration_s: float | None
+    started_at: float
+    ended_at: float | None
+    switch_step: int | None
+    error: str | None
+    versions: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sampler(self) -> str:
+        """Short label, e.g. ``cdf/presample/loss``."""
+        return f"{self.sampler_rule}/{self.sampler_mode}/{self.metric}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (used by ``cdfis runs --json``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "sampler": self.sampler,
+            "sampler_rule": self.sampler_rule,
+            "sampler_mode": self.sampler_mode,
+            "metric": self.metric,
+            "seed": self.seed,
+            "device": self.device,
+            "n_train": self.n_train,
+            "steps": self.steps,
+            "best_val_accuracy": self.best_val_accuracy,
+            "duration_s": self.duration_s,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "switch_step": self.switch_step,
+            "error": self.error,
+            "versions": self.versions,
+            "config": self.config,
+        }
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Several runs side by side: their summaries and each run's metric series
+    (``metrics[run_id]`` is what :meth:`Project.metrics` returns for it)."""
+
+    summaries: list[RunSummary]
+    metrics: dict[int, dict[str, np.ndarray]]

@@ -1,0 +1,202 @@
+"""The project database schema (SQLAlchemy 2.0 typed declarative tables).
+
+The ORM classes are used for the small, rare writes (slides, runs, checkpoints); the bulk
+paths (patches, importance history, aggregates) use ``Model.__table__`` with Core or
+driver-level ``executemany``. Times are Unix seconds (float, UTC). Coordinates are level-0
+pixels, top-left corner of a patch.
+
+Compactness of the two big tables: ``history`` and ``epoch_stats`` are WITHOUT ROWID tables
+whose primary key is the natural key, so no hidden rowid and no extra unique index is
+stored; ``history`` has one secondary index for "all steps of one patch".
+
+``SCHEMA_VERSION`` is bumped by every change; :mod:`.migrations` upgrades older files.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 2
+"""Version written by this code. 1 = prototype layout (no patient group, no predictions)."""
+
+ALL_EPOCHS = -1
+"""``epoch_stats.epoch`` value of the cumulative (all epochs so far) aggregate rows."""
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table of the project database."""
+
+
+class Meta(Base):
+    """Key/value facts about the database itself: ``schema_version``, ``app_version``."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ClassName(Base):
+    """Class label names: ``patches.label`` indexes this table (-1 = unlabelled)."""
+
+    __tablename__ = "class_names"
+    label: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Slide(Base):
+    """A whole-slide image. ``mpp`` is µm/px at level 0 (None when the file has none)."""
+
+    __tablename__ = "slides"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(128), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    mpp: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mpp_overridden: Mapped[bool] = mapped_column(Boolean, default=False)
+    vendor: Mapped[str] = mapped_column(String(64), default="")
+    group_name: Mapped[str] = mapped_column(String(200), default="")
+    added_at: Mapped[float] = mapped_column(Float)
+
+
+class Patch(Base):
+    """A square patch: level-0 top-left corner, ``l0_size`` level-0 px side, read at ``mpp``
+    to ``patch_px`` px. ``split`` is ``train``/``val``/``test`` or None (unassigned)."""
+
+    __tablename__ = "patches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slide_id: Mapped[int] = mapped_column(ForeignKey("slides.id", ondelete="CASCADE"))
+    l0_x: Mapped[int] = mapped_column(Integer)
+    l0_y: Mapped[int] = mapped_column(Integer)
+    l0_size: Mapped[int] = mapped_column(Integer)
+    patch_px: Mapped[int] = mapped_column(Integer)
+    mpp: Mapped[float] = mapped_column(Float)
+    label: Mapped[int] = mapped_column(SmallInteger, default=-1)
+    tissue_fraction: Mapped[float] = mapped_column(Float)
+    split: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+    __table_args__ = (Index("ix_patches_slide", "slide_id"), Index("ix_patches_split", "split"))
+
+
+class Run(Base):
+    """A training run. ``config`` is ``RunConfig.to_dict()`` as JSON; ``versions`` is JSON
+    (python, torch, cdfis). ``writer_pid``/``writer_host`` name the process that holds the
+    run's lock while it is ``running`` (see :mod:`.locks`)."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    config: Mapped[str] = mapped_column(Text)
+    sampler_rule: Mapped[str] = mapped_column(String(16))
+    sampler_mode: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(16))
+    seed: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(32))
+    n_train: Mapped[int] = mapped_column(Integer)
+    versions: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    switch_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    writer_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    writer_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class History(Base):
+    """One row per (run, step, scored patch): the sampler's view of that patch at that step.
+
+    ``weight`` is 0 where the patch was not chosen. SQLite stores REAL as 8 bytes except
+    whole numbers (0 weights, 0/1 counts), which it stores as 0-1 byte integers."""
+
+    __tablename__ = "history"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    patch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    probability: Mapped[float] = mapped_column(Float)
+    times_chosen: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_history_patch", "run_id", "patch_id", "step"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class EpochStat(Base):
+    """Per-patch aggregates of one epoch (``epoch >= 0``) or of all epochs so far
+    (``epoch == ALL_EPOCHS``); kept up to date in the transaction that writes history."""
+
+    __tablename__ = "epoch_stats"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    patch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    times_scored: Mapped[int] = mapped_column(Integer)
+    times_chosen: Mapped[int] = mapped_column(Integer)
+    score_sum: Mapped[float] = mapped_column(Float)
+    last_score: Mapped[float] = mapped_column(Float)
+    last_step: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class Metric(Base):
+    """Metrics time series; one row per (run, step), values merged when logged twice."""
+
+    __tablename__ = "metrics"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(Integer)
+    wall_s: Mapped[float] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    val_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    val_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    val_balanced_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    val_auc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    samples_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Checkpoint(Base):
+    """A checkpoint file written by a run (path relative to the project folder if inside)."""
+
+    __tablename__ = "checkpoints"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Prediction(Base):
+    """Per-patch prediction of a run at an epoch's validation/inference pass."""
+
+    __tablename__ = "predictions"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    patch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    predicted_label: Mapped[int] = mapped_column(SmallInteger)
+    probability: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)

@@ -1,0 +1,1 @@
+"""Training: engine, handlers, checkpoints, datasets, models and metrics (no Qt)."""

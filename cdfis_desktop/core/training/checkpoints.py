@@ -1,0 +1,80 @@
+"""Checkpoint files: everything needed to continue a run exactly where it stopped.
+
+A checkpoint is a ``torch.save`` dict (format :data:`FORMAT`):
+``model``/``optimizer``/``scaler`` state dicts, ``samplers`` (one sampler state per
+process rank), ``rng`` (per rank: the torch CPU generator state, the CUDA one when
+used, and the engine's own generator), ``step`` (steps done), ``epoch`` (float,
+fraction of an epoch included), ``train_s`` (training seconds so far, evaluation
+excluded), ``engine`` (counters of handlers: early stopping, ever-chosen mask, ...) and
+``config`` (``RunConfig.to_dict()``). Only tensors, numbers, strings and containers of
+them, so files load with ``weights_only=True`` (no arbitrary pickled objects run).
+
+Files are written atomically (temporary file in the same folder, then ``os.replace``),
+so a crash mid-write never leaves a truncated checkpoint under the final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cdfis_desktop.core.errors import StorageFullError, StoreError, TrainingError
+
+FORMAT = 1
+
+
+def checkpoint_path(checkpoints_dir: Path, run_id: int, step: int) -> Path:
+    """Where run ``run_id`` keeps its checkpoint of ``step``: ``run<id>-step<step>.pt``."""
+    return Path(checkpoints_dir) / f"run{run_id:05d}-step{step:09d}.pt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (plus the format number) to ``path`` atomically; return ``path``.
+
+    Raises :class:`StorageFullError` when the disk is full and :class:`StoreError` for any
+    other write failure; the previous checkpoint files are untouched either way.
+    """
+    path = Path(path)
+    tmp_name = ""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(handle, "wb") as stream:
+            torch.save({"format": FORMAT, **state}, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        if tmp_name:
+            Path(tmp_name).unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StorageFullError(
+                f"{path}: the disk is full; free some space and resume"
+            ) from None
+        raise StoreError(f"{path}: cannot write the checkpoint ({exc.strerror or exc})") from None
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors on the CPU).
+
+    Raises :class:`TrainingError` when the file is missing, unreadable or of another format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: checkpoint not found; the run cannot be resumed from it")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file raises various types
+        raise TrainingError(f"{path}: not a readable checkpoint ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise TrainingError(
+            f"{path}: not a cdfis checkpoint of format {FORMAT}; it may come from another "
+            "version of cdfis-desktop"
+        )
+    return state

@@ -1,0 +1,502 @@
+"""Torch datasets of patch images: registered slide patches, class folders, PCam HDF5.
+
+Every dataset yields items ``(image float32[3, H, W] normalised, label int, patch_id int)``
+with H = W = ``input_px``, and also serves whole batches through :meth:`PatchDataset.batch`
+(one indexing op on a preloaded uint8 tensor + batched augmentation) — the fast path the
+trainer should use on a CPU; ``__getitem__`` is the per-item path for a DataLoader.
+
+Speed (benchmarks/bench_datasets.py, 2-core CPU): decoding a patch from a JPEG-tiled slide
+and resizing costs about a millisecond, indexing a preloaded uint8 tensor a few
+microseconds per patch. So every dataset **preloads** its images into one
+``uint8[N, 3, H, W]`` array by default when that fits in ``preload_limit_bytes`` (1 GiB:
+~38k patches of 96 px); larger sets read lazily, optionally through an on-disk cache
+(a uint8 ``.npy`` memmap plus a "filled" mask in the project's ``cache/`` folder) that later
+epochs and later runs reuse.
+
+Thread/process rules: slide and HDF5 handles are opened lazily and keyed by ``os.getpid()``,
+so each DataLoader worker process opens its own; one dataset object must not be used by
+two threads at once. Call :meth:`PatchDataset.preload` before creating a DataLoader with
+workers, so the workers inherit the loaded array instead of each loading its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from cdfis_desktop.core.errors import CdfisError, LabelsError, SlideOpenError
+from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
+from cdfis_desktop.core.slides.imageops import resize_rgb
+from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise
+
+DEFAULT_PRELOAD_LIMIT_BYTES = 1 << 30
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+Item = tuple[torch.Tensor, int, int]
+
+
+class PatchDataset(Dataset[Item]):
+    """Base class: ``labels`` int64[N], ``patch_ids`` int64[N], images read by
+    :meth:`_read` as uint8[input_px, input_px, 3].
+
+    ``preload``: True / False / None (auto: True when N * 3 * input_px**2 bytes fit in
+    ``preload_limit_bytes``). ``cache_path``: a ``.npy`` file for the on-disk memmap cache
+    (None = no cache). ``augmentation``: applied by ``__getitem__`` and, unless told
+    otherwise, by :meth:`batch` (None = only normalise).
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        patch_ids: np.ndarray,
+        input_px: int,
+        *,
+        augmentation: Augmentation | None = None,
+        preload: bool | None = None,
+        preload_limit_bytes: int = DEFAULT_PRELOAD_LIMIT_BYTES,
+        cache_path: Path | None = None,
+    ) -> None:
+        if input_px < 8:
+            raise ValueError(f"input size must be at least 8 px, got {input_px}")
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.patch_ids = np.asarray(patch_ids, dtype=np.int64)
+        if self.labels.shape != self.patch_ids.shape:
+            raise ValueError("labels and patch ids differ in length")
+        self.input_px = int(input_px)
+        self.augmentation = augmentation
+        self.preload_wanted = (
+            self.nbytes <= preload_limit_bytes if preload is None else bool(preload)
+        )
+        self.cache_path = cache_path
+        self._images: np.ndarray | None = None  # uint8[N, 3, px, px]: RAM or memmap
+        self._filled: np.ndarray | None = None  # bool[N]
+        self._complete = False
+
+    # -- subclasses ------------------------------------------------------------------
+
+    def _read(self, index: int) -> np.ndarray:
+        """Image ``index`` as uint8[input_px, input_px, 3] (RGB); every subclass defines it."""
+        raise NotImplementedError
+
+    # -- public ----------------------------------------------------------------------
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all images as uint8 at input_px."""
+        return len(self) * 3 * self.input_px * self.input_px
+
+    @property
+    def preloaded(self) -> bool:
+        return self._complete
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> Item:
+        images, labels, ids = self.batch([int(index)])
+        return images[0], int(labels[0]), int(ids[0])
+
+    def image_uint8(self, index: int) -> np.ndarray:
+        """Image ``index`` as uint8[3, input_px, input_px], from memory/cache when there."""
+        self._prepare_storage()
+        if self._images is not None and self._filled is not None and self._filled[index]:
+            return np.asarray(self._images[index])
+        chw = np.ascontiguousarray(self._checked(index).transpose(2, 0, 1))
+        if self._images is not None and self._filled is not None:
+            self._images[index] = chw
+            self._filled[index] = True
+        return chw
+
+    def load_batch(
+        self, indices: Sequence[int] | np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(uint8[k, 3, px, px], labels int64[k], patch ids int64[k]) for dataset indices."""
+        index = np.asarray(indices, dtype=np.int64)
+        if self.preload_wanted and not self._complete:
+            self.preload()
+        if self._complete and self._images is not None:
+            images = torch.from_numpy(np.asarray(self._images[index]))
+        else:
+            images = torch.from_numpy(np.stack([self.image_uint8(int(i)) for i in index]))
+        return images, torch.from_numpy(self.labels[index]), torch.from_numpy(self.patch_ids[index])
+
+    def batch(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        *,
+        augment: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(float32[k, 3, px, px] normalised (and augmented unless ``augment=False``),
+        labels int64[k], patch ids int64[k])."""
+        images, labels, ids = self.load_batch(indices)
+        augmentation = self.augmentation if augment else None
+        return augment_and_normalise(images, augmentation, generator), labels, ids
+
+    def preload(
+        self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None
+    ) -> None:
+        """Decode every image into one uint8[N, 3, px, px] array in RAM (filling the disk
+        cache on the way when there is one). Raises ``Cancelled`` via ``cancel``."""
+        if self._complete:
+            return
+        self._prepare_storage(in_ram=self.cache_path is None)
+        assert self._images is not None and self._filled is not None
+        total = len(self)
+        missing = np.flatnonzero(~np.asarray(self._filled))
+        for done, index in enumerate(missing, start=1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            self.image_uint8(int(index))
+            if progress is not None and (done % 256 == 0 or done == missing.size):
+                progress(Progress(total - missing.size + done, total, "loading patches"))
+        if isinstance(self._images, np.memmap):
+            self._images.flush()
+            self._filled.flush()  # type: ignore[union-attr]
+            self._images = np.array(self._images)
+            self._filled = np.ones(total, dtype=bool)
+        self._complete = True
+
+    # -- storage ---------------------------------------------------------------------
+
+    def _prepare_storage(self, *, in_ram: bool = False) -> None:
+        if self._images is not None:
+            return
+        shape = (len(self), 3, self.input_px, self.input_px)
+        if self.cache_path is not None:
+            self._images, self._filled = _open_cache(self.cache_path, shape)
+        elif in_ram:
+            self._images = np.empty(shape, dtype=np.uint8)
+            self._filled = np.zeros(len(self), dtype=bool)
+
+    def _checked(self, index: int) -> np.ndarray:
+        image = self._read(index)
+        expected = (self.input_px, self.input_px, 3)
+        if image.shape != expected or image.dtype != np.uint8:
+            raise RuntimeError(
+                f"{type(self).__name__}._read returned {image.dtype}{list(image.shape)}"
+            )
+        return image
+
+    def __getstate__(self) -> dict[str, Any]:
+        # memmaps are re-opened in the worker; handles are per process anyway
+        state = self.__dict__.copy()
+        if isinstance(state.get("_images"), np.memmap):
+            state["_images"] = None
+            state["_filled"] = None
+        return state
+
+
+def _open_cache(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Open (creating when missing or of another shape) the image memmap and its mask."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mask_path = path.with_name(path.stem + "-filled.npy")
+    try:
+        images = np.load(path, mmap_mode="r+")
+        filled = np.load(mask_path, mmap_mode="r+")
+        if images.shape == shape and images.dtype == np.uint8 and filled.shape == shape[:1]:
+            return images, filled
+    except (OSError, ValueError):
+        pass
+    # the mask is created after the images, so a crash in between leaves an all-False mask
+    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    filled = np.lib.format.open_memmap(mask_path, mode="w+", dtype=np.bool_, shape=shape[:1])
+    return images, filled
+
+
+def _to_input_size(image: np.ndarray, size_px: int) -> np.ndarray:
+    """uint8[h, w, 3] -> uint8[size_px, size_px, 3] (identity when already that size)."""
+    return resize_rgb(np.ascontiguousarray(image), size_px, size_px)
+
+
+# -- registered slide patches -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlideSource:
+    """How to open one slide: ``path`` and the mpp override it was registered with."""
+
+    path: str
+    mpp_override: float | None = None
+
+
+class SlidePatchDataset(PatchDataset):
+    """Patches read lazily from their slides.
+
+    ``slides``: slide id -> :class:`SlideSource`; per patch (arrays of length N):
+    ``slide_id`` int64, ``l0_x``/``l0_y`` int64 top-left corner and ``l0_size`` int64 side
+    (level-0 px). A patch is read with ``read_region_at_mpp`` at ``slide mpp * l0_size /
+    input_px`` µm/px, so it covers exactly its ``l0_size`` level-0 px and comes out
+    ``input_px`` wide.
+    """
+
+    def __init__(
+        self,
+        slides: dict[int, SlideSource],
+        slide_id: np.ndarray,
+        l0_x: np.ndarray,
+        l0_y: np.ndarray,
+        l0_size: np.ndarray,
+        labels: np.ndarray,
+        patch_ids: np.ndarray,
+        input_px: int,
+        **options: Any,
+    ) -> None:
+        super().__init__(labels, patch_ids, input_px, **options)
+        self.slides = dict(slides)
+        self.slide_id = np.asarray(slide_id, dtype=np.int64)
+        self.l0_x = np.asarray(l0_x, dtype=np.int64)
+        self.l0_y = np.asarray(l0_y, dtype=np.int64)
+        self.l0_size = np.asarray(l0_size, dtype=np.int64)
+        self._handles: dict[int, Any] = {}
+        self._pid = os.getpid()
+
+    @classmethod
+    def from_project(
+        cls,
+        project: Any,
+        patch_ids: np.ndarray | None = None,
+        *,
+        input_px: int,
+        use_cache: bool = True,
+        **options: Any,
+    ) -> SlidePatchDataset:
+        """Dataset over ``project``'s patches (all, or those with ``patch_ids``, in that
+        order). With ``use_cache`` the disk cache goes to ``project.cache_dir``, keyed by
+        the patches, their slides and ``input_px``."""
+        table = project.patches()
+        if patch_ids is not None:
+            position = {int(p): i for i, p in enumerate(table.id)}
+            missing = [int(p) for p in patch_ids if int(p) not in position]
+            if missing:
+                raise CdfisError(
+                    f"patch id(s) {missing[:5]} are not in the project {project.folder}"
+                )
+            rows = np.array([position[int(p)] for p in patch_ids], dtype=np.int64)
+        else:
+            rows = np.arange(len(table))
+        sources = {
+            record.id: SlideSource(record.path, record.mpp if record.mpp_overridden else None)
+            for record in project.slides()
+        }
+        arrays = {
+            name: np.asarray(getattr(table, name))[rows]
+            for name in ("id", "slide_id", "l0_x", "l0_y", "l0_size", "label")
+        }
+        cache_path = None
+        if use_cache:
+            key = _cache_key(sources, arrays, input_px)
+            cache_path = Path(project.cache_dir) / f"patches-{input_px}px-{key}.npy"
+        return cls(
+            sources,
+            arrays["slide_id"],
+            arrays["l0_x"],
+            arrays["l0_y"],
+            arrays["l0_size"],
+            arrays["label"],
+            arrays["id"],
+            input_px,
+            cache_path=cache_path,
+            **options,
+        )
+
+    def _read(self, index: int) -> np.ndarray:
+        slide = self._slide(int(self.slide_id[index]))
+        read_mpp = slide.effective_mpp * int(self.l0_size[index]) / self.input_px
+        return slide.read_region_at_mpp(
+            int(self.l0_x[index]), int(self.l0_y[index]), self.input_px, self.input_px, read_mpp
+        )
+
+    def _slide(self, slide_id: int) -> Any:
+        if self._pid != os.getpid():  # a forked DataLoader worker: never reuse the parent's
+            self._handles = {}
+            self._pid = os.getpid()
+        handle = self._handles.get(slide_id)
+        if handle is None:
+            from cdfis_desktop.core.slides import open_slide
+
+            source = self.slides[slide_id]
+            handle = open_slide(source.path, mpp_override=source.mpp_override)
+            self._handles[slide_id] = handle
+        return handle
+
+    def close(self) -> None:
+        """Close the slide handles this process opened."""
+        for handle in self._handles.values():
+            handle.close()
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_handles"] = {}
+        return state
+
+
+def _cache_key(
+    sources: dict[int, SlideSource], arrays: dict[str, np.ndarray], input_px: int
+) -> str:
+    digest = hashlib.sha1(str(input_px).encode())
+    for slide_id in sorted(sources):
+        source = sources[slide_id]
+        stat = os.stat(source.path) if os.path.exists(source.path) else None
+        digest.update(f"{slide_id}|{source.path}|{source.mpp_override}|".encode())
+        if stat is not None:
+            digest.update(f"{stat.st_size}|{stat.st_mtime_ns}".encode())
+    for name in ("id", "slide_id", "l0_x", "l0_y", "l0_size"):
+        digest.update(np.ascontiguousarray(arrays[name], dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+# -- a folder of class sub-folders -----------------------------------------------------------
+
+
+class FolderPatchDataset(PatchDataset):
+    """Images in ``root/<class>/*.png|jpg|tif``; classes are the sub-folder names sorted
+    (``class_names``), labels their index; patch ids are positions in the sorted file list.
+    Images of another size are resized to ``input_px`` (area average when shrinking,
+    bilinear when enlarging).
+
+    Raises :class:`LabelsError` when ``root`` is missing, not a folder, or holds no class
+    folder with images.
+    """
+
+    def __init__(self, root: str | Path, input_px: int, **options: Any) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise LabelsError(
+                f"{root}: {'is not a folder' if root.exists() else 'no such folder'}; give a "
+                "folder with one sub-folder of images per class"
+            )
+        classes = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        files: list[Path] = []
+        labels: list[int] = []
+        for label, name in enumerate(classes):
+            found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files.extend(found)
+            labels.extend([label] * len(found))
+        if not files:
+            raise LabelsError(
+                f"{root}: found no images in class sub-folders ({', '.join(classes) or 'none'}); "
+                f"expected e.g. {root}/tumor/a.png and {root}/normal/b.png"
+            )
+        super().__init__(np.array(labels), np.arange(len(files)), input_px, **options)
+        self.class_names = classes
+        self.files = files
+
+    def _read(self, index: int) -> np.ndarray:
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError) as exc:
+            raise SlideOpenError(f"{path}: cannot be read as an image ({exc})") from None
+        return _to_input_size(rgb, self.input_px)
+
+
+# -- PatchCamelyon-style HDF5 ----------------------------------------------------------------
+
+
+class H5PatchDataset(PatchDataset):
+    """PatchCamelyon-style HDF5: ``x_path`` holds uint8[N, h, w, 3] (dataset ``x``, or the
+    only dataset in the file), ``y_path`` labels of shape [N] or [N, 1, 1, 1] (dataset ``y``;
+    None: all unlabelled, -1). Patch ids are row numbers.
+
+    Raises :class:`SlideOpenError` for an unreadable image file and :class:`LabelsError`
+    for an unreadable label file or a row-count mismatch.
+    """
+
+    def __init__(
+        self, x_path: str | Path, y_path: str | Path | None, input_px: int, **options: Any
+    ) -> None:
+        self.x_path = Path(x_path)
+        with _open_h5(self.x_path, SlideOpenError) as file:
+            self.x_key = _dataset_key(file, "x", self.x_path, SlideOpenError)
+            shape = file[self.x_key].shape
+            if len(shape) != 4 or shape[3] != 3:
+                raise SlideOpenError(
+                    f"{self.x_path}: dataset {self.x_key!r} has shape {shape}; expected "
+                    "[N, height, width, 3] RGB patches"
+                )
+        if y_path is None:
+            labels = np.full(shape[0], -1, dtype=np.int64)
+        else:
+            y_path = Path(y_path)
+            with _open_h5(y_path, LabelsError) as file:
+                key = _dataset_key(file, "y", y_path, LabelsError)
+                labels = np.asarray(file[key][...]).reshape(-1).astype(np.int64)
+            if labels.shape[0] != shape[0]:
+                raise LabelsError(
+                    f"{y_path}: has {labels.shape[0]} labels but {self.x_path} has {shape[0]} "
+                    "patches; pair the _x and _y files of the same split"
+                )
+        super().__init__(labels, np.arange(shape[0]), input_px, **options)
+        self._file: Any = None
+        self._pid = os.getpid()
+
+    def _read(self, index: int) -> np.ndarray:
+        return _to_input_size(np.asarray(self._dataset()[index], dtype=np.uint8), self.input_px)
+
+    def load_batch(
+        self, indices: Sequence[int] | np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.preload_wanted and not self.preloaded:
+            self._preload_bulk()
+        return super().load_batch(indices)
+
+    def _preload_bulk(self) -> None:
+        """Read the whole file in one h5py call (much faster than row by row)."""
+        data = np.asarray(self._dataset()[...], dtype=np.uint8)
+        if data.shape[1] != self.input_px or data.shape[2] != self.input_px:
+            data = np.stack([_to_input_size(image, self.input_px) for image in data])
+        self._images = np.ascontiguousarray(data.transpose(0, 3, 1, 2))
+        self._filled = np.ones(len(self), dtype=bool)
+        self._complete = True
+
+    def _dataset(self) -> Any:
+        import h5py
+
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.x_path, "r")
+            self._pid = os.getpid()
+        return self._file[self.x_key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_file"] = None
+        return state
+
+
+def _open_h5(path: Path, error: type[CdfisError]) -> Any:
+    import h5py
+
+    if not path.exists():
+        raise error(f"{path}: no such HDF5 file")
+    if path.is_dir():
+        raise error(f"{path}: is a folder; give the .h5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise error(f"{path}: is not a readable HDF5 file ({exc}); is it complete?") from None
+
+
+def _dataset_key(file: Any, preferred: str, path: Path, error: type[CdfisError]) -> str:
+    if preferred in file:
+        return preferred
+    keys = [k for k in file.keys() if hasattr(file[k], "shape")]
+    if len(keys) == 1:
+        return str(keys[0])
+    raise error(
+        f"{path}: has no dataset {preferred!r} (found: {', '.join(keys) or 'none'}); "
+        "expected a PatchCamelyon-style file"
+    )

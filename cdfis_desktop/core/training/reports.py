@@ -1,0 +1,95 @@
+"""Immutable reports yielded by :meth:`Trainer.iter_run` (plain numbers and numpy copies).
+
+They hold no live tensors and no reference to the model, so a worker thread can hand them
+to the GUI thread (queued signals) and the CLI can print them. Times: ``wall_s`` is
+training time in seconds since the run started, evaluation excluded (the paper's
+convention; it continues across a resume). ``epoch`` in a :class:`StepReport` is
+fractional (steps x batch / training patches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """The run is set up and about to train.
+
+    ``resumed_from_step``: the checkpoint step a resumed run continues from (None = new
+    run). ``split_method``: ``preset`` (the patches' stored split), ``group`` or
+    ``spatial``; ``warning``: "" or a sentence for the user (e.g. the spatial fallback).
+    ``steps_per_epoch``: ceil(n_train / batch). ``max_steps``: the step limit implied by
+    epochs/steps (None when only a time budget limits the run).
+    """
+
+    run_id: int
+    n_train: int
+    n_val: int
+    device: str
+    split_method: str
+    warning: str
+    steps_per_epoch: int
+    max_steps: int | None
+    resumed_from_step: int | None
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One training step done (``step`` counts from 1).
+
+    ``candidate_scores float32[n]``: the scores the sampler saw at this step (the presample
+    candidates, or the chosen rows in history mode and in the uniform phase), for the score
+    histogram/CDF plot. ``chosen_share``: fraction of training patches chosen at least
+    once so far. ``is_active``: importance sampling is switched on.
+    """
+
+    run_id: int
+    step: int
+    epoch: float
+    wall_s: float
+    train_loss: float
+    samples_per_s: float
+    is_active: bool
+    candidate_scores: np.ndarray
+    chosen_share: float
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """A validation pass (at each epoch end, every ``val_every_steps``, and once at step 0).
+
+    ``epoch``: completed epochs (int). Metrics as in :mod:`.metrics` (nan when undefined).
+    ``switched_on``: importance sampling switched on at this validation (warm-up ended).
+    ``is_best``: lowest validation loss so far.
+    """
+
+    run_id: int
+    step: int
+    epoch: int
+    wall_s: float
+    val_loss: float
+    val_accuracy: float
+    val_balanced_accuracy: float
+    val_auc: float
+    switched_on: bool
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended. ``status``: ``finished``, ``cancelled`` or ``failed``; ``message``:
+    the error for ``failed``, how to resume for ``cancelled``, else "".
+    ``checkpoint``: the path of the last checkpoint written ("" when none)."""
+
+    run_id: int
+    status: str
+    step: int
+    wall_s: float
+    message: str
+    checkpoint: str
+
+
+Report = RunStarted | StepReport | EpochReport | RunFinished

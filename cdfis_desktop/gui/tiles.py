@@ -1,0 +1,230 @@
+"""Slide tiles for the viewer: keys, a bounded LRU cache, and a background loader.
+
+Tiles are squares of ``TILE_PX`` pixels *at their pyramid level*; tile ``(col, row)`` of
+level ``lv`` covers level-0 px ``[col * TILE_PX * ds, (col + 1) * TILE_PX * ds)`` with
+``ds = level_downsamples[lv]`` (edge tiles are cropped to the slide).
+
+Thread rules: :class:`TileCache` and :class:`TileLoader` belong to the GUI thread. The loader
+reads in its own :class:`QThreadPool`; every pool thread opens its own slide handle (handles
+are never shared between threads) and hands back a :class:`QImage` through the queued
+``tile_loaded`` signal. Requests replace the queue, so tiles that scrolled away before a
+worker reached them are never read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from cdfis_desktop.gui.handles import PerThreadSlides, SlideOpener
+from cdfis_desktop.gui.qtimage import array_to_qimage
+from cdfis_desktop.gui.threads import register_pool
+
+TILE_PX = 512
+
+
+@dataclass(frozen=True, order=True)
+class TileKey:
+    """Tile ``(col, row)`` of pyramid ``level``."""
+
+    level: int
+    col: int
+    row: int
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """Where one tile sits: its read request and its level-0 rectangle."""
+
+    l0_x: int
+    l0_y: int
+    lv_w: int
+    lv_h: int
+    l0_w: float
+    l0_h: float
+
+
+def tile_geometry(
+    key: TileKey, level_dimensions: Sequence[tuple[int, int]], level_downsamples: Sequence[float]
+) -> TileGeometry:
+    """Level-0 origin and size of ``key``, cropped at the slide's edge."""
+    lv_width, lv_height = level_dimensions[key.level]
+    downsample = float(level_downsamples[key.level])
+    lv_x, lv_y = key.col * TILE_PX, key.row * TILE_PX
+    lv_w = max(0, min(TILE_PX, lv_width - lv_x))
+    lv_h = max(0, min(TILE_PX, lv_height - lv_y))
+    return TileGeometry(
+        l0_x=int(round(lv_x * downsample)),
+        l0_y=int(round(lv_y * downsample)),
+        lv_w=lv_w,
+        lv_h=lv_h,
+        l0_w=lv_w * downsample,
+        l0_h=lv_h * downsample,
+    )
+
+
+def tiles_covering(
+    level: int,
+    l0_rect: tuple[float, float, float, float],
+    level_dimensions: Sequence[tuple[int, int]],
+    level_downsamples: Sequence[float],
+) -> list[TileKey]:
+    """Keys of ``level`` that intersect ``l0_rect = (x, y, w, h)`` (level-0 px), ordered
+    from the centre of the rectangle outwards so the middle of the view arrives first."""
+    downsample = float(level_downsamples[level])
+    lv_width, lv_height = level_dimensions[level]
+    cols = max(1, -(-lv_width // TILE_PX))
+    rows = max(1, -(-lv_height // TILE_PX))
+    l0_x, l0_y, l0_w, l0_h = l0_rect
+    span = TILE_PX * downsample
+    col0 = max(0, int(l0_x // span))
+    row0 = max(0, int(l0_y // span))
+    col1 = min(cols - 1, int((l0_x + l0_w) // span))
+    row1 = min(rows - 1, int((l0_y + l0_h) // span))
+    if col1 < col0 or row1 < row0:
+        return []
+    mid_col, mid_row = (col0 + col1) / 2, (row0 + row1) / 2
+    keys = [TileKey(level, c, r) for r in range(row0, row1 + 1) for c in range(col0, col1 + 1)]
+    keys.sort(key=lambda k: (k.col - mid_col) ** 2 + (k.row - mid_row) ** 2)
+    return keys
+
+
+class TileCache:
+    """LRU cache of decoded tiles, bounded by ``max_mb`` megabytes of image memory."""
+
+    def __init__(self, max_mb: float = 256.0) -> None:
+        self.max_bytes = int(max_mb * 1024 * 1024)
+        self._images: OrderedDict[TileKey, QImage] = OrderedDict()
+        self.bytes_used = 0
+
+    def get(self, key: TileKey) -> QImage | None:
+        image = self._images.get(key)
+        if image is not None:
+            self._images.move_to_end(key)
+        return image
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._images
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def put(self, key: TileKey, image: QImage) -> None:
+        old = self._images.pop(key, None)
+        if old is not None:
+            self.bytes_used -= old.sizeInBytes()
+        self._images[key] = image
+        self.bytes_used += image.sizeInBytes()
+        while self.bytes_used > self.max_bytes and len(self._images) > 1:
+            _, evicted = self._images.popitem(last=False)
+            self.bytes_used -= evicted.sizeInBytes()
+
+    def clear(self) -> None:
+        self._images.clear()
+        self.bytes_used = 0
+
+
+class TileLoader(QObject):
+    """Reads tiles of one slide in background threads.
+
+    ``tile_loaded(key, image)`` is emitted (queued to the GUI thread) for each tile read;
+    ``tile_failed(key, message)`` when a read raises. Call :meth:`shutdown` before dropping
+    the loader: it empties the queue, waits for the workers and closes their handles.
+    """
+
+    tile_loaded = Signal(object, object)
+    tile_failed = Signal(object, str)
+
+    def __init__(
+        self,
+        slide_path: Path,
+        level_dimensions: Sequence[tuple[int, int]],
+        level_downsamples: Sequence[float],
+        opener: SlideOpener,
+        threads: int = 2,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.slide_path = Path(slide_path)
+        self._level_dimensions = list(level_dimensions)
+        self._level_downsamples = list(level_downsamples)
+        self._slides = PerThreadSlides(opener)
+        self._lock = threading.Lock()
+        self._queue: list[TileKey] = []
+        self._in_flight: set[TileKey] = set()
+        self._workers = 0
+        self._max_workers = max(1, threads)
+        self._closed = False
+        self._pool = register_pool(QThreadPool(self))
+        self._pool.setObjectName(f"tiles:{self.slide_path.name}")
+        self._pool.setMaxThreadCount(self._max_workers)
+        self.reads = 0
+
+    def request(self, keys: Sequence[TileKey]) -> None:
+        """Make ``keys`` (in priority order) the tiles to read; drops queued ones not in it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._queue = [k for k in keys if k not in self._in_flight]
+            self._queue.reverse()  # pop() from the end takes the first key
+            missing = min(self._max_workers - self._workers, len(self._queue))
+            self._workers += max(0, missing)
+        for _ in range(max(0, missing)):
+            self._pool.start(_TileRunnable(self))
+
+    def pending(self) -> int:
+        """Tiles queued or being read."""
+        with self._lock:
+            return len(self._queue) + len(self._in_flight)
+
+    def shutdown(self) -> None:
+        """Drop queued work, wait for running reads, close the worker handles. GUI thread."""
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+        self._pool.waitForDone()
+        self._slides.close_all()
+
+    def _next(self) -> TileKey | None:
+        with self._lock:
+            if not self._queue or self._closed:
+                self._workers -= 1
+                return None
+            key = self._queue.pop()
+            self._in_flight.add(key)
+            return key
+
+    def _read(self, key: TileKey) -> None:
+        try:
+            geometry = tile_geometry(key, self._level_dimensions, self._level_downsamples)
+            if geometry.lv_w == 0 or geometry.lv_h == 0:
+                return
+            rgb = self._slides.get(self.slide_path).read_region(
+                geometry.l0_x, geometry.l0_y, key.level, geometry.lv_w, geometry.lv_h
+            )
+            image = array_to_qimage(rgb)
+            self.reads += 1
+            self.tile_loaded.emit(key, image)
+        except Exception as exc:  # reported to the GUI, which shows it once
+            self.tile_failed.emit(key, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._in_flight.discard(key)
+
+
+class _TileRunnable(QRunnable):
+    """Pulls keys from its loader's queue until the queue is empty."""
+
+    def __init__(self, loader: TileLoader) -> None:
+        super().__init__()
+        self._loader = loader
+
+    def run(self) -> None:
+        while (key := self._loader._next()) is not None:
+            self._loader._read(key)

@@ -1,0 +1,65 @@
+"""Fixtures of the store tests: a fresh project in tmp_path, with one slide of patches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cdfis_desktop.core.storage import Project
+
+N_PATCHES = 60
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A new, empty project in a fresh folder."""
+    with Project.create(tmp_path / "project") as opened:
+        yield opened
+
+
+@pytest.fixture
+def slide_patches(project: Project) -> tuple[int, np.ndarray]:
+    """One slide with a 10 x 6 grid of 512 px (level 0) patches; the first 40 are train,
+    the rest val; labels alternate 0/1. Returns (slide_id, patch ids)."""
+    slide_id = project.add_slide(
+        "/data/a.svs", fingerprint="fp-a", width=5120, height=3072, mpp=0.25, vendor="aperio"
+    )
+    k = np.arange(N_PATCHES)
+    ids = project.add_patches(
+        slide_id,
+        l0_x=(k % 10) * 512,
+        l0_y=(k // 10) * 512,
+        l0_size=512,
+        patch_px=256,
+        mpp=0.5,
+        label=k % 2,
+        tissue_fraction=np.linspace(0.5, 1.0, N_PATCHES),
+        split=["train"] * 40 + ["val"] * 20,
+    )
+    return slide_id, ids
+
+
+@pytest.fixture
+def make_run(project: Project) -> Callable[..., int]:
+    """``make_run(n_train=40, **overrides) -> run_id``: a running CDF/presample/loss run."""
+
+    def make(n_train: int = 40, **kwargs: object) -> int:
+        return _new_run(project, n_train, **kwargs)
+
+    return make
+
+
+def _new_run(project: Project, n_train: int, **kwargs: object) -> int:
+    options: dict[str, object] = {
+        "sampler_rule": "cdf",
+        "sampler_mode": "presample",
+        "metric": "loss",
+        "seed": 0,
+        "device": "cpu",
+        "n_train": n_train,
+    }
+    options.update(kwargs)
+    return project.create_run({"batch_size": 4}, **options)  # type: ignore[arg-type]

@@ -1,0 +1,174 @@
+"""The batched history writer: rows, aggregates against a numpy reference, batching,
+duplicate candidates, resume truncation, and a reader thread during writes."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from cdfis_desktop.core.errors import StoreError
+from cdfis_desktop.core.storage import ALL_EPOCHS, Project
+
+
+def _write_random_history(
+    project: Project, run_id: int, ids: np.ndarray, steps: int, flush: int, seed: int = 0
+) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Record ``steps`` steps of 16 candidates (4 chosen); return what was recorded."""
+    rng = np.random.default_rng(seed)
+    recorded = []
+    with project.history_writer(run_id, flush_every_steps=flush) as writer:
+        for step in range(steps):
+            cand = rng.choice(ids, 16, replace=False)
+            score = rng.random(16).astype(np.float32)
+            chosen = np.zeros(16, np.int32)
+            chosen[rng.choice(16, 4, replace=False)] = 1
+            writer.record(step, step // 4, cand, score, score / score.sum(), chosen,
+                          chosen * 2.0)
+            recorded.append((step, step // 4, cand, score, chosen))
+    return recorded
+
+
+def _stats(project: Project, run_id: int, epoch: int) -> dict[int, tuple]:
+    with project.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT patch_id, times_scored, times_chosen, score_sum, last_score, last_step "
+                 "FROM epoch_stats WHERE run_id = :r AND epoch = :e"),
+            {"r": run_id, "e": epoch},
+        ).all()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def _reference(recorded, epoch: int | None) -> dict[int, tuple]:
+    ref: dict[int, list] = {}
+    for step, ep, cand, score, chosen in recorded:
+        if epoch is not None and ep != epoch:
+            continue
+        for pid, s, c in zip(cand.tolist(), score.tolist(), chosen.tolist(), strict=True):
+            entry = ref.setdefault(pid, [0, 0, 0.0, 0.0, -1])
+            entry[0] += 1
+            entry[1] += c
+            entry[2] += s
+            entry[3], entry[4] = s, step
+    return {k: tuple(v) for k, v in ref.items()}
+
+
+def _assert_stats_equal(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for pid, row in want.items():
+        assert got[pid][:2] == row[:2], pid
+        assert got[pid][2] == pytest.approx(row[2], rel=1e-6)
+        assert got[pid][3] == pytest.approx(row[3], rel=1e-6)
+        assert got[pid][4] == row[4]
+
+
+def test_aggregates_match_numpy_reference(project, slide_patches, make_run) -> None:
+    _, ids = slide_patches
+    run_id = make_run()
+    recorded = _write_random_history(project, run_id, ids[:40], steps=13, flush=3)
+    for epoch in range(4):
+        _assert_stats_equal(_stats(project, run_id, epoch), _reference(recorded, epoch))
+    _assert_stats_equal(_stats(project, run_id, ALL_EPOCHS), _reference(recorded, None))
+    assert project.epochs(run_id) == [0, 1, 2, 3]
+    assert project.run(run_id).steps == 12
+
+
+def test_history_rows_roundtrip(project, slide_patches, make_run) -> None:
+    _, ids = slide_patches
+    run_id = make_run()
+    recorded = _write_random_history(project, run_id, ids[:40], steps=6, flush=4)
+    step, _, cand, score, chosen = recorded[5]
+    scores = project.score_distribution(run_id, step=step)
+    assert np.array_equal(np.sort(scores), np.sort(score))
+    history = project.patch_history(run_id, int(cand[0]))
+    at = np.flatnonzero(history.step == step)[0]
+    assert history.score[at] == score[0] and history.times_chosen[at] == chosen[0]
+    assert history.weight[at] == pytest.approx(chosen[0] * 2.0)
+    assert np.all(np.diff(history.step) > 0)
+
+
+def test_nothing_visible_before_flush(project, slide_patches, make_run) -> None:
+    _, ids = slide_patches
+    run_id = make_run()
+    writer = project.history_writer(run_id, flush_every_steps=3)
+    for step in range(2):
+        writer.record(step, 0, ids[:4], np.ones(4), np.full(4, 0.25), np.ones(4), np.ones(4))
+    assert writer.pending_steps == 2
+    assert project.epochs(run_id) == []
+    writer.record(2, 0, ids[:4], np.ones(4), np.full(4, 0.25), np.ones(4), np.ones(4))
+    assert writer.pending_steps == 0
+    assert len(project.patch_history(run_id, int(ids[0])).step) == 3
+    writer.close()
+    with pytest.raises(ValueError, match="closed"):
+        writer.record(3, 0, ids[:1], [1.0], [1.0], [1], [1.0])
+
+
+def test_duplicate_candidates_in_one_step_are_merged(project, slide_patches, make_run) -> None:
+    _, ids = slide_patches
+    run_id = make_run()
+    cand = np.array([ids[0], ids[1], ids[0]])
+    with project.history_writer(run_id) as writer:
+        writer.record(0, 0, cand, [0.5, 0.2, 0.5], [0.4, 0.2, 0.4], [1, 0, 2], [1.0, 0.0, 2.0])
+    history = project.patch_history(run_id, int(ids[0]))
+    assert list(history.times_chosen) == [3] and list(history.weight) == [3.0]
+    assert _stats(project, run_id, 0)[int(ids[0])][:2] == (1, 3)
+
+
+def test_mismatched_lengths_are_rejected(project, slide_patches, make_run) -> None:
+    _, ids = slide_patches
+    with project.history_writer(make_run()) as writer, pytest.raises(ValueError, match="length"):
+        writer.record(0, 0, ids[:3], [1.0, 2.0], [0.5, 0.5, 0.0], [1, 1, 0], [1.0, 1.0, 0.0])
+
+
+def test_writer_refuses_a_finished_run(project, make_run) -> None:
+    run_id = make_run()
+    project.set_run_status(run_id, "finished")
+    with pytest.raises(StoreError, match="run 1 is finished"):
+        project.history_writer(run_id)
+
+
+def test_truncate_rebuilds_the_same_aggregates(project, slide_patches, make_run) -> None:
+    """Resuming from a checkpoint at step 7 must leave exactly what steps 0..7 wrote."""
+    _, ids = slide_patches
+    run_a, run_b = make_run(), make_run()
+    full = _write_random_history(project, run_a, ids[:40], steps=12, flush=5, seed=3)
+    _write_random_history(project, run_b, ids[:40], steps=8, flush=5, seed=3)
+    project.log_metrics(run_a, 10, 2, 1.0, train_loss=0.3)
+    project.history_writer(run_a, resume_after_step=7).close()
+    for epoch in (0, 1, 2, ALL_EPOCHS):
+        _assert_stats_equal(_stats(project, run_a, epoch), _stats(project, run_b, epoch))
+    _assert_stats_equal(_stats(project, run_a, ALL_EPOCHS), _reference(full[:8], None))
+    assert project.run(run_a).steps == 7
+    assert len(project.metrics(run_a)["step"]) == 0
+
+
+def test_reader_thread_sees_committed_batches_while_writing(
+    project, slide_patches, make_run
+) -> None:
+    """A GUI-like reader polls heatmaps while the writer flushes; every read is consistent:
+    the cumulative times_scored always equals 16 x a whole number of flushed steps."""
+    slide_id, ids = slide_patches
+    run_id = make_run()
+    seen: list[float] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                values = project.heatmap_values(run_id, slide_id, "times_scored").value
+                seen.append(float(np.nansum(values)))
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        _write_random_history(project, run_id, ids[:40], steps=40, flush=2)
+    finally:
+        done.set()
+        reader.join(timeout=30)
+    assert not reader.is_alive() and not errors
+    assert seen and all(total % (16 * 2) == 0 for total in seen)

@@ -1,0 +1,145 @@
+"""Queries used by the GUI and reports: heatmap values, favoured/ignored patches, metrics,
+run summaries and comparisons, predictions, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cdfis_desktop.core.errors import ConfigError, RunLockedError, StoreError
+from cdfis_desktop.core.storage import HEATMAP_METRICS, Project
+
+
+def _two_epochs(project: Project, run_id: int, ids: np.ndarray) -> None:
+    """Epoch 0: step 0 scores ids[0:4] (chosen 2,1,0,0 times), step 1 scores ids[0:2].
+    Epoch 1: step 2 scores ids[2:4] (chosen 0, 3)."""
+    with project.history_writer(run_id, flush_every_steps=2) as writer:
+        writer.record(0, 0, ids[0:4], [1.0, 2.0, 3.0, 4.0], [0.1, 0.2, 0.3, 0.4],
+                      [2, 1, 0, 0], [1.0, 1.0, 0.0, 0.0])
+        writer.record(1, 0, ids[0:2], [5.0, 6.0], [0.5, 0.5], [0, 0], [0.0, 0.0])
+        writer.record(2, 1, ids[2:4], [7.0, 8.0], [0.4, 0.6], [0, 3], [0.0, 1.0])
+
+
+def test_heatmap_values_per_metric(project, slide_patches, make_run) -> None:
+    slide_id, ids = slide_patches
+    run_id = make_run(n_train=40)
+    _two_epochs(project, run_id, ids)
+    hv = project.heatmap_values(run_id, slide_id, "times_chosen")
+    assert np.array_equal(hv.patch_id, ids) and np.array_equal(hv.l0_x, (np.arange(60) % 10) * 512)
+    assert list(hv.value[:5]) == [2, 1, 0, 3, 0]
+    assert np.isnan(hv.value[40:]).all()  # validation patches were never training patches
+    assert list(project.heatmap_values(run_id, slide_id, "times_chosen", 0).value[:4]) == [2, 1, 0, 0]
+    mean = project.heatmap_values(run_id, slide_id, "mean_score").value
+    assert list(mean[:4]) == [3.0, 4.0, 5.0, 6.0] and np.isnan(mean[4])
+    assert list(project.heatmap_values(run_id, slide_id, "last_score").value[:4]) == [5, 6, 7, 8]
+    assert list(project.heatmap_values(run_id, slide_id, "loss", 1).value[2:4]) == [7, 8]
+    assert list(project.heatmap_values(run_id, slide_id, "times_scored").value[:4]) == [2, 2, 2, 2]
+    assert list(project.heatmap_values(run_id, slide_id, "label").value[:4]) == [0, 1, 0, 1]
+
+
+def test_favour_is_chosen_minus_uniform_expectation(project, slide_patches, make_run) -> None:
+    slide_id, ids = slide_patches
+    run_id = make_run(n_train=40)
+    _two_epochs(project, run_id, ids)
+    favour = project.heatmap_values(run_id, slide_id, "favour").value
+    expected = 6 / 40  # 6 draws in the run, 40 training patches
+    assert favour[0] == pytest.approx(2 - expected) and favour[5] == pytest.approx(-expected)
+    assert np.nansum(favour[:40]) == pytest.approx(0.0, abs=1e-5)  # uniform would give 0
+    epoch0 = project.heatmap_values(run_id, slide_id, "favour", 0).value
+    assert epoch0[0] == pytest.approx(2 - 3 / 40)
+
+
+def test_favoured_and_ignored_patches(project, slide_patches, make_run) -> None:
+    _, ids = slide_patches
+    run_id = make_run(n_train=40)
+    _two_epochs(project, run_id, ids)
+    top = project.favoured_patches(run_id, 2)
+    assert [p.patch_id for p in top] == [ids[3], ids[0]]
+    assert top[0].times_chosen == 3 and top[0].favour == pytest.approx(3 - 6 / 40)
+    assert top[0].mean_score == pytest.approx(6.0) and top[0].last_score == 8.0
+    ignored = project.favoured_patches(run_id, 1, ignored=True)
+    assert ignored[0].patch_id == ids[2] and ignored[0].times_scored == 2
+    assert [p.patch_id for p in project.favoured_patches(run_id, 5, label=1)] == [ids[3], ids[1]]
+    in_epoch0 = project.favoured_patches(run_id, 1, epoch=0)
+    assert in_epoch0[0].patch_id == ids[0] and in_epoch0[0].epoch == 0
+    assert project.favoured_patches(run_id, 3, slide_id=999) == []
+
+
+def test_heatmap_rejects_unknown_or_unused_metric(project, slide_patches, make_run) -> None:
+    slide_id, _ = slide_patches
+    run_id = make_run()
+    assert "favour" in HEATMAP_METRICS
+    with pytest.raises(ConfigError, match="unknown heatmap metric"):
+        project.heatmap_values(run_id, slide_id, "importance")
+    with pytest.raises(ConfigError, match="scored patches by 'loss'"):
+        project.heatmap_values(run_id, slide_id, "gradnorm")
+    with pytest.raises(StoreError, match="no run with id 77"):
+        project.heatmap_values(77, slide_id, "favour")
+
+
+def test_predictions_latest_epoch_by_default(project, slide_patches, make_run) -> None:
+    slide_id, ids = slide_patches
+    run_id = make_run()
+    project.set_predictions(run_id, 0, ids[40:42], [1, 1], [0.6, 0.7])
+    project.set_predictions(run_id, 1, ids[40:42], [0, 1], [0.9, 0.8])
+    values = project.heatmap_values(run_id, slide_id, "prediction").value
+    assert list(values[40:42]) == [0, 1] and np.isnan(values[0])
+    probs = project.heatmap_values(run_id, slide_id, "prediction_probability", 0).value
+    assert probs[40:42] == pytest.approx([0.6, 0.7])
+
+
+def test_metrics_merge_and_series(project, make_run) -> None:
+    run_id = make_run()
+    project.log_metrics(run_id, 10, 0, 5.0, train_loss=0.7, samples_per_s=100.0)
+    project.log_metrics(run_id, 10, 0, 5.5, val_accuracy=0.6, val_auc=0.7)
+    project.log_metrics(run_id, 20, 1, 9.0, train_loss=0.5, val_accuracy=0.8)
+    series = project.metrics(run_id)
+    assert list(series["step"]) == [10, 20]
+    assert list(series["train_loss"]) == [0.7, 0.5]
+    assert list(series["val_accuracy"]) == [0.6, 0.8]
+    assert series["wall_s"][0] == 5.5 and np.isnan(series["val_loss"]).all()
+    summary = project.run(run_id)
+    assert summary.best_val_accuracy == 0.8 and summary.steps == 20
+
+
+def test_run_lifecycle_and_summaries(project, make_run) -> None:
+    a = make_run(name="uniform", sampler_rule="uniform", seed=3)
+    b = make_run(sampler_mode="history", metric="gradnorm")
+    project.set_switch_step(b, 50)
+    project.set_run_status(a, "failed", error="NaN loss")
+    runs = project.runs()
+    assert [r.id for r in runs] == [b, a]
+    assert runs[1].status == "failed" and runs[1].error == "NaN loss"
+    assert runs[1].duration_s is not None and runs[1].duration_s >= 0
+    assert runs[0].status == "running" and runs[0].switch_step == 50
+    assert runs[0].sampler == "cdf/history/gradnorm"
+    assert runs[0].versions["cdfis"] and runs[0].config == {"batch_size": 4}
+    project.set_run_status(a, "running")  # resume
+    assert project.run(a).status == "running" and project.run(a).error is None
+    with pytest.raises(ConfigError, match="unknown run status"):
+        project.set_run_status(a, "done")
+    with pytest.raises(ConfigError, match="unknown sampler rule"):
+        make_run(sampler_rule="best")
+    comparison = project.compare_runs([a, b])
+    assert [s.id for s in comparison.summaries] == [a, b] and set(comparison.metrics) == {a, b}
+
+
+def test_two_projects_in_one_process_exclude_each_other(project, make_run) -> None:
+    run_id = make_run()
+    with Project.open(project.folder) as second:
+        assert second.run(run_id).status == "running"  # not taken for dead
+        with pytest.raises(RunLockedError, match=f"run {run_id} is being written"):
+            second.history_writer(run_id)
+
+
+def test_checkpoints_registry(project, make_run, tmp_path) -> None:
+    run_id = make_run()
+    assert project.latest_checkpoint(run_id) is None
+    inside = project.checkpoints_dir / "run1-step100.pt"
+    outside = tmp_path / "elsewhere.pt"
+    project.register_checkpoint(run_id, 100, 0, inside)
+    project.register_checkpoint(run_id, 200, 1, outside)
+    project.register_checkpoint(run_id, 50, 0, inside)
+    latest = project.latest_checkpoint(run_id)
+    assert latest is not None and latest.step == 200 and latest.path == str(outside.resolve())
+    assert project.checkpoints(run_id)[1].path == str(inside)

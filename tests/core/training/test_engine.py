@@ -1,0 +1,249 @@
+"""The training engine on a real project store (SQLite in tmp_path) and real training steps.
+
+Images come from an in-memory dataset whose patch ids are registered in the project
+(see synthetic_project.py); end-to-end runs over real slide patches are in tests/cli.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
+from cdfis_desktop.core.errors import ConfigError, TrainingError
+from cdfis_desktop.core.progress import CancelToken
+from cdfis_desktop.core.storage import Project
+from cdfis_desktop.core.training.checkpoints import load_checkpoint
+from cdfis_desktop.core.training.engine import Trainer
+from cdfis_desktop.core.training.memory import ArrayPatchDataset
+from cdfis_desktop.core.training.reports import EpochReport, RunFinished, RunStarted, StepReport
+
+from .synthetic_project import make_images, make_project
+
+PX = 32
+
+
+def _config(**changes: object) -> RunConfig:
+    values: dict = dict(
+        batch_size=8, epochs=2, input_px=PX, device="cpu", checkpoint_every_steps=4,
+        history_flush_steps=3,
+    )  # fmt: skip
+    values.update(changes)
+    return RunConfig(**values)
+
+
+@pytest.fixture
+def project_and_data(tmp_path: Path):
+    project, dataset = make_project(tmp_path / "project", n_per_group=16, n_groups=4, px=PX)
+    yield project, dataset
+    project.close()
+
+
+def _history_rows(project: Project, run_id: int) -> list[tuple[int, int, int, float]]:
+    with sqlite3.connect(project.db_path) as conn:
+        return conn.execute(
+            "SELECT step, patch_id, times_chosen, weight FROM history WHERE run_id = ? "
+            "ORDER BY step, patch_id",
+            (run_id,),
+        ).fetchall()
+
+
+def test_a_run_yields_reports_and_records_everything(project_and_data) -> None:
+    project, dataset = project_and_data
+    reports = list(Trainer(project, dataset=dataset).iter_run(_config()))
+    started, finished = reports[0], reports[-1]
+    assert isinstance(started, RunStarted) and isinstance(finished, RunFinished)
+    assert finished.status == "finished" and started.split_method == "group"
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    epochs = [r for r in reports if isinstance(r, EpochReport)]
+    spe = started.steps_per_epoch
+    assert [s.step for s in steps] == list(range(1, 2 * spe + 1))
+    assert [e.step for e in epochs] == [0, spe, 2 * spe]
+    assert all(isinstance(s.candidate_scores, np.ndarray) for s in steps)
+    assert steps[-1].chosen_share > 0.5
+    assert all(np.isfinite(s.train_loss) and s.samples_per_s > 0 for s in steps)
+    # the store
+    summary = project.run(finished.run_id)
+    assert summary.status == "finished" and summary.config == _config().to_dict()
+    rows = _history_rows(project, finished.run_id)
+    assert {r[0] for r in rows} == set(range(1, 2 * spe + 1))
+    per_step = {}
+    for step, _, chosen, _ in rows:
+        per_step[step] = per_step.get(step, 0) + chosen
+    assert set(per_step.values()) == {8}
+    metrics = project.metrics(finished.run_id)
+    assert np.isfinite(metrics["val_accuracy"]).sum() == 3
+    assert len(project.checkpoints(finished.run_id)) >= 2
+    assert Path(finished.checkpoint).is_file()
+    with sqlite3.connect(project.db_path) as conn:
+        (n_final,) = conn.execute(
+            "SELECT COUNT(*) FROM predictions WHERE run_id = ? AND epoch = 1", (finished.run_id,)
+        ).fetchone()
+    assert n_final == len(dataset)  # all patches at the end, training ones included
+
+
+def test_training_lowers_the_validation_loss(project_and_data) -> None:
+    project, dataset = project_and_data
+    epochs = [
+        r
+        for r in Trainer(project, dataset=dataset).iter_run(_config(epochs=4))
+        if isinstance(r, EpochReport)
+    ]
+    assert epochs[-1].val_loss < epochs[0].val_loss
+    assert epochs[-1].val_accuracy >= 0.75
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        SamplerConfig(rule="cdf", presample_ratio=2.0),
+        SamplerConfig(rule="topk", presample_ratio=2.0, metric="gradnorm"),
+        SamplerConfig(rule="cdf", mode="history", warmup="steps:2", weighting="unbiased"),
+        SamplerConfig(rule="cdf", presample_ratio=2.0, metric="gradnorm_wb", warmup="loss:0.99"),
+    ],
+    ids=["cdf-presample", "topk-gradnorm", "cdf-history", "gradnorm_wb-losswarmup"],
+)
+def test_importance_samplers_run_and_record(project_and_data, sampler: SamplerConfig) -> None:
+    project, dataset = project_and_data
+    reports = list(
+        Trainer(project, dataset=dataset).iter_run(
+            _config(sampler=sampler, epochs=None, max_steps=6)
+        )
+    )
+    finished = reports[-1]
+    assert finished.status == "finished"
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    active = [s for s in steps if s.is_active]
+    summary = project.run(finished.run_id)
+    if sampler.warmup == "none":
+        assert len(active) == len(steps) and summary.switch_step == 0
+    elif sampler.warmup == "steps:2":
+        assert [s.step for s in active] == [3, 4, 5, 6] and summary.switch_step == 2
+    rows = _history_rows(project, finished.run_id)
+    if sampler.mode == "presample" and active:
+        first_active = active[0].step
+        candidates = [r for r in rows if r[0] == first_active]
+        assert len(candidates) == 16  # B = 2 x 8 candidates recorded, chosen or not
+        assert sum(r[2] for r in candidates) == 8
+        assert any(r[2] == 0 and r[3] == 0.0 for r in candidates)
+    assert all(np.isfinite(s.candidate_scores).all() for s in steps)
+
+
+def _weights(project: Project, checkpoint: str) -> dict[str, torch.Tensor]:
+    return load_checkpoint(Path(checkpoint))["session"]["model"]
+
+
+@pytest.mark.parametrize("mode", ["presample", "history"])
+def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: str) -> None:
+    sampler = SamplerConfig(rule="cdf", mode=mode, presample_ratio=2.0, warmup="steps:2")
+    config = _config(sampler=sampler, epochs=None, max_steps=9, checkpoint_every_steps=100)
+    project_a, data_a = make_project(tmp_path / "a", n_per_group=16, n_groups=4, px=PX)
+    straight = list(Trainer(project_a, dataset=data_a).iter_run(config))[-1]
+    project_b, data_b = make_project(tmp_path / "b", n_per_group=16, n_groups=4, px=PX)
+    cancel = CancelToken()
+    first = []
+    for report in Trainer(project_b, dataset=data_b).iter_run(config, cancel):
+        first.append(report)
+        if isinstance(report, StepReport) and report.step == 4:
+            cancel.cancel()
+    stopped = first[-1]
+    assert stopped.status == "cancelled" and stopped.step == 4
+    assert f"--resume {stopped.run_id}" in stopped.message
+    assert project_b.run(stopped.run_id).status == "cancelled"
+    resumed = list(Trainer(project_b, dataset=data_b).iter_resume(stopped.run_id))
+    assert resumed[0].resumed_from_step == 4
+    assert resumed[-1].status == "finished" and resumed[-1].step == 9
+    a, b = _weights(project_a, straight.checkpoint), _weights(project_b, resumed[-1].checkpoint)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    # the history is the same, recorded once per step
+    assert _history_rows(project_a, straight.run_id) == _history_rows(project_b, stopped.run_id)
+    project_a.close()
+    project_b.close()
+
+
+def test_closing_the_generator_counts_as_cancel(project_and_data) -> None:
+    project, dataset = project_and_data
+    reports = Trainer(project, dataset=dataset).iter_run(_config())
+    run_id = next(reports).run_id
+    for report in reports:
+        if isinstance(report, StepReport) and report.step == 2:
+            break
+    reports.close()
+    assert project.run(run_id).status == "cancelled"
+    assert project.latest_checkpoint(run_id).step == 2
+
+
+def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(project_and_data) -> None:
+    project, dataset = project_and_data
+    config = _config(learning_rate=1e30, checkpoint_every_steps=1, epochs=3)
+    seen = []
+    with pytest.raises(TrainingError, match="lower learning rate"):
+        for report in Trainer(project, dataset=dataset).iter_run(config):
+            seen.append(report)
+    finished = seen[-1]
+    assert isinstance(finished, RunFinished) and finished.status == "failed"
+    summary = project.run(finished.run_id)
+    assert summary.status == "failed" and "loss became" in summary.error
+    latest = project.latest_checkpoint(finished.run_id)
+    assert latest is not None and latest.step == finished.step
+    assert Path(latest.path).is_file()
+
+
+def test_time_budget_and_early_stopping_stop_the_run(project_and_data) -> None:
+    project, dataset = project_and_data
+    budget = list(
+        Trainer(project, dataset=dataset).iter_run(_config(epochs=None, time_budget_s=0.05))
+    )
+    assert budget[-1].status == "finished" and budget[-1].wall_s >= 0.05
+    patience = _config(epochs=50, early_stopping_patience=1, learning_rate=0.5)
+    stopped = list(Trainer(project, dataset=dataset).iter_run(patience))
+    assert stopped[-1].status == "finished" and stopped[-1].step < 50 * stopped[0].steps_per_epoch
+
+
+def test_bad_configurations_are_rejected_before_a_run_is_recorded(project_and_data) -> None:
+    project, dataset = project_and_data
+    trainer = Trainer(project, dataset=dataset)
+    with pytest.raises(ConfigError, match="presample ratio"):
+        next(trainer.iter_run(_config(sampler=SamplerConfig(presample_ratio=0.5))))
+    with pytest.raises(ConfigError, match="batch size 500"):
+        next(trainer.iter_run(_config(batch_size=500)))
+    with pytest.raises(ConfigError, match="unknown model"):
+        next(trainer.iter_run(_config(model="alexnet")))
+    one_class = ArrayPatchDataset(
+        make_images(np.zeros(len(dataset), np.int64), PX, 0),
+        np.zeros(len(dataset), np.int64),
+        dataset.patch_ids,
+    )
+    with pytest.raises(ConfigError, match="same class"):
+        next(Trainer(project, dataset=one_class).iter_run(_config()))
+    unknown = ArrayPatchDataset(dataset._array, dataset.labels, dataset.patch_ids + 10_000)
+    with pytest.raises(ConfigError, match="not registered"):
+        next(Trainer(project, dataset=unknown).iter_run(_config()))
+    assert project.runs() == []
+
+
+def test_empty_project_is_rejected(tmp_path: Path) -> None:
+    with Project.create(tmp_path / "empty") as project:
+        with pytest.raises(ConfigError, match="no labelled patches"):
+            next(Trainer(project).iter_run(_config()))
+
+
+def test_single_patient_uses_a_spatial_split_with_a_warning(tmp_path: Path) -> None:
+    project, dataset = make_project(tmp_path / "p", n_per_group=64, n_groups=1, px=PX)
+    started = next(Trainer(project, dataset=dataset).iter_run(_config(max_steps=1)))
+    assert started.split_method == "spatial" and "single patient" in started.warning
+    project.close()
+
+
+def test_resuming_a_finished_run_is_refused(project_and_data) -> None:
+    project, dataset = project_and_data
+    finished = list(Trainer(project, dataset=dataset).iter_run(_config(epochs=None, max_steps=1)))[
+        -1
+    ]
+    with pytest.raises(ConfigError, match="already finished"):
+        Trainer(project, dataset=dataset).iter_resume(finished.run_id)

@@ -1,0 +1,135 @@
+"""GUI test fixtures: offscreen Qt, per-test settings, a real project, a thread-leak check.
+
+Every test gets its own QSettings folder (nothing touches the user's settings) and fails
+when it leaves a GUI worker thread (tile/thumbnail pools, job or training threads) or any
+new Python thread running.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+PATCH_L0 = 128  # level-0 px per patch side on the test slide
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, qapp):
+    """A fresh INI settings location and organisation name for this test."""
+    from PySide6.QtCore import QCoreApplication, QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QCoreApplication.setOrganizationName(f"cdfis-test-{tmp_path.name}")
+    QCoreApplication.setApplicationName("cdfis-desktop-test")
+    yield tmp_path / "settings"
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left(qapp):
+    """Fail the test if it leaves a registered GUI worker or a new Python thread running."""
+    from cdfis_desktop.gui.threads import busy_threads
+
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        qapp.processEvents()
+        busy = busy_threads()
+        extra = [
+            t for t in threading.enumerate()
+            if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
+        ]
+        if not busy and not extra:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"threads left running after the test: {busy + [t.name for t in extra]}")
+
+
+@dataclass(frozen=True)
+class GuiProject:
+    """A real project folder with one slide, a patch grid, and one finished run."""
+
+    folder: Path
+    slide_path: Path
+    slide_id: int
+    run_id: int
+    patch_ids: np.ndarray
+    l0_x: np.ndarray
+    l0_y: np.ndarray
+
+
+def build_project(folder: Path, slide_path: Path, steps: int = 30, seed: int = 0) -> GuiProject:
+    """Fill a new project through the store's API: a patch grid over the slide (label 1 on
+    the right half), a run whose sampler favours the right half, metrics and predictions."""
+    from cdfis_desktop.core.config import RunConfig
+    from cdfis_desktop.core.slides import open_slide
+    from cdfis_desktop.core.storage import Project
+
+    rng = np.random.default_rng(seed)
+    with open_slide(slide_path) as slide:
+        width, height = slide.dimensions
+        fingerprint, mpp = slide.fingerprint(), slide.mpp
+    project = Project.create(folder)
+    try:
+        slide_id = project.add_slide(
+            slide_path, fingerprint=fingerprint, width=width, height=height, mpp=mpp
+        )
+        project.set_class_names(["Stroma", "Tumor"])
+        xs, ys = np.meshgrid(np.arange(0, width - PATCH_L0 + 1, PATCH_L0),
+                             np.arange(0, height - PATCH_L0 + 1, PATCH_L0))
+        l0_x, l0_y = xs.ravel(), ys.ravel()
+        label = (l0_x >= width // 2).astype(np.int64)
+        split = ["val" if i % 5 == 0 else "train" for i in range(l0_x.size)]
+        ids = project.add_patches(
+            slide_id, l0_x=l0_x, l0_y=l0_y, l0_size=PATCH_L0, patch_px=64, mpp=1.0,
+            label=label, tissue_fraction=1.0, split=split,
+        )
+        train = ids[np.asarray(split) == "train"]
+        config = RunConfig()
+        run_id = project.create_run(
+            config.to_dict(), sampler_rule="cdf", sampler_mode="presample", metric="loss",
+            seed=seed, device="cpu", n_train=int(train.size), name="test run",
+        )
+        right = np.isin(ids, ids[label == 1])
+        with project.history_writer(run_id, flush_every_steps=10) as writer:
+            for step in range(1, steps + 1):
+                epoch = (step - 1) // 10 + 1
+                candidates = rng.choice(train, size=min(64, train.size), replace=False)
+                favoured = right[np.searchsorted(ids, candidates)]
+                score = (rng.random(candidates.size) + 2.0 * favoured).astype(np.float32)
+                prob = score / score.sum()
+                counts = rng.multinomial(16, prob).astype(np.int32)
+                writer.record(step, epoch, candidates, score, prob, counts,
+                              (counts > 0).astype(np.float32))
+                project.log_metrics(run_id, step, epoch, step * 0.1, train_loss=1.0 / step,
+                                    samples_per_s=100.0)
+        for epoch in range(1, (steps - 1) // 10 + 2):
+            project.log_metrics(run_id, epoch * 10, epoch, epoch * 1.0, val_loss=0.5 / epoch,
+                                val_accuracy=0.6 + 0.1 * epoch)
+            predicted = (rng.random(ids.size) < 0.5 + 0.4 * (label == 1)).astype(np.int64)
+            project.set_predictions(run_id, epoch, ids, predicted, np.full(ids.size, 0.8))
+        project.set_run_status(run_id, "finished")
+    finally:
+        project.close()
+    return GuiProject(folder, slide_path, slide_id, run_id, ids, l0_x, l0_y)
+
+
+@pytest.fixture
+def gui_project(tmp_path: Path, synthetic_slide) -> GuiProject:
+    return build_project(tmp_path / "project", synthetic_slide.slide_path)
+
+
+@pytest.fixture
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
