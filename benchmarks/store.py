@@ -28,14 +28,30 @@ FLUSH = 20
 
 def _project_with_patches(folder: Path) -> tuple[Project, int, np.ndarray, int]:
     project = Project.create(folder)
-    slide_id = project.add_slide("/bench.svs", fingerprint="bench", width=200_000,
-                                 height=200_000, mpp=0.25)
+    slide_id = project.add_slide(
+        "/bench.svs", fingerprint="bench", width=200_000, height=200_000, mpp=0.25
+    )
     k = np.arange(N_PATCHES)
-    ids = project.add_patches(slide_id, l0_x=(k % 400) * 512, l0_y=(k // 400) * 512,
-                              l0_size=512, patch_px=256, mpp=0.5, label=k % 2,
-                              tissue_fraction=1.0, split="train")
-    run_id = project.create_run({}, sampler_rule="cdf", sampler_mode="presample",
-                                metric="loss", seed=0, device="cpu", n_train=N_PATCHES)
+    ids = project.add_patches(
+        slide_id,
+        l0_x=(k % 400) * 512,
+        l0_y=(k // 400) * 512,
+        l0_size=512,
+        patch_px=256,
+        mpp=0.5,
+        label=k % 2,
+        tissue_fraction=1.0,
+        split="train",
+    )
+    run_id = project.create_run(
+        {},
+        sampler_rule="cdf",
+        sampler_mode="presample",
+        metric="loss",
+        seed=0,
+        device="cpu",
+        n_train=N_PATCHES,
+    )
     return project, slide_id, ids, run_id
 
 
@@ -45,8 +61,9 @@ def _fake_step(rng: np.random.Generator, ids: np.ndarray) -> tuple[np.ndarray, .
     score = rng.gamma(2.0, 0.3, CANDIDATES)
     prob = (score / score.sum()).astype(np.float32)
     score = score.astype(np.float32)
-    chosen = np.bincount(rng.choice(CANDIDATES, BATCH, p=score / score.sum(dtype=np.float64)),
-                         minlength=CANDIDATES).astype(np.int32)
+    chosen = np.bincount(
+        rng.choice(CANDIDATES, BATCH, p=score / score.sum(dtype=np.float64)), minlength=CANDIDATES
+    ).astype(np.int32)
     return cand, score, prob, chosen, chosen.astype(np.float32)
 
 
@@ -65,12 +82,16 @@ def bench_insert_and_size(folder: Path, steps: int) -> tuple[Project, int, int]:
     with project.engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     growth = _db_bytes(project) - before
-    print(f"history insert: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s "
-          f"(history + per-epoch and cumulative aggregates, one transaction per {FLUSH} steps;"
-          " target >= 300,000)")
+    print(
+        f"history insert: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s "
+        f"(history + per-epoch and cumulative aggregates, one transaction per {FLUSH} steps;"
+        " target >= 300,000)"
+    )
     per_million = growth / rows * 1e6 / 2**20
-    print(f"database growth: {per_million:.1f} MiB per million history rows, aggregates and "
-          "index included (target <= 40 MB)")
+    print(
+        f"database growth: {per_million:.1f} MiB per million history rows, aggregates and "
+        "index included (target <= 40 MB)"
+    )
     for name, size in _table_sizes(project).items():
         print(f"  {name:<24s} {size / rows * 1e6 / 2**20:6.1f} MiB per million rows")
     return project, slide_id, run_id
@@ -100,8 +121,10 @@ def bench_heatmap(project: Project, slide_id: int, run_id: int) -> None:
             start = time.perf_counter()
             values = project.heatmap_values(run_id, slide_id, metric)
             times.append(time.perf_counter() - start)
-        print(f"heatmap {metric:<13s} {len(values):,} patches: median "
-              f"{statistics.median(times) * 1000:.0f} ms (target < 100 ms)")
+        print(
+            f"heatmap {metric:<13s} {len(values):,} patches: median "
+            f"{statistics.median(times) * 1000:.0f} ms (target < 100 ms)"
+        )
 
 
 def bench_training_overhead(folder: Path, train_steps: int) -> None:
@@ -132,8 +155,15 @@ def bench_training_overhead(folder: Path, train_steps: int) -> None:
         optimizer.step()
         if record:
             chosen = torch.bincount(drawn, minlength=CANDIDATES).numpy().astype(np.int32)
-            writer.record(index, 0, ids[index * CANDIDATES % N_PATCHES:][:CANDIDATES],
-                          scores.numpy(), prob.numpy(), chosen, chosen.astype(np.float32))
+            writer.record(
+                index,
+                0,
+                ids[index * CANDIDATES % N_PATCHES :][:CANDIDATES],
+                scores.numpy(),
+                prob.numpy(),
+                chosen,
+                chosen.astype(np.float32),
+            )
         return time.perf_counter() - start
 
     step(0, False)  # warm-up
@@ -146,9 +176,11 @@ def bench_training_overhead(folder: Path, train_steps: int) -> None:
     writer.close()
     project.close()
     base, with_rec = statistics.mean(plain), statistics.mean(recorded)
-    print(f"training step (b={BATCH} from B={CANDIDATES}, smallcnn, 96 px): "
-          f"{base * 1000:.0f} ms without recording, {with_rec * 1000:.0f} ms with; "
-          f"overhead {100 * (with_rec / base - 1):+.1f} % (target <= 5 %)")
+    print(
+        f"training step (b={BATCH} from B={CANDIDATES}, smallcnn, 96 px): "
+        f"{base * 1000:.0f} ms without recording, {with_rec * 1000:.0f} ms with; "
+        f"overhead {100 * (with_rec / base - 1):+.1f} % (target <= 5 %)"
+    )
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 
+import shiboken6
 from PySide6.QtCore import QThread, QThreadPool
 
 _pools: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
@@ -27,14 +28,16 @@ def register_thread(thread: QThread) -> QThread:
 
 def busy_threads() -> list[str]:
     """Descriptions of registered pools with active work and registered running threads."""
+    pools = [p for p in list(_pools) if shiboken6.isValid(p)]
+    threads = [t for t in list(_threads) if shiboken6.isValid(t)]
     busy = [
         f"thread pool {pool.objectName() or id(pool)}: {pool.activeThreadCount()} active"
-        for pool in list(_pools)
+        for pool in pools
         if pool.activeThreadCount() > 0
     ]
     busy += [
         f"thread {thread.objectName() or type(thread).__name__}"
-        for thread in list(_threads)
+        for thread in threads
         if thread.isRunning()
     ]
     return busy

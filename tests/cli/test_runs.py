@@ -17,12 +17,27 @@ from cdfis_desktop.core.storage import Project
 def project_with_runs(tmp_path: Path) -> Path:
     folder = tmp_path / "proj"
     with Project.create(folder) as project:
-        done = project.create_run({"batch_size": 128}, sampler_rule="cdf", sampler_mode="history",
-                                  metric="loss", seed=4, device="cpu", n_train=10, name="cdf-h")
+        done = project.create_run(
+            {"batch_size": 128},
+            sampler_rule="cdf",
+            sampler_mode="history",
+            metric="loss",
+            seed=4,
+            device="cpu",
+            n_train=10,
+            name="cdf-h",
+        )
         project.log_metrics(done, 100, 0, 12.0, val_accuracy=0.8125)
         project.set_run_status(done, "finished")
-        project.create_run({}, sampler_rule="uniform", sampler_mode="presample",
-                           metric="loss", seed=1, device="cpu", n_train=10)
+        project.create_run(
+            {},
+            sampler_rule="uniform",
+            sampler_mode="presample",
+            metric="loss",
+            seed=1,
+            device="cpu",
+            n_train=10,
+        )
     return folder  # the second run was left running by a closed project: interrupted
 
 
@@ -52,7 +67,8 @@ def test_runs_empty_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_runs_on_a_folder_that_is_not_a_project(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cdfis_desktop.cli.main", "runs", "--project", str(tmp_path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "not a cdfis project" in result.stderr

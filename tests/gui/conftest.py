@@ -7,7 +7,9 @@ new Python thread running.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -124,9 +126,18 @@ def build_project(folder: Path, slide_path: Path, steps: int = 30, seed: int = 0
     return GuiProject(folder, slide_path, slide_id, run_id, ids, l0_x, l0_y)
 
 
+@pytest.fixture(scope="session")
+def _template_project(tmp_path_factory: pytest.TempPathFactory, synthetic_slide) -> GuiProject:
+    folder = tmp_path_factory.mktemp("gui-template") / "project"
+    return build_project(folder, synthetic_slide.slide_path)
+
+
 @pytest.fixture
-def gui_project(tmp_path: Path, synthetic_slide) -> GuiProject:
-    return build_project(tmp_path / "project", synthetic_slide.slide_path)
+def gui_project(tmp_path: Path, _template_project: GuiProject) -> GuiProject:
+    """A fresh copy (per test) of the project :func:`build_project` makes."""
+    folder = tmp_path / "project"
+    shutil.copytree(_template_project.folder, folder)
+    return dataclasses.replace(_template_project, folder=folder)
 
 
 @pytest.fixture

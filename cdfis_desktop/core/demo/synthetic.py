@@ -78,14 +78,14 @@ class SyntheticSlide:
         return np.minimum(tissue, -holes).astype(np.float32)
 
     def _tumour_layout(self, rng: np.random.Generator, lr_w: int, lr_h: int) -> np.ndarray:
-        """Tumour: 2-4 blobs centred inside tissue, with irregular noisy outlines."""
+        """Tumour: 3-5 blobs centred inside tissue, with irregular noisy outlines."""
         yy, xx = np.mgrid[0:lr_h, 0:lr_w].astype(np.float32)
         inside = np.argwhere(self.tissue_field > 0.25)
         if len(inside) == 0:
             return np.full((lr_h, lr_w), -1.0, np.float32)
         bumps = np.full((lr_h, lr_w), -1.0, np.float32)
-        radius = 0.14 * np.sqrt(lr_w * lr_h)
-        for _ in range(int(rng.integers(2, 5))):
+        radius = 0.15 * np.sqrt(lr_w * lr_h)
+        for _ in range(int(rng.integers(3, 6))):
             cy, cx = inside[rng.integers(len(inside))]
             r = radius * rng.uniform(0.6, 1.1)
             bumps = np.maximum(bumps, 1.0 - np.hypot(xx - cx, yy - cy) / r)
@@ -102,29 +102,38 @@ class SyntheticSlide:
         margin = _NOISE_MARGIN_PX
         white = self._white_noise(l0_y - margin, band_h + 2 * margin)
         inner = slice(margin, margin + band_h)
-        fibres_h = ndimage.gaussian_filter(white, (0.8, 5.0))[inner]
-        fibres_v = ndimage.gaussian_filter(white, (5.0, 0.8))[inner]
-        grain = ndimage.gaussian_filter(white, 1.0)[inner] * 1.8
+        fibres_h = ndimage.gaussian_filter(white, (0.8, 5.0), truncate=3.0)[inner]
+        fibres_v = ndimage.gaussian_filter(white, (5.0, 0.8), truncate=3.0)[inner]
+        grain = ndimage.gaussian_filter(white, 1.0, truncate=3.0)[inner] * 1.8
         mix = 1.0 / (1.0 + np.exp(-2.0 * fibre_mix))
         fibres = (mix * fibres_h + (1 - mix) * fibres_v) * 2.2
 
         eosin = (0.24 + 0.07 * fibres) * (1 - tumour_a) + (0.17 + 0.03 * grain) * tumour_a
-        haem = 0.03 + 0.09 * tumour_a
         nuclei = self._nuclei(l0_y, band_h) * (0.8 + 0.2 * grain)
-        eosin = eosin * (1 - 0.7 * np.clip(nuclei, 0, 1))
-        od = (
-            (haem + nuclei)[..., None] * _H_OD + np.clip(eosin, 0, None)[..., None] * _E_OD
-        ) * tissue_a[..., None] + _BACKGROUND_OD * (1 + 0.15 * grain[..., None])
-        return np.clip(255.0 * np.power(10.0, -od), 0, 255).astype(np.uint8)
+        eosin *= 1 - 0.7 * np.clip(nuclei, 0, 1)
+        np.clip(eosin, 0, None, out=eosin)
+        haem = nuclei + 0.03 + 0.09 * tumour_a
+        background = 1 + 0.15 * grain
+        rgb = np.empty((band_h, self.width, 3), np.uint8)
+        for channel in range(3):  # Beer-Lambert, one channel at a time to save memory
+            od = haem * _H_OD[channel]
+            od += eosin * _E_OD[channel]
+            od *= tissue_a
+            od += background * _BACKGROUND_OD[channel]
+            od *= -np.log(10.0)
+            np.exp(od, out=od)
+            od *= 255.0
+            rgb[..., channel] = np.clip(od, 0, 255)
+        return rgb
 
     def _white_noise(self, l0_y: int, rows: int) -> np.ndarray:
         """Standard normal noise float32[rows, width] for level-0 rows l0_y.. (may start
         above 0); each 32-row strip has its own seed, so overlapping bands agree."""
         first, last = l0_y // _STRIP_PX, (l0_y + rows - 1) // _STRIP_PX
         strips = [
-            np.random.default_rng([self.seed, 2, s + 1_000_000])
-            .standard_normal((_STRIP_PX, self.width))
-            .astype(np.float32)
+            np.random.default_rng([self.seed, 2, s + 1_000_000]).standard_normal(
+                (_STRIP_PX, self.width), dtype=np.float32
+            )
             for s in range(first, last + 1)
         ]
         start = l0_y - first * _STRIP_PX

@@ -7,8 +7,9 @@ are N(0, 1) noise):
   (+-3, +-3), labelled XOR-style by quadrant (sign(u) == sign(v) -> class 0). A small MLP
   learns them within a few dozen steps; afterwards they carry little information.
 - hard subgroup (hard_fraction): uniform in the square [-1.5, 1.5]^2 between the
-  clusters, labelled by a 4 x 4 checkerboard (cells 0.75 wide). It needs many more
-  steps, so a sampler that keeps drawing it should reach a high accuracy sooner.
+  clusters, labelled by the opposite rule (sign(u) == sign(v) -> class 1). The network
+  must carve out a region that contradicts the majority rule around it, which takes many
+  more steps, so a sampler that keeps drawing it should reach a high accuracy sooner.
 - label noise (noise_fraction of the training samples, any group): the label is flipped.
   These samples keep a high loss for ever, so pure hard mining (top-k) keeps training on
   them; the validation set has no flipped labels.
@@ -100,9 +101,7 @@ def _samples(
     hard_xy = (torch.rand(n, 2, generator=gen) * 2 - 1) * 1.5
     xy = torch.where(hard[:, None], hard_xy, easy_xy)
     easy_label = (torch.sign(xy[:, 0]) != torch.sign(xy[:, 1])).long()
-    cells = torch.floor((xy + 1.5) / 0.75).long()
-    hard_label = (cells[:, 0] + cells[:, 1]) % 2
-    y = torch.where(hard, hard_label, easy_label)
+    y = torch.where(hard, 1 - easy_label, easy_label)
     noise = torch.randn(n, settings.dims - 2, generator=gen)
     return torch.cat([xy, noise], dim=1), y, hard.long()
 

@@ -394,7 +394,7 @@ class _ReportBuilder:
         n_cols = 4
         n_rows = max(1, math.ceil(GALLERY_SIZE / n_cols))
         grid = figure.add_gridspec(
-            n_rows, n_cols, top=0.89, bottom=0.03, left=0.04, right=0.96, hspace=0.55, wspace=0.15
+            n_rows, n_cols, top=0.89, bottom=0.07, left=0.04, right=0.96, hspace=0.55, wspace=0.15
         )
         for k in range(n_rows * n_cols):
             ax = figure.add_subplot(grid[k // n_cols, k % n_cols])

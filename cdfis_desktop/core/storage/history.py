@@ -47,12 +47,18 @@ _INSERT_STATS = (
     "last_score, last_step) "
 )
 _UPSERT_EPOCH_STATS = (
-    _INSERT_STATS + "SELECT run_id, epoch, patch_id, " + _AGGREGATE_COLUMNS
-    + "GROUP BY epoch, patch_id" + _UPSERT_TAIL
+    _INSERT_STATS
+    + "SELECT run_id, epoch, patch_id, "
+    + _AGGREGATE_COLUMNS
+    + "GROUP BY epoch, patch_id"
+    + _UPSERT_TAIL
 )
 _UPSERT_CUMULATIVE_STATS = (
-    _INSERT_STATS + f"SELECT run_id, {ALL_EPOCHS}, patch_id, " + _AGGREGATE_COLUMNS
-    + "GROUP BY patch_id" + _UPSERT_TAIL
+    _INSERT_STATS
+    + f"SELECT run_id, {ALL_EPOCHS}, patch_id, "
+    + _AGGREGATE_COLUMNS
+    + "GROUP BY patch_id"
+    + _UPSERT_TAIL
 )
 
 

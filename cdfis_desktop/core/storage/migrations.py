@@ -25,9 +25,7 @@ from cdfis_desktop.core.storage.schema import Prediction
 
 
 def _v1_to_v2(conn: Connection) -> None:
-    conn.execute(
-        text("ALTER TABLE slides ADD COLUMN group_name VARCHAR(200) NOT NULL DEFAULT ''")
-    )
+    conn.execute(text("ALTER TABLE slides ADD COLUMN group_name VARCHAR(200) NOT NULL DEFAULT ''"))
     Prediction.__table__.create(conn, checkfirst=True)
 
 

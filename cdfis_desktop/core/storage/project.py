@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from cdfis_desktop import __version__
 from cdfis_desktop.core.config import SAMPLER_MODES, SAMPLER_RULES, SCORE_METRICS
-from cdfis_desktop.core.errors import ConfigError, NotAProjectError, RunLockedError, StoreError
+from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
 from cdfis_desktop.core.storage import queries
 from cdfis_desktop.core.storage.database import make_engine, prepare_schema, translated_errors
 from cdfis_desktop.core.storage.history import HistoryWriter, update_aggregates
@@ -80,6 +80,7 @@ class Project:
         self.url: str = url or str(settings.get("database_url") or f"sqlite:///{self.db_path}")
         self._where = str(self.db_path) if self.url.startswith("sqlite") else self.url
         self._locks: dict[int, RunLock] = {}
+        self._geometry = queries.SlideGeometryCache()
         self.engine = make_engine(self.url, sqlite_pragmas=sqlite_pragmas)
         try:
             prepare_schema(
@@ -242,11 +243,14 @@ class Project:
         with translated_errors(self._where), self.engine.begin() as conn:
             for table in ("history", "epoch_stats", "predictions"):
                 conn.execute(
-                    text(f"DELETE FROM {table} WHERE patch_id IN (SELECT id FROM patches "
-                         "WHERE slide_id = :slide_id)"),
+                    text(
+                        f"DELETE FROM {table} WHERE patch_id IN (SELECT id FROM patches "
+                        "WHERE slide_id = :slide_id)"
+                    ),
                     {"slide_id": slide_id},
                 )
             conn.execute(delete(Patch).where(Patch.id.in_(patch_ids)))
+            conn.exec_driver_sql(queries.BUMP_PATCHES_VERSION)
             result = conn.execute(delete(Slide).where(Slide.id == slide_id))
             if result.rowcount == 0:
                 raise StoreError(f"no slide with id {slide_id} in {self._where}")
@@ -319,10 +323,16 @@ class Project:
                 raise StoreError(f"no slide with id {slide_id} in {self._where}")
             first = conn.execute(select(func.coalesce(func.max(Patch.id), 0))).scalar_one()
             conn.exec_driver_sql(sql, rows)
-            ids = conn.execute(
-                select(Patch.id).where(Patch.slide_id == slide_id, Patch.id > first)
-                .order_by(Patch.id)
-            ).scalars().all()
+            conn.exec_driver_sql(queries.BUMP_PATCHES_VERSION)
+            ids = (
+                conn.execute(
+                    select(Patch.id)
+                    .where(Patch.slide_id == slide_id, Patch.id > first)
+                    .order_by(Patch.id)
+                )
+                .scalars()
+                .all()
+            )
         return np.asarray(ids, dtype=np.int64)
 
     def patches(self, slide_id: int | None = None, split: str | None = None) -> PatchTable:
@@ -337,6 +347,7 @@ class Project:
             conn.exec_driver_sql(
                 "UPDATE patches SET split = ? WHERE id = ?", list(zip(values, ids, strict=True))
             )
+            conn.exec_driver_sql(queries.BUMP_PATCHES_VERSION)
 
     # ---- runs ------------------------------------------------------------------------
 
@@ -510,8 +521,7 @@ class Project:
     ) -> None:
         """Record metrics at a step (``wall_s``: training seconds since the run started).
         Logging the same step twice merges: values given later win, None keeps the old."""
-        values = [train_loss, val_loss, val_accuracy, val_balanced_accuracy, val_auc,
-                  samples_per_s]
+        values = [train_loss, val_loss, val_accuracy, val_balanced_accuracy, val_auc, samples_per_s]
         sql = (
             "INSERT INTO metrics (run_id, step, epoch, wall_s, train_loss, val_loss, "
             "val_accuracy, val_balanced_accuracy, val_auc, samples_per_s) "
@@ -519,12 +529,23 @@ class Project:
             "epoch = excluded.epoch, wall_s = excluded.wall_s, "
             + ", ".join(
                 f"{c} = COALESCE(excluded.{c}, {c})"
-                for c in ("train_loss", "val_loss", "val_accuracy", "val_balanced_accuracy",
-                          "val_auc", "samples_per_s")
+                for c in (
+                    "train_loss",
+                    "val_loss",
+                    "val_accuracy",
+                    "val_balanced_accuracy",
+                    "val_auc",
+                    "samples_per_s",
+                )
             )
         )
-        params = (run_id, int(step), int(epoch), float(wall_s),
-                  *(None if v is None else float(v) for v in values))
+        params = (
+            run_id,
+            int(step),
+            int(epoch),
+            float(wall_s),
+            *(None if v is None else float(v) for v in values),
+        )
         with translated_errors(self._where), self.engine.begin() as conn:
             conn.exec_driver_sql(sql, params)
             conn.execute(
@@ -548,8 +569,16 @@ class Project:
         probs = np.asarray(probability, dtype=np.float64).ravel()
         if not ids.shape == labels.shape == probs.shape:
             raise ValueError("patch_ids, predicted_label and probability must have one length")
-        rows = list(zip(repeat_int(run_id, ids.shape[0]), repeat_int(epoch, ids.shape[0]),
-                        ids.tolist(), labels.tolist(), probs.tolist(), strict=True))
+        rows = list(
+            zip(
+                repeat_int(run_id, ids.shape[0]),
+                repeat_int(epoch, ids.shape[0]),
+                ids.tolist(),
+                labels.tolist(),
+                probs.tolist(),
+                strict=True,
+            )
+        )
         with translated_errors(self._where), self.engine.begin() as conn:
             conn.exec_driver_sql(
                 "INSERT INTO predictions (run_id, epoch, patch_id, predicted_label, probability) "
@@ -565,13 +594,17 @@ class Project:
         inside it (so the project can be moved). Returns the checkpoint id."""
         target = Path(path).resolve()
         stored = (
-            str(target.relative_to(self.folder)) if target.is_relative_to(self.folder)
+            str(target.relative_to(self.folder))
+            if target.is_relative_to(self.folder)
             else str(target)
         )
         with translated_errors(self._where), self.engine.begin() as conn:
             result = conn.execute(
                 insert(Checkpoint).values(
-                    run_id=run_id, step=int(step), epoch=int(epoch), path=stored,
+                    run_id=run_id,
+                    step=int(step),
+                    epoch=int(epoch),
+                    path=stored,
                     created_at=time.time(),
                 )
             )
@@ -585,15 +618,23 @@ class Project:
     def checkpoints(self, run_id: int) -> list[CheckpointRecord]:
         """The run's checkpoints ordered by step, absolute paths."""
         with translated_errors(self._where), self.engine.connect() as conn:
-            rows = conn.execute(
-                select(Checkpoint.__table__)
-                .where(Checkpoint.run_id == run_id)
-                .order_by(Checkpoint.step, Checkpoint.id)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(Checkpoint.__table__)
+                    .where(Checkpoint.run_id == run_id)
+                    .order_by(Checkpoint.step, Checkpoint.id)
+                )
+                .mappings()
+                .all()
+            )
         return [
             CheckpointRecord(
-                id=r["id"], run_id=r["run_id"], step=r["step"], epoch=r["epoch"],
-                path=str(self.folder / r["path"]), created_at=r["created_at"],
+                id=r["id"],
+                run_id=r["run_id"],
+                step=r["step"],
+                epoch=r["epoch"],
+                path=str(self.folder / r["path"]),
+                created_at=r["created_at"],
             )
             for r in rows
         ]
@@ -632,7 +673,9 @@ class Project:
         self, run_id: int, slide_id: int, metric: str, epoch: int | None = None
     ) -> HeatmapValues:
         """One value per patch of the slide (see :func:`queries.heatmap_values`)."""
-        return queries.heatmap_values(self.engine, self._where, run_id, slide_id, metric, epoch)
+        return queries.heatmap_values(
+            self.engine, self._where, self._geometry, run_id, slide_id, metric, epoch
+        )
 
     def favoured_patches(
         self,
@@ -646,8 +689,14 @@ class Project:
     ) -> list[PatchStat]:
         """The ``n`` most favoured (or, with ``ignored``, most ignored) training patches."""
         return queries.favoured_patches(
-            self.engine, self._where, run_id, n, ignored=ignored, slide_id=slide_id,
-            label=label, epoch=epoch,
+            self.engine,
+            self._where,
+            run_id,
+            n,
+            ignored=ignored,
+            slide_id=slide_id,
+            label=label,
+            epoch=epoch,
         )
 
     def patch_history(self, run_id: int, patch_id: int) -> PatchHistory:

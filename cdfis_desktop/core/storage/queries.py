@@ -13,6 +13,7 @@ choose each patch ``expected = C / N`` times; ``favour = times_chosen - expected
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -65,9 +66,7 @@ METRIC_COLUMNS = (
 )
 
 
-def patch_table(
-    engine: Engine, where: str, slide_id: int | None, split: str | None
-) -> PatchTable:
+def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | None) -> PatchTable:
     """Patches filtered by slide and/or split, ordered by id (see :class:`PatchTable`)."""
     sql = (
         "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
@@ -95,8 +94,10 @@ def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
     """Epochs of the run that have history aggregates, ascending."""
     with translated_errors(where), engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT DISTINCT epoch FROM epoch_stats WHERE run_id = :r AND epoch >= 0 "
-                 "ORDER BY epoch"),
+            text(
+                "SELECT DISTINCT epoch FROM epoch_stats WHERE run_id = :r AND epoch >= 0 "
+                "ORDER BY epoch"
+            ),
             {"r": run_id},
         ).scalars()
         return [int(e) for e in rows]
@@ -113,8 +114,10 @@ def _run_row(conn: Any, where: str, run_id: int) -> Any:
 
 def _expected_uniform(conn: Any, run_id: int, stat_epoch: int, n_train: int) -> float:
     total = conn.execute(
-        text("SELECT COALESCE(SUM(times_chosen), 0) FROM epoch_stats "
-             "WHERE run_id = :r AND epoch = :e"),
+        text(
+            "SELECT COALESCE(SUM(times_chosen), 0) FROM epoch_stats "
+            "WHERE run_id = :r AND epoch = :e"
+        ),
         {"r": run_id, "e": stat_epoch},
     ).scalar_one()
     return float(total) / max(int(n_train), 1)
@@ -134,8 +137,53 @@ def _concat_columns(conn: Any, sql: str, params: dict[str, Any], n: int) -> list
     ]
 
 
+BUMP_PATCHES_VERSION = (
+    "INSERT INTO meta (key, value) VALUES ('patches_version', '1') ON CONFLICT(key) "
+    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
+"""Run in every transaction that changes patches (adds, splits, deletes): it invalidates
+every process's :class:`SlideGeometryCache`."""
+
+
+class SlideGeometryCache:
+    """Per-slide patch geometry (sorted ids, l0 x/y/size, is-train flag, label, as float64
+    arrays), kept while ``meta.patches_version`` is unchanged. Thread-safe (a lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[int, tuple[str | None, list[np.ndarray]]] = {}
+
+    def get(self, conn: Any, slide_id: int) -> list[np.ndarray]:
+        version = conn.exec_driver_sql(
+            "SELECT value FROM meta WHERE key = 'patches_version'"
+        ).scalar()
+        with self._lock:
+            cached = self._entries.get(slide_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        columns = _concat_columns(
+            conn,
+            "SELECT group_concat(id), group_concat(l0_x), group_concat(l0_y), "
+            "group_concat(l0_size), group_concat(COALESCE(split = 'train', 0)), "
+            "group_concat(label) FROM patches WHERE slide_id = :slide",
+            {"slide": slide_id},
+            6,
+        )
+        order = np.argsort(columns[0], kind="stable")
+        geometry = [c[order] for c in columns]
+        with self._lock:
+            self._entries[slide_id] = (version, geometry)
+        return geometry
+
+
 def heatmap_values(
-    engine: Engine, where: str, run_id: int, slide_id: int, metric: str, epoch: int | None
+    engine: Engine,
+    where: str,
+    cache: SlideGeometryCache,
+    run_id: int,
+    slide_id: int,
+    metric: str,
+    epoch: int | None,
 ) -> HeatmapValues:
     """One value per patch of ``slide_id`` for ``metric`` (one of :data:`HEATMAP_METRICS`)
     at ``epoch`` (None = cumulative over all epochs so far), ordered by patch id.
@@ -144,8 +192,9 @@ def heatmap_values(
     ``times_chosen`` (0) and ``favour`` (-expected). Raises ConfigError for an unknown
     metric or a score metric the run did not use, StoreError for an unknown run."""
     if metric not in HEATMAP_METRICS:
-        raise ConfigError(f"unknown heatmap metric {metric!r}; choose one of: "
-                          f"{', '.join(HEATMAP_METRICS)}")
+        raise ConfigError(
+            f"unknown heatmap metric {metric!r}; choose one of: {', '.join(HEATMAP_METRICS)}"
+        )
     with translated_errors(where), engine.connect() as conn:
         run = _run_row(conn, where, run_id)
         if metric in ("loss", "gradnorm", "gradnorm_wb"):
@@ -155,28 +204,30 @@ def heatmap_values(
                     f"use metric {run.metric!r} or 'mean_score'"
                 )
             metric = "mean_score"
-        ids, l0_x, l0_y, l0_size, is_train, label = _concat_columns(
-            conn,
-            "SELECT group_concat(id), group_concat(l0_x), group_concat(l0_y), "
-            "group_concat(l0_size), group_concat(COALESCE(split = 'train', 0)), "
-            "group_concat(label) FROM patches WHERE slide_id = :slide",
-            {"slide": slide_id},
-            6,
-        )
-        params: dict[str, Any] = {"r": run_id, "slide": slide_id}
+        ids, l0_x, l0_y, l0_size, is_train, label = cache.get(conn, slide_id)
+        # Patches of a slide are usually one id range: scan that range of the primary key
+        # and drop ids of other slides below.
+        params: dict[str, Any] = {
+            "r": run_id,
+            "lo": int(ids[0]) if ids.size else 0,
+            "hi": int(ids[-1]) if ids.size else -1,
+        }
         expected = 0.0
         if metric == "label":
             value_ids, values = ids, np.where(label >= 0, label, np.nan)
         elif metric.startswith("prediction"):
-            params["e"] = epoch if epoch is not None else conn.execute(
-                text("SELECT MAX(epoch) FROM predictions WHERE run_id = :r"), params
-            ).scalar()
-            column = "q.predicted_label" if metric == "prediction" else "q.probability"
+            params["e"] = (
+                epoch
+                if epoch is not None
+                else conn.execute(
+                    text("SELECT MAX(epoch) FROM predictions WHERE run_id = :r"), params
+                ).scalar()
+            )
+            column = "predicted_label" if metric == "prediction" else "probability"
             value_ids, values = _concat_columns(
                 conn,
-                f"SELECT group_concat(p.id), group_concat({column}) FROM patches p "
-                "JOIN predictions q ON q.run_id = :r AND q.epoch = :e AND q.patch_id = p.id "
-                "WHERE p.slide_id = :slide",
+                f"SELECT group_concat(patch_id), group_concat({column}) FROM predictions "
+                "WHERE run_id = :r AND epoch = :e AND patch_id BETWEEN :lo AND :hi",
                 params,
                 2,
             )
@@ -184,20 +235,20 @@ def heatmap_values(
             params["e"] = ALL_EPOCHS if epoch is None else int(epoch)
             value_ids, values = _concat_columns(
                 conn,
-                f"SELECT group_concat(p.id), group_concat({_STAT_VALUE[metric]}) FROM patches p "
-                "JOIN epoch_stats s ON s.run_id = :r AND s.epoch = :e AND s.patch_id = p.id "
-                "WHERE p.slide_id = :slide",
+                f"SELECT group_concat(s.patch_id), group_concat({_STAT_VALUE[metric]}) "
+                "FROM epoch_stats s WHERE s.run_id = :r AND s.epoch = :e "
+                "AND s.patch_id BETWEEN :lo AND :hi",
                 params,
                 2,
             )
             if metric == "favour":
                 expected = _expected_uniform(conn, run_id, params["e"], run.n_train)
-    order = np.argsort(ids, kind="stable")
-    ids, l0_x, l0_y, l0_size, is_train = (a[order] for a in (ids, l0_x, l0_y, l0_size, is_train))
     value = np.full(ids.shape[0], np.nan)
     if metric in ("times_chosen", "favour"):
         value[is_train == 1] = 0.0
-    value[np.searchsorted(ids, value_ids)] = values
+    at = np.minimum(np.searchsorted(ids, value_ids), max(ids.shape[0] - 1, 0))
+    mine = ids[at] == value_ids if ids.size else np.zeros(0, dtype=bool)
+    value[at[mine]] = values[mine]
     return HeatmapValues(
         patch_id=ids.astype(np.int64),
         l0_x=l0_x.astype(np.int64),
@@ -224,8 +275,11 @@ def favoured_patches(
     Ties: favoured break by more times scored last; ignored rank first the patches scored
     most often yet chosen least (looked at and passed over), then by id."""
     stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
-    order = ("s.times_chosen ASC, s.times_scored DESC" if ignored
-             else "s.times_chosen DESC, s.times_scored ASC")
+    order = (
+        "s.times_chosen ASC, s.times_scored DESC"
+        if ignored
+        else "s.times_chosen DESC, s.times_scored ASC"
+    )
     sql = (
         "SELECT s.patch_id, p.slide_id, p.l0_x, p.l0_y, p.l0_size, p.label, s.times_scored, "
         "s.times_chosen, s.score_sum, s.last_score FROM epoch_stats s "
@@ -242,12 +296,19 @@ def favoured_patches(
         ).all()
     return [
         PatchStat(
-            patch_id=int(r[0]), slide_id=int(r[1]), l0_x=int(r[2]), l0_y=int(r[3]),
-            l0_size=int(r[4]), label=int(r[5]), times_scored=int(r[6]),
-            times_chosen=int(r[7]), expected_uniform=expected,
+            patch_id=int(r[0]),
+            slide_id=int(r[1]),
+            l0_x=int(r[2]),
+            l0_y=int(r[3]),
+            l0_size=int(r[4]),
+            label=int(r[5]),
+            times_scored=int(r[6]),
+            times_chosen=int(r[7]),
+            expected_uniform=expected,
             favour=float(r[7]) - expected,
             mean_score=float(r[8]) / r[6] if r[6] else float("nan"),
-            last_score=float(r[9]), epoch=epoch,
+            last_score=float(r[9]),
+            epoch=epoch,
         )
         for r in rows
     ]
@@ -257,8 +318,10 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
     """Every recorded step of one patch (uses the (run, patch, step) index)."""
     with translated_errors(where), engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT step, epoch, score, probability, times_chosen, weight FROM history "
-                 "WHERE run_id = :r AND patch_id = :p ORDER BY step"),
+            text(
+                "SELECT step, epoch, score, probability, times_chosen, weight FROM history "
+                "WHERE run_id = :r AND patch_id = :p ORDER BY step"
+            ),
             {"r": run_id, "p": patch_id},
         ).all()
     table = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
@@ -281,11 +344,15 @@ def score_distribution(
     if (step is None) == (epoch is None):
         raise ValueError("give exactly one of step or epoch")
     if step is not None:
-        sql, params = ("SELECT score FROM history WHERE run_id = :r AND step = :s",
-                       {"r": run_id, "s": int(step)})
+        sql, params = (
+            "SELECT score FROM history WHERE run_id = :r AND step = :s",
+            {"r": run_id, "s": int(step)},
+        )
     else:
-        sql, params = ("SELECT last_score FROM epoch_stats WHERE run_id = :r AND epoch = :e",
-                       {"r": run_id, "e": int(epoch)})  # type: ignore[arg-type]
+        sql, params = (
+            "SELECT last_score FROM epoch_stats WHERE run_id = :r AND epoch = :e",
+            {"r": run_id, "e": int(epoch)},
+        )  # type: ignore[arg-type]
     with translated_errors(where), engine.connect() as conn:
         values = conn.execute(text(sql), params).scalars().all()
     return np.asarray(values, dtype=np.float32)
@@ -332,12 +399,22 @@ def run_summaries(engine: Engine, where: str, run_ids: list[int] | None) -> list
             duration = None
         summaries.append(
             RunSummary(
-                id=r["id"], name=r["name"], status=r["status"],
-                sampler_rule=r["sampler_rule"], sampler_mode=r["sampler_mode"],
-                metric=r["metric"], seed=r["seed"], device=r["device"], n_train=r["n_train"],
-                steps=r["last_step"], best_val_accuracy=r["best_val_accuracy"],
-                duration_s=duration, started_at=r["started_at"], ended_at=r["ended_at"],
-                switch_step=r["switch_step"], error=r["error"],
+                id=r["id"],
+                name=r["name"],
+                status=r["status"],
+                sampler_rule=r["sampler_rule"],
+                sampler_mode=r["sampler_mode"],
+                metric=r["metric"],
+                seed=r["seed"],
+                device=r["device"],
+                n_train=r["n_train"],
+                steps=r["last_step"],
+                best_val_accuracy=r["best_val_accuracy"],
+                duration_s=duration,
+                started_at=r["started_at"],
+                ended_at=r["ended_at"],
+                switch_step=r["switch_step"],
+                error=r["error"],
                 versions=json.loads(r["versions"] or "{}"),
                 config=json.loads(r["config"] or "{}"),
             )

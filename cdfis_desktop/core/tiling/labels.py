@@ -8,7 +8,7 @@ class map string). Class names match case-insensitively.
 Coverage is computed with shapely 2's vectorised operations: one STRtree over the class
 polygons, one ``query`` with all patch boxes, then ``contains`` (fully covered: coverage 1)
 and ``intersection`` areas only for the boxes on a polygon boundary. 100k patches label in
-about a second on one core.
+~2.5 s (benchmarks/bench_labels_datasets.py; x30 faster than a per-patch loop).
 """
 
 from __future__ import annotations

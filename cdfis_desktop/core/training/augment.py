@@ -45,10 +45,12 @@ NO_AUGMENTATION = Augmentation(flips=False, rotations=False, hed_alpha=0.0, hed_
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8[N, 3, H, W] (or float in 0..1) -> float32[N, 3, H, W] with ImageNet mean/std."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    # one scale and one shift, in place: (x / range - mean) / std = x * scale - shift
+    value_range = 255.0 if images.dtype == torch.uint8 else 1.0
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    out = images.to(torch.float32, copy=True)
+    return out.mul_(1.0 / (value_range * std)).sub_(mean / std)
 
 
 def augment_and_normalise(

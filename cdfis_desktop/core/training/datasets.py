@@ -5,9 +5,9 @@ with H = W = ``input_px``, and also serves whole batches through :meth:`PatchDat
 (one indexing op on a preloaded uint8 tensor + batched augmentation) — the fast path the
 trainer should use on a CPU; ``__getitem__`` is the per-item path for a DataLoader.
 
-Speed (benchmarks/bench_datasets.py, 2-core CPU): decoding a patch from a JPEG-tiled slide
-and resizing costs about a millisecond, indexing a preloaded uint8 tensor a few
-microseconds per patch. So every dataset **preloads** its images into one
+Speed (benchmarks/bench_labels_datasets.py, shared 2-core CPU under load): a batch of 64
+patches at 96 px took ~400 ms read lazily from a JPEG-tiled slide and ~45 ms from the
+preloaded uint8 array including normalisation (x9). So every dataset **preloads** its images into one
 ``uint8[N, 3, H, W]`` array by default when that fits in ``preload_limit_bytes`` (1 GiB:
 ~38k patches of 96 px); larger sets read lazily, optionally through an on-disk cache
 (a uint8 ``.npy`` memmap plus a "filled" mask in the project's ``cache/`` folder) that later

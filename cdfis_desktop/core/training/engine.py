@@ -177,6 +177,8 @@ class Trainer:
         session = state.session
         config = session.config
         if session.step == 0:
+            if session.sampler.is_active:  # warm-up "none": on from the start
+                self._record_switch(state, context)
             yield from self._validate(state, context)
         limit = _step_limit(config, session.steps_per_epoch)
         while True:

@@ -14,7 +14,9 @@ from cdfis_desktop.core.slides import open_slide
 
 def make_bad_input(kind: str, tmp_path: Path, slide_path: Path) -> Path:
     """Create one kind of bad slide input in ``tmp_path`` (shared with the CLI tests)."""
-    path = tmp_path / {"folder": "slides", "png": "photo.svs", "text": "notes.tiff"}.get(kind, "x.svs")
+    path = tmp_path / {"folder": "slides", "png": "photo.svs", "text": "notes.tiff"}.get(
+        kind, "x.svs"
+    )
     if kind == "folder":
         path.mkdir()
     elif kind == "empty":

@@ -66,7 +66,9 @@ def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
         (np.zeros((10, 10, 3), np.uint8), 0.5, 100, "multiple of 16"),
     ],
 )
-def test_bad_arguments(tmp_path: Path, rgb: np.ndarray, mpp: float, tile_px: int, message: str) -> None:
+def test_bad_arguments(
+    tmp_path: Path, rgb: np.ndarray, mpp: float, tile_px: int, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         write_pyramidal_tiff(tmp_path / "x.tiff", rgb, mpp=mpp, tile_px=tile_px)
 

@@ -23,8 +23,13 @@ def main() -> None:
     project = Project.open(folder)
     ids = project.patches().id
     run_id = project.create_run(
-        {}, sampler_rule="cdf", sampler_mode="presample", metric="loss", seed=1,
-        device="cpu", n_train=len(ids),
+        {},
+        sampler_rule="cdf",
+        sampler_mode="presample",
+        metric="loss",
+        seed=1,
+        device="cpu",
+        n_train=len(ids),
     )
     if mode == "hold":
         print(f"run {run_id}", flush=True)
@@ -37,9 +42,13 @@ def main() -> None:
         chosen = np.zeros(ROWS, np.int32)
         chosen[:20] = 1
         writer.record(
-            step, step // 50, rng.choice(ids, ROWS, replace=False),
-            rng.random(ROWS, dtype=np.float32), np.full(ROWS, 1 / ROWS, np.float32),
-            chosen, chosen.astype(np.float32),
+            step,
+            step // 50,
+            rng.choice(ids, ROWS, replace=False),
+            rng.random(ROWS, dtype=np.float32),
+            np.full(ROWS, 1 / ROWS, np.float32),
+            chosen,
+            chosen.astype(np.float32),
         )
         step += 1
         if writer.pending_steps == 0:

@@ -77,11 +77,26 @@ def test_full_disk_keeps_committed_history(tmp_path: Path) -> None:
     """Cap the database at a few pages (SQLite's max_page_count) and write until full."""
     with Project.create(tmp_path / "p") as project:
         slide_id = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
-        ids = project.add_patches(slide_id, l0_x=np.arange(200), l0_y=0, l0_size=1,
-                                  patch_px=1, mpp=0.5, label=0, tissue_fraction=1.0,
-                                  split="train")
-        run_id = project.create_run({}, sampler_rule="cdf", sampler_mode="presample",
-                                    metric="loss", seed=0, device="cpu", n_train=200)
+        ids = project.add_patches(
+            slide_id,
+            l0_x=np.arange(200),
+            l0_y=0,
+            l0_size=1,
+            patch_px=1,
+            mpp=0.5,
+            label=0,
+            tissue_fraction=1.0,
+            split="train",
+        )
+        run_id = project.create_run(
+            {},
+            sampler_rule="cdf",
+            sampler_mode="presample",
+            metric="loss",
+            seed=0,
+            device="cpu",
+            n_train=200,
+        )
         with project.engine.connect() as conn:
             pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
     flushed = 0
@@ -90,8 +105,9 @@ def test_full_disk_keeps_committed_history(tmp_path: Path) -> None:
         writer = capped.history_writer(run_id, flush_every_steps=1)
         with pytest.raises(StorageFullError, match="full; free some space"):
             for step in range(10_000):
-                writer.record(step, 0, ids, np.full(200, 0.5), np.full(200, 0.005),
-                              np.ones(200), np.ones(200))
+                writer.record(
+                    step, 0, ids, np.full(200, 0.5), np.full(200, 0.005), np.ones(200), np.ones(200)
+                )
                 flushed = step + 1
         assert writer.pending_steps == 1  # the failed batch stays buffered
         capped.set_run_status(run_id, "failed", error="disk full")
@@ -111,10 +127,23 @@ def test_second_process_cannot_write_a_running_run(tmp_path: Path) -> None:
     folder = tmp_path / "p"
     with Project.create(folder) as project:
         slide_id = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
-        project.add_patches(slide_id, l0_x=np.arange(10), l0_y=0, l0_size=1, patch_px=1,
-                            mpp=0.5, label=0, tissue_fraction=1.0, split="train")
-    child = subprocess.Popen([sys.executable, str(CHILD), str(folder), "hold"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        project.add_patches(
+            slide_id,
+            l0_x=np.arange(10),
+            l0_y=0,
+            l0_size=1,
+            patch_px=1,
+            mpp=0.5,
+            label=0,
+            tissue_fraction=1.0,
+            split="train",
+        )
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(folder), "hold"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         run_id = int(child.stdout.readline().split()[1])

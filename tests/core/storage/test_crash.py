@@ -25,10 +25,20 @@ def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path) -> None:
     folder = tmp_path / "p"
     with Project.create(folder) as project:
         slide_id = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
-        project.add_patches(slide_id, l0_x=np.arange(1000), l0_y=0, l0_size=1, patch_px=1,
-                            mpp=0.5, label=0, tissue_fraction=1.0, split="train")
-    child = subprocess.Popen([sys.executable, str(CHILD), str(folder), "loop"],
-                             stdout=subprocess.PIPE, text=True)
+        project.add_patches(
+            slide_id,
+            l0_x=np.arange(1000),
+            l0_y=0,
+            l0_size=1,
+            patch_px=1,
+            mpp=0.5,
+            label=0,
+            tissue_fraction=1.0,
+            split="train",
+        )
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(folder), "loop"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None
         reported = 0
@@ -47,14 +57,23 @@ def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path) -> None:
     with Project.open(folder) as project:
         with project.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-            steps = [r[0] for r in conn.execute(text(
-                "SELECT step, COUNT(*) FROM history WHERE run_id = 1 GROUP BY step ORDER BY step"
-            )).all()]
-            counts = set(conn.execute(text(
-                "SELECT COUNT(*) FROM history WHERE run_id = 1 GROUP BY step")).scalars())
-            scored = conn.execute(text(
-                "SELECT SUM(times_scored) FROM epoch_stats WHERE run_id = 1 AND epoch = :e"),
-                {"e": ALL_EPOCHS}).scalar()
+            steps = [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT step, COUNT(*) FROM history WHERE run_id = 1 GROUP BY step ORDER BY step"
+                    )
+                ).all()
+            ]
+            counts = set(
+                conn.execute(
+                    text("SELECT COUNT(*) FROM history WHERE run_id = 1 GROUP BY step")
+                ).scalars()
+            )
+            scored = conn.execute(
+                text("SELECT SUM(times_scored) FROM epoch_stats WHERE run_id = 1 AND epoch = :e"),
+                {"e": ALL_EPOCHS},
+            ).scalar()
         # every reported (committed) step is there, whole batches only, no partial step
         assert len(steps) >= reported and len(steps) % FLUSH_EVERY == 0
         assert steps == list(range(len(steps))) and counts == {ROWS}

@@ -25,8 +25,7 @@ def _write_random_history(
             score = rng.random(16).astype(np.float32)
             chosen = np.zeros(16, np.int32)
             chosen[rng.choice(16, 4, replace=False)] = 1
-            writer.record(step, step // 4, cand, score, score / score.sum(), chosen,
-                          chosen * 2.0)
+            writer.record(step, step // 4, cand, score, score / score.sum(), chosen, chosen * 2.0)
             recorded.append((step, step // 4, cand, score, chosen))
     return recorded
 
@@ -34,8 +33,10 @@ def _write_random_history(
 def _stats(project: Project, run_id: int, epoch: int) -> dict[int, tuple]:
     with project.engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT patch_id, times_scored, times_chosen, score_sum, last_score, last_step "
-                 "FROM epoch_stats WHERE run_id = :r AND epoch = :e"),
+            text(
+                "SELECT patch_id, times_scored, times_chosen, score_sum, last_score, last_step "
+                "FROM epoch_stats WHERE run_id = :r AND epoch = :e"
+            ),
             {"r": run_id, "e": epoch},
         ).all()
     return {r[0]: tuple(r[1:]) for r in rows}

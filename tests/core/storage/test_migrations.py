@@ -28,13 +28,16 @@ def test_older_database_is_backed_up_and_migrated(tmp_path: Path) -> None:
     with Project.open(tmp_path / "p") as project:
         slides = project.slides()
         assert [(s.path, s.group) for s in slides] == [("/old.svs", "")]
-        slide_id = project.add_slide("/new.svs", fingerprint="n", width=1, height=1, mpp=None,
-                                     group="case-1")
+        slide_id = project.add_slide(
+            "/new.svs", fingerprint="n", width=1, height=1, mpp=None, group="case-1"
+        )
         assert project.slides()[1].id == slide_id and project.slides()[1].group == "case-1"
     backups = list(db.parent.glob("project.db.v1-backup-*"))
     assert len(backups) == 1
     with sqlite3.connect(backups[0]) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            "1",
+        )
         assert conn.execute("SELECT path FROM slides").fetchall() == [("/old.svs",)]
     with sqlite3.connect(db) as conn:
         version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -46,8 +49,9 @@ def test_newer_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
     Project.create(tmp_path / "p").close()
     db = tmp_path / "p" / "project.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                     (str(SCHEMA_VERSION + 1),))
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
     before = db.read_bytes()
     with pytest.raises(SchemaVersionError, match="newer cdfis-desktop") as info:
         Project.open(tmp_path / "p")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
 from cdfis_desktop.core.storage import SCHEMA_VERSION, Project
@@ -44,8 +44,15 @@ def test_open_missing_folder_without_create_is_not_a_project(tmp_path: Path) -> 
 
 def test_slides_roundtrip_mpp_override_and_group(project: Project) -> None:
     a = project.add_slide("/d/a.svs", fingerprint="fa", width=100, height=50, mpp=None)
-    b = project.add_slide("/d/b.tif", fingerprint="fb", width=7, height=9, mpp=0.5,
-                          vendor="generic-tiff", group="patient-7")
+    b = project.add_slide(
+        "/d/b.tif",
+        fingerprint="fb",
+        width=7,
+        height=9,
+        mpp=0.5,
+        vendor="generic-tiff",
+        group="patient-7",
+    )
     project.set_slide_mpp(a, 0.2521)
     project.set_slide_group(a, "patient-3")
     slides = {s.id: s for s in project.slides()}
@@ -83,10 +90,12 @@ def test_add_patches_roundtrip(project: Project, slide_patches: tuple[int, np.nd
 def test_add_patches_ids_follow_input_order_across_slides(project: Project) -> None:
     a = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
     b = project.add_slide("/b", fingerprint="b", width=10, height=10, mpp=0.5)
-    ids_a = project.add_patches(a, l0_x=[5, 1], l0_y=[0, 0], l0_size=1, patch_px=1, mpp=0.5,
-                                label=-1, tissue_fraction=1.0)
-    ids_b = project.add_patches(b, l0_x=[3], l0_y=[4], l0_size=1, patch_px=1, mpp=0.5,
-                                label=0, tissue_fraction=1.0)
+    ids_a = project.add_patches(
+        a, l0_x=[5, 1], l0_y=[0, 0], l0_size=1, patch_px=1, mpp=0.5, label=-1, tissue_fraction=1.0
+    )
+    ids_b = project.add_patches(
+        b, l0_x=[3], l0_y=[4], l0_size=1, patch_px=1, mpp=0.5, label=0, tissue_fraction=1.0
+    )
     table = project.patches()
     assert list(table.l0_x[np.searchsorted(table.id, ids_a)]) == [5, 1]
     assert list(table.slide_id[np.searchsorted(table.id, ids_b)]) == [b]
@@ -95,11 +104,21 @@ def test_add_patches_ids_follow_input_order_across_slides(project: Project) -> N
 def test_add_patches_rejects_bad_input(project: Project) -> None:
     slide_id = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
     with pytest.raises(ValueError, match="unknown split"):
-        project.add_patches(slide_id, l0_x=[0], l0_y=[0], l0_size=1, patch_px=1, mpp=0.5,
-                            label=0, tissue_fraction=1.0, split="training")
+        project.add_patches(
+            slide_id,
+            l0_x=[0],
+            l0_y=[0],
+            l0_size=1,
+            patch_px=1,
+            mpp=0.5,
+            label=0,
+            tissue_fraction=1.0,
+            split="training",
+        )
     with pytest.raises(StoreError, match="no slide with id 42"):
-        project.add_patches(42, l0_x=[0], l0_y=[0], l0_size=1, patch_px=1, mpp=0.5,
-                            label=0, tissue_fraction=1.0)
+        project.add_patches(
+            42, l0_x=[0], l0_y=[0], l0_size=1, patch_px=1, mpp=0.5, label=0, tissue_fraction=1.0
+        )
     assert len(project.patches()) == 0
 
 
@@ -116,8 +135,17 @@ def test_delete_slide_removes_patches_and_their_history(
 ) -> None:
     slide_id, ids = slide_patches
     other = project.add_slide("/b", fingerprint="b", width=10, height=10, mpp=0.5)
-    other_ids = project.add_patches(other, l0_x=[0], l0_y=[0], l0_size=1, patch_px=1,
-                                    mpp=0.5, label=0, tissue_fraction=1.0, split="train")
+    other_ids = project.add_patches(
+        other,
+        l0_x=[0],
+        l0_y=[0],
+        l0_size=1,
+        patch_px=1,
+        mpp=0.5,
+        label=0,
+        tissue_fraction=1.0,
+        split="train",
+    )
     run_id = make_run()
     both = np.concatenate([ids[:3], other_ids])
     with project.history_writer(run_id) as writer:

@@ -14,8 +14,15 @@ def _two_epochs(project: Project, run_id: int, ids: np.ndarray) -> None:
     """Epoch 0: step 0 scores ids[0:4] (chosen 2,1,0,0 times), step 1 scores ids[0:2].
     Epoch 1: step 2 scores ids[2:4] (chosen 0, 3)."""
     with project.history_writer(run_id, flush_every_steps=2) as writer:
-        writer.record(0, 0, ids[0:4], [1.0, 2.0, 3.0, 4.0], [0.1, 0.2, 0.3, 0.4],
-                      [2, 1, 0, 0], [1.0, 1.0, 0.0, 0.0])
+        writer.record(
+            0,
+            0,
+            ids[0:4],
+            [1.0, 2.0, 3.0, 4.0],
+            [0.1, 0.2, 0.3, 0.4],
+            [2, 1, 0, 0],
+            [1.0, 1.0, 0.0, 0.0],
+        )
         writer.record(1, 0, ids[0:2], [5.0, 6.0], [0.5, 0.5], [0, 0], [0.0, 0.0])
         writer.record(2, 1, ids[2:4], [7.0, 8.0], [0.4, 0.6], [0, 3], [0.0, 1.0])
 
@@ -28,7 +35,12 @@ def test_heatmap_values_per_metric(project, slide_patches, make_run) -> None:
     assert np.array_equal(hv.patch_id, ids) and np.array_equal(hv.l0_x, (np.arange(60) % 10) * 512)
     assert list(hv.value[:5]) == [2, 1, 0, 3, 0]
     assert np.isnan(hv.value[40:]).all()  # validation patches were never training patches
-    assert list(project.heatmap_values(run_id, slide_id, "times_chosen", 0).value[:4]) == [2, 1, 0, 0]
+    assert list(project.heatmap_values(run_id, slide_id, "times_chosen", 0).value[:4]) == [
+        2,
+        1,
+        0,
+        0,
+    ]
     mean = project.heatmap_values(run_id, slide_id, "mean_score").value
     assert list(mean[:4]) == [3.0, 4.0, 5.0, 6.0] and np.isnan(mean[4])
     assert list(project.heatmap_values(run_id, slide_id, "last_score").value[:4]) == [5, 6, 7, 8]
@@ -143,3 +155,49 @@ def test_checkpoints_registry(project, make_run, tmp_path) -> None:
     latest = project.latest_checkpoint(run_id)
     assert latest is not None and latest.step == 200 and latest.path == str(outside.resolve())
     assert project.checkpoints(run_id)[1].path == str(inside)
+
+
+def test_heatmap_follows_patch_changes_of_another_project_instance(
+    project, slide_patches, make_run
+) -> None:
+    """The cached slide geometry is refreshed when patches or splits change anywhere."""
+    slide_id, ids = slide_patches
+    run_id = make_run()
+    assert np.isnan(project.heatmap_values(run_id, slide_id, "times_chosen").value[45])
+    with Project.open(project.folder) as other:
+        other.set_splits(ids[45:46], "train")
+        other.add_patches(
+            slide_id,
+            l0_x=[9999],
+            l0_y=[0],
+            l0_size=512,
+            patch_px=256,
+            mpp=0.5,
+            label=0,
+            tissue_fraction=1.0,
+        )
+    values = project.heatmap_values(run_id, slide_id, "times_chosen")
+    assert values.value[45] == 0.0 and len(values) == 61 and values.l0_x[-1] == 9999
+
+
+def test_heatmap_ignores_other_slides_inside_the_id_range(project, make_run) -> None:
+    a = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
+    b = project.add_slide("/b", fingerprint="b", width=10, height=10, mpp=0.5)
+    kw = {
+        "l0_y": 0,
+        "l0_size": 1,
+        "patch_px": 1,
+        "mpp": 0.5,
+        "label": 0,
+        "tissue_fraction": 1.0,
+        "split": "train",
+    }
+    first = project.add_patches(a, l0_x=[0], **kw)
+    middle = project.add_patches(b, l0_x=[1], **kw)
+    last = project.add_patches(a, l0_x=[2], **kw)
+    run_id = make_run(n_train=3)
+    with project.history_writer(run_id) as writer:
+        both = np.concatenate([first, middle, last])
+        writer.record(0, 0, both, [1.0, 2.0, 3.0], [0.2, 0.3, 0.5], [1, 5, 2], [1.0, 1.0, 1.0])
+    values = project.heatmap_values(run_id, a, "times_chosen")
+    assert list(values.patch_id) == [first[0], last[0]] and list(values.value) == [1, 2]

@@ -48,7 +48,9 @@ def test_pen_ink_is_not_tissue(ink: tuple[int, int, int]) -> None:
     assert tissue_mask(rgb).sum() == 0
 
 
-@pytest.mark.parametrize("stain", [(230, 150, 190), (200, 100, 160), (70, 40, 120), (120, 120, 150)])
+@pytest.mark.parametrize(
+    "stain", [(230, 150, 190), (200, 100, 160), (70, 40, 120), (120, 120, 150)]
+)
 def test_stains_are_not_ink(stain: tuple[int, int, int]) -> None:
     """Eosin pink, deep eosin, haematoxylin purple and IHC counterstain blue-grey."""
     rgb = np.full((64, 64, 3), stain, np.uint8)
@@ -84,8 +86,10 @@ def test_detected_tissue_matches_demo_annotations(synthetic_slide) -> None:
     from shapely import box
 
     annotated = np.array(
-        [sum(r.intersection(box(x, y, x + 64, y + 64)).area for r in regions) / 64**2
-         for x, y in zip(l0_x.ravel(), l0_y.ravel(), strict=True)]
+        [
+            sum(r.intersection(box(x, y, x + 64, y + 64)).area for r in regions) / 64**2
+            for x, y in zip(l0_x.ravel(), l0_y.ravel(), strict=True)
+        ]
     )
     agree = np.mean((fraction > 0.5) == (annotated > 0.5))
     assert agree > 0.9, agree

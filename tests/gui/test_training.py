@@ -1,0 +1,131 @@
+"""Training from the window: a real short run in the worker thread, pause/stop, the database
+afterwards, responsiveness of the event loop while it trains, and closing during a run."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from cdfis_desktop.core.storage import Project
+from cdfis_desktop.gui.main_window import MainWindow
+
+
+class LatencyProbe:
+    """A 10 ms QTimer that records how late each tick arrives (ms)."""
+
+    def __init__(self, interval_ms: int = 10) -> None:
+        self.interval_s = interval_ms / 1000
+        self.lateness_ms: list[float] = []
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.lateness_ms.append(max(0.0, (now - self._last - self.interval_s) * 1000))
+        self._last = now
+
+    def stop(self) -> np.ndarray:
+        self._timer.stop()
+        return np.asarray(self.lateness_ms)
+
+
+@pytest.fixture
+def window(qtbot, gui_project):
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    assert win.open_project(gui_project.folder)
+    qtbot.waitUntil(lambda: win.viewer.is_settled() and not win.jobs_running(), timeout=10_000)
+    yield win
+    if win.training_running():
+        win.stop_training()
+    win.close()
+
+
+def _configure(win: MainWindow, steps: int) -> None:
+    panel = win.training_panel
+    panel.stop_by.setCurrentText("steps")
+    panel.stop_value.setValue(steps)
+    panel.batch_size.setValue(16)
+    panel.presample_ratio.setValue(2.0)
+    panel.device.setCurrentText("cpu")
+    panel.augment.setChecked(False)
+
+
+@pytest.mark.slow
+def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
+    _configure(window, steps=2000)
+    probe = LatencyProbe()
+    window.training_panel.start.click()
+    assert window.training_running()
+    plots = window.training_panel.plots
+    qtbot.waitUntil(lambda: plots.series["train_loss"].size >= 10, timeout=60_000)
+    lateness = probe.stop()
+    window.pause_training()
+    assert window.training_panel.resume.isEnabled()
+    paused_at = plots.series["train_loss"].size
+    qtbot.wait(500)
+    QApplication.processEvents()
+    assert plots.series["train_loss"].size <= paused_at + 1  # at most the step in flight
+    window.resume_training()
+    qtbot.waitUntil(lambda: plots.series["train_loss"].size >= paused_at + 5, timeout=30_000)
+    window.stop_training()
+    assert not window.training_running()
+    assert window.training_panel.start.isEnabled()
+    run_id = window.run_id
+    assert run_id != gui_project.run_id  # the new run is selected
+    project = Project.open(gui_project.folder)
+    try:
+        run = project.run(run_id)
+        assert run.status == "cancelled"
+        assert run.steps is not None and run.steps >= 15
+        history = project.patch_history(run_id, int(gui_project.patch_ids[1]))
+        chosen = project.heatmap_values(run_id, gui_project.slide_id, "times_chosen")
+        assert np.nansum(chosen.value) >= 16 * 15  # every trained step recorded its draws
+        assert history.step.dtype.kind == "i"
+    finally:
+        project.close()
+    p95 = float(np.percentile(lateness, 95))
+    print(f"event-loop lateness while training: p50 {np.median(lateness):.1f} ms, "
+          f"p95 {p95:.1f} ms, max {lateness.max():.1f} ms over {lateness.size} ticks")
+    assert lateness.size > 50
+    assert p95 < 50.0
+
+
+@pytest.mark.slow
+def test_closing_during_training_asks_then_stops_cleanly(window, qtbot, gui_project):
+    _configure(window, steps=2000)
+    window.training_panel.start.click()
+    plots = window.training_panel.plots
+    qtbot.waitUntil(lambda: plots.series["train_loss"].size >= 3, timeout=60_000)
+
+    def answer(button: QMessageBox.StandardButton) -> None:
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox), "closing during training must ask"
+        box.button(button).click()
+
+    QTimer.singleShot(200, lambda: answer(QMessageBox.StandardButton.No))
+    window.close()
+    assert window.isVisible() and window.training_running()  # "No" keeps it training
+    QTimer.singleShot(200, lambda: answer(QMessageBox.StandardButton.Yes))
+    window.close()
+    assert not window.isVisible() and not window.training_running()
+    project = Project.open(gui_project.folder)
+    try:
+        assert project.runs()[0].status == "cancelled"
+    finally:
+        project.close()
+
+
+def test_invalid_training_settings_show_an_error(window):
+    window.training_panel.warmup.setText("sometimes")
+    window.start_training()
+    assert not window.training_running()
+    assert window.errors.shown and window.errors.shown[-1].user_error
