@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,7 +15,9 @@ def real_data() -> Path:
     """The shared real-data folder (slides/, patches/, tiles_tissue/); skips when absent."""
     folder = os.environ.get("CDFIS_TEST_DATA")
     if not folder:
-        pytest.skip("CDFIS_TEST_DATA is not set: real-data tests skipped (CI sets it to ../shared/data)")
+        pytest.skip(
+            "CDFIS_TEST_DATA is not set: real-data tests skipped (CI sets it to ../shared/data)"
+        )
     path = Path(folder)
     if not path.is_dir():
         pytest.skip(f"CDFIS_TEST_DATA={folder} is not a folder: real-data tests skipped")
@@ -86,24 +89,46 @@ def trained_project(
         ids = []
         for group in ("case-a", "case-b"):
             slide_id = project.add_slide(
-                synthetic_slide.slide_path, fingerprint=reader.fingerprint(), width=width,
-                height=height, mpp=reader.mpp, vendor=reader.vendor or "", group=group,
+                synthetic_slide.slide_path,
+                fingerprint=reader.fingerprint(),
+                width=width,
+                height=height,
+                mpp=reader.mpp,
+                vendor=reader.vendor or "",
+                group=group,
             )
             split = ["train" if g < 0.75 else "val" for g in rng.random(l0_x.size)]
-            ids.append(project.add_patches(
-                slide_id, l0_x=l0_x, l0_y=l0_y, l0_size=128, patch_px=64, mpp=1.0,
-                label=labels, tissue_fraction=1.0, split=split,
-            ))
+            ids.append(
+                project.add_patches(
+                    slide_id,
+                    l0_x=l0_x,
+                    l0_y=l0_y,
+                    l0_size=128,
+                    patch_px=64,
+                    mpp=1.0,
+                    label=labels,
+                    tissue_fraction=1.0,
+                    split=split,
+                )
+            )
         table = project.patches()
         train = table.id[table.split == "train"]
-        hardness = {int(i): 0.2 + 1.5 * (lab == names.index("Tumor")) + 1.0 * x / width
-                    for i, lab, x in zip(table.id, table.label, table.l0_x, strict=True)}
+        hardness = {
+            int(i): 0.2 + 1.5 * (lab == names.index("Tumor")) + 1.0 * x / width
+            for i, lab, x in zip(table.id, table.label, table.l0_x, strict=True)
+        }
         run_ids = []
         for rule in ("cdf", "uniform"):
             config = RunConfig(sampler=SamplerConfig(rule=rule, floor=0.1), batch_size=8, epochs=3)
             run_id = project.create_run(
-                config.to_dict(), sampler_rule=rule, sampler_mode="presample", metric="loss",
-                seed=0, device="cpu", n_train=int(train.size), name=f"{rule} demo",
+                config.to_dict(),
+                sampler_rule=rule,
+                sampler_mode="presample",
+                metric="loss",
+                seed=0,
+                device="cpu",
+                n_train=int(train.size),
+                name=f"{rule} demo",
             )
             with project.history_writer(run_id, flush_every_steps=5) as writer:
                 step = 0
@@ -114,24 +139,82 @@ def trained_project(
                         decay = 1.0 / (1.0 + 0.1 * step)
                         score = np.array([hardness[int(c)] for c in candidates]) * decay
                         score *= rng.lognormal(0.0, 0.3, size=32)
-                        p = score / score.sum() if rule == "cdf" and step > 5 else np.full(32, 1 / 32)
+                        p = (
+                            score / score.sum()
+                            if rule == "cdf" and step > 5
+                            else np.full(32, 1 / 32)
+                        )
                         chosen = np.bincount(rng.choice(32, size=8, p=p), minlength=32)
-                        writer.record(step, epoch, candidates, score.astype(np.float32),
-                                      p.astype(np.float32), chosen, (chosen > 0).astype(np.float32))
-                        project.log_metrics(run_id, step, epoch, wall_s=0.5 * step,
-                                            train_loss=float(score.mean()), samples_per_s=16.0)
+                        writer.record(
+                            step,
+                            epoch,
+                            candidates,
+                            score.astype(np.float32),
+                            p.astype(np.float32),
+                            chosen,
+                            (chosen > 0).astype(np.float32),
+                        )
+                        project.log_metrics(
+                            run_id,
+                            step,
+                            epoch,
+                            wall_s=0.5 * step,
+                            train_loss=float(score.mean()),
+                            samples_per_s=16.0,
+                        )
                     speed = 1.3 if rule == "cdf" else 1.0
                     project.log_metrics(
-                        run_id, step, epoch, wall_s=0.5 * step, val_loss=1.0 / (epoch + 2),
-                        val_accuracy=min(0.97, 0.6 + 0.12 * speed * (epoch + 1)), val_auc=0.8,
+                        run_id,
+                        step,
+                        epoch,
+                        wall_s=0.5 * step,
+                        val_loss=1.0 / (epoch + 2),
+                        val_accuracy=min(0.97, 0.6 + 0.12 * speed * (epoch + 1)),
+                        val_auc=0.8,
                     )
                     wrong = rng.random(table.id.size) < 0.3 / (epoch + 1)
                     predicted = np.where(wrong, 1 - np.maximum(table.label, 0), table.label)
                     predicted = np.where(table.label < 0, 0, predicted)
-                    project.set_predictions(run_id, epoch, table.id, predicted,
-                                            rng.uniform(0.5, 1.0, table.id.size))
+                    project.set_predictions(
+                        run_id, epoch, table.id, predicted, rng.uniform(0.5, 1.0, table.id.size)
+                    )
             if rule == "cdf":
                 project.set_switch_step(run_id, 6)
             project.set_run_status(run_id, "finished")
             run_ids.append(run_id)
     return TrainedProject(folder, run_ids[0], run_ids[1], int(sum(i.size for i in ids)))
+
+
+@pytest.fixture()
+def bad_slide_input(tmp_path: Path, synthetic_slide: SyntheticSlideFiles) -> Callable[[str], Path]:
+    """Factory: ``bad_slide_input(kind)`` creates one kind of unusable slide input in tmp_path
+    and returns its path. Kinds: missing, folder, empty, truncated (half of a real TIFF
+    slide), png (a PNG named .svs), text (a text file named .tiff)."""
+    import numpy as np
+    from PIL import Image
+
+    def make(kind: str) -> Path:
+        names = {
+            "folder": "slides",
+            "png": "photo.svs",
+            "text": "notes.tiff",
+            "truncated": "cut.tiff",
+        }
+        path = tmp_path / names.get(kind, "missing.svs")
+        if kind == "folder":
+            path.mkdir()
+        elif kind == "empty":
+            path = tmp_path / "empty.svs"
+            path.touch()
+        elif kind == "truncated":
+            data = synthetic_slide.slide_path.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+        elif kind == "png":
+            Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(path, format="PNG")
+        elif kind == "text":
+            path.write_text("this is not an image\n" * 50)
+        elif kind != "missing":
+            raise ValueError(f"unknown bad input kind {kind!r}")
+        return path
+
+    return make

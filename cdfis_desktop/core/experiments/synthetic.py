@@ -57,16 +57,16 @@ class SyntheticData:
 class SyntheticSettings:
     """Sizes and training settings. Defaults finish in well under a minute on 2 CPU cores."""
 
-    steps: int = 600
+    steps: int = 500
     batch_size: int = 32
     eval_every: int = 25
     n_train: int = 20_000
     n_val: int = 4_000
-    dims: int = 10
+    dims: int = 4
     hard_fraction: float = 0.2
     noise_fraction: float = 0.05
     hidden: int = 64
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     presample_ratio: float = 4.0
     history_floor: float = 0.2
     warmup_fraction: float = 0.1

@@ -1,12 +1,14 @@
-"""A Fenwick (binary indexed) tree over non-negative weights, vectorised with torch.
+"""A Fenwick (binary indexed) tree over non-negative weights, vectorised with numpy.
 
 History mode keeps one weight per training sample (millions); each step changes b of
 them and draws b. Rebuilding a cumulative sum would cost O(N) per step; the tree costs
-O(b log N) for both, as a handful of vectorised torch operations (CPU, float64).
+O(b log N) for both, as a few dozen vectorised numpy operations on b-element arrays
+(numpy rather than torch: per-call overhead dominates at this size).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -18,63 +20,56 @@ class FenwickTree:
 
     def __init__(self, weights: torch.Tensor) -> None:
         self.size = int(weights.shape[0])
-        self.weights = weights.detach().to("cpu", torch.float64).clone()
-        prefix = torch.zeros(self.size + 1, dtype=torch.float64)
-        torch.cumsum(self.weights, 0, out=prefix[1:])
-        node = torch.arange(1, self.size + 1)
+        self.weights = weights.detach().to("cpu", torch.float64).numpy().copy()
+        prefix = np.zeros(self.size + 1)
+        np.cumsum(self.weights, out=prefix[1:])
+        node = np.arange(1, self.size + 1)
         # node j (1-based) holds the sum of the weights j - lowbit(j) + 1 .. j
-        self.tree = torch.zeros(self.size + 1, dtype=torch.float64)
+        self.tree = np.zeros(self.size + 1)
         self.tree[1:] = prefix[node] - prefix[node - (node & -node)]
         self.total = float(prefix[-1])
-        self._top_bit = 1 << (self.size.bit_length() - 1)
 
     @classmethod
-    def from_state(cls, weights: torch.Tensor, tree: torch.Tensor, total: float) -> FenwickTree:
+    def from_state(cls, weights: np.ndarray, tree: np.ndarray, total: float) -> FenwickTree:
         """Restore a tree exactly (same rounding) from :meth:`state`."""
         obj = cls.__new__(cls)
         obj.size = int(weights.shape[0])
-        obj.weights = weights.clone()
-        obj.tree = tree.clone()
+        obj.weights = np.array(weights, dtype=np.float64)
+        obj.tree = np.array(tree, dtype=np.float64)
         obj.total = float(total)
-        obj._top_bit = 1 << (obj.size.bit_length() - 1)
         return obj
 
-    def state(self) -> tuple[torch.Tensor, torch.Tensor, float]:
-        return self.weights.clone(), self.tree.clone(), self.total
+    def state(self) -> tuple[np.ndarray, np.ndarray, float]:
+        return self.weights.copy(), self.tree.copy(), self.total
 
-    def update(self, indices: torch.Tensor, values: torch.Tensor) -> None:
-        """Set ``weights[indices] = values`` (int64[m], float[m]); the last value of a repeat wins."""
-        if indices.numel() == 0:
-            return
-        unique, last = last_occurrence(indices)
-        new = values.to(torch.float64)[last]
-        delta = new - self.weights[unique]
-        self.weights[unique] = new
+    def update(self, unique: np.ndarray, values: np.ndarray) -> None:
+        """Set ``weights[unique] = values`` (distinct int64[m], float64[m])."""
+        delta = values - self.weights[unique]
+        self.weights[unique] = values
         self.total += float(delta.sum())
         node = unique + 1
-        while node.numel():
-            self.tree.index_add_(0, node, delta)
+        while node.size:
+            np.add.at(self.tree, node, delta)
             node = node + (node & -node)
             keep = node <= self.size
             node, delta = node[keep], delta[keep]
 
-    def find(self, targets: torch.Tensor) -> torch.Tensor:
+    def find(self, targets: np.ndarray) -> np.ndarray:
         """Indices int64[k] i with prefix(i) <= target < prefix(i + 1), for targets in [0, total).
 
         Zero-weight entries are never returned (except by rounding at the very top).
         """
-        position = torch.zeros(targets.shape[0], dtype=torch.int64)
-        remaining = targets.to(torch.float64).clone()
-        step = self._top_bit
+        position = np.zeros(targets.shape[0], dtype=np.int64)
+        remaining = targets.astype(np.float64)
+        step = 1 << (self.size.bit_length() - 1)
         while step:
             candidate = position + step
-            valid = candidate <= self.size
-            node_sum = self.tree[candidate.clamp_max(self.size)]
-            move = valid & (node_sum <= remaining)
-            position = torch.where(move, candidate, position)
-            remaining = torch.where(move, remaining - node_sum, remaining)
+            node_sum = self.tree[np.minimum(candidate, self.size)]
+            move = (candidate <= self.size) & (node_sum <= remaining)
+            position[move] = candidate[move]
+            remaining[move] -= node_sum[move]
             step >>= 1
-        return position.clamp_max(self.size - 1)
+        return np.minimum(position, self.size - 1)
 
 
 def last_occurrence(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,6 @@ from cdfis_desktop.core.config import SamplerConfig
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.sampling.draw import (
     draw,
-    importance_weights,
     pick_weights,
     probabilities,
     rank_indices,
@@ -146,7 +145,7 @@ class Sampler:
         dataset_indices int64[m], scores float[m] (any device). Feeds the variance warm-up
         rule and, in history mode, each sample's latest score.
         """
-        self._warmup.observe(importance_weights(scores.detach().to("cpu")))
+        self._warmup.observe(scores)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue with exactly the same draws (RNG states included)."""
@@ -282,13 +281,13 @@ class HistorySampler(Sampler):
         )
         self._scores[unique] = new
         if self._tree is not None:
-            self._tree.update(unique, self._tree_values(new))
+            self._tree.update(unique.numpy(), self._tree_values(new).numpy())
 
     def probabilities(self) -> torch.Tensor:
         """p_i of one pick over the whole dataset now, float64[N] (O(N); for analysis)."""
         if self._tree is None:
             return torch.full((self.dataset_size,), 1.0 / self.dataset_size, dtype=torch.float64)
-        values = self._tree.weights.clone()
+        values = torch.from_numpy(self._tree.weights.copy())
         values[torch.isposinf(self._scores)] = math.inf
         return probabilities(values, self.config.floor)
 
@@ -336,7 +335,7 @@ class HistorySampler(Sampler):
         self._draws_since_rebuild += 1
         b, cfg = self.batch_size, self.config
         if cfg.rule in ("topk", "bottomk"):
-            values = self._tree.weights.clone()
+            values = torch.from_numpy(self._tree.weights.copy())
             values[torch.isposinf(self._scores)] = math.inf
             chosen = rank_indices(values, b, largest=cfg.rule == "topk")
             p_chosen = torch.full((b,), 1.0 / b, dtype=torch.float64)
@@ -362,7 +361,7 @@ class HistorySampler(Sampler):
             picks = infinite[torch.randint(infinite.shape[0], (k,), generator=gen)]
         elif self._tree.total > 0:
             targets = torch.rand(k, generator=gen, dtype=torch.float64) * self._tree.total
-            picks = self._tree.find(targets)
+            picks = torch.from_numpy(self._tree.find(targets.numpy()))
         else:
             picks = torch.randint(n, (k,), generator=gen)
         uniform = torch.randint(n, (k,), generator=gen)
@@ -391,7 +390,7 @@ class HistorySampler(Sampler):
         if self._infinite_count > 0:
             share = torch.isposinf(self._scores[indices]).double() / self._infinite_count
         elif self._tree.total > 0:
-            share = self._tree.weights[indices] / self._tree.total
+            share = torch.from_numpy(self._tree.weights[indices.numpy()]) / self._tree.total
         else:
             share = torch.full(indices.shape, 1.0 / n, dtype=torch.float64)
         return (1.0 - floor) * share + floor / n

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from cdfis_desktop.core.errors import ConfigError
+from cdfis_desktop.core.sampling.draw import importance_weights
 
 WARMUP_KINDS = ("none", "steps", "epochs", "loss", "variance")
 VARIANCE_MOMENTUM = 0.9
@@ -83,11 +84,11 @@ class WarmupState:
         self.initial_val_loss: float | None = None
         self.variance_ema: float | None = None
 
-    def observe(self, importance: torch.Tensor) -> None:
-        """Feed the importances ``float64[n]`` of one observed batch (variance rule)."""
-        if self.active or self.rule.kind != "variance" or importance.numel() < 2:
+    def observe(self, scores: torch.Tensor) -> None:
+        """Feed the scores ``float[n]`` of one observed batch (used by the variance rule)."""
+        if self.active or self.rule.kind != "variance" or scores.numel() < 2:
             return
-        tau = variance_reduction(importance)
+        tau = variance_reduction(importance_weights(scores.detach().to("cpu")))
         if self.variance_ema is None:
             self.variance_ema = tau
         else:

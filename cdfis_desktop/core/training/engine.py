@@ -49,7 +49,7 @@ import torch
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import CdfisError, ConfigError
 from cdfis_desktop.core.progress import CancelToken
-from cdfis_desktop.core.sampling import DrawRecord
+from cdfis_desktop.core.sampling import DrawRecord, WarmupRule
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.checkpoints import (
     checkpoint_path,
@@ -127,6 +127,7 @@ class Trainer:
         self, config: RunConfig, cancel: CancelToken, resume_run_id: int | None
     ) -> Iterator[Report]:
         config.validate()
+        WarmupRule.parse(config.sampler.warmup)  # a typo fails here, before any loading
         setup = resolve_device(config.device)
         context = init_from_environment(setup.device.type)
         if context.enabled and setup.device.type == "cuda":

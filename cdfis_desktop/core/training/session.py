@@ -7,6 +7,7 @@ needed to continue exactly (``state_dict``). It knows nothing about the store or
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -176,14 +177,27 @@ class TrainingSession:
         }
 
     def rank_state_dict(self) -> dict[str, Any]:
-        """What differs between ranks: the sampler and the random number generators."""
+        """What differs between ranks: the sampler and the random number generators (plus
+        the weights' digest, which must not differ)."""
         rng: dict[str, Any] = {
             "torch": torch.get_rng_state(),
             "generator": self.generator.get_state(),
         }
         if self.setup.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.setup.device)
-        return {"sampler": self.sampler.state_dict(), "rng": rng}
+        return {
+            "sampler": self.sampler.state_dict(),
+            "rng": rng,
+            "weights_sha1": self.weights_digest(),
+        }
+
+    def weights_digest(self) -> str:
+        """SHA-1 of the model's parameters and buffers: equal on all ranks of a healthy
+        data-parallel run (stored per rank in checkpoints, so it can be checked)."""
+        digest = hashlib.sha1()
+        for tensor in self.module.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def load_state_dict(self, state: dict[str, Any], rank_state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` and this rank's :meth:`rank_state_dict`."""
