@@ -192,11 +192,13 @@ class TrainingSession:
         }
 
     def weights_digest(self) -> str:
-        """SHA-1 of the model's parameters and buffers: equal on all ranks of a healthy
-        data-parallel run (stored per rank in checkpoints, so it can be checked)."""
+        """SHA-1 of the model's parameters: equal on all ranks of a healthy data-parallel
+        run (stored per rank in checkpoints, so it can be checked). Buffers (BatchNorm
+        running statistics) are left out: each rank updates them from its own batch and
+        DDP copies rank 0's at every forward, so between steps they may differ."""
         digest = hashlib.sha1()
-        for tensor in self.module.state_dict().values():
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        for parameter in self.module.parameters():
+            digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
     def load_state_dict(self, state: dict[str, Any], rank_state: dict[str, Any]) -> None:

@@ -37,7 +37,12 @@ def test_parse_samplers_accepts_presets_and_rejects_the_rest() -> None:
 def test_sampler_config_keeps_the_shared_settings() -> None:
     base = SamplerConfig(presample_ratio=4, floor=0.1, warmup="epochs:1")
     history = sampler_config("cdf-history", base)
-    assert (history.rule, history.mode, history.floor, history.warmup) == ("cdf", "history", 0.1, "epochs:1")
+    assert (history.rule, history.mode, history.floor, history.warmup) == (
+        "cdf",
+        "history",
+        0.1,
+        "epochs:1",
+    )
     assert sampler_config("uniform", base).warmup == "none"
 
 
@@ -48,7 +53,9 @@ def test_time_to_target_is_the_first_validation_reaching_it() -> None:
 
 
 def _points(sampler: str, seed: int, wall: list[float], acc: list[float]) -> list[CurvePoint]:
-    return [CurvePoint(sampler, seed, 1, i, w, a, 1.0 - a) for i, (w, a) in enumerate(zip(wall, acc))]
+    return [
+        CurvePoint(sampler, seed, 1, i, w, a, 1.0 - a) for i, (w, a) in enumerate(zip(wall, acc))
+    ]
 
 
 def test_summary_pairs_seeds_and_uses_uniform_final_accuracy_as_target() -> None:
