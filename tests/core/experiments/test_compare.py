@@ -54,7 +54,7 @@ def test_time_to_target_is_the_first_validation_reaching_it() -> None:
 
 def _points(sampler: str, seed: int, wall: list[float], acc: list[float]) -> list[CurvePoint]:
     return [
-        CurvePoint(sampler, seed, 1, i, w, a, 1.0 - a) for i, (w, a) in enumerate(zip(wall, acc))
+        CurvePoint(sampler, seed, 1, i, w, a, 1.0 - a) for i, (w, a) in enumerate(zip(wall, acc, strict=True))
     ]
 
 
