@@ -42,16 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from cdfis_desktop.core.experiments.synthetic import (
         SyntheticSettings,
         run_experiment,
         summary_table,
     )
 
-    # the MLP is far too small to gain from threads; one thread gives steadier timings
-    torch.set_num_threads(1)
     settings = SyntheticSettings(steps=args.steps, eval_every=max(1, min(25, args.steps // 10)))
 
     def announce(sampler: str, seed: int) -> None:

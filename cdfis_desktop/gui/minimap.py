@@ -7,7 +7,7 @@ GUI thread only.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
 
@@ -19,25 +19,28 @@ class Minimap(QWidget):
     def __init__(self, parent: QWidget | None = None, max_px: int = 180) -> None:
         super().__init__(parent)
         self._max_px = max_px
-        self._thumbnail: QImage | None = None
+        self._thumbnail: QPixmap | None = None  # pre-scaled to the widget, drawn 1:1
         self._l0_size = (1.0, 1.0)
         self._l0_view = QRectF()
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Overview: click or drag to move the view")
+        # fully painted by itself: the view underneath need not be redrawn for it
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.hide()
 
     def set_thumbnail(self, thumbnail: QImage | None, l0_width: int, l0_height: int) -> None:
         """``thumbnail`` of the whole slide whose level-0 size is ``l0_width x l0_height``."""
-        self._thumbnail = thumbnail
         self._l0_size = (float(max(1, l0_width)), float(max(1, l0_height)))
         if thumbnail is None:
+            self._thumbnail = None
             self.hide()
             return
-        scale = self._max_px / max(thumbnail.width(), thumbnail.height())
-        self.setFixedSize(
-            max(8, round(thumbnail.width() * scale)) + 2,
-            max(8, round(thumbnail.height() * scale)) + 2,
+        scaled = thumbnail.scaled(
+            self._max_px, self._max_px, Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
         )
+        self._thumbnail = QPixmap.fromImage(scaled)
+        self.setFixedSize(scaled.width() + 2, scaled.height() + 2)
         self.show()
         self.update()
 
@@ -53,9 +56,8 @@ class Minimap(QWidget):
         if self._thumbnail is None:
             return
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.fillRect(self.rect(), QColor(30, 30, 30, 220))
-        painter.drawImage(QRectF(1, 1, self.width() - 2, self.height() - 2), self._thumbnail)
+        painter.fillRect(self.rect(), QColor(30, 30, 30))
+        painter.drawPixmap(1, 1, self._thumbnail)
         sx, sy = self._scale()
         view = QRectF(
             1 + self._l0_view.x() * sx,

@@ -302,8 +302,11 @@ class SlideViewer(QWidget):
             self.tiles_settled.emit()
 
     def _drop_hidden_items(self, view: QRectF) -> None:
-        """Remove tiles outside the view, and tiles of other levels once this level's are in."""
+        """Remove tiles outside the view, and tiles of other levels once this level's are in;
+        the stretched thumbnail is only drawn while tiles are missing (it is costly to
+        paint magnified and would be hidden anyway)."""
         current_complete = all(key in self._items for key in self._wanted)
+        self._thumbnail_item.setVisible(self._slide is not None and not current_complete)
         for key in list(self._items):
             if key in self._wanted:
                 continue

@@ -13,6 +13,7 @@ worker reached them are never read.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from cdfis_desktop.gui.qtimage import array_to_qimage
 from cdfis_desktop.gui.threads import register_pool
 
 TILE_PX = 512
+DEFAULT_THREADS = max(1, min(4, (os.cpu_count() or 2) - 1))
+"""Reader threads: all cores but one (kept for the GUI thread), at most 4."""
 
 
 @dataclass(frozen=True, order=True)
@@ -147,7 +150,7 @@ class TileLoader(QObject):
         level_dimensions: Sequence[tuple[int, int]],
         level_downsamples: Sequence[float],
         opener: SlideOpener,
-        threads: int = 2,
+        threads: int = DEFAULT_THREADS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)

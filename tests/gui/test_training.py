@@ -124,8 +124,10 @@ def test_closing_during_training_asks_then_stops_cleanly(window, qtbot, gui_proj
         project.close()
 
 
-def test_invalid_training_settings_show_an_error(window):
+def test_invalid_training_settings_end_in_an_error_dialog(window, qtbot):
     window.training_panel.warmup.setText("sometimes")
     window.start_training()
-    assert not window.training_running()
+    qtbot.waitUntil(lambda: not window.training_running(), timeout=30_000)
     assert window.errors.shown and window.errors.shown[-1].user_error
+    assert "sometimes" in window.errors.shown[-1].message
+    assert window.training_panel.start.isEnabled()

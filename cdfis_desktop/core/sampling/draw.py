@@ -96,7 +96,9 @@ def draw(
     or k > N where distinct picks are needed (top-k, bottom-k, no replacement).
     """
     if rule not in DRAW_RULES:
-        raise ConfigError(f"unknown selection rule {rule!r}; choose one of: {', '.join(DRAW_RULES)}")
+        raise ConfigError(
+            f"unknown selection rule {rule!r}; choose one of: {', '.join(DRAW_RULES)}"
+        )
     if weighting not in WEIGHTINGS:
         raise ConfigError(
             f"unknown weighting {weighting!r}; choose one of: {', '.join(WEIGHTINGS)}"

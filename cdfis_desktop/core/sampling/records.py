@@ -103,8 +103,8 @@ class Selection:
         order = np.argsort(chosen, kind="stable")
         sorted_chosen = chosen[order]
         where = np.searchsorted(sorted_chosen, self.record.dataset_index)
-        where = np.minimum(where, max(len(chosen) - 1, 0))
-        found = sorted_chosen[where] == self.record.dataset_index if len(chosen) else where < 0
+        where = np.minimum(where, len(chosen) - 1)
+        found = sorted_chosen[where] == self.record.dataset_index
         score = self.record.score.copy()
         fill = found & np.isnan(score)
         score[fill] = observed[order[where[fill]]]

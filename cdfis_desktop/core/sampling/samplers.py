@@ -28,6 +28,7 @@ from cdfis_desktop.core.sampling.warmup import WarmupRule, WarmupState
 
 STATE_FORMAT = 1
 _DISTINCT_ROUNDS = 8  # rejection rounds before history mode falls back to an O(N) draw
+_BULK_FRACTION = 16  # observing more than N / 16 samples at once rebuilds the tree
 
 
 class EpochWalker:
@@ -80,7 +81,9 @@ class Sampler:
 
     mode = ""
 
-    def __init__(self, config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self, config: SamplerConfig, dataset_size: int, batch_size: int, seed: int
+    ) -> None:
         config.validate()
         if config.mode != self.mode:
             raise ConfigError(f"sampler mode {config.mode!r} given to the {self.mode} sampler")
@@ -257,7 +260,9 @@ class HistorySampler(Sampler):
 
     mode = "history"
 
-    def __init__(self, config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self, config: SamplerConfig, dataset_size: int, batch_size: int, seed: int
+    ) -> None:
         super().__init__(config, dataset_size, batch_size, seed)
         self._scores = torch.full((dataset_size,), math.nan, dtype=torch.float32)
         self._unknown_value = 1.0
@@ -265,7 +270,7 @@ class HistorySampler(Sampler):
         self._tree: FenwickTree | None = None
         self._draws_since_rebuild = 0
         if self.is_active:
-            self._rebuild()
+            self.refresh()
 
     @property
     def latest_scores(self) -> torch.Tensor:
@@ -280,7 +285,11 @@ class HistorySampler(Sampler):
             torch.isposinf(self._scores[unique]).sum()
         )
         self._scores[unique] = new
-        if self._tree is not None:
+        if self._tree is None:
+            return
+        if unique.shape[0] > self.dataset_size // _BULK_FRACTION:  # cheaper to rebuild
+            self._tree = FenwickTree(self._tree_values(self._scores))
+        else:
             self._tree.update(unique.numpy(), self._tree_values(new).numpy())
 
     def probabilities(self) -> torch.Tensor:
@@ -313,9 +322,11 @@ class HistorySampler(Sampler):
         self._draws_since_rebuild = int(history["draws_since_rebuild"])
 
     def _on_switch(self) -> None:
-        self._rebuild()
+        self.refresh()
 
-    def _rebuild(self) -> None:
+    def refresh(self) -> None:
+        """Recompute the value of unseen samples (the mean of the known scores) and
+        rebuild the tree: O(N); done when sampling switches on and once per epoch."""
         known = torch.isfinite(self._scores)
         self._unknown_value = (
             float(self._scores[known].double().clamp_min(0.0).mean()) if bool(known.any()) else 1.0
@@ -331,7 +342,7 @@ class HistorySampler(Sampler):
 
     def _active_plan(self, step: int) -> BatchPlan:
         if self._tree is None or self._draws_since_rebuild >= self.steps_per_epoch:
-            self._rebuild()
+            self.refresh()
         self._draws_since_rebuild += 1
         b, cfg = self.batch_size, self.config
         if cfg.rule in ("topk", "bottomk"):

@@ -55,7 +55,9 @@ def scores_from_outputs(
     if metric == "loss":
         return F.cross_entropy(logits.float(), targets, reduction="none")
     if metric not in SCORE_METRICS:
-        raise ConfigError(f"unknown score metric {metric!r}; choose one of: {', '.join(SCORE_METRICS)}")
+        raise ConfigError(
+            f"unknown score metric {metric!r}; choose one of: {', '.join(SCORE_METRICS)}"
+        )
     residual = torch.softmax(logits.float(), dim=1)
     residual = residual - F.one_hot(targets, num_classes=logits.shape[1]).to(residual.dtype)
     bias_norm = torch.linalg.vector_norm(residual, dim=1)

@@ -92,7 +92,9 @@ class WarmupState:
         if self.variance_ema is None:
             self.variance_ema = tau
         else:
-            self.variance_ema = VARIANCE_MOMENTUM * self.variance_ema + (1 - VARIANCE_MOMENTUM) * tau
+            self.variance_ema = (
+                VARIANCE_MOMENTUM * self.variance_ema + (1 - VARIANCE_MOMENTUM) * tau
+            )
 
     def update(self, *, step: int, epoch: int, val_loss: float | None = None) -> bool:
         """Check the rule; returns True only at the update that switches it on."""

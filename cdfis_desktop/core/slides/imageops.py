@@ -7,16 +7,11 @@ from PIL import Image
 
 
 def downsample_box(image: np.ndarray, factor: int) -> np.ndarray:
-    """Box-average uint8[h, w, c] by an integer ``factor`` -> uint8[ceil(h/f), ceil(w/f), c];
-    the last partial block is padded with edge pixels."""
-    height, width, channels = image.shape
-    out_h, out_w = -(-height // factor), -(-width // factor)
-    pad_h, pad_w = out_h * factor - height, out_w * factor - width
-    if pad_h or pad_w:
-        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    blocks = image.reshape(out_h, factor, out_w, factor, channels).astype(np.uint32)
-    total = blocks.sum(axis=(1, 3)) + factor * factor // 2
-    return (total // (factor * factor)).astype(np.uint8)
+    """Box-average uint8[h, w, 3] by an integer ``factor`` -> uint8[ceil(h/f), ceil(w/f), 3]
+    (Pillow's ``reduce``; the last partial block averages the pixels it has)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected uint8[h, w, 3], got {image.dtype}{list(image.shape)}")
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).reduce(factor))
 
 
 def rgba_to_rgb_on_white(rgba: np.ndarray) -> np.ndarray:

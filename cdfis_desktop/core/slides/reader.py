@@ -17,6 +17,7 @@ thread or worker process its own (``open_slide``) or share through ``SlideHandle
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -73,7 +74,7 @@ class SlideReader(Protocol):
     def close(self) -> None: ...
 
 
-class BaseSlideReader:
+class BaseSlideReader(ABC):
     """Resolution bookkeeping and the derived reads; subclasses supply the raw access.
 
     Subclasses set ``_path``, ``_format``, ``_level_dimensions``, ``_level_downsamples``,
@@ -157,8 +158,21 @@ class BaseSlideReader:
     def associated_image_names(self) -> tuple[str, ...]:
         return self._associated_names
 
+    @abstractmethod
     def read_region(self, l0_x: int, l0_y: int, level: int, lv_w: int, lv_h: int) -> np.ndarray:
-        raise NotImplementedError
+        """uint8[lv_h, lv_w, 3] RGB of ``level`` from the level-0 corner (l0_x, l0_y)."""
+
+    @abstractmethod
+    def associated_image(self, name: str) -> np.ndarray:
+        """An associated image as uint8[h, w, 3]; KeyError if the slide has none of that name."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A string identifying the slide's content (stable across renames)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file handle; the reader must not be used afterwards."""
 
     def best_level_for_downsample(self, downsample: float) -> int:
         """The smallest level whose downsample is <= ``downsample`` (1% tolerance), so reading
@@ -200,6 +214,3 @@ class BaseSlideReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def close(self) -> None:
-        raise NotImplementedError

@@ -1,5 +1,8 @@
 """The project store: one folder per project, one SQLAlchemy database (SQLite by default).
 
+Storage layout and its size/speed trade-offs: :mod:`.schema` (history keyed by flushed
+block, float32 values as 4-byte bit patterns) and :mod:`.history` (aggregates in numpy).
+
 A project folder holds ``project.toml`` (name, created, schema version, app version),
 ``project.db`` (SQLite, WAL), ``checkpoints/``, ``cache/``, ``slides/`` and ``locks/``.
 

@@ -36,7 +36,7 @@ from cdfis_desktop.core.config import SAMPLER_MODES, SAMPLER_RULES, SCORE_METRIC
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
 from cdfis_desktop.core.storage import queries
 from cdfis_desktop.core.storage.database import make_engine, prepare_schema, translated_errors
-from cdfis_desktop.core.storage.history import HistoryWriter, update_aggregates
+from cdfis_desktop.core.storage.history import HistoryWriter, rebuild_aggregates
 from cdfis_desktop.core.storage.locks import RunLock, writer_identity
 from cdfis_desktop.core.storage.records import (
     RUN_STATUSES,
@@ -494,14 +494,22 @@ class Project:
         rebuild its aggregates from the remaining history (one transaction)."""
         with translated_errors(self._where), self.engine.begin() as conn:
             params = {"run_id": run_id, "step": int(after_step)}
-            for table in ("history", "metrics", "checkpoints"):
+            # history is keyed by block: seek to the first block holding a later step
+            conn.execute(
+                text(
+                    "DELETE FROM history WHERE run_id = :run_id AND block >= (SELECT "
+                    "COALESCE(MIN(block), :step + 1) FROM history_steps WHERE run_id = :run_id "
+                    "AND step > :step) AND block + step_offset > :step"
+                ),
+                params,
+            )
+            for table in ("history_steps", "metrics", "checkpoints"):
                 conn.execute(
                     text(f"DELETE FROM {table} WHERE run_id = :run_id AND step > :step"), params
                 )
-            conn.execute(text("DELETE FROM epoch_stats WHERE run_id = :run_id"), params)
-            update_aggregates(conn, run_id, 0, int(after_step))
+            rebuild_aggregates(conn, run_id)
             last = conn.execute(
-                text("SELECT MAX(step) FROM history WHERE run_id = :run_id"), params
+                text("SELECT MAX(step) FROM history_steps WHERE run_id = :run_id"), params
             ).scalar()
             conn.execute(update(Run).where(Run.id == run_id).values(last_step=last))
 

@@ -29,7 +29,7 @@ from cdfis_desktop.core.storage.records import (
     PatchTable,
     RunSummary,
 )
-from cdfis_desktop.core.storage.schema import ALL_EPOCHS
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS, decode_f32
 
 HEATMAP_METRICS = (
     "times_chosen",
@@ -315,24 +315,26 @@ def favoured_patches(
 
 
 def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> PatchHistory:
-    """Every recorded step of one patch (uses the (run, patch, step) index)."""
+    """Every recorded step of one patch: one primary-key seek per history block."""
     with translated_errors(where), engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT step, epoch, score, probability, times_chosen, weight FROM history "
-                "WHERE run_id = :r AND patch_id = :p ORDER BY step"
+                "SELECT h.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
+                "h.weight FROM history h JOIN history_steps s ON s.run_id = h.run_id "
+                "AND s.step = h.step WHERE h.run_id = :r AND h.block IN (SELECT DISTINCT "
+                "block FROM history_steps WHERE run_id = :r) AND h.patch_id = :p ORDER BY h.step"
             ),
             {"r": run_id, "p": patch_id},
         ).all()
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+    ints = np.array([r[:5] for r in rows], dtype=np.int64).reshape(len(rows), 5)
     return PatchHistory(
         patch_id=int(patch_id),
-        step=table[:, 0].astype(np.int64),
-        epoch=table[:, 1].astype(np.int64),
-        score=table[:, 2].astype(np.float32),
-        probability=table[:, 3].astype(np.float32),
-        times_chosen=table[:, 4].astype(np.int32),
-        weight=table[:, 5].astype(np.float32),
+        step=ints[:, 0],
+        epoch=ints[:, 1],
+        score=decode_f32(ints[:, 2]),
+        probability=decode_f32(ints[:, 3]),
+        times_chosen=ints[:, 4].astype(np.int32),
+        weight=np.array([r[5] for r in rows], dtype=np.float32),
     )
 
 
@@ -343,19 +345,22 @@ def score_distribution(
     ``epoch``. Exactly one of the two must be given (ValueError otherwise)."""
     if (step is None) == (epoch is None):
         raise ValueError("give exactly one of step or epoch")
-    if step is not None:
-        sql, params = (
-            "SELECT score FROM history WHERE run_id = :r AND step = :s",
-            {"r": run_id, "s": int(step)},
-        )
-    else:
-        sql, params = (
-            "SELECT last_score FROM epoch_stats WHERE run_id = :r AND epoch = :e",
-            {"r": run_id, "e": int(epoch)},
-        )  # type: ignore[arg-type]
     with translated_errors(where), engine.connect() as conn:
-        values = conn.execute(text(sql), params).scalars().all()
-    return np.asarray(values, dtype=np.float32)
+        if step is not None:
+            bits = conn.execute(
+                text(
+                    "SELECT h.score_bits FROM history_steps s JOIN history h "
+                    "ON h.run_id = s.run_id AND h.block = s.block "
+                    "AND h.step_offset = s.step - s.block WHERE s.run_id = :r AND s.step = :s"
+                ),
+                {"r": run_id, "s": int(step)},
+            ).scalars()
+            return decode_f32(np.fromiter(bits, dtype=np.int64))
+        values = conn.execute(
+            text("SELECT last_score FROM epoch_stats WHERE run_id = :r AND epoch = :e"),
+            {"r": run_id, "e": int(epoch)},  # type: ignore[arg-type]
+        ).scalars()
+        return np.fromiter(values, dtype=np.float64).astype(np.float32)
 
 
 def metric_series(engine: Engine, where: str, run_id: int) -> dict[str, np.ndarray]:

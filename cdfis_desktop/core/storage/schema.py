@@ -5,17 +5,23 @@ paths (patches, importance history, aggregates) use ``Model.__table__`` with Cor
 driver-level ``executemany``. Times are Unix seconds (float, UTC). Coordinates are level-0
 pixels, top-left corner of a patch.
 
-Compactness of the two big tables: ``history`` and ``epoch_stats`` are WITHOUT ROWID tables
-whose primary key is the natural key, so no hidden rowid and no extra unique index is
-stored; ``history`` has one secondary index for "all steps of one patch".
+Compactness of the two big tables (target: <= 40 MB per million history rows, aggregates
+included): ``history`` and ``epoch_stats`` are WITHOUT ROWID tables, so no hidden rowid is
+stored. ``history`` is keyed by (run, block, patch, step offset), a block being the first
+step of one flushed batch: each flush appends at the end of the B-tree (full pages, no
+secondary index), "all steps of one patch" is one primary-key seek per block and "all
+patches of one step" a scan of one block. Scores and probabilities are float32 values
+(the sampler's dtype) stored losslessly as their 32-bit patterns in 4-byte integers.
 
 ``SCHEMA_VERSION`` is bumped by every change; :mod:`.migrations` upgrades older files.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from sqlalchemy import (
     Boolean,
+    Computed,
     Float,
     ForeignKey,
     Index,
@@ -26,11 +32,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 2
-"""Version written by this code. 1 = prototype layout (no patient group, no predictions)."""
+SCHEMA_VERSION = 3
+"""Version written by this code. 1 = prototype layout (no patient group, no predictions);
+2 = history rows keyed by (run, step, patch) with REAL scores and a (run, patch, step)
+index."""
 
 ALL_EPOCHS = -1
 """``epoch_stats.epoch`` value of the cumulative (all epochs so far) aggregate rows."""
+
+
+def encode_f32(values: np.ndarray) -> list[int]:
+    """float[n] -> the float32 bit patterns as Python ints (int32 range), for SQLite."""
+    return np.asarray(values, dtype=np.float32).view(np.int32).tolist()
+
+
+def decode_f32(bits: np.ndarray) -> np.ndarray:
+    """int[n] bit patterns stored by :func:`encode_f32` -> float32[n] (exact round trip)."""
+    return np.asarray(bits, dtype=np.int64).astype(np.int32).view(np.float32)
 
 
 class Base(DeclarativeBase):
@@ -117,25 +135,42 @@ class Run(Base):
 class History(Base):
     """One row per (run, step, scored patch): the sampler's view of that patch at that step.
 
-    ``weight`` is 0 where the patch was not chosen. SQLite stores REAL as 8 bytes except
-    whole numbers (0 weights, 0/1 counts), which it stores as 0-1 byte integers."""
+    ``block`` is the first step of the flushed batch holding the row and ``step_offset`` the
+    step minus ``block``; ``step`` is a virtual (not stored) column ``block + step_offset``.
+    ``score_bits``/``probability_bits`` hold the float32 score and probability as their
+    IEEE-754 bit patterns read as int32 (decode with ``np.int32 -> view(np.float32)``, see
+    :func:`decode_f32`); SQL cannot do arithmetic on them. ``weight`` is 0 where
+    the patch was not chosen; SQLite stores whole REALs (0 weights, 0/1 counts) as 0-1 byte
+    integers. The epoch of each step is in :class:`HistoryStep`."""
 
     __tablename__ = "history"
     run_id: Mapped[int] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
-    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     patch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    epoch: Mapped[int] = mapped_column(Integer)
-    score: Mapped[float] = mapped_column(Float)
-    probability: Mapped[float] = mapped_column(Float)
+    step_offset: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    score_bits: Mapped[int] = mapped_column(Integer)
+    probability_bits: Mapped[int] = mapped_column(Integer)
     times_chosen: Mapped[int] = mapped_column(Integer)
     weight: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(Integer, Computed("block + step_offset", persisted=False))
 
-    __table_args__ = (
-        Index("ix_history_patch", "run_id", "patch_id", "step"),
-        {"sqlite_with_rowid": False},
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class HistoryStep(Base):
+    """One row per recorded step of a run: its epoch and the ``history.block`` holding it."""
+
+    __tablename__ = "history_steps"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(Integer)
+    block: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class EpochStat(Base):

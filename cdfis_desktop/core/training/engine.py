@@ -34,11 +34,14 @@ the generator early counts as a cancel. A resumed run on the same CPU reproduces
 uninterrupted run exactly (tested).
 
 Thread rules: a Trainer runs one run at a time, in the thread iterating the generator; the
-cancel token may be set from any thread. Multi-process runs: see :mod:`.distributed`.
+cancel token may be set from any thread. The run's store writes (history, metrics,
+predictions) go through one background thread (:mod:`.writer`) so they overlap with the
+next step; it is drained before checkpoints and status changes. Multi-process runs: see :mod:`.distributed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -70,15 +73,25 @@ from cdfis_desktop.core.training.reports import (
     StepReport,
 )
 from cdfis_desktop.core.training.session import StepResult, TrainingSession
+from cdfis_desktop.core.training.writer import BackgroundWriter
+
+
+@dataclass(frozen=True)
+class _Store:
+    """Rank 0's link to the store: the history recorder and the thread that writes."""
+
+    recorder: HistoryRecorder
+    writer: BackgroundWriter
 
 
 @dataclass
 class _RunState:
-    """Mutable bookkeeping of the run being driven (training thread only)."""
+    """Mutable bookkeeping of the run being driven (training thread only). ``store`` is
+    None on ranks other than 0, which never write the store."""
 
     run_id: int
     session: TrainingSession
-    recorder: HistoryRecorder | None
+    store: _Store | None
     chosen: ChosenTracker
     early: EarlyStopping
     last_validated_step: int = -1
@@ -137,13 +150,13 @@ class Trainer:
         state = _RunState(
             run_id=-1,
             session=session,
-            recorder=None,
+            store=None,
             chosen=ChosenTracker(len(session.shard)),
             early=EarlyStopping(config.early_stopping_patience),
         )
         resumed_from = self._restore(state, resume_run_id, context)
         if context.is_main:
-            state.run_id, state.recorder = self._open_run(config, session, resume_run_id)
+            state.run_id, state.store = self._open_run(config, session, resume_run_id)
         state.run_id = int(context.broadcast_from_main(state.run_id))
         yield RunStarted(
             run_id=state.run_id,
@@ -171,6 +184,9 @@ class Trainer:
             if not state.ended:
                 self._fail(state, context, f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            if state.store is not None:  # never leave the writer thread behind
+                state.store.writer.close(raise_error=False)
 
     def _train(
         self, state: _RunState, cancel: CancelToken, context: DistContext
@@ -211,17 +227,23 @@ class Trainer:
         session = state.session
         state.chosen.on_step(result.record)
         gathered = context.gather_to_main((result.patch_ids, result.record, result.loss))
-        if gathered is None:
+        if gathered is None or state.store is None:
             return
         step, epoch = session.step, session.epoch_of_step(session.step)
         patch_ids = np.concatenate([g[0] for g in gathered])
         records = [g[1] for g in gathered]
         loss = float(np.mean([g[2] for g in gathered]))
-        assert state.recorder is not None
-        state.recorder.on_step(step, epoch, patch_ids, _concatenate(records))
+        writer = state.store.writer
+        writer.submit(state.store.recorder.on_step, step, epoch, patch_ids, _concatenate(records))
         samples_per_s = session.config.batch_size * context.world_size / result.duration_s
-        self.project.log_metrics(
-            state.run_id, step, epoch, session.train_s, train_loss=loss, samples_per_s=samples_per_s
+        writer.submit(
+            self.project.log_metrics,
+            state.run_id,
+            step,
+            epoch,
+            session.train_s,
+            train_loss=loss,
+            samples_per_s=samples_per_s,
         )
         yield StepReport(
             run_id=state.run_id,
@@ -259,11 +281,13 @@ class Trainer:
             self._record_switch(state, context)
         is_best = state.early.on_validation(val_loss)
         state.last_validated_step = session.step
-        if evaluation is None:
+        if evaluation is None or state.store is None:
             return
         m = evaluation.metrics
         epoch_index = max(session.epoch_of_step(session.step), 0)
-        self.project.log_metrics(
+        writer = state.store.writer
+        writer.submit(
+            self.project.log_metrics,
             state.run_id,
             session.step,
             epoch_index,
@@ -274,7 +298,8 @@ class Trainer:
             val_auc=m.auc,
         )
         if session.step > 0:
-            self.project.set_predictions(
+            writer.submit(
+                self.project.set_predictions,
                 state.run_id,
                 epoch_index,
                 evaluation.patch_ids,
@@ -296,14 +321,14 @@ class Trainer:
 
     def _record_switch(self, state: _RunState, context: DistContext) -> None:
         switch_step = state.session.sampler.switch_step
-        if context.is_main and switch_step is not None:
-            self.project.set_switch_step(state.run_id, switch_step)
+        if state.store is not None and switch_step is not None:
+            state.store.writer.submit(self.project.set_switch_step, state.run_id, switch_step)
 
     # ---- store, checkpoints, endings -----------------------------------------------
 
     def _open_run(
         self, config: RunConfig, session: TrainingSession, resume_run_id: int | None
-    ) -> tuple[int, HistoryRecorder]:
+    ) -> tuple[int, _Store]:
         flush = config.history_flush_steps
         if resume_run_id is None:
             sampler = config.sampler
@@ -324,7 +349,7 @@ class Trainer:
             writer = self.project.history_writer(
                 run_id, flush_every_steps=flush, resume_after_step=session.step
             )
-        return run_id, HistoryRecorder(writer)
+        return run_id, _Store(HistoryRecorder(writer), BackgroundWriter())
 
     def _restore(
         self, state: _RunState, resume_run_id: int | None, context: DistContext
@@ -357,10 +382,10 @@ class Trainer:
         session = state.session
         ranks = context.gather_to_main(session.rank_state_dict())
         chosen = context.gather_to_main(state.chosen.state_dict())
-        if ranks is None or chosen is None:
+        if ranks is None or chosen is None or state.store is None:
             return
-        assert state.recorder is not None
-        state.recorder.flush()
+        state.store.writer.submit(state.store.recorder.flush)
+        state.store.writer.drain()
         path = checkpoint_path(self.project.checkpoints_dir, state.run_id, session.step)
         save_checkpoint(
             path,
@@ -380,10 +405,11 @@ class Trainer:
         """Final predictions (finished runs), checkpoint, history closed, status set."""
         state.ended = True
         session = state.session
-        if status == "finished" and context.is_main and session.step > 0:
+        if status == "finished" and state.store is not None and session.step > 0:
             everything = np.concatenate([session.data.train_indices, session.data.val_indices])
             final = evaluate(session.module, session.data.dataset, everything, session.setup)
-            self.project.set_predictions(
+            state.store.writer.submit(
+                self.project.set_predictions,
                 state.run_id,
                 session.epoch_of_step(session.step),
                 final.patch_ids,
@@ -392,9 +418,9 @@ class Trainer:
             )
         self._checkpoint(state, context)
         message = ""
-        if context.is_main:
-            assert state.recorder is not None
-            state.recorder.close()
+        if state.store is not None:
+            state.store.writer.submit(state.store.recorder.close)
+            state.store.writer.close()
             self.project.set_run_status(state.run_id, status)
             if status == "cancelled":
                 message = (
@@ -413,9 +439,11 @@ class Trainer:
     def _fail(self, state: _RunState, context: DistContext, error: str) -> RunFinished:
         """Keep what was recorded, mark the run failed (no new checkpoint: weights may be bad)."""
         state.ended = True
-        if context.is_main and state.recorder is not None:
+        if state.store is not None:
+            state.store.writer.close(raise_error=False)
             try:
-                state.recorder.close()
+                with contextlib.suppress(CdfisError):  # e.g. the disk is still full
+                    state.store.recorder.close()
             finally:
                 self.project.set_run_status(state.run_id, "failed", error=error)
         return RunFinished(

@@ -31,8 +31,13 @@ def _step(sampler: Sampler, step: int, scores_of: torch.Tensor) -> tuple[torch.T
 @pytest.mark.parametrize("replacement", [True, False])
 def test_state_dict_round_trip_reproduces_next_draws(mode: str, replacement: bool) -> None:
     config = SamplerConfig(
-        rule="cdf", mode=mode, presample_ratio=4, floor=0.1, warmup="steps:3",
-        weighting="unbiased", replacement=replacement,
+        rule="cdf",
+        mode=mode,
+        presample_ratio=4,
+        floor=0.1,
+        warmup="steps:3",
+        weighting="unbiased",
+        replacement=replacement,
     )
     scores_of = torch.rand(200, generator=torch.Generator().manual_seed(0)) + 0.01
     sampler = make_sampler(config, 200, 16, seed=4)
@@ -56,7 +61,9 @@ def test_load_state_for_another_setup_is_refused() -> None:
     with pytest.raises(ConfigError, match="dataset_size"):
         make_sampler(config, 101, 10, 0).load_state_dict(state)
     with pytest.raises(ConfigError, match="config"):
-        make_sampler(SamplerConfig(rule="cdf", mode="history", floor=0.5), 100, 10, 0).load_state_dict(state)
+        make_sampler(
+            SamplerConfig(rule="cdf", mode="history", floor=0.5), 100, 10, 0
+        ).load_state_dict(state)
 
 
 def test_history_draw_frequencies_follow_scores_with_floor() -> None:
@@ -87,7 +94,7 @@ def test_history_unseen_samples_count_as_mean_and_updates_move_mass() -> None:
     config = SamplerConfig(rule="cdf", mode="history", warmup="none")
     sampler = make_sampler(config, 4, 2, seed=0)
     sampler.observe(torch.tensor([0, 1]), torch.tensor([1.0, 3.0]))
-    sampler._rebuild()  # as at an epoch boundary
+    sampler.refresh()  # as at an epoch boundary
     torch.testing.assert_close(
         sampler.probabilities(), torch.tensor([1, 3, 2, 2], dtype=torch.float64) / 8
     )
@@ -98,7 +105,9 @@ def test_history_unseen_samples_count_as_mean_and_updates_move_mass() -> None:
     assert selection.dataset_indices.tolist() == [3, 3]
     sampler.observe(torch.tensor([3]), torch.tensor([float("nan")]))
     assert sampler.latest_scores[1] == 0.0  # last repeat won
-    torch.testing.assert_close(sampler.probabilities().sum(), torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(
+        sampler.probabilities().sum(), torch.tensor(1.0, dtype=torch.float64)
+    )
 
 
 def test_history_without_replacement_and_topk() -> None:

@@ -13,8 +13,13 @@ from cdfis_desktop.core.sampling.warmup import WarmupState, variance_reduction
 
 @pytest.mark.parametrize(
     ("text", "kind", "value"),
-    [("none", "none", 0.0), ("steps:100", "steps", 100), ("epochs:2", "epochs", 2),
-     ("loss:0.5", "loss", 0.5), ("variance:1.5", "variance", 1.5)],
+    [
+        ("none", "none", 0.0),
+        ("steps:100", "steps", 100),
+        ("epochs:2", "epochs", 2),
+        ("loss:0.5", "loss", 0.5),
+        ("variance:1.5", "variance", 1.5),
+    ],
 )
 def test_parse(text: str, kind: str, value: float) -> None:
     assert WarmupRule.parse(text) == WarmupRule(kind, value)
@@ -22,9 +27,15 @@ def test_parse(text: str, kind: str, value: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("later", "unknown warm-up rule"), ("steps:", "unknown warm-up rule"),
-     ("steps:abc", "not a number"), ("steps:1.5", "whole number"), ("loss:0", "positive"),
-     ("variance:0.5", ">= 1"), ("none:3", "unknown warm-up rule")],
+    [
+        ("later", "unknown warm-up rule"),
+        ("steps:", "unknown warm-up rule"),
+        ("steps:abc", "not a number"),
+        ("steps:1.5", "whole number"),
+        ("loss:0", "positive"),
+        ("variance:0.5", ">= 1"),
+        ("none:3", "unknown warm-up rule"),
+    ],
 )
 def test_parse_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -5,10 +5,27 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cdfis_desktop.core.errors import SchemaVersionError
-from cdfis_desktop.core.storage import SCHEMA_VERSION, Project
+from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project
+
+V2_HISTORY = (
+    "CREATE TABLE history (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE, "
+    "step INTEGER NOT NULL, patch_id INTEGER NOT NULL, epoch INTEGER NOT NULL, "
+    "score FLOAT NOT NULL, probability FLOAT NOT NULL, times_chosen INTEGER NOT NULL, "
+    "weight FLOAT NOT NULL, PRIMARY KEY (run_id, step, patch_id)) WITHOUT ROWID",
+    "CREATE INDEX ix_history_patch ON history (run_id, patch_id, step)",
+)
+"""The version-1/2 history layout (REAL scores, epoch per row, (run, patch, step) index)."""
+
+
+def _old_history_layout(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE history")
+    conn.execute("DROP TABLE history_steps")
+    for statement in V2_HISTORY:
+        conn.execute(statement)
 
 
 def _make_version_1(folder: Path) -> Path:
@@ -17,6 +34,7 @@ def _make_version_1(folder: Path) -> Path:
         project.add_slide("/old.svs", fingerprint="old", width=10, height=20, mpp=0.5)
     db = folder / "project.db"
     with sqlite3.connect(db) as conn:
+        _old_history_layout(conn)
         conn.execute("DROP TABLE predictions")
         conn.execute("ALTER TABLE slides DROP COLUMN group_name")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -58,3 +76,67 @@ def test_newer_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert str(db) in str(info.value) and "update cdfis-desktop" in str(info.value)
     assert db.read_bytes() == before
     assert not list(db.parent.glob("*backup*"))
+
+
+def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path) -> None:
+    """A version-2 database with history rows (REAL scores): after the migration every row,
+    its epoch and float32 values read back exactly, and the aggregates are unchanged."""
+    folder = tmp_path / "p"
+    rng = np.random.default_rng(5)
+    with Project.create(folder) as project:
+        slide_id = project.add_slide("/a.svs", fingerprint="a", width=10, height=10, mpp=0.5)
+        ids = project.add_patches(
+            slide_id,
+            l0_x=np.arange(30),
+            l0_y=0,
+            l0_size=1,
+            patch_px=1,
+            mpp=0.5,
+            label=0,
+            tissue_fraction=1.0,
+            split="train",
+        )
+        run_id = project.create_run(
+            {},
+            sampler_rule="cdf",
+            sampler_mode="presample",
+            metric="loss",
+            seed=0,
+            device="cpu",
+            n_train=30,
+        )
+    rows = []
+    for step in range(70):  # crosses a 64-step block of the migrated layout
+        for pid in rng.choice(ids, 8, replace=False).tolist():
+            score, prob = rng.random(2).astype(np.float32).tolist()
+            chosen = int(rng.integers(0, 3))
+            rows.append((run_id, step, pid, step // 30, score, prob, chosen, chosen * 0.5))
+    db = folder / "project.db"
+    with sqlite3.connect(db) as conn:
+        _old_history_layout(conn)
+        conn.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with Project.open(folder) as project:
+        for pid in ids[:5].tolist():
+            mine = [r for r in rows if r[2] == pid]
+            history = project.patch_history(run_id, pid)
+            assert history.step.tolist() == [r[1] for r in mine]
+            assert history.epoch.tolist() == [r[3] for r in mine]
+            assert history.score.tolist() == [r[4] for r in mine]
+            assert history.probability.tolist() == [r[5] for r in mine]
+            assert history.times_chosen.tolist() == [r[6] for r in mine]
+            assert history.weight.tolist() == [r[7] for r in mine]
+        at_65 = sorted(r[4] for r in rows if r[1] == 65)
+        assert sorted(project.score_distribution(run_id, step=65).tolist()) == at_65
+        project.set_run_status(run_id, "running")
+        project.history_writer(run_id, resume_after_step=69).close()  # rebuilds aggregates
+        values = project.heatmap_values(run_id, slide_id, "times_scored")
+        assert np.nansum(values.value) == len(rows)
+        assert project.epochs(run_id) == [0, 1, 2]
+        with project.engine.connect() as conn:
+            last = conn.exec_driver_sql(
+                "SELECT last_step FROM epoch_stats WHERE run_id = ? AND epoch = ? AND patch_id = ?",
+                (run_id, ALL_EPOCHS, rows[-1][2]),
+            ).scalar()
+        assert last == 69
+    assert len(list(folder.glob("project.db.v2-backup-*"))) == 1

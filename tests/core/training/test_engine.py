@@ -247,3 +247,13 @@ def test_resuming_a_finished_run_is_refused(project_and_data) -> None:
     ]
     with pytest.raises(ConfigError, match="already finished"):
         Trainer(project, dataset=dataset).iter_resume(finished.run_id)
+
+
+def test_no_writer_thread_is_left_running(project_and_data) -> None:
+    import threading
+
+    project, dataset = project_and_data
+    list(Trainer(project, dataset=dataset).iter_run(_config(epochs=None, max_steps=2)))
+    with pytest.raises(TrainingError):
+        list(Trainer(project, dataset=dataset).iter_run(_config(learning_rate=1e30, epochs=3)))
+    assert not [t for t in threading.enumerate() if t.name == "cdfis-store-writer"]
