@@ -94,7 +94,7 @@ def plain_loop_step_s(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        float(loss)  # the engine reads the loss every step too
+        float(loss.detach())  # the engine reads the loss every step too
     return (time.perf_counter() - started) / steps
 
 

@@ -11,7 +11,6 @@ view (the cost floor of painting the window), and the overlay time against one
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -78,19 +77,38 @@ def benchmark_project(slide_path: Path, n_side: int = 316, folder: Path = CACHE_
             slide_path, fingerprint=fingerprint, width=width, height=height, mpp=0.25
         )
         ids = project.add_patches(
-            slide_id, l0_x=xs.ravel(), l0_y=ys.ravel(), l0_size=size, patch_px=96, mpp=1.0,
-            label=(xs.ravel() > width // 2).astype(int), tissue_fraction=1.0, split="train",
+            slide_id,
+            l0_x=xs.ravel(),
+            l0_y=ys.ravel(),
+            l0_size=size,
+            patch_px=96,
+            mpp=1.0,
+            label=(xs.ravel() > width // 2).astype(int),
+            tissue_fraction=1.0,
+            split="train",
         )
         run_id = project.create_run(
-            RunConfig().to_dict(), sampler_rule="cdf", sampler_mode="history", metric="loss",
-            seed=0, device="cpu", n_train=int(ids.size),
+            RunConfig().to_dict(),
+            sampler_rule="cdf",
+            sampler_mode="history",
+            metric="loss",
+            seed=0,
+            device="cpu",
+            n_train=int(ids.size),
         )
         with project.history_writer(run_id, flush_every_steps=1) as writer:
             for step, chunk in enumerate(np.array_split(ids, 5), start=1):
                 score = rng.random(chunk.size).astype(np.float32)
                 counts = rng.multinomial(chunk.size // 8, score / score.sum()).astype(np.int32)
-                writer.record(step, 1, chunk, score, score / score.sum(), counts,
-                              (counts > 0).astype(np.float32))
+                writer.record(
+                    step,
+                    1,
+                    chunk,
+                    score,
+                    score / score.sum(),
+                    counts,
+                    (counts > 0).astype(np.float32),
+                )
         project.set_run_status(run_id, "finished")
     return target
 
@@ -131,8 +149,10 @@ def _wait_settled(app, viewer, timeout_s: float = 120.0) -> float:
 
 def _stats(name: str, times_ms: np.ndarray, baseline_ms: float) -> None:
     p50, p95 = np.percentile(times_ms, [50, 95])
-    print(f"{name:<34} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  max {times_ms.max():7.2f} ms  "
-          f"(p50 = {p50 / baseline_ms:5.1f}x baseline, {1000 / max(p50, 1e-6):6.0f} fps)")
+    print(
+        f"{name:<34} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  max {times_ms.max():7.2f} ms  "
+        f"(p50 = {p50 / baseline_ms:5.1f}x baseline, {1000 / max(p50, 1e-6):6.0f} fps)"
+    )
 
 
 def main() -> int:
@@ -158,8 +178,10 @@ def main() -> int:
     viewer.open_slide(slide_path)
     open_s = time.perf_counter() - started
     first_s = _wait_settled(app, viewer)
-    print(f"slide {args.size:,} x {args.size:,} px, {viewer.slide.level_count} levels; open "
-          f"{open_s * 1000:.0f} ms, first full view {first_s * 1000:.0f} ms")
+    print(
+        f"slide {args.size:,} x {args.size:,} px, {viewer.slide.level_count} levels; open "
+        f"{open_s * 1000:.0f} ms, first full view {first_s * 1000:.0f} ms"
+    )
 
     counter = _PaintCounter()
     viewer.canvas.viewport().installEventFilter(counter)
@@ -177,14 +199,18 @@ def main() -> int:
     viewer.centre_on(centre, centre)
     reads_before = viewer._loader.reads
     _stats("zoom in 32 frames (fit -> level 0)", _frame_times(app, viewer, zoom_in), baseline)
-    print(f"  ended at level {viewer.current_level()}, "
-          f"{viewer.l0_per_screen_px():.2f} level-0 px per screen px")
+    print(
+        f"  ended at level {viewer.current_level()}, "
+        f"{viewer.l0_per_screen_px():.2f} level-0 px per screen px"
+    )
     _stats("pan 80 frames at level 0", _frame_times(app, viewer, pan), baseline)
     _stats("zoom out 32 frames", _frame_times(app, viewer, zoom_out), baseline)
     settle_s = _wait_settled(app, viewer)
-    print(f"  tiles read during the sequence: {viewer._loader.reads - reads_before}; "
-          f"settled {settle_s * 1000:.0f} ms after the last frame; "
-          f"cache {viewer._cache.bytes_used / 2**20:.0f} MB in {len(viewer._cache)} tiles")
+    print(
+        f"  tiles read during the sequence: {viewer._loader.reads - reads_before}; "
+        f"settled {settle_s * 1000:.0f} ms after the last frame; "
+        f"cache {viewer._cache.bytes_used / 2**20:.0f} MB in {len(viewer._cache)} tiles"
+    )
 
     with Project.open(project_folder) as project:
         slide = project.slides()[0]
@@ -193,8 +219,9 @@ def main() -> int:
         timings = []
         for metric in ("times_chosen", "last_score", "favour", "times_chosen", "last_score"):
             t0 = time.perf_counter()
-            layer = build_overlay(project, run_id, slide.id, slide.width, slide.height,
-                                  OverlayState(metric=metric))
+            layer = build_overlay(
+                project, run_id, slide.id, slide.width, slide.height, OverlayState(metric=metric)
+            )
             t1 = time.perf_counter()
             viewer.set_overlay(layer.rgba, layer.l0_rect)
             viewer.set_legend(layer.legend)
@@ -204,24 +231,29 @@ def main() -> int:
             timings.append((t1 - t0, t2 - t1))
         query_render = np.median([a for a, _ in timings]) * 1000
         draw = np.median([b for _, b in timings]) * 1000
-        print(f"overlay for {n:,} patches (layer {layer.rgba.shape[1]}x{layer.rgba.shape[0]}): "
-              f"query + render {query_render:.0f} ms, upload + paint {draw:.1f} ms "
-              f"(total {(query_render + draw) / baseline:.1f}x baseline)")
+        print(
+            f"overlay for {n:,} patches (layer {layer.rgba.shape[1]}x{layer.rgba.shape[0]}): "
+            f"query + render {query_render:.0f} ms, upload + paint {draw:.1f} ms "
+            f"(total {(query_render + draw) / baseline:.1f}x baseline)"
+        )
         values = project.heatmap_values(run_id, slide.id, "last_score")
         t0 = time.perf_counter()
         for _ in range(5):
             from cdfis_desktop.core.heatmap import render_patch_heatmap
 
-            render_patch_heatmap(values.l0_x, values.l0_y, values.l0_size, values.value,
-                                 slide_l0_w=slide.width, slide_l0_h=slide.height,
-                                 downsample=float(values.l0_size[0]))
+            render_patch_heatmap(
+                values.l0_x,
+                values.l0_y,
+                values.l0_size,
+                values.value,
+                slide_l0_w=slide.width,
+                slide_l0_h=slide.height,
+                downsample=float(values.l0_size[0]),
+            )
         print(f"  of which render alone: {(time.perf_counter() - t0) / 5 * 1000:.1f} ms")
     viewer.close_slide()
-    # delete the widgets before the interpreter shuts down (PySide6 finalisation order)
     viewer.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    del viewer
-    gc.collect()
     return 0
 
 

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("--out", required=True, type=Path, help="output folder")
     synthetic.add_argument("--seeds", type=positive_int, default=3, help="seeds (default 3)")
     synthetic.add_argument(
-        "--steps", type=positive_int, default=500, help="training steps per run (default 500)"
+        "--steps", type=positive_int, default=400, help="training steps per run (default 400)"
     )
     synthetic.set_defaults(func=run)
 

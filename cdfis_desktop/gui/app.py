@@ -35,10 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cdfis-desktop", description="Desktop app of cdfis: train, then see on the slide."
     )
     parser.add_argument("--project", type=Path, help="project folder to open")
-    parser.add_argument("--screenshot", type=Path, metavar="PNG",
-                        help="save a PNG of the window once drawn, then exit")
-    parser.add_argument("--screenshot-timeout", type=float, default=60.0, metavar="S",
-                        help="give up waiting for the drawing after S seconds (default 60)")
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PNG",
+        help="save a PNG of the window once drawn, then exit",
+    )
+    parser.add_argument(
+        "--screenshot-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="give up waiting for the drawing after S seconds (default 60)",
+    )
     parser.add_argument("-V", "--version", action="version", version=f"cdfis-desktop {__version__}")
     return parser
 
@@ -129,8 +138,9 @@ def save_screenshot(app: QApplication, window: MainWindow, path: Path, timeout_s
         print(f"error: could not write {path}", file=sys.stderr)
         return 1
     if not drawn:
-        print(f"warning: {path} saved before everything was drawn ({timeout_s:g} s)",
-              file=sys.stderr)
+        print(
+            f"warning: {path} saved before everything was drawn ({timeout_s:g} s)", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -83,9 +83,7 @@ def install_excepthook(reporter: ErrorReporter) -> None:
     printing them to stderr as Python would."""
     previous = sys.excepthook
 
-    def hook(
-        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-    ) -> None:
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         previous(exc_type, exc, tb)
         if QApplication.instance() is not None and not issubclass(exc_type, KeyboardInterrupt):
             reporter.show(describe(exc.with_traceback(tb)))

@@ -50,9 +50,15 @@ def start_export(window: Any, kind: str, path: Path) -> JobWorker:
             return export_geojson(project, run_id, path, progress=progress, cancel=cancel)
         slides = [slide] if slide is not None else project.slides()
         return export_png(
-            project, run_id, path, metric=state.metric,
+            project,
+            run_id,
+            path,
+            metric=state.metric,
             downsample_of={s.id: downsample_for(s, max_px=PNG_MAX_PX) for s in slides},
-            colormap=state.colormap, opacity=state.opacity, progress=progress, cancel=cancel,
+            colormap=state.colormap,
+            opacity=state.opacity,
+            progress=progress,
+            cancel=cancel,
         )
 
     def done(paths: list[Path]) -> None:

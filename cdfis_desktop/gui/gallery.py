@@ -40,6 +40,7 @@ class PatchGallery(QWidget):
         self._loader = loader
         loader.thumbnail_loaded.connect(self._on_thumbnail)
         self._items: dict[tuple[str, int], QListWidgetItem] = {}
+        self.thumbnails_shown = 0  # since the last set_patches
         self.slide_filter = QComboBox()
         self.label_filter = QComboBox()
         self.epoch_filter = QComboBox()
@@ -111,6 +112,7 @@ class PatchGallery(QWidget):
     ) -> None:
         """Fill both grids with ``PatchStat`` values and request their thumbnails."""
         self._items.clear()
+        self.thumbnails_shown = 0
         requests: list[ThumbnailRequest] = []
         for grid, stats, kind in ((self.favoured, favoured, "f"), (self.ignored, ignored, "i")):
             grid.clear()
@@ -148,6 +150,7 @@ class PatchGallery(QWidget):
         item = self._items.get(key)  # type: ignore[arg-type]
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
+            self.thumbnails_shown += 1
 
     def _on_activated(self, item: QListWidgetItem) -> None:
         self.patch_activated.emit(item.data(_ROLE_STAT))

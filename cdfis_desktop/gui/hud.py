@@ -166,4 +166,6 @@ class Hud(QWidget):
             r, g, b = (int(v) for v in legend.lut[i][:3])
             top = y + 22.0 + i * row_h
             painter.fillRect(QRectF(x, top + 3, 14, 12), QColor(r, g, b))
-            painter.drawText(QRectF(x + 20, top, width - 20, row_h), Qt.AlignmentFlag.AlignLeft, name)
+            painter.drawText(
+                QRectF(x + 20, top, width - 20, row_h), Qt.AlignmentFlag.AlignLeft, name
+            )

@@ -28,7 +28,9 @@ from cdfis_desktop.core.config import TilingConfig
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.gui.workers import JobWorker
 
-SLIDE_FILTER = "Slides (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.vmu *.bif *.svslide);;All files (*)"
+SLIDE_FILTER = (
+    "Slides (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.vmu *.bif *.svslide);;All files (*)"
+)
 ANNOTATION_FILTER = "Annotations (*.geojson *.json *.xml);;All files (*)"
 
 
@@ -135,24 +137,44 @@ class ImportDialog(QDialog):
         project = self._window.project
         csv = self.labels_csv.text().strip() or None
         if self.patch_set:
-            root, group_by, mpp = self.root.text().strip(), self.group_by.text().strip(), self.mpp.value()
+            root, group_by, mpp = (
+                self.root.text().strip(),
+                self.group_by.text().strip(),
+                self.mpp.value(),
+            )
 
             def work(cancel: CancelToken, progress: ProgressCallback) -> Any:
                 from cdfis_desktop.core.importing import import_patch_set
 
-                return import_patch_set(project, csv or "", root or ".", group_by=group_by or None,
-                                        mpp=mpp, progress=progress, cancel=cancel)
+                return import_patch_set(
+                    project,
+                    csv or "",
+                    root or ".",
+                    group_by=group_by or None,
+                    mpp=mpp,
+                    progress=progress,
+                    cancel=cancel,
+                )
         else:
             slides, annotations = self._items(self.slides), self._items(self.annotations)
-            tiling = TilingConfig(patch_px=self.patch_px.value(), mpp=self.mpp.value(),
-                                  min_tissue=self.min_tissue.value())
+            tiling = TilingConfig(
+                patch_px=self.patch_px.value(),
+                mpp=self.mpp.value(),
+                min_tissue=self.min_tissue.value(),
+            )
 
             def work(cancel: CancelToken, progress: ProgressCallback) -> Any:
                 from cdfis_desktop.core.importing import import_slides
 
-                return import_slides(project, slides, annotations=annotations or None,
-                                     labels_csv=csv, tiling=tiling, progress=progress,
-                                     cancel=cancel)
+                return import_slides(
+                    project,
+                    slides,
+                    annotations=annotations or None,
+                    labels_csv=csv,
+                    tiling=tiling,
+                    progress=progress,
+                    cancel=cancel,
+                )
 
         self.progress.setRange(0, 0)
         self.progress.show()
@@ -161,7 +183,9 @@ class ImportDialog(QDialog):
         self.worker = self._window.run_job(self.windowTitle(), work, self._on_done)
         self.worker.progressed.connect(self._on_progress)
         self.worker.failed.connect(self._on_failed)
-        self.worker.cancelled.connect(lambda: self._finish("Cancelled; slides finished before stay."))
+        self.worker.cancelled.connect(
+            lambda: self._finish("Cancelled; slides finished before stay.")
+        )
 
     def _on_progress(self, progress: Progress) -> None:
         self.progress.setRange(0, max(0, progress.total))

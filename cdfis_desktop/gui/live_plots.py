@@ -59,19 +59,23 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self._acc = self._plot(0, 1, "Accuracy", "step")
         self._speed = self._plot(0, 2, "Samples / s", "step")
         self._scores = self._plot(1, 0, "Scores of the last draw (histogram, CDF)", "score")
-        self._share = self._plot(1, 1, "Share of patches ever chosen", "step")
+        self._share = self._plot(1, 1, "Share of patches ever chosen (while training)", "step")
         self._acc.setYRange(0, 1)
         self._share.setYRange(0, 1)
         self._curves = {
             "train_loss": self._curve(self._loss, "train", "train"),
             "val_loss": self._curve(self._loss, "val", "validation", symbol=True),
-            "train_acc": self._curve(self._acc, "train", "train"),
-            "val_acc": self._curve(self._acc, "val", "validation", symbol=True),
+            # same colours as the loss plot, whose legend explains them
+            "train_acc": self._curve(self._acc, "train", None),
+            "val_acc": self._curve(self._acc, "val", None, symbol=True),
             "samples_per_s": self._curve(self._speed, "other", None),
             "share": self._curve(self._share, "other", None),
         }
         self._histogram = pg.PlotDataItem(
-            stepMode="center", fillLevel=0, brush=(31, 119, 180, 120), pen=pg.mkPen(_COLORS["train"])
+            stepMode="center",
+            fillLevel=0,
+            brush=(31, 119, 180, 120),
+            pen=pg.mkPen(_COLORS["train"]),
         )
         self._cdf = pg.PlotDataItem(pen=pg.mkPen(_COLORS["val"], width=2))
         self._scores.addItem(self._histogram)
@@ -113,8 +117,12 @@ class LivePlots(pg.GraphicsLayoutWidget):
         """Replace the curves with a stored run's metric series (``Project.metrics``)."""
         self.clear_data()
         steps = metrics.get("step", np.zeros(0))
-        pairs = (("train_loss", "train_loss"), ("val_loss", "val_loss"),
-                 ("val_acc", "val_accuracy"), ("samples_per_s", "samples_per_s"))
+        pairs = (
+            ("train_loss", "train_loss"),
+            ("val_loss", "val_loss"),
+            ("val_acc", "val_accuracy"),
+            ("samples_per_s", "samples_per_s"),
+        )
         for name, column in pairs:
             values = metrics.get(column)
             if values is None:

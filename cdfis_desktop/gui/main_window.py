@@ -10,6 +10,7 @@ for the training thread's writes). GUI thread only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from cdfis_desktop.core.errors import CdfisError
 from cdfis_desktop.core.progress import Progress
 from cdfis_desktop.gui.error_dialog import ErrorInfo, ErrorReporter
 from cdfis_desktop.gui.gallery import PatchGallery
-from cdfis_desktop.gui.overlay import OverlayState, build_overlay
+from cdfis_desktop.gui.overlay import OverlayLayer, OverlayState, build_overlay
 from cdfis_desktop.gui.overlay_controls import OverlayControls
 from cdfis_desktop.gui.patch_details import PatchDetails, PatchInfo
 from cdfis_desktop.gui.qtimage import array_to_qimage
@@ -50,9 +51,11 @@ _ROLE_ID = Qt.ItemDataRole.UserRole + 1
 
 
 class MainWindow(QMainWindow):
-    """Signals: ``overlay_updated()`` after the overlay layer was redrawn; ``project_opened()``."""
+    """Signals: ``overlay_updated()`` after the overlay layer was redrawn, ``overlay_failed(message)``
+    when it could not be (e.g. a metric the run did not record); ``project_opened()``."""
 
     overlay_updated = Signal()
+    overlay_failed = Signal(str)
     project_opened = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -68,6 +71,8 @@ class MainWindow(QMainWindow):
         self._gallery_index = -1
         self._jobs: list[JobWorker] = []
         self.training: StreamWorker | None = None
+        self._overlay_worker: JobWorker | None = None
+        self._overlay_pending: _OverlayRequest | None = None
 
         self.viewer = SlideViewer()
         self.overlay_controls = OverlayControls()
@@ -134,8 +139,12 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self._action(file_menu, "&New project…", self._ask_new_project, QKeySequence.StandardKey.New)
-        self._action(file_menu, "&Open project…", self._ask_open_project, QKeySequence.StandardKey.Open)
+        self._action(
+            file_menu, "&New project…", self._ask_new_project, QKeySequence.StandardKey.New
+        )
+        self._action(
+            file_menu, "&Open project…", self._ask_open_project, QKeySequence.StandardKey.Open
+        )
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
         self._action(file_menu, "&Import slides…", self._ask_import_slides)
@@ -192,6 +201,10 @@ class MainWindow(QMainWindow):
     def close_project(self) -> None:
         self.stop_training()
         self.cancel_jobs(wait=True)
+        self._overlay_pending = None
+        if self._overlay_worker is not None:
+            self._overlay_worker.stop()
+            self._overlay_worker_done()
         self.viewer.close_slide()
         self.slide, self.run_id, self._patches = None, None, None
         self.slide_list.clear()
@@ -219,8 +232,12 @@ class MainWindow(QMainWindow):
         self.slide_list.blockSignals(False)
         paths = {record.id: slide_file(self.project, record) for record in records}
         self._slide_paths = paths
-        self.run_job("Slide thumbnails", lambda cancel, progress: _slide_thumbnails(paths),
-                     self._on_slide_thumbnails, quiet=True)
+        self.run_job(
+            "Slide thumbnails",
+            lambda cancel, progress: _slide_thumbnails(paths),
+            self._on_slide_thumbnails,
+            quiet=True,
+        )
         self._refresh_filter_choices()
         row = next((i for i, r in enumerate(records) if r.id == previous), 0)
         if records:
@@ -233,8 +250,11 @@ class MainWindow(QMainWindow):
         self.run_list.blockSignals(True)
         self.run_list.clear()
         for run in runs:
-            accuracy = (f" · best val acc {run.best_val_accuracy:.3f}"
-                        if run.best_val_accuracy is not None else "")
+            accuracy = (
+                f" · best val acc {run.best_val_accuracy:.3f}"
+                if run.best_val_accuracy is not None
+                else ""
+            )
             item = QListWidgetItem(
                 f"#{run.id} {run.name or run.sampler} — {run.status}\n"
                 f"{run.sampler} · {run.steps or 0} steps{accuracy}"
@@ -299,26 +319,68 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- overlay
     def refresh_overlay(self) -> None:
-        """Re-render the overlay for the slide, run and controls' state."""
+        """Re-render the overlay for the slide, run and controls' state. The store query and
+        the rendering run in a worker; while one runs, only the latest request waits."""
         if self.project is None or self.slide is None or self.run_id is None:
             self.viewer.set_overlay(None)
             self.viewer.set_legend(None)
             return
-        state: OverlayState = self.overlay_controls.state()
-        try:
-            layer = build_overlay(
-                self.project, self.run_id, self.slide.id, self.slide.width, self.slide.height, state
+        request = _OverlayRequest(
+            self.run_id,
+            self.slide.id,
+            self.slide.width,
+            self.slide.height,
+            self.overlay_controls.state(),
+        )
+        if self._overlay_worker is not None:
+            self._overlay_pending = request
+            return
+        project = self.project
+
+        def work(_cancel: object, _progress: object) -> tuple[_OverlayRequest, OverlayLayer]:
+            return request, build_overlay(
+                project, request.run_id, request.slide_id, request.l0_w, request.l0_h, request.state
             )
-        except CdfisError as exc:
-            self.viewer.set_overlay(None)
-            self.viewer.set_legend(None)
-            self.statusBar().showMessage(str(exc), 10_000)
+
+        worker = JobWorker("Overlay", work, self)
+        worker.succeeded.connect(self._apply_overlay)
+        worker.failed.connect(self._overlay_failed)
+        worker.finished.connect(self._overlay_worker_done)
+        self._overlay_worker = worker
+        worker.start()
+
+    def _apply_overlay(self, result: tuple[_OverlayRequest, OverlayLayer]) -> None:
+        request, layer = result
+        if self._overlay_pending is not None or self.slide is None:
+            return  # a newer request follows
+        if (request.slide_id, request.run_id) != (self.slide.id, self.run_id):
             return
         self.viewer.set_overlay(layer.rgba, layer.l0_rect)
-        self.viewer.set_overlay_opacity(state.opacity)
+        self.viewer.set_overlay_opacity(self.overlay_controls.state().opacity)
         self.viewer.set_legend(layer.legend)
         self.overlay_controls.show_auto_range(layer.value_range)
         self.overlay_updated.emit()
+
+    def _overlay_failed(self, info: ErrorInfo) -> None:
+        if not info.user_error:
+            self.errors.show(info)
+        self.viewer.set_overlay(None)
+        self.viewer.set_legend(None)
+        self.statusBar().showMessage(info.message, 10_000)
+        self.overlay_failed.emit(info.message)
+
+    def _overlay_worker_done(self) -> None:
+        worker, self._overlay_worker = self._overlay_worker, None
+        if worker is not None:
+            worker.wait()
+            worker.deleteLater()
+        pending, self._overlay_pending = self._overlay_pending, None
+        if pending is not None:
+            self.refresh_overlay()
+
+    def overlay_busy(self) -> bool:
+        """An overlay is being rendered (or waits to be)."""
+        return self._overlay_worker is not None or self._overlay_pending is not None
 
     def overlay_shown(self) -> bool:
         return self.viewer.overlay_item.isVisible()
@@ -331,8 +393,10 @@ class MainWindow(QMainWindow):
         if table is None or len(table) == 0:
             return None
         inside = (
-            (table.l0_x <= l0_x) & (l0_x < table.l0_x + table.l0_size)
-            & (table.l0_y <= l0_y) & (l0_y < table.l0_y + table.l0_size)
+            (table.l0_x <= l0_x)
+            & (l0_x < table.l0_x + table.l0_size)
+            & (table.l0_y <= l0_y)
+            & (l0_y < table.l0_y + table.l0_size)
         )
         candidates = np.flatnonzero(inside)
         if candidates.size == 0:
@@ -369,8 +433,15 @@ class MainWindow(QMainWindow):
         from cdfis_desktop.core.reporting.data import slide_title
 
         self.patch_details.show_patch(
-            PatchInfo(patch_id, slide_title(self.slide), l0_x, l0_y, size,
-                      _class_text(names, label), prediction),
+            PatchInfo(
+                patch_id,
+                slide_title(self.slide),
+                l0_x,
+                l0_y,
+                size,
+                _class_text(names, label),
+                prediction,
+            ),
             history,
         )
         self._detail_thumbs.request(
@@ -384,8 +455,9 @@ class MainWindow(QMainWindow):
     def go_to_patch(self, stat: Any) -> None:
         """Show the patch's slide, centre the view on the patch and highlight it."""
         self.show_slide(stat.slide_id)
-        self.viewer.centre_on(stat.l0_x + stat.l0_size / 2, stat.l0_y + stat.l0_size / 2,
-                              l0_width=stat.l0_size * 8)
+        self.viewer.centre_on(
+            stat.l0_x + stat.l0_size / 2, stat.l0_y + stat.l0_size / 2, l0_width=stat.l0_size * 8
+        )
         self.show_patch(stat.patch_id)
         stats = self.gallery.all_stats()
         ids = [s.patch_id for s in stats]
@@ -410,7 +482,9 @@ class MainWindow(QMainWindow):
         self._gallery_index = -1
 
     # ------------------------------------------------------------------- jobs
-    def run_job(self, what: str, fn: JobFn, on_success: Any = None, *, quiet: bool = False) -> JobWorker:
+    def run_job(
+        self, what: str, fn: JobFn, on_success: Any = None, *, quiet: bool = False
+    ) -> JobWorker:
         """Run ``fn(cancel, progress)`` in a worker; progress in the status bar, errors as
         dialogs, ``on_success(result)`` on the GUI thread."""
         worker = JobWorker(what, fn, self)
@@ -452,7 +526,8 @@ class MainWindow(QMainWindow):
                 worker.cancel()
 
     def jobs_running(self) -> bool:
-        return bool(self._jobs)
+        """Background jobs or an overlay rendering are under way."""
+        return bool(self._jobs) or self.overlay_busy()
 
     # ----------------------------------------------------------------- training
     def start_training(self) -> None:
@@ -577,7 +652,8 @@ class MainWindow(QMainWindow):
         from cdfis_desktop import __version__
 
         QMessageBox.about(
-            self, "About cdfis-desktop",
+            self,
+            "About cdfis-desktop",
             f"cdfis-desktop {__version__}\nCDF-based importance sampling for tissue-patch "
             "classifiers (Knutsson et al., VCBM 2023), and where on the slide it looked.",
         )
@@ -619,7 +695,9 @@ class MainWindow(QMainWindow):
         """1600 x 1000 px; the viewer gets most of it."""
         self.resize(1600, 1000)
         docks = {d.objectName(): d for d in self.findChildren(QDockWidget)}
-        self.resizeDocks([docks["project"], docks["overlay"]], [250, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks(
+            [docks["project"], docks["overlay"]], [250, 380], Qt.Orientation.Horizontal
+        )
         self.resizeDocks([docks["work"]], [330], Qt.Orientation.Vertical)
 
     def save_layout(self) -> None:
@@ -632,7 +710,8 @@ class MainWindow(QMainWindow):
     def confirm_stop_training(self) -> bool:
         """Ask whether to stop the running training (modal question)."""
         answer = QMessageBox.question(
-            self, "Training is running",
+            self,
+            "Training is running",
             "A training run is in progress. Stop it (its progress is saved in a checkpoint "
             "and it can be resumed) and quit?",
         )
@@ -648,6 +727,17 @@ class MainWindow(QMainWindow):
         self._detail_thumbs.shutdown()
         self.errors.close_all()
         event.accept()
+
+
+@dataclass(frozen=True)
+class _OverlayRequest:
+    """What an overlay worker renders: run, slide (level-0 size) and the controls' state."""
+
+    run_id: int
+    slide_id: int
+    l0_w: int
+    l0_h: int
+    state: OverlayState
 
 
 def _class_text(names: list[str], label: int) -> str:

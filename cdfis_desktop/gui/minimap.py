@@ -36,7 +36,9 @@ class Minimap(QWidget):
             self.hide()
             return
         scaled = thumbnail.scaled(
-            self._max_px, self._max_px, Qt.AspectRatioMode.KeepAspectRatio,
+            self._max_px,
+            self._max_px,
+            Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation,
         )
         self._thumbnail = QPixmap.fromImage(scaled)

@@ -103,8 +103,10 @@ def build_overlay(
     if state.compare == "epoch" and state.compare_epoch is not None:
         other = project.heatmap_values(run_id, slide_id, state.metric, state.compare_epoch)
         values = difference(values, other)
-        title = f"{metric_text(state.metric)}: epoch {_epoch_text(state.epoch)} − " \
+        title = (
+            f"{metric_text(state.metric)}: epoch {_epoch_text(state.epoch)} − "
             f"epoch {_epoch_text(state.compare_epoch)}"
+        )
     elif state.compare == "run" and state.compare_run is not None:
         other = project.heatmap_values(state.compare_run, slide_id, state.metric, state.epoch)
         values = difference(values, other)
@@ -117,9 +119,16 @@ def build_overlay(
     value_range = resolve_range(value, state.value_range, colormap)
     downsample = layer_downsample(np.asarray(values.l0_size), slide_l0_w, slide_l0_h)
     rgba = render_patch_heatmap(
-        values.l0_x, values.l0_y, values.l0_size, value,
-        slide_l0_w=slide_l0_w, slide_l0_h=slide_l0_h, downsample=downsample,
-        colormap=colormap, value_range=value_range, opacity=1.0,
+        values.l0_x,
+        values.l0_y,
+        values.l0_size,
+        value,
+        slide_l0_w=slide_l0_w,
+        slide_l0_h=slide_l0_h,
+        downsample=downsample,
+        colormap=colormap,
+        value_range=value_range,
+        opacity=1.0,
     )
     legend = LegendSpec(title, colormap_lut(colormap), value_range.low, value_range.high)
     return OverlayLayer(
@@ -137,9 +146,15 @@ def _categorical(
     colors = class_colors(n_classes)
     downsample = layer_downsample(np.asarray(values.l0_size), slide_l0_w, slide_l0_h)
     rgba = render_categorical(
-        values.l0_x, values.l0_y, values.l0_size, labels,
-        slide_l0_w=slide_l0_w, slide_l0_h=slide_l0_h, downsample=downsample,
-        colors=colors, opacity=1.0,
+        values.l0_x,
+        values.l0_y,
+        values.l0_size,
+        labels,
+        slide_l0_w=slide_l0_w,
+        slide_l0_h=slide_l0_h,
+        downsample=downsample,
+        colors=colors,
+        opacity=1.0,
     )
     categories = tuple(names[i] if i < len(names) else f"class {i}" for i in range(n_classes))
     lut = np.concatenate([colors, np.full((n_classes, 1), 255, np.uint8)], axis=1)

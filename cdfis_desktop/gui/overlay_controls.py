@@ -90,7 +90,13 @@ class OverlayControls(QWidget):
         form.addRow("Other epoch", self.compare_epoch)
         form.addRow("Other run", self.compare_run)
 
-        for combo in (self.metric, self.colormap, self.compare, self.compare_epoch, self.compare_run):
+        for combo in (
+            self.metric,
+            self.colormap,
+            self.compare,
+            self.compare_epoch,
+            self.compare_run,
+        ):
             combo.currentIndexChanged.connect(self._emit)
         self.auto_range.toggled.connect(self._on_auto_toggled)
         self.range_low.valueChanged.connect(self._emit)

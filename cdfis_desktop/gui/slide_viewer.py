@@ -135,8 +135,12 @@ class SlideViewer(QWidget):
         self._thumbnail_item.show()
         self.minimap.set_thumbnail(thumbnail, l0_w, l0_h)
         self.view_box.setLimits(
-            xMin=-0.5 * l0_w, xMax=1.5 * l0_w, yMin=-0.5 * l0_h, yMax=1.5 * l0_h,
-            minXRange=16, minYRange=16,
+            xMin=-0.5 * l0_w,
+            xMax=1.5 * l0_w,
+            yMin=-0.5 * l0_h,
+            yMax=1.5 * l0_h,
+            minXRange=16,
+            minYRange=16,
         )
         self._place_children()
         self.fit()
@@ -215,10 +219,16 @@ class SlideViewer(QWidget):
 
     def _add_shortcuts(self) -> None:
         bindings: list[tuple[str, list[QKeySequence], Callable[[], None]]] = [
-            ("Zoom in", [QKeySequence("+"), QKeySequence("="), QKeySequence.StandardKey.ZoomIn],
-             lambda: self.zoom_by(1.5)),
-            ("Zoom out", [QKeySequence("-"), QKeySequence.StandardKey.ZoomOut],
-             lambda: self.zoom_by(1 / 1.5)),
+            (
+                "Zoom in",
+                [QKeySequence("+"), QKeySequence("="), QKeySequence.StandardKey.ZoomIn],
+                lambda: self.zoom_by(1.5),
+            ),
+            (
+                "Zoom out",
+                [QKeySequence("-"), QKeySequence.StandardKey.ZoomOut],
+                lambda: self.zoom_by(1 / 1.5),
+            ),
             ("Fit slide", [QKeySequence("0")], self.fit),
             ("Pan left", [QKeySequence(Qt.Key.Key_Left)], lambda: self.pan_by(-0.25, 0)),
             ("Pan right", [QKeySequence(Qt.Key.Key_Right)], lambda: self.pan_by(0.25, 0)),
@@ -269,8 +279,10 @@ class SlideViewer(QWidget):
     # ----------------------------------------------------------------- tiles
     def is_settled(self) -> bool:
         """True when a slide is open and every tile the current view needs is drawn."""
-        return self._slide is not None and not self._update_timer.isActive() and all(
-            key in self._items for key in self._wanted
+        return (
+            self._slide is not None
+            and not self._update_timer.isActive()
+            and all(key in self._items for key in self._wanted)
         )
 
     def _schedule_update(self) -> None:
@@ -286,8 +298,12 @@ class SlideViewer(QWidget):
         self._level = int(self._slide.best_level_for_downsample(self.l0_per_screen_px()))
         view = self.visible_l0_rect()
         margin_x, margin_y = view.width() * 0.15, view.height() * 0.15
-        area = (view.x() - margin_x, view.y() - margin_y,
-                view.width() + 2 * margin_x, view.height() + 2 * margin_y)
+        area = (
+            view.x() - margin_x,
+            view.y() - margin_y,
+            view.width() + 2 * margin_x,
+            view.height() + 2 * margin_y,
+        )
         dims, downsamples = self._slide.level_dimensions, self._slide.level_downsamples
         keys = tiles_covering(self._level, area, dims, downsamples)
         self._wanted = set(keys)
@@ -311,8 +327,10 @@ class SlideViewer(QWidget):
             if key in self._wanted:
                 continue
             item = self._items[key]
-            if current_complete or not item.sceneBoundingRect().isValid() or not self._intersects(
-                item, view
+            if (
+                current_complete
+                or not item.sceneBoundingRect().isValid()
+                or not self._intersects(item, view)
             ):
                 self.view_box.removeItem(item)
                 del self._items[key]

@@ -124,7 +124,10 @@ class StreamWorker(_Worker):
             for report in self._fn(self.cancel_token):
                 pending.append(report)
                 now = time.monotonic()
-                if isinstance(report, self._urgent_types) or now - last_emit >= self._min_interval_s:
+                if (
+                    isinstance(report, self._urgent_types)
+                    or now - last_emit >= self._min_interval_s
+                ):
                     self.reports.emit(pending)
                     pending, last_emit = [], now
             if pending:

@@ -30,7 +30,9 @@ def isolated_settings(tmp_path: Path, qapp):
     from PySide6.QtCore import QCoreApplication, QSettings
 
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QSettings.setPath(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings")
+    )
     QCoreApplication.setOrganizationName(f"cdfis-test-{tmp_path.name}")
     QCoreApplication.setApplicationName("cdfis-desktop-test")
     yield tmp_path / "settings"
@@ -48,7 +50,8 @@ def no_threads_left(qapp):
         qapp.processEvents()
         busy = busy_threads()
         extra = [
-            t for t in threading.enumerate()
+            t
+            for t in threading.enumerate()
             if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
         ]
         if not busy and not extra:
@@ -87,20 +90,35 @@ def build_project(folder: Path, slide_path: Path, steps: int = 30, seed: int = 0
             slide_path, fingerprint=fingerprint, width=width, height=height, mpp=mpp
         )
         project.set_class_names(["Stroma", "Tumor"])
-        xs, ys = np.meshgrid(np.arange(0, width - PATCH_L0 + 1, PATCH_L0),
-                             np.arange(0, height - PATCH_L0 + 1, PATCH_L0))
+        xs, ys = np.meshgrid(
+            np.arange(0, width - PATCH_L0 + 1, PATCH_L0),
+            np.arange(0, height - PATCH_L0 + 1, PATCH_L0),
+        )
         l0_x, l0_y = xs.ravel(), ys.ravel()
         label = (l0_x >= width // 2).astype(np.int64)
         split = ["val" if i % 5 == 0 else "train" for i in range(l0_x.size)]
         ids = project.add_patches(
-            slide_id, l0_x=l0_x, l0_y=l0_y, l0_size=PATCH_L0, patch_px=64, mpp=1.0,
-            label=label, tissue_fraction=1.0, split=split,
+            slide_id,
+            l0_x=l0_x,
+            l0_y=l0_y,
+            l0_size=PATCH_L0,
+            patch_px=64,
+            mpp=1.0,
+            label=label,
+            tissue_fraction=1.0,
+            split=split,
         )
         train = ids[np.asarray(split) == "train"]
         config = RunConfig()
         run_id = project.create_run(
-            config.to_dict(), sampler_rule="cdf", sampler_mode="presample", metric="loss",
-            seed=seed, device="cpu", n_train=int(train.size), name="test run",
+            config.to_dict(),
+            sampler_rule="cdf",
+            sampler_mode="presample",
+            metric="loss",
+            seed=seed,
+            device="cpu",
+            n_train=int(train.size),
+            name="test run",
         )
         right = np.isin(ids, ids[label == 1])
         with project.history_writer(run_id, flush_every_steps=10) as writer:
@@ -111,13 +129,21 @@ def build_project(folder: Path, slide_path: Path, steps: int = 30, seed: int = 0
                 score = (rng.random(candidates.size) + 2.0 * favoured).astype(np.float32)
                 prob = score / score.sum()
                 counts = rng.multinomial(16, prob).astype(np.int32)
-                writer.record(step, epoch, candidates, score, prob, counts,
-                              (counts > 0).astype(np.float32))
-                project.log_metrics(run_id, step, epoch, step * 0.1, train_loss=1.0 / step,
-                                    samples_per_s=100.0)
+                writer.record(
+                    step, epoch, candidates, score, prob, counts, (counts > 0).astype(np.float32)
+                )
+                project.log_metrics(
+                    run_id, step, epoch, step * 0.1, train_loss=1.0 / step, samples_per_s=100.0
+                )
         for epoch in range(1, (steps - 1) // 10 + 2):
-            project.log_metrics(run_id, epoch * 10, epoch, epoch * 1.0, val_loss=0.5 / epoch,
-                                val_accuracy=0.6 + 0.1 * epoch)
+            project.log_metrics(
+                run_id,
+                epoch * 10,
+                epoch,
+                epoch * 1.0,
+                val_loss=0.5 / epoch,
+                val_accuracy=0.6 + 0.1 * epoch,
+            )
             predicted = (rng.random(ids.size) < 0.5 + 0.4 * (label == 1)).astype(np.int64)
             project.set_predictions(run_id, epoch, ids, predicted, np.full(ids.size, 0.8))
         project.set_run_status(run_id, "finished")

@@ -24,6 +24,12 @@ def window(qtbot, gui_project):
     win.close()
 
 
+def _change(win: MainWindow, qtbot, action) -> None:
+    """Do ``action`` and wait until the overlay worker has rendered the result."""
+    action()
+    qtbot.waitUntil(lambda: not win.overlay_busy(), timeout=10_000)
+
+
 def _overlay(win: MainWindow) -> np.ndarray:
     return np.array(win.viewer.overlay_item.image, copy=True)
 
@@ -45,20 +51,27 @@ def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, 
 def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
     controls = window.overlay_controls
     before = window.viewer.hud.legend
-    with qtbot.waitSignal(window.overlay_updated):
-        controls.metric.setCurrentIndex(controls.metric.findData("favour"))
+    _change(
+        window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("favour"))
+    )
     favour = window.viewer.hud.legend
     assert favour.title.startswith("Favoured")
     # favour = times chosen - expected under uniform: same map, range shifted below 0
     assert favour.vmin < 0 < favour.vmax and favour.vmin < before.vmin
-    with qtbot.waitSignal(window.overlay_updated):
-        controls.colormap.setCurrentIndex(controls.colormap.findData("inferno"))
+    _change(
+        window,
+        qtbot,
+        lambda: controls.colormap.setCurrentIndex(controls.colormap.findData("inferno")),
+    )
     assert np.array_equal(window.viewer.hud.legend.lut, colormap_lut("inferno"))
-    with qtbot.waitSignal(window.overlay_updated):
-        controls.metric.setCurrentIndex(controls.metric.findData("label"))
+    _change(
+        window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("label"))
+    )
     assert window.viewer.hud.legend.categories == ("Stroma", "Tumor")
     # a metric the run did not score by is refused with a message, not a crash
-    controls.metric.setCurrentIndex(controls.metric.findData("gradnorm"))
+    _change(
+        window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("gradnorm"))
+    )
     assert not window.overlay_shown()
     assert "gradnorm" in window.statusBar().currentMessage()
 
@@ -66,8 +79,7 @@ def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
 def test_manual_range_and_opacity(window, qtbot):
     controls = window.overlay_controls
     controls.auto_range.setChecked(False)
-    with qtbot.waitSignal(window.overlay_updated):
-        controls.range_high.setValue(1.0)
+    _change(window, qtbot, lambda: controls.range_high.setValue(1.0))
     legend = window.viewer.hud.legend
     assert (legend.vmin, legend.vmax) == (0.0, 1.0)
     controls.opacity.setValue(80)
@@ -78,23 +90,29 @@ def test_time_slider_replays_epochs_and_difference_view(window, qtbot, gui_proje
     controls = window.overlay_controls
     assert controls.epoch.maximum() == 3  # "all" + epochs 1..3
     cumulative = _overlay(window)
-    with qtbot.waitSignal(window.overlay_updated):
-        controls.epoch.setValue(1)
+    _change(window, qtbot, lambda: controls.epoch.setValue(1))
     assert controls.selected_epoch() == 1
     assert window.viewer.hud.legend.title.endswith("epoch 1")
     assert not np.array_equal(cumulative, _overlay(window))
-    controls.compare_epoch.setCurrentIndex(controls.compare_epoch.findData(3))
-    with qtbot.waitSignal(window.overlay_updated):
-        controls.compare.setCurrentIndex(controls.compare.findData("epoch"))
+    _change(
+        window,
+        qtbot,
+        lambda: controls.compare_epoch.setCurrentIndex(controls.compare_epoch.findData(3)),
+    )
+    _change(
+        window, qtbot, lambda: controls.compare.setCurrentIndex(controls.compare.findData("epoch"))
+    )
     legend = window.viewer.hud.legend
     assert legend.vmin == pytest.approx(-legend.vmax)  # diverging, centred on 0
     assert np.array_equal(legend.lut, colormap_lut("RdBu_r"))
     controls.play.setChecked(True)  # replay walks the slider to the last epoch
     qtbot.waitUntil(lambda: not controls.play.isChecked(), timeout=5000)
+    qtbot.waitUntil(lambda: not window.overlay_busy(), timeout=10_000)
+    assert window.viewer.hud.legend.title.endswith("epoch 3 − epoch 3")
     assert controls.selected_epoch() == 3
 
 
-def test_click_on_slide_shows_patch_details_and_history(window, qtbot, gui_project):
+def test_click_on_slide_shows_patch_details_and_history(window, qtbot, gui_project, screenshot_dir):
     index = int(np.flatnonzero((gui_project.l0_x == 1280) & (gui_project.l0_y == 512))[0])
     patch_id = int(gui_project.patch_ids[index])
     window.viewer.centre_on(1344, 576, l0_width=1024)
@@ -114,18 +132,26 @@ def test_click_on_slide_shows_patch_details_and_history(window, qtbot, gui_proje
         history.close()
     x, _ = window.patch_details._score_curve.getData()
     assert np.array_equal(x, expected.step.astype(float))
-    qtbot.waitUntil(lambda: window.patch_details.thumbnail.pixmap() is not None
-                    and not window.patch_details.thumbnail.pixmap().isNull(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            window.patch_details.thumbnail.pixmap() is not None
+            and not window.patch_details.thumbnail.pixmap().isNull()
+        ),
+        timeout=5000,
+    )
+    window.grab().save(str(screenshot_dir / "patch_details.png"))
 
 
-def test_gallery_click_moves_the_viewer_to_the_patch(window, qtbot):
+def test_gallery_click_moves_the_viewer_to_the_patch(window, qtbot, screenshot_dir):
     window.bottom_tabs.setCurrentWidget(window.gallery)
     grid = window.gallery.favoured
     assert grid.count() > 0
     item = grid.item(2)
     stat = item.data(Qt.ItemDataRole.UserRole + 1)
     assert stat.favour >= grid.item(grid.count() - 1).data(Qt.ItemDataRole.UserRole + 1).favour
-    qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton, pos=grid.visualItemRect(item).center())
+    qtbot.mouseClick(
+        grid.viewport(), Qt.MouseButton.LeftButton, pos=grid.visualItemRect(item).center()
+    )
     centre = window.viewer.visible_l0_rect().center()
     assert centre.x() == pytest.approx(stat.l0_x + stat.l0_size / 2, abs=2)
     assert centre.y() == pytest.approx(stat.l0_y + stat.l0_size / 2, abs=2)
@@ -133,7 +159,10 @@ def test_gallery_click_moves_the_viewer_to_the_patch(window, qtbot):
     assert window.patch_details.patch_id == stat.patch_id
     window.step_patch(1)  # N / PageDown
     assert window.patch_details.patch_id == grid.item(3).data(Qt.ItemDataRole.UserRole + 1).patch_id
-    qtbot.waitUntil(lambda: not grid.item(0).icon().isNull(), timeout=5000)
+    n_items = grid.count() + window.gallery.ignored.count()
+    qtbot.waitUntil(lambda: window.gallery.thumbnails_shown >= n_items, timeout=10_000)
+    qtbot.waitUntil(window.viewer.is_settled, timeout=8000)
+    window.grab().save(str(screenshot_dir / "patch_browser.png"))
     ignored = window.gallery.ignored.item(0).data(Qt.ItemDataRole.UserRole + 1)
     assert ignored.favour <= stat.favour
 

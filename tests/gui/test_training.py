@@ -93,8 +93,10 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
     finally:
         project.close()
     p95 = float(np.percentile(lateness, 95))
-    print(f"event-loop lateness while training: p50 {np.median(lateness):.1f} ms, "
-          f"p95 {p95:.1f} ms, max {lateness.max():.1f} ms over {lateness.size} ticks")
+    print(
+        f"event-loop lateness while training: p50 {np.median(lateness):.1f} ms, "
+        f"p95 {p95:.1f} ms, max {lateness.max():.1f} ms over {lateness.size} ticks"
+    )
     assert lateness.size > 50
     assert p95 < 50.0
 

@@ -57,7 +57,7 @@ class SyntheticData:
 class SyntheticSettings:
     """Sizes and training settings. Defaults finish in well under a minute on 2 CPU cores."""
 
-    steps: int = 500
+    steps: int = 400
     batch_size: int = 32
     eval_every: int = 25
     n_train: int = 20_000

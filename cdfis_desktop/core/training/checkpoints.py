@@ -6,8 +6,10 @@ process rank), ``rng`` (per rank: the torch CPU generator state, the CUDA one wh
 used, and the engine's own generator), ``step`` (steps done), ``epoch`` (float,
 fraction of an epoch included), ``train_s`` (training seconds so far, evaluation
 excluded), ``engine`` (counters of handlers: early stopping, ever-chosen mask, ...) and
-``config`` (``RunConfig.to_dict()``). Only tensors, numbers, strings and containers of
-them, so files load with ``weights_only=True`` (no arbitrary pickled objects run).
+``config`` (``RunConfig.to_dict()``). Numpy arrays in a state (the history sampler's
+Fenwick tree) are stored as tensors tagged ``{"__numpy__": tensor}`` and turned back into
+arrays on load, so the file holds only tensors, numbers, strings and containers and loads
+with ``weights_only=True`` (no arbitrary pickled code runs).
 
 Files are written atomically (temporary file in the same folder, then ``os.replace``),
 so a crash mid-write never leaves a truncated checkpoint under the final name.
@@ -21,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cdfis_desktop.core.errors import StorageFullError, StoreError, TrainingError
@@ -45,7 +48,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
-            torch.save({"format": FORMAT, **state}, stream)
+            torch.save(_to_storable({"format": FORMAT, **state}), stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp_name, path)
@@ -77,4 +80,31 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"{path}: not a cdfis checkpoint of format {FORMAT}; it may come from another "
             "version of cdfis-desktop"
         )
-    return state
+    return _from_storable(state)
+
+
+_NUMPY_TAG = "__numpy__"
+
+
+def _to_storable(value: Any) -> Any:
+    """Replace numpy arrays (tagged tensors) and numpy scalars (Python numbers), recursively."""
+    if isinstance(value, np.ndarray):
+        return {_NUMPY_TAG: torch.from_numpy(np.array(value, copy=True))}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: _to_storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_storable(item) for item in value)
+    return value
+
+
+def _from_storable(value: Any) -> Any:
+    """Undo :func:`_to_storable`."""
+    if isinstance(value, dict):
+        if set(value) == {_NUMPY_TAG}:
+            return value[_NUMPY_TAG].numpy()
+        return {key: _from_storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_from_storable(item) for item in value)
+    return value

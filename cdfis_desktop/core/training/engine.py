@@ -158,18 +158,18 @@ class Trainer:
         if context.is_main:
             state.run_id, state.store = self._open_run(config, session, resume_run_id)
         state.run_id = int(context.broadcast_from_main(state.run_id))
-        yield RunStarted(
-            run_id=state.run_id,
-            n_train=len(data.train_indices),
-            n_val=len(data.val_indices),
-            device=str(setup.device),
-            split_method=data.split_method,
-            warning=data.warning,
-            steps_per_epoch=session.steps_per_epoch,
-            max_steps=_step_limit(config, session.steps_per_epoch),
-            resumed_from_step=resumed_from,
-        )
         try:
+            yield RunStarted(
+                run_id=state.run_id,
+                n_train=len(data.train_indices),
+                n_val=len(data.val_indices),
+                device=str(setup.device),
+                split_method=data.split_method,
+                warning=data.warning,
+                steps_per_epoch=session.steps_per_epoch,
+                max_steps=_step_limit(config, session.steps_per_epoch),
+                resumed_from_step=resumed_from,
+            )
             yield from self._train(state, cancel, context)
         except GeneratorExit:
             if not state.ended:

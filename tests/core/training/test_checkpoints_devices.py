@@ -68,3 +68,15 @@ def test_out_of_memory_names_a_smaller_batch() -> None:
     with pytest.raises(TrainingError, match="--batch 64"):
         with out_of_memory_as_training_error(128):
             raise torch.OutOfMemoryError("CUDA out of memory")
+
+
+def test_numpy_arrays_in_a_state_round_trip_exactly(tmp_path: Path) -> None:
+    import numpy as np
+
+    tree = np.random.default_rng(0).random(7)
+    state = {"sampler": {"tree": (tree, tree * 2, np.float64(3.5)), "ids": np.arange(4)}}
+    save_checkpoint(tmp_path / "c.pt", state)
+    loaded = load_checkpoint(tmp_path / "c.pt")["sampler"]
+    assert isinstance(loaded["tree"], tuple) and loaded["tree"][2] == 3.5
+    np.testing.assert_array_equal(loaded["tree"][0], tree)
+    assert loaded["ids"].dtype == np.int64 and loaded["tree"][1].dtype == np.float64
