@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.run_id: int | None = None
         self._patches: Any = None  # PatchTable of the slide shown
         self._slide_paths: dict[int, Path] = {}
+        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> HeatmapValues
         self._gallery_index = -1
         self._jobs: list[JobWorker] = []
         self.training: StreamWorker | None = None
@@ -199,7 +200,7 @@ class MainWindow(QMainWindow):
         return True
 
     def close_project(self) -> None:
-        self.stop_training()
+        self.stop_training(wait=True)
         self.cancel_jobs(wait=True)
         self._overlay_pending = None
         if self._overlay_worker is not None:
@@ -207,6 +208,7 @@ class MainWindow(QMainWindow):
             self._overlay_worker_done()
         self.viewer.close_slide()
         self.slide, self.run_id, self._patches = None, None, None
+        self._predictions.clear()
         self.slide_list.clear()
         self.run_list.clear()
         self.patch_details.clear()
@@ -426,7 +428,10 @@ class MainWindow(QMainWindow):
         history, prediction = None, "—"
         if self.run_id is not None:
             history = self.project.patch_history(self.run_id, patch_id)
-            predicted = self.project.heatmap_values(self.run_id, self.slide.id, "prediction")
+            key = (self.run_id, self.slide.id)
+            if key not in self._predictions:
+                self._predictions[key] = self.project.heatmap_values(*key, "prediction")
+            predicted = self._predictions[key]
             value = predicted.value[np.searchsorted(predicted.patch_id, patch_id)]
             if np.isfinite(value):
                 prediction = _class_text(names, int(value))
@@ -568,8 +573,10 @@ class MainWindow(QMainWindow):
                 if report.warning:
                     self.statusBar().showMessage(report.warning, 10_000)
             elif isinstance(report, EpochReport) and report.run_id == self.run_id:
+                self._predictions.clear()
                 self.overlay_controls.set_epochs(self.project.epochs(self.run_id))
                 self.refresh_overlay()
+                self.refresh_gallery()
             elif isinstance(report, RunFinished):
                 self.training_panel.set_status(
                     f"Run {report.run_id} {report.status} at step {report.step}"
@@ -596,13 +603,17 @@ class MainWindow(QMainWindow):
             self.training.cancel_token.resume()
             self.training_panel.set_running(True, paused=False)
 
-    def stop_training(self) -> None:
-        """Ask the run to stop (it flushes its history and writes a checkpoint) and wait."""
+    def stop_training(self, wait: bool = False) -> None:
+        """Ask the run to stop at its next step (it flushes its history and writes a
+        checkpoint); the panel updates when the worker ends. ``wait``: block until then
+        (used when closing)."""
         if self.training is None:
             return
         self.training_panel.set_status("Stopping…")
-        self.training.stop()
-        self._training_ended()
+        self.training.cancel()
+        if wait:
+            self.training.wait()
+            self._training_ended()
 
     def training_running(self) -> bool:
         return self.training is not None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from cdfis_desktop.core.errors import AnnotationError
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.gui.error_dialog import ErrorReporter, describe, install_excepthook
@@ -24,7 +26,9 @@ def test_import_slides_with_annotations_in_a_worker(qtbot, tmp_path, synthetic_s
     qtbot.waitUntil(lambda: dialog.worker is None, timeout=60_000)
     assert dialog.summary is not None and dialog.summary.patch_count > 0
     assert "total: 1 slide(s)" in dialog.message.text()
-    qtbot.waitUntil(lambda: window.slide_list.count() == 1 and window.viewer.is_settled(), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: window.slide_list.count() == 1 and window.viewer.is_settled(), timeout=10_000
+    )
     with Project.open(tmp_path / "new") as project:
         assert len(project.patches()) == dialog.summary.patch_count
         assert set(project.class_names()) >= {"Tumor", "Stroma"}
@@ -50,6 +54,7 @@ def test_import_with_a_broken_annotation_file_shows_the_error(qtbot, tmp_path, s
     window.close()
 
 
+@pytest.mark.qt_no_exception_capture
 def test_error_reporter_and_excepthook(qtbot):
     reporter = ErrorReporter()
     info = describe(AnnotationError("a.geojson: not JSON; export it again"), "Import")

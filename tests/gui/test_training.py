@@ -44,8 +44,7 @@ def window(qtbot, gui_project):
     assert win.open_project(gui_project.folder)
     qtbot.waitUntil(lambda: win.viewer.is_settled() and not win.jobs_running(), timeout=10_000)
     yield win
-    if win.training_running():
-        win.stop_training()
+    win.stop_training(wait=True)
     win.close()
 
 
@@ -77,7 +76,7 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
     window.resume_training()
     qtbot.waitUntil(lambda: plots.series["train_loss"].size >= paused_at + 5, timeout=30_000)
     window.stop_training()
-    assert not window.training_running()
+    qtbot.waitUntil(lambda: not window.training_running(), timeout=30_000)
     assert window.training_panel.start.isEnabled()
     run_id = window.run_id
     assert run_id != gui_project.run_id  # the new run is selected

@@ -11,8 +11,10 @@ from __future__ import annotations
 import ast
 import configparser
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +139,36 @@ def test_spec_excludes_no_module_the_app_imports() -> None:
     assert "PySide6.QtWidgets" in imported  # the scan sees imports at all
 
 
+IMPORT_EVERYTHING = """
+import importlib, pkgutil, sys
+import cdfis_desktop
+for info in pkgutil.walk_packages(cdfis_desktop.__path__, "cdfis_desktop."):
+    importlib.import_module(info.name)
+print("\\n".join(sys.modules))
+"""
+
+
+def test_spec_excludes_no_module_loaded_with_the_app() -> None:
+    """What the app's modules pull in when imported (pyqtgraph imports QtOpenGL, torch some
+    of torch.testing._internal): none of it may be excluded from the bundle."""
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERYTHING],
+        env=dict(os.environ, QT_QPA_PLATFORM="offscreen", MPLBACKEND="Agg"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert {"cdfis_desktop.gui.main_window", "pyqtgraph", "torch"} <= loaded
+    excludes = spec_list(SPEC, "excludes")
+    clashes = sorted(
+        name for name in loaded for ex in excludes if name == ex or name.startswith(ex + ".")
+    )
+    assert not clashes, f"{SPEC} excludes modules the app loads: {clashes}"
+
+
 def test_spec_path_scan_sees_a_missing_path(tmp_path: Path) -> None:
     spec = tmp_path / "x.spec"
     spec.write_text('A = ROOT / "resources"\nB = A / "no-such-file.png"\n', encoding="utf-8")
@@ -144,7 +176,7 @@ def test_spec_path_scan_sees_a_missing_path(tmp_path: Path) -> None:
     assert [p.exists() for p in paths] == [True, False]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # set up before the session-scoped synthetic_slide
 def bundle_exe() -> Path:
     """The ``cdfis-desktop`` program of the bundle in ``CDFIS_BUNDLE_DIR``; skips when unset."""
     folder = os.environ.get("CDFIS_BUNDLE_DIR")
@@ -215,3 +247,31 @@ def test_launcher_dispatches_cdfis_commands() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: cdfis info")
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_resources(tmp_path: Path) -> None:
+    """A wheel built from the sources holds resources/ as cdfis_desktop/resources (setup.py)."""
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("cdfis_desktop", "resources"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "wheel"), str(source)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    expected = {
+        f"cdfis_desktop/resources/{p.relative_to(ROOT / 'resources').as_posix()}"
+        for p in (ROOT / "resources").rglob("*")
+        if p.is_file()
+    }
+    assert "cdfis_desktop/resources/style.qss" in expected
+    assert expected <= names, f"missing from {wheel.name}: {sorted(expected - names)}"

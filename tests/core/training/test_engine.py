@@ -86,6 +86,7 @@ def test_a_run_yields_reports_and_records_everything(project_and_data) -> None:
     assert n_final == len(dataset)  # all patches at the end, training ones included
 
 
+@pytest.mark.slow
 def test_training_lowers_the_validation_loss(project_and_data) -> None:
     project, dataset = project_and_data
     epochs = [
@@ -137,6 +138,7 @@ def _weights(project: Project, checkpoint: str) -> dict[str, torch.Tensor]:
     return load_checkpoint(Path(checkpoint))["session"]["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["presample", "history"])
 def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: str) -> None:
     sampler = SamplerConfig(rule="cdf", mode=mode, presample_ratio=2.0, warmup="steps:2")
