@@ -1,5 +1,6 @@
-"""The desktop application: the only package that imports Qt (PySide6) and pyqtgraph."""
+"""The desktop application: the only package that imports Qt (PySide6) and pyqtgraph.
 
-from cdfis_desktop.gui.pyside_compat import make_bools_immortal
-
-make_bools_immortal()
+PySide6-Essentials 6.12.0 on Python 3.11 drops a reference to ``True`` on every
+``Signal.emit()`` and aborts the interpreter after a few thousand emits; pyproject.toml
+keeps Python < 3.12 on PySide6 < 6.12 (``tests/gui/test_app.py`` guards it).
+"""

@@ -37,8 +37,8 @@ def test_icon_and_parser() -> None:
 
 
 def test_bools_survive_many_signal_emits() -> None:
-    """Without the work-around, PySide6 6.12 on Python 3.11 aborts after a few thousand
-    emits (each drops a reference to True it never took)."""
+    """PySide6 6.12.0 on Python 3.11 aborts after a few thousand emits (each drops a
+    reference to True it never took); the PySide6 version pyproject.toml allows must not."""
     code = (
         "import cdfis_desktop.gui\n"
         "from PySide6.QtCore import QObject, Signal\n"

@@ -229,6 +229,10 @@ def test_bundle_imports_a_slide_and_shows_it(
         "--annotations", synthetic_slide.annotations_path, "--patch-px", "96", "--mpp", "1.0",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    cli_exe = bundle_exe.with_name(bundle_exe.name.replace(APP_NAME, "cdfis"))
+    done = run_bundle(cli_exe, "info", synthetic_slide.slide_path)
+    assert done.returncode == 0, done.stderr
+    assert "levels" in done.stdout.lower()
     empty, with_slide = tmp_path / "empty.png", tmp_path / "slide.png"
     assert run_bundle(bundle_exe, "--screenshot", empty).returncode == 0
     done = run_bundle(bundle_exe, "--project", project, "--screenshot", with_slide)
@@ -260,7 +264,7 @@ def test_wheel_ships_the_resources(tmp_path: Path) -> None:
     for name in ("cdfis_desktop", "resources"):
         shutil.copytree(ROOT / name, source / name, ignore=ignore)
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
          "-w", str(tmp_path / "wheel"), str(source)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
