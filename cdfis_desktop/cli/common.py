@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.progress import Progress
 
 
 def existing_path(text: str) -> Path:
@@ -41,3 +46,28 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be positive")
     return value
+
+
+class ProgressLine:
+    """Prints :class:`~cdfis_desktop.core.progress.Progress` updates to stderr: one line
+    redrawn in place on a terminal, one line per update otherwise (logs, CI). Use as a
+    context manager so the terminal line is ended."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+
+    def __call__(self, progress: Progress) -> None:
+        text = f"[{progress.done}/{progress.total}] {progress.message}"
+        if self.tty:
+            self.stream.write(f"\r{text}\x1b[K")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __enter__(self) -> ProgressLine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.tty:
+            self.stream.write("\n")

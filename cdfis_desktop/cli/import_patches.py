@@ -4,9 +4,8 @@ slide per patient/group and register its patches with their labels."""
 from __future__ import annotations
 
 import argparse
-import sys
 
-from cdfis_desktop.cli.common import positive_float
+from cdfis_desktop.cli.common import ProgressLine, positive_float
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.tiling.labels import parse_class_map
 
     class_map = parse_class_map(args.class_map) if args.class_map else None
-    with Project.open(args.project, create=True) as project:
+    with Project.open(args.project, create=True) as project, ProgressLine() as progress:
         summary = import_patch_set(
             project,
             args.csv,
@@ -58,10 +57,7 @@ def run(args: argparse.Namespace) -> int:
             group_by=args.group_by,
             mpp=args.mpp,
             class_map=class_map,
-            progress=lambda p: print(
-                f"\r[{p.done}/{p.total}] {p.message}", end="", file=sys.stderr, flush=True
-            ),
+            progress=progress,
         )
-    print(file=sys.stderr)
     print("\n".join(summary.lines()))
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cdfis_desktop.cli.common import fraction, positive_float, positive_int
+from cdfis_desktop.cli.common import ProgressLine, fraction, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         min_label_coverage=args.min_coverage,
     )
     class_map = parse_class_map(args.class_map) if args.class_map else None
-    with Project.open(args.project, create=True) as project:
+    with Project.open(args.project, create=True) as project, ProgressLine() as progress:
         summary = import_slides(
             project,
             args.slides,
@@ -87,11 +87,8 @@ def run(args: argparse.Namespace) -> int:
             tiling=tiling,
             class_map=class_map,
             mpp_override=args.slide_mpp,
-            progress=lambda p: print(
-                f"\r[{p.done}/{p.total}] {p.message}", end="", file=sys.stderr, flush=True
-            ),
+            progress=progress,
         )
-    print(file=sys.stderr)
     for note in summary.notes:
         print(f"warning: {note}", file=sys.stderr)
     print("\n".join(summary.lines()))
