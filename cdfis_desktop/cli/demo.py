@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cdfis_desktop.cli.train import TrainingProgress, cancel_on_sigint
+    from cdfis_desktop.cli.train import CancelOnSigint, TrainingProgress
     from cdfis_desktop.core.demo.project import build_demo_project, demo_run_config
     from cdfis_desktop.core.paths import default_demo_project_dir
     from cdfis_desktop.core.progress import CancelToken
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     folder = (args.project or default_demo_project_dir()).expanduser().resolve()
     print(f"demo project: {folder}")
     cancel = CancelToken()
-    with cancel_on_sigint(cancel):
+    with CancelOnSigint(cancel):
         project = build_demo_project(folder, cancel=cancel)
         with project:
             slides = project.slides()

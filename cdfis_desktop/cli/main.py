@@ -1,6 +1,6 @@
 """``cdfis``: the command-line entry point.
 
-Every module in this package that defines ``register(subparsers)`` is a command. It adds
+Every public module in this package (``common`` and ``_private`` ones aside) defines ``register(subparsers)`` is a command. It adds
 its sub-parser and sets ``func=run`` where ``run(args) -> int``. Modules import only the
 standard library at top level (torch, numpy, openslide... are imported inside ``run``) so
 ``cdfis --help`` is instant.
@@ -34,7 +34,11 @@ def command_names() -> list[str]:
     """Names of the ``cdfis`` sub-commands, from the modules of this package."""
     import cdfis_desktop.cli as package
 
-    names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name not in _NOT_COMMANDS]
+    names = [
+        m.name
+        for m in pkgutil.iter_modules(package.__path__)
+        if m.name not in _NOT_COMMANDS and not m.name.startswith("_")
+    ]
     return sorted(name.replace("_", "-") for name in names)
 
 

@@ -16,14 +16,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from cdfis_desktop.cli.common import existing_path, fraction, positive_float, positive_int
-
-# options that define a run; --resume takes them from the stored run instead
-_RUN_OPTIONS = (
-    "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
-    "warmup", "weighting", "floor", "model", "seed", "lr", "input_px", "no_augment",
-    "val_every", "patience", "weights",
-)  # fmt: skip
+from cdfis_desktop.cli._run_options import RUN_OPTIONS, add_run_options, run_config_from
+from cdfis_desktop.cli.common import existing_path, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -38,34 +32,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--project", required=True, type=existing_path, help="project folder")
-    sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--sampler", choices=("uniform", "topk", "cdf"), help="rule (uniform)")
-    sampling.add_argument(
-        "--mode", choices=("presample", "history"), help="presample (paper) or history (ours)"
-    )
-    sampling.add_argument("--metric", choices=("loss", "gradnorm", "gradnorm_wb"), help="score")
-    sampling.add_argument(
-        "--presample", type=positive_float, metavar="R", help="candidates per trained row (8)"
-    )
-    sampling.add_argument(
-        "--warmup", metavar="RULE", help="none, steps:N, epochs:N, loss:F or variance:T"
-    )
-    sampling.add_argument("--weighting", choices=("none", "unbiased", "power"), help="(none)")
-    sampling.add_argument("--floor", type=fraction, metavar="F", help="uniform share in p (0)")
-    stop = parser.add_argument_group("when to stop (one of)").add_mutually_exclusive_group()
-    stop.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (default 1)")
-    stop.add_argument("--time-budget", type=positive_float, metavar="S", help="training seconds")
-    stop.add_argument("--steps", type=positive_int, metavar="N", help="training steps")
-    model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", choices=("smallcnn", "resnet18", "resnet50"), help="(smallcnn)")
-    model.add_argument("--weights", metavar="FILE", help="initial weights (local state_dict)")
-    model.add_argument("--batch", type=positive_int, metavar="N", help="batch size (128)")
-    model.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (1e-3)")
-    model.add_argument("--input-px", type=positive_int, metavar="PX", help="input size (96)")
-    model.add_argument("--no-augment", action="store_true", default=None, help="no augmentation")
-    model.add_argument("--val-every", type=positive_int, metavar="N", help="validate every N steps")
-    model.add_argument("--patience", type=positive_int, metavar="N", help="early stopping")
-    model.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
+    add_run_options(parser)
     parser.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda:N, mps")
     parser.add_argument("--name", default="", help="a name for the run")
     parser.add_argument(
@@ -80,61 +47,27 @@ def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.storage import Project
     from cdfis_desktop.core.training.engine import Trainer
 
-    given = [name for name in _RUN_OPTIONS if getattr(args, name) is not None]
+    given = [name for name in RUN_OPTIONS if getattr(args, name) is not None]
     if args.resume is not None and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ConfigError(
             f"--resume continues run {args.resume} with its stored settings; drop {flags}"
         )
     cancel = CancelToken()
-    printer = _Progress(sys.stdout, enabled=os.environ.get("RANK", "0") == "0")
-    with Project.open(args.project) as project, _cancel_on_sigint(cancel):
+    printer = TrainingProgress(sys.stdout, enabled=os.environ.get("RANK", "0") == "0")
+    with Project.open(args.project) as project, CancelOnSigint(cancel):
         trainer = Trainer(project, run_name=args.name)
         if args.resume is not None:
             reports = trainer.iter_resume(args.resume, cancel)
         else:
-            reports = trainer.iter_run(_config_from(args), cancel)
+            reports = trainer.iter_run(run_config_from(args), cancel)
         status = "finished"
         for report in reports:
             status = printer.show(report) or status
     return 130 if status == "cancelled" else 0
 
 
-def _config_from(args: argparse.Namespace) -> Any:
-    from cdfis_desktop.core.config import RunConfig, SamplerConfig
-
-    sampler_values = {
-        "rule": args.sampler,
-        "mode": args.mode,
-        "metric": args.metric,
-        "presample_ratio": args.presample,
-        "warmup": args.warmup,
-        "weighting": args.weighting,
-        "floor": args.floor,
-    }
-    sampler = SamplerConfig(**{k: v for k, v in sampler_values.items() if v is not None})
-    run_values = {
-        "model": args.model,
-        "weights_path": args.weights,
-        "batch_size": args.batch,
-        "learning_rate": args.lr,
-        "input_px": args.input_px,
-        "val_every_steps": args.val_every,
-        "early_stopping_patience": args.patience,
-        "seed": args.seed,
-        "augment": False if args.no_augment else None,
-    }
-    values: dict[str, Any] = {k: v for k, v in run_values.items() if v is not None}
-    if args.time_budget is not None:
-        values.update(epochs=None, time_budget_s=args.time_budget)
-    elif args.steps is not None:
-        values.update(epochs=None, max_steps=args.steps)
-    elif args.epochs is not None:
-        values["epochs"] = args.epochs
-    return RunConfig(sampler=sampler, device=args.device, **values)
-
-
-class _cancel_on_sigint:
+class CancelOnSigint:
     """Ctrl-C sets the cancel token (graceful stop); a second Ctrl-C interrupts at once."""
 
     def __init__(self, cancel: Any) -> None:
@@ -147,7 +80,7 @@ class _cancel_on_sigint:
         self.cancel.cancel()
         print("\nstopping after this step (Ctrl-C again to abort at once)...", file=sys.stderr)
 
-    def __enter__(self) -> _cancel_on_sigint:
+    def __enter__(self) -> CancelOnSigint:
         self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -155,7 +88,7 @@ class _cancel_on_sigint:
         signal.signal(signal.SIGINT, self.previous)
 
 
-class _Progress:
+class TrainingProgress:
     """Renders reports: a ``\\r`` bar on a TTY, periodic plain lines otherwise."""
 
     WIDTH = 24

@@ -1,9 +1,10 @@
 """The packaging files (always) and a built PyInstaller bundle (when ``CDFIS_BUNDLE_DIR``
 names one, e.g. ``/tmp/bundle/dist/cdfis-desktop``; see packaging/README.md).
 
-The bundle tests run the frozen programs as subprocesses: ``cdfis-desktop import`` (the
-``cdfis`` command dispatch, OpenSlide from openslide-bin) on a generated slide, then the
-desktop app with ``--screenshot`` on Qt's offscreen platform, with and without the project.
+The bundle tests run the frozen programs as subprocesses: ``cdfis import`` and
+``cdfis-desktop info`` (the command line and the app's command dispatch, OpenSlide from
+openslide-bin) on a generated slide, then the desktop app with ``--screenshot`` on Qt's
+offscreen platform, with and without the project.
 """
 
 from __future__ import annotations
@@ -224,13 +225,13 @@ def test_bundle_imports_a_slide_and_shows_it(
     bundle_exe: Path, synthetic_slide, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
+    cli_exe = bundle_exe.with_name(bundle_exe.name.replace(APP_NAME, "cdfis"))
     done = run_bundle(
-        bundle_exe, "import", "--project", project, synthetic_slide.slide_path,
+        cli_exe, "import", "--project", project, synthetic_slide.slide_path,
         "--annotations", synthetic_slide.annotations_path, "--patch-px", "96", "--mpp", "1.0",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    cli_exe = bundle_exe.with_name(bundle_exe.name.replace(APP_NAME, "cdfis"))
-    done = run_bundle(cli_exe, "info", synthetic_slide.slide_path)
+    done = run_bundle(bundle_exe, "info", synthetic_slide.slide_path)  # the app's dispatch
     assert done.returncode == 0, done.stderr
     assert "levels" in done.stdout.lower()
     empty, with_slide = tmp_path / "empty.png", tmp_path / "slide.png"

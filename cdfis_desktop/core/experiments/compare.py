@@ -9,7 +9,8 @@ ordinary run of the project's store, so the GUI and the reports show it.
 Wall time is the engine's training time (evaluation excluded; CUDA synchronised before
 the clock is read). *Time to target* for one run is the wall time of the first validation
 at which its accuracy is at least the target; the default target is uniform's mean final
-validation accuracy. The ratio to uniform is taken per seed (paired), and its 95 %
+validation accuracy. A run's *final accuracy* is the mean of its last
+:data:`FINAL_VALIDATIONS` validations, so one noisy validation cannot decide it. The ratio to uniform is taken per seed (paired), and its 95 %
 confidence interval is a percentile bootstrap over seeds (10,000 resamples, fixed seed).
 
 Outputs (written atomically into ``out_dir``): ``results.csv`` (one row per validation:
@@ -46,6 +47,7 @@ SUMMARY_COLUMNS = (
     "ratio_ci95_low", "ratio_ci95_high",
 )  # fmt: skip
 BOOTSTRAP_RESAMPLES = 10_000
+FINAL_VALIDATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def summarise(
     """Per-sampler summaries (see :class:`SamplerSummary`). ``target_accuracy`` None =
     uniform's mean final accuracy (ConfigError when uniform was not compared)."""
     runs = _runs(points)
-    finals = {key: acc[-1] for key, (_, acc) in runs.items()}
+    finals = {key: float(acc[-FINAL_VALIDATIONS:].mean()) for key, (_, acc) in runs.items()}
     samplers = list(dict.fromkeys(p.sampler for p in points))
     if target_accuracy is None:
         if "uniform" not in samplers:

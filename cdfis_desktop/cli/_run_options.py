@@ -1,0 +1,88 @@
+"""Options that define a training run, shared by ``cdfis train`` and ``cdfis compare``.
+
+``add_run_options(parser)`` adds them (all default to None = "the RunConfig default");
+``run_config_from(args)`` turns the given ones into a :class:`RunConfig`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cdfis_desktop.cli.common import fraction, positive_float, positive_int
+
+# options that define a run; --resume takes them from the stored run instead
+RUN_OPTIONS = (
+    "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
+    "warmup", "weighting", "floor", "model", "seed", "lr", "input_px", "no_augment",
+    "val_every", "patience", "weights",
+)  # fmt: skip
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = True) -> None:
+    """Add the run options; ``sampler_choice`` False leaves out --sampler/--mode (for
+    commands that set them per run, like ``cdfis compare``)."""
+    sampling = parser.add_argument_group("sampling")
+    if sampler_choice:
+        sampling.add_argument("--sampler", choices=("uniform", "topk", "cdf"), help="(uniform)")
+        sampling.add_argument(
+            "--mode", choices=("presample", "history"), help="presample (paper) or history (ours)"
+        )
+    sampling.add_argument("--metric", choices=("loss", "gradnorm", "gradnorm_wb"), help="score")
+    sampling.add_argument(
+        "--presample", type=positive_float, metavar="R", help="candidates per trained row (8)"
+    )
+    sampling.add_argument(
+        "--warmup", metavar="RULE", help="none, steps:N, epochs:N, loss:F or variance:T"
+    )
+    sampling.add_argument("--weighting", choices=("none", "unbiased", "power"), help="(none)")
+    sampling.add_argument("--floor", type=fraction, metavar="F", help="uniform share in p (0)")
+    stop = parser.add_argument_group("when to stop (one of)").add_mutually_exclusive_group()
+    stop.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (default 1)")
+    stop.add_argument("--time-budget", type=positive_float, metavar="S", help="training seconds")
+    stop.add_argument("--steps", type=positive_int, metavar="N", help="training steps")
+    model = parser.add_argument_group("model and optimisation")
+    model.add_argument("--model", choices=("smallcnn", "resnet18", "resnet50"), help="(smallcnn)")
+    model.add_argument("--weights", metavar="FILE", help="initial weights (local state_dict)")
+    model.add_argument("--batch", type=positive_int, metavar="N", help="batch size (128)")
+    model.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (1e-3)")
+    model.add_argument("--input-px", type=positive_int, metavar="PX", help="input size (96)")
+    model.add_argument("--no-augment", action="store_true", default=None, help="no augmentation")
+    model.add_argument("--val-every", type=positive_int, metavar="N", help="validate every N steps")
+    model.add_argument("--patience", type=positive_int, metavar="N", help="early stopping")
+    model.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
+
+
+def run_config_from(args: argparse.Namespace) -> Any:
+    """A RunConfig from the options given (RunConfig defaults for the rest)."""
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
+
+    sampler_values = {
+        "rule": getattr(args, "sampler", None),
+        "mode": getattr(args, "mode", None),
+        "metric": args.metric,
+        "presample_ratio": args.presample,
+        "warmup": args.warmup,
+        "weighting": args.weighting,
+        "floor": args.floor,
+    }
+    sampler = SamplerConfig(**{k: v for k, v in sampler_values.items() if v is not None})
+    run_values = {
+        "model": args.model,
+        "weights_path": args.weights,
+        "batch_size": args.batch,
+        "learning_rate": args.lr,
+        "input_px": args.input_px,
+        "val_every_steps": args.val_every,
+        "early_stopping_patience": args.patience,
+        "seed": args.seed,
+        "augment": False if args.no_augment else None,
+    }
+    values: dict[str, Any] = {k: v for k, v in run_values.items() if v is not None}
+    if args.time_budget is not None:
+        values.update(epochs=None, time_budget_s=args.time_budget)
+    elif args.steps is not None:
+        values.update(epochs=None, max_steps=args.steps)
+    elif args.epochs is not None:
+        values["epochs"] = args.epochs
+    return RunConfig(sampler=sampler, device=args.device, **values)
