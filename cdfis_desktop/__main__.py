@@ -11,10 +11,10 @@ import sys
 
 
 def main() -> int:
-    from cdfis_desktop.cli.main import command_names
+    from cdfis_desktop.cli.main import command_words
 
     argv = sys.argv[1:]
-    if argv and (argv[0] in command_names() or argv[0] in {"-V", "--version"}):
+    if argv and (argv[0] in command_words() or argv[0] in {"-V", "--version"}):
         from cdfis_desktop.cli.main import main as cli_main
 
         return cli_main(argv)

@@ -43,6 +43,15 @@ def command_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _build_parser()[0]
+
+
+def command_words() -> set[str]:
+    """Every word that starts a ``cdfis`` command, aliases included (e.g. ``import``)."""
+    return set(_build_parser()[1].choices)
+
+
+def _build_parser() -> tuple[argparse.ArgumentParser, argparse.Action]:
     parser = _Parser(
         prog="cdfis",
         description="CDF-based importance sampling for tissue-patch classifiers.",
@@ -54,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
-    return parser
+    return parser, subparsers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cdfis_desktop.cli.main import command_names
+from cdfis_desktop.cli.main import command_names, command_words
 
 
 def _cdfis(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,3 +36,15 @@ def test_unknown_command_is_a_usage_error() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "Traceback" not in result.stderr
+
+
+def test_python_dash_m_runs_commands_by_any_of_their_names() -> None:
+    """``python -m cdfis_desktop WORD`` is the CLI for every command word, aliases too
+    (``torchrun -m cdfis_desktop train`` relies on it); anything else opens the app."""
+    words = command_words()
+    assert {"import", "import-slides", "train", "compare", "demo"} <= words
+    result = subprocess.run(
+        [sys.executable, "-m", "cdfis_desktop", "import", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: cdfis import")
