@@ -5,20 +5,25 @@ Run: ``python benchmarks/store.py [--steps 1000] [--train-steps 40]``. Everythin
 temporary folder. Targets (issue 4): insert >= 300,000 rows/s; recording overhead <= 5 %
 of a presample step (b = 128 from B = 1024); heatmap of a 100,000-patch slide < 100 ms;
 <= 40 MB per million history rows. Timings are ratios against a baseline measured in the
-same run where a baseline exists.
+same run where a baseline exists. Also prints what zlib level 1 would cost on the
+aggregate rows a flush writes (they are stored uncompressed), and the load average before
+and after (the machine may be shared: compare CPU-time numbers then).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from cdfis_desktop.core.storage import Project
+from cdfis_desktop.core.storage import ALL_EPOCHS, Project
+from cdfis_desktop.core.storage.aggregates import COLUMNS, load
 
 CANDIDATES = 1024
 BATCH = 128
@@ -98,7 +103,26 @@ def bench_insert_and_size(folder: Path, steps: int) -> tuple[Project, int, int]:
     )
     for name, size in _table_sizes(project).items():
         print(f"  {name:<24s} {size / rows * 1e6 / 2**20:6.1f} MiB per million rows")
+    bench_compression(project, run_id)
     return project, slide_id, run_id
+
+
+def bench_compression(project: Project, run_id: int) -> None:
+    """Time zlib level 1 on the cumulative aggregate row, as a flush would (2 rows)."""
+    with project.engine.connect() as conn:
+        arrays = load(conn, run_id, ALL_EPOCHS)
+    assert arrays is not None
+    blobs = [arrays[name].tobytes() for name in COLUMNS]
+    start = time.process_time()
+    packed = [zlib.compress(blob, 1) for blob in blobs]
+    cpu = 2 * (time.process_time() - start)
+    raw = sum(len(b) for b in blobs)
+    print(
+        f"zlib level 1 on one flush's 2 aggregate rows ({2 * raw / 2**20:.1f} MiB): "
+        f"{cpu * 1000:.1f} ms CPU = {cpu / (FLUSH * CANDIDATES) * 1e6:.2f} us per history row "
+        f"(budget at 300,000 rows/s: 3.33 us), ratio {raw / sum(len(p) for p in packed):.2f}; "
+        "not used"
+    )
 
 
 def _db_bytes(project: Project) -> int:
@@ -111,7 +135,7 @@ def _table_sizes(project: Project) -> dict[str, int]:
         with project.engine.connect() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN ('history', "
-                "'history_steps', 'epoch_stats') GROUP BY name"
+                "'history_steps', 'run_aggregates') GROUP BY name"
             ).all()
     except Exception:  # dbstat is optional in SQLite builds
         return {}
@@ -194,12 +218,14 @@ def main() -> None:
         "--train-steps", type=int, default=80, help="training steps (multiple of 40; 0 skips)"
     )
     args = parser.parse_args()
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         project, slide_id, run_id = bench_insert_and_size(Path(tmp) / "insert", args.steps)
         bench_heatmap(project, slide_id, run_id)
         project.close()
         if args.train_steps:
             bench_training_overhead(Path(tmp) / "train", args.train_steps)
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}")
 
 
 if __name__ == "__main__":

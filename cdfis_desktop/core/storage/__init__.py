@@ -1,7 +1,9 @@
 """The project store: one folder per project, one SQLAlchemy database (SQLite by default).
 
 Storage layout and its size/speed trade-offs: :mod:`.schema` (history keyed by flushed
-block, float32 values as 4-byte bit patterns) and :mod:`.history` (aggregates in numpy).
+block, float32 values as 4-byte bit patterns), :mod:`.aggregates` (per-epoch aggregates as
+one row of packed numpy arrays indexed by patch id per run and epoch) and :mod:`.history`
+(the batched writer folding each flush into those arrays in the same transaction).
 
 A project folder holds ``project.toml`` (name, created, schema version, app version),
 ``project.db`` (SQLite, WAL), ``checkpoints/``, ``cache/``, ``slides/`` and ``locks/``.

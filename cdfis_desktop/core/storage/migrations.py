@@ -10,7 +10,9 @@ History: version 1 is the prototype layout (slides without a patient group, no p
 predictions); version 2 adds ``slides.group_name`` and the ``predictions`` table; version 3
 re-keys ``history`` by (run, block, patch, step offset) with float32 score/probability bit
 patterns, moves each step's epoch to ``history_steps`` and drops the (run, patch, step)
-index (about 45 % less space per history row, see :mod:`.schema`).
+index (about 45 % less space per history row, see :mod:`.schema`); version 4 replaces the
+``epoch_stats`` rows (one per run, epoch and patch) by one ``run_aggregates`` row of packed
+arrays per run and epoch (see :mod:`.aggregates`), built from those rows.
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from cdfis_desktop.core.storage.schema import History, HistoryStep, Prediction, encode_f32
+from cdfis_desktop.core.storage.aggregates import Aggregates, max_patch_id, save
+from cdfis_desktop.core.storage.schema import (
+    History,
+    HistoryStep,
+    Prediction,
+    RunAggregate,
+    encode_f32,
+)
 
 V2_BLOCK_STEPS = 64
 """Block length (steps) given to history rows migrated from version 2."""
@@ -74,7 +84,30 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE history_v2")
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: Connection) -> None:
+    RunAggregate.__table__.create(conn)
+    length = max_patch_id(conn) + 1
+    keys = conn.exec_driver_sql(
+        "SELECT DISTINCT run_id, epoch FROM epoch_stats ORDER BY run_id, epoch"
+    ).all()
+    for run_id, epoch in keys:
+        rows = conn.exec_driver_sql(
+            "SELECT patch_id, times_scored, times_chosen, score_sum, last_score, last_step "
+            "FROM epoch_stats WHERE run_id = ? AND epoch = ?",
+            (run_id, epoch),
+        ).all()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        table = Aggregates.zeros(max(length, int(ids.max()) + 1))
+        table.times_scored[ids] = [r[1] for r in rows]
+        table.times_chosen[ids] = [r[2] for r in rows]
+        table.score_sum[ids] = [r[3] for r in rows]
+        table.last_score[ids] = [r[4] for r in rows]
+        table.last_step[ids] = [r[5] for r in rows]
+        save(conn, run_id, epoch, table)
+    conn.exec_driver_sql("DROP TABLE epoch_stats")
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """``MIGRATIONS[v](conn)`` upgrades a version-``v`` database to ``v + 1``."""
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from cdfis_desktop import __version__
 from cdfis_desktop.core.config import SAMPLER_MODES, SAMPLER_RULES, SCORE_METRICS
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
-from cdfis_desktop.core.storage import queries
+from cdfis_desktop.core.storage import aggregates, queries
 from cdfis_desktop.core.storage.database import make_engine, prepare_schema, translated_errors
 from cdfis_desktop.core.storage.history import HistoryWriter, rebuild_aggregates
 from cdfis_desktop.core.storage.locks import RunLock, writer_identity
@@ -241,7 +241,9 @@ class Project:
         for those patches. Runs themselves are kept."""
         patch_ids = select(Patch.id).where(Patch.slide_id == slide_id).scalar_subquery()
         with translated_errors(self._where), self.engine.begin() as conn:
-            for table in ("history", "epoch_stats", "predictions"):
+            doomed = conn.execute(select(Patch.id).where(Patch.slide_id == slide_id)).scalars()
+            aggregates.zero_patches(conn, np.fromiter(doomed, dtype=np.int64))
+            for table in ("history", "predictions"):
                 conn.execute(
                     text(
                         f"DELETE FROM {table} WHERE patch_id IN (SELECT id FROM patches "

@@ -2,7 +2,9 @@
 
 All functions only read and are safe from any thread while the training thread writes
 (WAL: they see the last committed history batch). Heatmaps and patch rankings read the
-per-epoch aggregates (``epoch_stats``), never the raw history.
+per-epoch aggregates (one ``run_aggregates`` row of packed arrays per epoch, indexed by
+patch id, see :mod:`.aggregates`), never the raw history. A patch "has a value" in an
+epoch when it was scored at least once in it (``times_scored > 0``).
 
 Favour (docs/method.md, "Favoured and ignored patches"): with C the number of draws in
 the run (sum of ``times_chosen`` over all patches, in the epoch asked for or cumulatively
@@ -21,6 +23,7 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from cdfis_desktop.core.errors import ConfigError, StoreError
+from cdfis_desktop.core.storage import aggregates
 from cdfis_desktop.core.storage.database import translated_errors
 from cdfis_desktop.core.storage.records import (
     HeatmapValues,
@@ -48,13 +51,14 @@ HEATMAP_METRICS = (
 score metric is that one. ``prediction`` is the predicted label, ``prediction_probability``
 its probability (latest epoch with predictions when ``epoch`` is None)."""
 
-_STAT_VALUE = {
-    "times_chosen": "s.times_chosen",
-    "times_scored": "s.times_scored",
-    "favour": "s.times_chosen",
-    "mean_score": "s.score_sum / s.times_scored",
-    "last_score": "s.last_score",
+_STAT_COLUMN = {
+    "times_chosen": "times_chosen",
+    "times_scored": "times_scored",
+    "favour": "times_chosen",
+    "mean_score": "score_sum",
+    "last_score": "last_score",
 }
+"""Aggregate array each heatmap metric reads (besides ``times_scored``)."""
 
 METRIC_COLUMNS = (
     "train_loss",
@@ -95,8 +99,7 @@ def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
     with translated_errors(where), engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT DISTINCT epoch FROM epoch_stats WHERE run_id = :r AND epoch >= 0 "
-                "ORDER BY epoch"
+                "SELECT epoch FROM run_aggregates WHERE run_id = :r AND epoch >= 0 ORDER BY epoch"
             ),
             {"r": run_id},
         ).scalars()
@@ -112,15 +115,17 @@ def _run_row(conn: Any, where: str, run_id: int) -> Any:
     return row
 
 
-def _expected_uniform(conn: Any, run_id: int, stat_epoch: int, n_train: int) -> float:
-    total = conn.execute(
-        text(
-            "SELECT COALESCE(SUM(times_chosen), 0) FROM epoch_stats "
-            "WHERE run_id = :r AND epoch = :e"
-        ),
-        {"r": run_id, "e": stat_epoch},
-    ).scalar_one()
-    return float(total) / max(int(n_train), 1)
+def _expected_uniform(times_chosen: np.ndarray, n_train: int) -> float:
+    """C / N: the draws of the epoch (sum of ``times_chosen``) over the training patches."""
+    return float(times_chosen.sum(dtype=np.int64)) / max(int(n_train), 1)
+
+
+def _at(values: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
+    """``values[patch_ids]`` with 0 for ids past the end of an aggregate array."""
+    inside = patch_ids < values.shape[0]
+    out = np.zeros(patch_ids.shape[0], values.dtype)
+    out[inside] = values[patch_ids[inside]]
+    return out
 
 
 def _concat_columns(conn: Any, sql: str, params: dict[str, Any], n: int) -> list[np.ndarray]:
@@ -205,57 +210,70 @@ def heatmap_values(
                 )
             metric = "mean_score"
         ids, l0_x, l0_y, l0_size, is_train, label = cache.get(conn, slide_id)
-        # Patches of a slide are usually one id range: scan that range of the primary key
-        # and drop ids of other slides below.
-        params: dict[str, Any] = {
-            "r": run_id,
-            "lo": int(ids[0]) if ids.size else 0,
-            "hi": int(ids[-1]) if ids.size else -1,
-        }
+        patch_ids = ids.astype(np.int64)
         expected = 0.0
         if metric == "label":
-            value_ids, values = ids, np.where(label >= 0, label, np.nan)
+            value = np.where(label >= 0, label, np.nan)
         elif metric.startswith("prediction"):
-            params["e"] = (
-                epoch
-                if epoch is not None
-                else conn.execute(
-                    text("SELECT MAX(epoch) FROM predictions WHERE run_id = :r"), params
-                ).scalar()
-            )
-            column = "predicted_label" if metric == "prediction" else "probability"
-            value_ids, values = _concat_columns(
-                conn,
-                f"SELECT group_concat(patch_id), group_concat({column}) FROM predictions "
-                "WHERE run_id = :r AND epoch = :e AND patch_id BETWEEN :lo AND :hi",
-                params,
-                2,
-            )
+            value = _prediction_values(conn, run_id, patch_ids, metric, epoch)
         else:
-            params["e"] = ALL_EPOCHS if epoch is None else int(epoch)
-            value_ids, values = _concat_columns(
-                conn,
-                f"SELECT group_concat(s.patch_id), group_concat({_STAT_VALUE[metric]}) "
-                "FROM epoch_stats s WHERE s.run_id = :r AND s.epoch = :e "
-                "AND s.patch_id BETWEEN :lo AND :hi",
-                params,
-                2,
+            stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
+            arrays = aggregates.load(
+                conn, run_id, stat_epoch, ("times_scored", _STAT_COLUMN[metric])
             )
-            if metric == "favour":
-                expected = _expected_uniform(conn, run_id, params["e"], run.n_train)
-    value = np.full(ids.shape[0], np.nan)
-    if metric in ("times_chosen", "favour"):
-        value[is_train == 1] = 0.0
-    at = np.minimum(np.searchsorted(ids, value_ids), max(ids.shape[0] - 1, 0))
-    mine = ids[at] == value_ids if ids.size else np.zeros(0, dtype=bool)
-    value[at[mine]] = values[mine]
+            value = np.full(patch_ids.shape[0], np.nan)
+            if metric in ("times_chosen", "favour"):
+                value[is_train == 1] = 0.0
+            if arrays is not None:
+                scored = _at(arrays["times_scored"], patch_ids)
+                stat = _at(arrays[_STAT_COLUMN[metric]], patch_ids).astype(np.float64)
+                if metric == "mean_score":
+                    stat /= np.maximum(scored, 1)
+                has = scored > 0
+                value[has] = stat[has]
+                if metric == "favour":
+                    expected = _expected_uniform(arrays["times_chosen"], run.n_train)
     return HeatmapValues(
-        patch_id=ids.astype(np.int64),
+        patch_id=patch_ids,
         l0_x=l0_x.astype(np.int64),
         l0_y=l0_y.astype(np.int64),
         l0_size=l0_size.astype(np.int64),
         value=(value - expected).astype(np.float32),
     )
+
+
+def _prediction_values(
+    conn: Any, run_id: int, patch_ids: np.ndarray, metric: str, epoch: int | None
+) -> np.ndarray:
+    """float64[n] predicted label (``prediction``) or its probability of the sorted
+    ``patch_ids`` at ``epoch`` (None: the latest epoch with predictions); NaN if none."""
+    params: dict[str, Any] = {
+        "r": run_id,
+        # patches of a slide are usually one id range: scan that range of the primary key
+        # and drop ids of other slides below
+        "lo": int(patch_ids[0]) if patch_ids.size else 0,
+        "hi": int(patch_ids[-1]) if patch_ids.size else -1,
+    }
+    params["e"] = (
+        epoch
+        if epoch is not None
+        else conn.execute(
+            text("SELECT MAX(epoch) FROM predictions WHERE run_id = :r"), params
+        ).scalar()
+    )
+    column = "predicted_label" if metric == "prediction" else "probability"
+    value_ids, values = _concat_columns(
+        conn,
+        f"SELECT group_concat(patch_id), group_concat({column}) FROM predictions "
+        "WHERE run_id = :r AND epoch = :e AND patch_id BETWEEN :lo AND :hi",
+        params,
+        2,
+    )
+    value = np.full(patch_ids.shape[0], np.nan)
+    at = np.minimum(np.searchsorted(patch_ids, value_ids), max(patch_ids.shape[0] - 1, 0))
+    mine = patch_ids[at] == value_ids if patch_ids.size else np.zeros(0, dtype=bool)
+    value[at[mine]] = values[mine]
+    return value
 
 
 def favoured_patches(
@@ -275,43 +293,57 @@ def favoured_patches(
     Ties: favoured break by more times scored last; ignored rank first the patches scored
     most often yet chosen least (looked at and passed over), then by id."""
     stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
-    order = (
-        "s.times_chosen ASC, s.times_scored DESC"
-        if ignored
-        else "s.times_chosen DESC, s.times_scored ASC"
-    )
-    sql = (
-        "SELECT s.patch_id, p.slide_id, p.l0_x, p.l0_y, p.l0_size, p.label, s.times_scored, "
-        "s.times_chosen, s.score_sum, s.last_score FROM epoch_stats s "
-        "JOIN patches p ON p.id = s.patch_id WHERE s.run_id = :r AND s.epoch = :e "
-        "AND (:slide IS NULL OR p.slide_id = :slide) AND (:label IS NULL OR p.label = :label) "
-        f"ORDER BY {order}, s.patch_id LIMIT :n"
-    )
     with translated_errors(where), engine.connect() as conn:
         run = _run_row(conn, where, run_id)
-        expected = _expected_uniform(conn, run_id, stat_epoch, run.n_train)
+        arrays = aggregates.load(conn, run_id, stat_epoch)
+        if arrays is None:
+            return []
+        expected = _expected_uniform(arrays["times_chosen"], run.n_train)
+        candidates = _concat_columns(
+            conn,
+            "SELECT group_concat(id) FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
+            "AND (:label IS NULL OR label = :label)",
+            {"slide": slide_id, "label": label},
+            1,
+        )[0].astype(np.int64)
+        scored = _at(arrays["times_scored"], candidates).astype(np.int64)
+        candidates, scored = candidates[scored > 0], scored[scored > 0]
+        chosen = _at(arrays["times_chosen"], candidates).astype(np.int64)
+        if ignored:  # chosen least, then scored most, then id
+            ranked = np.lexsort((candidates, -scored, chosen))
+        else:  # chosen most, then scored least, then id
+            ranked = np.lexsort((candidates, scored, -chosen))
+        top = candidates[ranked[: max(int(n), 0)]]
         rows = conn.execute(
-            text(sql),
-            {"r": run_id, "e": stat_epoch, "slide": slide_id, "label": label, "n": int(n)},
+            text(
+                "SELECT id, slide_id, l0_x, l0_y, l0_size, label FROM patches WHERE id IN "
+                f"({', '.join(map(str, top.tolist())) or 'NULL'})"
+            )
         ).all()
-    return [
-        PatchStat(
-            patch_id=int(r[0]),
-            slide_id=int(r[1]),
-            l0_x=int(r[2]),
-            l0_y=int(r[3]),
-            l0_size=int(r[4]),
-            label=int(r[5]),
-            times_scored=int(r[6]),
-            times_chosen=int(r[7]),
-            expected_uniform=expected,
-            favour=float(r[7]) - expected,
-            mean_score=float(r[8]) / r[6] if r[6] else float("nan"),
-            last_score=float(r[9]),
-            epoch=epoch,
+    by_id = {int(r[0]): r for r in rows}
+    stats = []
+    for patch_id in top.tolist():
+        r = by_id[patch_id]
+        times_scored = int(arrays["times_scored"][patch_id])
+        times_chosen = int(arrays["times_chosen"][patch_id])
+        stats.append(
+            PatchStat(
+                patch_id=patch_id,
+                slide_id=int(r[1]),
+                l0_x=int(r[2]),
+                l0_y=int(r[3]),
+                l0_size=int(r[4]),
+                label=int(r[5]),
+                times_scored=times_scored,
+                times_chosen=times_chosen,
+                expected_uniform=expected,
+                favour=times_chosen - expected,
+                mean_score=float(arrays["score_sum"][patch_id]) / times_scored,
+                last_score=float(arrays["last_score"][patch_id]),
+                epoch=epoch,
+            )
         )
-        for r in rows
-    ]
+    return stats
 
 
 def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> PatchHistory:
@@ -356,11 +388,10 @@ def score_distribution(
                 {"r": run_id, "s": int(step)},
             ).scalars()
             return decode_f32(np.fromiter(bits, dtype=np.int64))
-        values = conn.execute(
-            text("SELECT last_score FROM epoch_stats WHERE run_id = :r AND epoch = :e"),
-            {"r": run_id, "e": int(epoch)},  # type: ignore[arg-type]
-        ).scalars()
-        return np.fromiter(values, dtype=np.float64).astype(np.float32)
+        arrays = aggregates.load(conn, run_id, int(epoch), ("times_scored", "last_score"))  # type: ignore[arg-type]
+    if arrays is None:
+        return np.zeros(0, np.float32)
+    return arrays["last_score"][arrays["times_scored"] > 0].astype(np.float32)
 
 
 def metric_series(engine: Engine, where: str, run_id: int) -> dict[str, np.ndarray]:

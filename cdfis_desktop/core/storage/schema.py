@@ -5,13 +5,16 @@ paths (patches, importance history, aggregates) use ``Model.__table__`` with Cor
 driver-level ``executemany``. Times are Unix seconds (float, UTC). Coordinates are level-0
 pixels, top-left corner of a patch.
 
-Compactness of the two big tables (target: <= 40 MB per million history rows, aggregates
-included): ``history`` and ``epoch_stats`` are WITHOUT ROWID tables, so no hidden rowid is
-stored. ``history`` is keyed by (run, block, patch, step offset), a block being the first
-step of one flushed batch: each flush appends at the end of the B-tree (full pages, no
-secondary index), "all steps of one patch" is one primary-key seek per block and "all
-patches of one step" a scan of one block. Scores and probabilities are float32 values
+Compactness (target: <= 40 MB per million history rows, aggregates included):
+``history`` is a WITHOUT ROWID table, so no hidden rowid is stored. It is keyed by (run,
+block, patch, step offset), a block being the first step of one flushed batch: each flush
+appends at the end of the B-tree (full pages, no secondary index), "all steps of one
+patch" is one primary-key seek per block and "all patches of one step" a scan of one
+block. Scores and probabilities are float32 values
 (the sampler's dtype) stored losslessly as their 32-bit patterns in 4-byte integers.
+The per-epoch aggregates take one ``run_aggregates`` row per (run, epoch) holding packed
+numpy arrays indexed by patch id (24 bytes per patch of the project, see
+:mod:`.aggregates`), whatever the number of history rows.
 
 ``SCHEMA_VERSION`` is bumped by every change; :mod:`.migrations` upgrades older files.
 """
@@ -26,19 +29,20 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version written by this code. 1 = prototype layout (no patient group, no predictions);
 2 = history rows keyed by (run, step, patch) with REAL scores and a (run, patch, step)
-index."""
+index; 3 = aggregates as one ``epoch_stats`` row per (run, epoch, patch)."""
 
 ALL_EPOCHS = -1
-"""``epoch_stats.epoch`` value of the cumulative (all epochs so far) aggregate rows."""
+"""``run_aggregates.epoch`` value of the cumulative (all epochs so far) aggregate rows."""
 
 
 def encode_f32(values: np.ndarray) -> list[int]:
@@ -173,23 +177,22 @@ class HistoryStep(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)
 
 
-class EpochStat(Base):
+class RunAggregate(Base):
     """Per-patch aggregates of one epoch (``epoch >= 0``) or of all epochs so far
-    (``epoch == ALL_EPOCHS``); kept up to date in the transaction that writes history."""
+    (``epoch == ALL_EPOCHS``) of a run, as packed arrays indexed by patch id (layout and
+    dtypes: :mod:`.aggregates`); written in the transaction that writes the history."""
 
-    __tablename__ = "epoch_stats"
+    __tablename__ = "run_aggregates"
     run_id: Mapped[int] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    patch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    times_scored: Mapped[int] = mapped_column(Integer)
-    times_chosen: Mapped[int] = mapped_column(Integer)
-    score_sum: Mapped[float] = mapped_column(Float)
-    last_score: Mapped[float] = mapped_column(Float)
-    last_step: Mapped[int] = mapped_column(Integer)
-
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    n_patches: Mapped[int] = mapped_column(Integer)
+    times_scored: Mapped[bytes] = mapped_column(LargeBinary)
+    times_chosen: Mapped[bytes] = mapped_column(LargeBinary)
+    score_sum: Mapped[bytes] = mapped_column(LargeBinary)
+    last_score: Mapped[bytes] = mapped_column(LargeBinary)
+    last_step: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Metric(Base):

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from cdfis_desktop.core.storage import ALL_EPOCHS, Project
+from cdfis_desktop.core.storage.aggregates import load
 
 CHILD = Path(__file__).with_name("_writer_child.py")
 FLUSH_EVERY = 5
@@ -70,13 +71,15 @@ def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path) -> None:
                     text("SELECT COUNT(*) FROM history WHERE run_id = 1 GROUP BY step")
                 ).scalars()
             )
-            scored = conn.execute(
-                text("SELECT SUM(times_scored) FROM epoch_stats WHERE run_id = 1 AND epoch = :e"),
-                {"e": ALL_EPOCHS},
-            ).scalar()
+            cumulative = load(conn, 1, ALL_EPOCHS, ("times_scored",))
+            per_epoch = [load(conn, 1, epoch, ("times_scored",)) for epoch in project.epochs(1)]
+        assert cumulative is not None
+        scored = int(cumulative["times_scored"].sum())
+        assert sum(int(a["times_scored"].sum()) for a in per_epoch if a is not None) == scored
         # every reported (committed) step is there, whole batches only, no partial step
         assert len(steps) >= reported and len(steps) % FLUSH_EVERY == 0
         assert steps == list(range(len(steps))) and counts == {ROWS}
+        assert project.epochs(1) == list(range(steps[-1] // 50 + 1))
         assert scored == len(steps) * ROWS  # aggregates committed with their history
         summary = project.run(1)
         assert summary.status == "interrupted" and summary.steps == len(steps) - 1

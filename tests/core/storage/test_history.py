@@ -7,10 +7,10 @@ import threading
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
 from cdfis_desktop.core.errors import StoreError
 from cdfis_desktop.core.storage import ALL_EPOCHS, Project
+from cdfis_desktop.core.storage.aggregates import COLUMNS, load
 
 
 def _write_random_history(
@@ -31,15 +31,15 @@ def _write_random_history(
 
 
 def _stats(project: Project, run_id: int, epoch: int) -> dict[int, tuple]:
+    """The (run, epoch) aggregate arrays as {patch id: (times_scored, times_chosen,
+    score_sum, last_score, last_step)} for every patch scored at least once."""
     with project.engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT patch_id, times_scored, times_chosen, score_sum, last_score, last_step "
-                "FROM epoch_stats WHERE run_id = :r AND epoch = :e"
-            ),
-            {"r": run_id, "e": epoch},
-        ).all()
-    return {r[0]: tuple(r[1:]) for r in rows}
+        arrays = load(conn, run_id, epoch)
+    if arrays is None:
+        return {}
+    columns = [arrays[name] for name in COLUMNS]
+    scored = np.flatnonzero(arrays["times_scored"] > 0)
+    return {int(pid): tuple(c[pid].item() for c in columns) for pid in scored}
 
 
 def _reference(recorded, epoch: int | None) -> dict[int, tuple]:
@@ -173,3 +173,62 @@ def test_reader_thread_sees_committed_batches_while_writing(
         reader.join(timeout=30)
     assert not reader.is_alive() and not errors
     assert seen and all(total % (16 * 2) == 0 for total in seen)
+
+
+def test_failed_flush_is_not_counted_twice(project, slide_patches, make_run) -> None:
+    """A flush that fails after folding its batch (here the run update is refused by a
+    trigger) rolls back; the retry must count the batch once."""
+    _, ids = slide_patches
+    run_id = make_run()
+    with project.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF last_step ON runs WHEN NEW.last_step = 3 "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    writer = project.history_writer(run_id, flush_every_steps=2)
+    recorded = []
+    for step in range(4):
+        chosen = np.array([1, 0, 2])
+        score = np.array([0.5, 0.25, 1.0 + step], np.float32)
+        recorded.append((step, 0, ids[step : step + 3], score, chosen))
+        if step < 3:
+            writer.record(step, 0, ids[step : step + 3], score, score, chosen, chosen)
+    with pytest.raises(StoreError, match="refused"):
+        writer.record(3, 0, ids[3:6], recorded[3][3], recorded[3][3], chosen, chosen)
+    assert writer.pending_steps == 2
+    with project.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse")
+    writer.close()
+    for epoch in (0, ALL_EPOCHS):
+        _assert_stats_equal(_stats(project, run_id, epoch), _reference(recorded, None))
+
+
+def test_deleted_slide_stays_out_of_the_aggregates(project, slide_patches, make_run) -> None:
+    """Deleting a slide while a writer is open zeroes its patches in every aggregate row;
+    the writer's next flush must not bring them back."""
+    slide_id, ids = slide_patches
+    other = project.add_slide("/b", fingerprint="b", width=10, height=10, mpp=0.5)
+    other_ids = project.add_patches(
+        other,
+        l0_x=[0, 1],
+        l0_y=0,
+        l0_size=1,
+        patch_px=1,
+        mpp=0.5,
+        label=0,
+        tissue_fraction=1.0,
+        split="train",
+    )
+    run_id = make_run()
+    both = np.concatenate([ids[:3], other_ids])
+    writer = project.history_writer(run_id, flush_every_steps=1)
+    writer.record(0, 0, both, np.ones(5), np.full(5, 0.2), np.ones(5), np.ones(5))
+    project.delete_slide(slide_id)
+    writer.record(1, 0, other_ids, np.ones(2), np.full(2, 0.5), [1, 0], [1.0, 0.0])
+    writer.close()
+    for epoch in (0, ALL_EPOCHS):
+        stats = _stats(project, run_id, epoch)
+        assert sorted(stats) == sorted(other_ids.tolist())
+        assert [stats[int(p)][:2] for p in other_ids] == [(2, 2), (2, 1)]
+    assert [p.patch_id for p in project.favoured_patches(run_id, 10)] == other_ids.tolist()
+    assert project.favoured_patches(run_id, 1)[0].expected_uniform == pytest.approx(3 / 40)

@@ -10,6 +10,7 @@ import pytest
 
 from cdfis_desktop.core.errors import SchemaVersionError
 from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project
+from cdfis_desktop.core.storage.aggregates import load
 
 V2_HISTORY = (
     "CREATE TABLE history (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE, "
@@ -20,8 +21,22 @@ V2_HISTORY = (
 )
 """The version-1/2 history layout (REAL scores, epoch per row, (run, patch, step) index)."""
 
+V3_EPOCH_STATS = (
+    "CREATE TABLE epoch_stats (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE, "
+    "epoch INTEGER NOT NULL, patch_id INTEGER NOT NULL, times_scored INTEGER NOT NULL, "
+    "times_chosen INTEGER NOT NULL, score_sum FLOAT NOT NULL, last_score FLOAT NOT NULL, "
+    "last_step INTEGER NOT NULL, PRIMARY KEY (run_id, epoch, patch_id)) WITHOUT ROWID"
+)
+"""The version-1/2/3 aggregates layout: one row per (run, epoch, patch)."""
+
+
+def _old_aggregates_layout(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE run_aggregates")
+    conn.execute(V3_EPOCH_STATS)
+
 
 def _old_history_layout(conn: sqlite3.Connection) -> None:
+    _old_aggregates_layout(conn)
     conn.execute("DROP TABLE history")
     conn.execute("DROP TABLE history_steps")
     for statement in V2_HISTORY:
@@ -134,9 +149,77 @@ def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path) -> None:
         assert np.nansum(values.value) == len(rows)
         assert project.epochs(run_id) == [0, 1, 2]
         with project.engine.connect() as conn:
-            last = conn.exec_driver_sql(
-                "SELECT last_step FROM epoch_stats WHERE run_id = ? AND epoch = ? AND patch_id = ?",
-                (run_id, ALL_EPOCHS, rows[-1][2]),
-            ).scalar()
-        assert last == 69
+            cumulative = load(conn, run_id, ALL_EPOCHS, ("last_step",))
+        assert cumulative is not None and cumulative["last_step"][rows[-1][2]] == 69
     assert len(list(folder.glob("project.db.v2-backup-*"))) == 1
+
+
+def test_version_3_aggregates_become_packed_arrays(tmp_path: Path) -> None:
+    """A version-3 database with ``epoch_stats`` rows: after the migration (backup first)
+    every query that reads aggregates gives what those rows say, and the table is gone."""
+    folder = tmp_path / "p"
+    with Project.create(folder) as project:
+        slide_id = project.add_slide("/a.svs", fingerprint="a", width=10, height=10, mpp=0.5)
+        ids = project.add_patches(
+            slide_id,
+            l0_x=np.arange(6),
+            l0_y=0,
+            l0_size=1,
+            patch_px=1,
+            mpp=0.5,
+            label=[0, 1, 0, 1, 0, 1],
+            tissue_fraction=1.0,
+            split=["train"] * 5 + ["val"],
+        )
+        run_id = project.create_run(
+            {},
+            sampler_rule="cdf",
+            sampler_mode="presample",
+            metric="loss",
+            seed=0,
+            device="cpu",
+            n_train=5,
+        )
+    a, b, c = ids[:3].tolist()
+    # (epoch, patch, times_scored, times_chosen, score_sum, last_score, last_step)
+    stats = [
+        (0, a, 2, 3, 1.5, 0.25, 3),
+        (0, b, 1, 0, 0.75, 0.75, 1),
+        (1, c, 3, 1, 2.0, 0.5, 9),
+        (ALL_EPOCHS, a, 2, 3, 1.5, 0.25, 3),
+        (ALL_EPOCHS, b, 1, 0, 0.75, 0.75, 1),
+        (ALL_EPOCHS, c, 3, 1, 2.0, 0.5, 9),
+    ]
+    db = folder / "project.db"
+    with sqlite3.connect(db) as conn:
+        _old_aggregates_layout(conn)
+        conn.executemany(
+            "INSERT INTO epoch_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, *row) for row in stats],
+        )
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with Project.open(folder) as project:
+        assert project.epochs(run_id) == [0, 1]
+        chosen = project.heatmap_values(run_id, slide_id, "times_chosen").value
+        assert chosen[:5].tolist() == [3, 0, 1, 0, 0] and np.isnan(chosen[5])
+        mean = project.heatmap_values(run_id, slide_id, "mean_score", 0).value
+        assert mean[:2].tolist() == [0.75, 0.75] and np.isnan(mean[2:]).all()
+        last = project.heatmap_values(run_id, slide_id, "last_score", 1).value
+        assert last[2] == 0.5 and np.isnan(last[[0, 1, 3, 4, 5]]).all()
+        favour = project.heatmap_values(run_id, slide_id, "favour").value
+        assert favour[:5] == pytest.approx([3 - 4 / 5, -4 / 5, 1 - 4 / 5, -4 / 5, -4 / 5])
+        top = project.favoured_patches(run_id, 3)
+        assert [(p.patch_id, p.times_scored, p.last_score) for p in top] == [
+            (a, 2, 0.25),
+            (c, 3, 0.5),
+            (b, 1, 0.75),
+        ]
+        assert sorted(project.score_distribution(run_id, epoch=0).tolist()) == [0.25, 0.75]
+        with project.engine.connect() as conn:
+            cumulative = load(conn, run_id, ALL_EPOCHS, ("last_step",))
+            tables = set(
+                conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'").scalars()
+            )
+        assert cumulative is not None and cumulative["last_step"][[a, b, c]].tolist() == [3, 1, 9]
+        assert "epoch_stats" not in tables
+    assert len(list(folder.glob("project.db.v3-backup-*"))) == 1
