@@ -182,7 +182,7 @@ def import_slides(
         if plan.annotations is not None:
             names.extend(plan.annotations.class_names)
     if table is not None:
-        names.extend(c for c in table.columns["label"] if c and not _is_int(c))
+        names.extend(table.label_names())
     mapping, class_names = _plan_classes(project, sorted(set(names)), class_map)
     csv_labels = table.labels(mapping)[0] if table is not None else None
     _apply_class_names(project, class_names, [csv_labels] if csv_labels is not None else [])
@@ -290,14 +290,6 @@ def _add_patches_or_remove_slide(project: Any, slide_id: int, **columns: Any) ->
 def _counts(labels: np.ndarray) -> dict[int, int]:
     values, counts = np.unique(labels, return_counts=True)
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
-
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_inside(
@@ -439,8 +431,7 @@ def import_patch_set(
     """
     if not mpp > 0:
         raise LabelsError(f"the mosaic mpp must be positive (got {mpp})")
-    cells = read_patch_table(csv_path, required=("label",)).columns["label"]
-    names = sorted({c for c in cells if c and not _is_int(c)})
+    names = read_patch_table(csv_path, required=("label",)).label_names()
     mapping, class_names = _plan_classes(project, names, class_map)
     patch_set = read_patch_set(csv_path, root, group_by=group_by, class_map=mapping)
 

@@ -145,15 +145,18 @@ class HistoryWriter:
         ids, score, prob, chosen, weight = (
             np.concatenate([b[k] for b in self._buffer]) for k in range(2, 7)
         )
+        # in primary-key order, so every row is appended at the end of the B-tree
+        offsets = steps - block
+        order = np.lexsort((offsets, ids))
         history_rows = list(
             zip(
-                ids.tolist(),
-                (steps - block).tolist(),
-                encode_f32(score),
-                encode_f32(prob),
-                chosen.tolist(),
-                weight.tolist(),
-                strict=False,
+                ids[order].tolist(),
+                offsets[order].tolist(),
+                encode_f32(score[order]),
+                encode_f32(prob[order]),
+                chosen[order].tolist(),
+                weight[order].tolist(),
+                strict=True,
             )
         )
         step_rows = [(self.run_id, b[0], b[1], block) for b in self._buffer]

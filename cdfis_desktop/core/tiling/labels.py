@@ -233,6 +233,12 @@ class PatchTable:
             raise LabelsError(f"{self.path}: column {name!r} has a non-finite value")
         return out
 
+    def label_names(self) -> list[str]:
+        """The class names in the ``label`` column: its distinct non-empty, non-integer cells
+        (whitespace stripped), sorted."""
+        cells = (c.strip() for c in self.columns["label"])
+        return sorted({c for c in cells if c and not _is_int(c)})
+
     def labels(self, class_map: Mapping[str, int] | None) -> tuple[np.ndarray, dict[str, int]]:
         """The ``label`` column as int64[rows] and the class map used.
 
@@ -242,7 +248,7 @@ class PatchTable:
         a given class map.
         """
         cells = [c.strip() for c in self.columns["label"]]
-        names = sorted({c for c in cells if c and not _is_int(c)})
+        names = self.label_names()
         mapping = dict(class_map) if class_map is not None else default_class_map(names)
         out = np.empty(self.rows, dtype=np.int64)
         for row, cell in enumerate(cells):

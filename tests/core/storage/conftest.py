@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
@@ -47,12 +47,57 @@ def make_run(project: Project) -> Callable[..., int]:
     """``make_run(n_train=40, **overrides) -> run_id``: a running CDF/presample/loss run."""
 
     def make(n_train: int = 40, **kwargs: object) -> int:
-        return _new_run(project, n_train, **kwargs)
+        return _new_run(project, n_train, {"batch_size": 4}, **kwargs)
 
     return make
 
 
-def _new_run(project: Project, n_train: int, **kwargs: object) -> int:
+@pytest.fixture
+def new_run() -> Callable[..., int]:
+    """``new_run(project, n_train, **overrides) -> run_id``: a CDF/presample/loss run with an
+    empty config in any open project (seed 0, cpu)."""
+
+    def make(project: Project, n_train: int, **kwargs: object) -> int:
+        return _new_run(project, n_train, {}, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def row_patches() -> Callable[..., tuple[int, np.ndarray]]:
+    """``row_patches(project, n, *, path="/a", label=0, split="train") -> (slide_id, ids)``:
+    adds a 10 x 10 px slide at ``path`` (fingerprint: the file's stem, mpp 0.5) and ``n``
+    1-px level-0 patches in a row (l0_x = 0 .. n-1, l0_y = 0; patch_px 1 at mpp 0.5, tissue
+    fraction 1). ``label`` and ``split`` are one value or one per patch."""
+
+    def add(
+        project: Project,
+        n: int,
+        *,
+        path: str = "/a",
+        label: int | Sequence[int] = 0,
+        split: str | Sequence[str] = "train",
+    ) -> tuple[int, np.ndarray]:
+        slide_id = project.add_slide(
+            path, fingerprint=PurePosixPath(path).stem, width=10, height=10, mpp=0.5
+        )
+        ids = project.add_patches(
+            slide_id,
+            l0_x=np.arange(n),
+            l0_y=0,
+            l0_size=1,
+            patch_px=1,
+            mpp=0.5,
+            label=label,
+            tissue_fraction=1.0,
+            split=split,
+        )
+        return slide_id, ids
+
+    return add
+
+
+def _new_run(project: Project, n_train: int, config: dict[str, object], **kwargs: object) -> int:
     options: dict[str, object] = {
         "sampler_rule": "cdf",
         "sampler_mode": "presample",
@@ -62,4 +107,4 @@ def _new_run(project: Project, n_train: int, **kwargs: object) -> int:
         "n_train": n_train,
     }
     options.update(kwargs)
-    return project.create_run({"batch_size": 4}, **options)  # type: ignore[arg-type]
+    return project.create_run(config, **options)  # type: ignore[arg-type]

@@ -73,30 +73,11 @@ def test_unreadable_project_toml(tmp_path: Path) -> None:
         Project.open(tmp_path / "p")
 
 
-def test_full_disk_keeps_committed_history(tmp_path: Path) -> None:
+def test_full_disk_keeps_committed_history(tmp_path: Path, row_patches, new_run) -> None:
     """Cap the database at a few pages (SQLite's max_page_count) and write until full."""
     with Project.create(tmp_path / "p") as project:
-        slide_id = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
-        ids = project.add_patches(
-            slide_id,
-            l0_x=np.arange(200),
-            l0_y=0,
-            l0_size=1,
-            patch_px=1,
-            mpp=0.5,
-            label=0,
-            tissue_fraction=1.0,
-            split="train",
-        )
-        run_id = project.create_run(
-            {},
-            sampler_rule="cdf",
-            sampler_mode="presample",
-            metric="loss",
-            seed=0,
-            device="cpu",
-            n_train=200,
-        )
+        _, ids = row_patches(project, 200)
+        run_id = new_run(project, 200)
         with project.engine.connect() as conn:
             pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
     flushed = 0
@@ -121,23 +102,12 @@ def test_full_disk_keeps_committed_history(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
-def test_second_process_cannot_write_a_running_run(tmp_path: Path) -> None:
+def test_second_process_cannot_write_a_running_run(tmp_path: Path, row_patches) -> None:
     """A real second process holds run 1; this process may read it but not write it, and
     it is not taken for interrupted until that process dies."""
     folder = tmp_path / "p"
     with Project.create(folder) as project:
-        slide_id = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
-        project.add_patches(
-            slide_id,
-            l0_x=np.arange(10),
-            l0_y=0,
-            l0_size=1,
-            patch_px=1,
-            mpp=0.5,
-            label=0,
-            tissue_fraction=1.0,
-            split="train",
-        )
+        row_patches(project, 10)
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(folder), "hold"],
         stdin=subprocess.PIPE,

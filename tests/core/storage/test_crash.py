@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import text
 
@@ -22,21 +21,10 @@ ROWS = 200
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
-def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path) -> None:
+def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path, row_patches) -> None:
     folder = tmp_path / "p"
     with Project.create(folder) as project:
-        slide_id = project.add_slide("/a", fingerprint="a", width=10, height=10, mpp=0.5)
-        project.add_patches(
-            slide_id,
-            l0_x=np.arange(1000),
-            l0_y=0,
-            l0_size=1,
-            patch_px=1,
-            mpp=0.5,
-            label=0,
-            tissue_fraction=1.0,
-            split="train",
-        )
+        row_patches(project, 1000)
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(folder), "loop"], stdout=subprocess.PIPE, text=True
     )

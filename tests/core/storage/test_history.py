@@ -203,22 +203,13 @@ def test_failed_flush_is_not_counted_twice(project, slide_patches, make_run) -> 
         _assert_stats_equal(_stats(project, run_id, epoch), _reference(recorded, None))
 
 
-def test_deleted_slide_stays_out_of_the_aggregates(project, slide_patches, make_run) -> None:
+def test_deleted_slide_stays_out_of_the_aggregates(
+    project, slide_patches, make_run, row_patches
+) -> None:
     """Deleting a slide while a writer is open zeroes its patches in every aggregate row;
     the writer's next flush must not bring them back."""
     slide_id, ids = slide_patches
-    other = project.add_slide("/b", fingerprint="b", width=10, height=10, mpp=0.5)
-    other_ids = project.add_patches(
-        other,
-        l0_x=[0, 1],
-        l0_y=0,
-        l0_size=1,
-        patch_px=1,
-        mpp=0.5,
-        label=0,
-        tissue_fraction=1.0,
-        split="train",
-    )
+    _, other_ids = row_patches(project, 2, path="/b")
     run_id = make_run()
     both = np.concatenate([ids[:3], other_ids])
     writer = project.history_writer(run_id, flush_every_steps=1)

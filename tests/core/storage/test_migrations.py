@@ -93,33 +93,14 @@ def test_newer_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert not list(db.parent.glob("*backup*"))
 
 
-def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path) -> None:
+def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path, row_patches, new_run) -> None:
     """A version-2 database with history rows (REAL scores): after the migration every row,
     its epoch and float32 values read back exactly, and the aggregates are unchanged."""
     folder = tmp_path / "p"
     rng = np.random.default_rng(5)
     with Project.create(folder) as project:
-        slide_id = project.add_slide("/a.svs", fingerprint="a", width=10, height=10, mpp=0.5)
-        ids = project.add_patches(
-            slide_id,
-            l0_x=np.arange(30),
-            l0_y=0,
-            l0_size=1,
-            patch_px=1,
-            mpp=0.5,
-            label=0,
-            tissue_fraction=1.0,
-            split="train",
-        )
-        run_id = project.create_run(
-            {},
-            sampler_rule="cdf",
-            sampler_mode="presample",
-            metric="loss",
-            seed=0,
-            device="cpu",
-            n_train=30,
-        )
+        slide_id, ids = row_patches(project, 30, path="/a.svs")
+        run_id = new_run(project, 30)
     rows = []
     for step in range(70):  # crosses a 64-step block of the migrated layout
         for pid in rng.choice(ids, 8, replace=False).tolist():
@@ -154,32 +135,15 @@ def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path) -> None:
     assert len(list(folder.glob("project.db.v2-backup-*"))) == 1
 
 
-def test_version_3_aggregates_become_packed_arrays(tmp_path: Path) -> None:
+def test_version_3_aggregates_become_packed_arrays(tmp_path: Path, row_patches, new_run) -> None:
     """A version-3 database with ``epoch_stats`` rows: after the migration (backup first)
     every query that reads aggregates gives what those rows say, and the table is gone."""
     folder = tmp_path / "p"
     with Project.create(folder) as project:
-        slide_id = project.add_slide("/a.svs", fingerprint="a", width=10, height=10, mpp=0.5)
-        ids = project.add_patches(
-            slide_id,
-            l0_x=np.arange(6),
-            l0_y=0,
-            l0_size=1,
-            patch_px=1,
-            mpp=0.5,
-            label=[0, 1, 0, 1, 0, 1],
-            tissue_fraction=1.0,
-            split=["train"] * 5 + ["val"],
+        slide_id, ids = row_patches(
+            project, 6, path="/a.svs", label=[0, 1, 0, 1, 0, 1], split=["train"] * 5 + ["val"]
         )
-        run_id = project.create_run(
-            {},
-            sampler_rule="cdf",
-            sampler_mode="presample",
-            metric="loss",
-            seed=0,
-            device="cpu",
-            n_train=5,
-        )
+        run_id = new_run(project, 5)
     a, b, c = ids[:3].tolist()
     # (epoch, patch, times_scored, times_chosen, score_sum, last_score, last_step)
     stats = [

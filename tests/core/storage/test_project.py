@@ -131,21 +131,10 @@ def test_set_splits(project: Project, slide_patches: tuple[int, np.ndarray]) -> 
 
 
 def test_delete_slide_removes_patches_and_their_history(
-    project: Project, slide_patches: tuple[int, np.ndarray], make_run
+    project: Project, slide_patches: tuple[int, np.ndarray], make_run, row_patches
 ) -> None:
     slide_id, ids = slide_patches
-    other = project.add_slide("/b", fingerprint="b", width=10, height=10, mpp=0.5)
-    other_ids = project.add_patches(
-        other,
-        l0_x=[0],
-        l0_y=[0],
-        l0_size=1,
-        patch_px=1,
-        mpp=0.5,
-        label=0,
-        tissue_fraction=1.0,
-        split="train",
-    )
+    other, other_ids = row_patches(project, 1, path="/b")
     run_id = make_run()
     both = np.concatenate([ids[:3], other_ids])
     with project.history_writer(run_id) as writer:
