@@ -15,7 +15,7 @@ from cdfis_desktop.cli.common import fraction, positive_float, positive_int
 RUN_OPTIONS = (
     "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
     "warmup", "weighting", "floor", "model", "seed", "lr", "input_px", "no_augment",
-    "val_every", "patience", "weights",
+    "val_every", "patience", "weights", "val_groups",
 )  # fmt: skip
 
 
@@ -51,6 +51,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     model.add_argument("--val-every", type=positive_int, metavar="N", help="validate every N steps")
     model.add_argument("--patience", type=positive_int, metavar="N", help="early stopping")
     model.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
+    model.add_argument(
+        "--val-groups",
+        metavar="G,G",
+        type=lambda text: tuple(g.strip() for g in text.split(",") if g.strip()),
+        help="patients (slide groups) to validate on, the same for every seed",
+    )
 
 
 def run_config_from(args: argparse.Namespace) -> Any:
@@ -70,6 +76,7 @@ def run_config_from(args: argparse.Namespace) -> Any:
     run_values = {
         "model": args.model,
         "weights_path": args.weights,
+        "val_groups": args.val_groups,
         "batch_size": args.batch,
         "learning_rate": args.lr,
         "input_px": args.input_px,

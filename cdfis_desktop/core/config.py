@@ -77,7 +77,10 @@ class TilingConfig:
             raise ConfigError(f"mpp must be positive (got {self.mpp})")
         if self.stride_px is not None and self.stride_px < 1:
             raise ConfigError(f"stride must be at least 1 px (got {self.stride_px})")
-        for name, value in (("min tissue", self.min_tissue), ("min label coverage", self.min_label_coverage)):
+        for name, value in (
+            ("min tissue", self.min_tissue),
+            ("min label coverage", self.min_label_coverage),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1 (got {value})")
 
@@ -89,6 +92,8 @@ class RunConfig:
     Stop after ``epochs`` epochs, or ``time_budget_s`` seconds of training (evaluation
     excluded), or ``max_steps`` steps, whichever comes first (``None`` = not used).
     device: ``auto`` (CUDA, then MPS, then CPU) or a torch device string.
+    val_groups: patients (slide groups) held out for validation, the same for every seed
+    (``None``: a seeded split by group, see ``core/training/splits.py``).
     """
 
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -109,6 +114,7 @@ class RunConfig:
     checkpoint_every_steps: int = 200
     early_stopping_patience: int | None = None
     weights_path: str | None = None
+    val_groups: tuple[str, ...] | None = None
 
     def validate(self) -> None:
         self.sampler.validate()
@@ -132,6 +138,8 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         data = dict(data)
         sampler = SamplerConfig(**_known_fields(SamplerConfig, data.pop("sampler", {}) or {}))
+        if data.get("val_groups") is not None:
+            data["val_groups"] = tuple(data["val_groups"])  # JSON stores it as a list
         return cls(sampler=sampler, **_known_fields(cls, data))
 
 

@@ -1,8 +1,9 @@
 """Turning a project into training and validation index sets (checked before training).
 
 Which patches train: every labelled patch (label >= 0) whose stored split is not
-``test``. Validation: when the project already assigns some patches ``val`` (and some
-``train`` or none), that preset split is used; otherwise :func:`splits.choose_split`
+``test``. Validation: the patients named in ``RunConfig.val_groups`` when given (the same
+split for every seed, as ``cdfis compare --val-groups`` needs); else, when the project
+already assigns some patches ``val``, that preset split; otherwise :func:`splits.choose_split`
 splits by patient group (spatial fallback with a warning, see :mod:`.splits`). The split
 computed for a run is not written back to the patches; it is reproducible from the seed.
 """
@@ -75,12 +76,21 @@ def prepare_data(
     num_classes = max(len(project.class_names()), int(classes.max()) + 1)
     usable = np.flatnonzero(keep)
     preset = table.split[rows][usable]
-    if (preset == "val").any():
+    slide_group = {s.id: s.group or f"slide-{s.id}" for s in project.slides()}
+    groups = np.array([slide_group[int(s)] for s in table.slide_id[rows][usable]])
+    if config.val_groups:
+        unknown = sorted(set(config.val_groups) - set(groups.tolist()))
+        if unknown:
+            raise ConfigError(
+                f"validation group(s) {', '.join(unknown)} have no labelled patches in "
+                f"{project.folder}; the groups are: {', '.join(sorted(set(groups.tolist())))}"
+            )
+        is_val = np.isin(groups, list(config.val_groups))
+        method, warning = "groups", ""
+    elif (preset == "val").any():
         is_val = preset == "val"
         method, warning = "preset", ""
     else:
-        slide_group = {s.id: s.group or f"slide-{s.id}" for s in project.slides()}
-        groups = np.array([slide_group[int(s)] for s in table.slide_id[rows][usable]])
         split = choose_split(
             groups,
             table.slide_id[rows][usable],

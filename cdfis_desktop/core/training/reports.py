@@ -19,7 +19,7 @@ class RunStarted:
     """The run is set up and about to train.
 
     ``resumed_from_step``: the checkpoint step a resumed run continues from (None = new
-    run). ``split_method``: ``preset`` (the patches' stored split), ``group`` or
+    run). ``split_method``: ``groups`` (``val_groups``), ``preset`` (stored split), ``group`` or
     ``spatial``; ``warning``: "" or a sentence for the user (e.g. the spatial fallback).
     ``steps_per_epoch``: ceil(n_train / batch). ``max_steps``: the step limit implied by
     epochs/steps (None when only a time budget limits the run).

@@ -259,3 +259,19 @@ def test_no_writer_thread_is_left_running(project_and_data) -> None:
     with pytest.raises(TrainingError):
         list(Trainer(project, dataset=dataset).iter_run(_config(learning_rate=1e30, epochs=3)))
     assert not [t for t in threading.enumerate() if t.name == "cdfis-store-writer"]
+
+
+def test_named_validation_groups_fix_the_split_for_every_seed(project_and_data) -> None:
+    project, dataset = project_and_data
+    counts = []
+    for seed in (0, 1):
+        config = _config(max_steps=1, seed=seed, val_groups=("patient-1", "patient-3"))
+        started = next(Trainer(project, dataset=dataset).iter_run(config))
+        counts.append((started.split_method, started.n_train, started.n_val))
+    per_group = len(dataset) // 4
+    assert counts == [("groups", 2 * per_group, 2 * per_group)] * 2
+    stored = RunConfig.from_dict(project.runs()[0].config)
+    assert stored.val_groups == ("patient-1", "patient-3")
+    with pytest.raises(ConfigError, match="patient-9"):
+        next(Trainer(project, dataset=dataset).iter_run(_config(val_groups=("patient-9",))))
+    project.close()
