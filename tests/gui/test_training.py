@@ -3,37 +3,14 @@ afterwards, responsiveness of the event loop while it trains, and closing during
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cdfis_desktop.core.storage import Project
+from cdfis_desktop.gui.latency import LatencyProbe
 from cdfis_desktop.gui.main_window import MainWindow
-
-
-class LatencyProbe:
-    """A 10 ms QTimer that records how late each tick arrives (ms)."""
-
-    def __init__(self, interval_ms: int = 10) -> None:
-        self.interval_s = interval_ms / 1000
-        self.lateness_ms: list[float] = []
-        self._last = time.perf_counter()
-        self._timer = QTimer()
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self._tick)
-        self._timer.start()
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.lateness_ms.append(max(0.0, (now - self._last - self.interval_s) * 1000))
-        self._last = now
-
-    def stop(self) -> np.ndarray:
-        self._timer.stop()
-        return np.asarray(self.lateness_ms)
 
 
 @pytest.fixture
@@ -91,13 +68,9 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
         assert history.step.dtype.kind == "i"
     finally:
         project.close()
-    p95 = float(np.percentile(lateness, 95))
-    print(
-        f"event-loop lateness while training: p50 {np.median(lateness):.1f} ms, "
-        f"p95 {p95:.1f} ms, max {lateness.max():.1f} ms over {lateness.size} ticks"
-    )
+    # the event loop kept running while the worker trained (timing targets live in
+    # benchmarks/gui_latency.py, not in tests)
     assert lateness.size > 50
-    assert p95 < 50.0
 
 
 @pytest.mark.slow
