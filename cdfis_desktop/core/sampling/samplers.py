@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -70,7 +71,7 @@ class EpochWalker:
         self._cursor = int(state["cursor"])
 
 
-class Sampler:
+class Sampler(ABC):
     """Common part of :class:`PresampleSampler` and :class:`HistorySampler`.
 
     dataset_size N: training samples; batch_size b: rows trained per step (1 <= b <= N).
@@ -197,11 +198,12 @@ class Sampler:
         selection = Selection(torch.arange(b), chosen, torch.ones(b), record)
         return BatchPlan(step, chosen, needs_scores=False, prepared=selection)
 
-    def _on_switch(self) -> None:
+    def _on_switch(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Hook run once when importance sampling switches on."""
 
+    @abstractmethod
     def _active_plan(self, step: int) -> BatchPlan:
-        raise NotImplementedError
+        """The plan of ``step`` once importance sampling is on (each mode defines it)."""
 
     def _select_scored(self, plan: BatchPlan, scores: torch.Tensor) -> Selection:
         raise ValueError(f"the {self.mode} sampler never asks for candidate scores")

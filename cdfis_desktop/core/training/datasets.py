@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 Item = tuple[torch.Tensor, int, int]
 
 
-class PatchDataset(Dataset[Item]):
+class PatchDataset(Dataset[Item], ABC):
     """Base class: ``labels`` int64[N], ``patch_ids`` int64[N], images read by
     :meth:`_read` as uint8[input_px, input_px, 3].
 
@@ -83,9 +84,9 @@ class PatchDataset(Dataset[Item]):
 
     # -- subclasses ------------------------------------------------------------------
 
+    @abstractmethod
     def _read(self, index: int) -> np.ndarray:
         """Image ``index`` as uint8[input_px, input_px, 3] (RGB); every subclass defines it."""
-        raise NotImplementedError
 
     # -- public ----------------------------------------------------------------------
 
