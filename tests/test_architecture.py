@@ -25,7 +25,9 @@ print("QT:" + ",".join(loaded))
 
 def test_core_and_cli_import_without_loading_qt() -> None:
     code = _IMPORT_ALL_HEADLESS.replace("{qt}", repr(set(QT_MODULES)))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().endswith("QT:"), result.stdout
 
 
@@ -45,7 +47,9 @@ def test_cli_help_does_not_import_heavy_libraries() -> None:
         "heavy = [m for m in ('torch', 'openslide', 'sqlalchemy', 'skimage', 'PySide6', 'matplotlib') if m in sys.modules]\n"
         "print('HEAVY:' + ','.join(heavy))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().endswith("HEAVY:"), result.stdout
 
 
@@ -53,5 +57,10 @@ def test_ruff_finds_no_problems() -> None:
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    result = subprocess.run([ruff, "check", "cdfis_desktop", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [ruff, "check", "cdfis_desktop", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -46,7 +46,10 @@ def test_train_records_a_finished_run(slide_project: Path, capsys) -> None:
         labelled = set(patches.id[patches.label >= 0].tolist())
         with sqlite3.connect(project.db_path) as conn:
             recorded = {r[0] for r in conn.execute("SELECT patch_id FROM history WHERE run_id = 1")}
-            steps = {r[0] for r in conn.execute("SELECT step FROM history WHERE run_id = 1")}
+            steps = {
+                r[0]
+                for r in conn.execute("SELECT block + step_offset FROM history WHERE run_id = 1")
+            }
             predicted = {r[0] for r in conn.execute("SELECT patch_id FROM predictions")}
         assert recorded and recorded <= labelled and steps == {1, 2, 3}
         assert predicted == labelled
@@ -101,5 +104,7 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(slide_project: Path, capsys
         summary = project.run(1)
         assert summary.status == "finished" and summary.steps == 12
         with sqlite3.connect(project.db_path) as conn:
-            steps = np.array([r[0] for r in conn.execute("SELECT DISTINCT step FROM history")])
+            steps = np.array(
+                [r[0] for r in conn.execute("SELECT DISTINCT block + step_offset FROM history")]
+            )
     assert sorted(steps.tolist()) == list(range(1, 13))

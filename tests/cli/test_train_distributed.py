@@ -36,7 +36,9 @@ def test_two_gloo_processes_train_one_run(tmp_path: Path, synthetic_slide) -> No
         assert [r.status for r in runs] == ["finished"]  # one run, written once
         n_train = runs[0].n_train
         with sqlite3.connect(project.db_path) as conn:
-            rows = conn.execute("SELECT step, patch_id, times_chosen FROM history").fetchall()
+            rows = conn.execute(
+                "SELECT block + step_offset, patch_id, times_chosen FROM history"
+            ).fetchall()
         checkpoint = load_checkpoint(Path(project.latest_checkpoint(1).path))
     chosen_per_step = Counter()
     for step, _, chosen in rows:

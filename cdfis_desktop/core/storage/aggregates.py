@@ -13,11 +13,17 @@ never scored (or with an id past the end) has zeros everywhere:
   to float32 precision over millions of steps);
 - ``last_score`` float32: the score at ``last_step`` (int32), its latest scored step.
 
-``epoch == ALL_EPOCHS`` holds the cumulative aggregates of all epochs so far.
+Stored rows: one per epoch (``epoch >= 0``) with history, and one with ``epoch ==
+EARLIER_EPOCHS`` holding the cumulative aggregates of every epoch of the run except its
+latest one. The cumulative aggregates of all epochs so far (``ALL_EPOCHS``, what
+:func:`load` gives for it) are that row plus the latest epoch's. So a history flush
+within an epoch rewrites one row (the current epoch's), and the ``EARLIER_EPOCHS`` row is
+rewritten once per epoch, when the next one begins: half the bytes per flush of storing
+the cumulative row too (``benchmarks/store.py``).
 
 Why packed arrays: keeping them per (run, epoch, patch) cost two upserts per history row
 (~7 µs, 3/4 of the insert time) and 100,000 row reads per heatmap; a flush now writes the
-two touched rows whole (2 x 24 bytes per patch of the project) and a heatmap reads two
+touched row whole (24 bytes per patch of the project) and a heatmap reads two or three
 blobs and indexes them with the slide's patch ids.
 
 Thread rules: functions run inside the caller's transaction; an :class:`AggregateFolder`
@@ -33,6 +39,10 @@ import numpy as np
 from sqlalchemy.engine import Connection
 
 from cdfis_desktop.core.storage.schema import ALL_EPOCHS
+
+EARLIER_EPOCHS = -2
+"""``run_aggregates.epoch`` of the stored row holding the cumulative aggregates of every
+epoch of the run except its latest one (see the module docstring)."""
 
 COLUMNS: dict[str, np.dtype] = {
     "times_scored": np.dtype("<i4"),
@@ -95,6 +105,19 @@ class Aggregates:
         latest = step == self.last_step[patch_id]  # exactly one row per patch
         self.last_score[patch_id[latest]] = score[latest]
 
+    def add(self, later: Aggregates) -> None:
+        """Accumulate ``later``, the aggregates of steps after every step folded here:
+        counts and sums add, the last score and step are ``later``'s where it scored the
+        patch."""
+        self.grow(len(later))
+        n = len(later)
+        self.times_scored[:n] += later.times_scored
+        self.times_chosen[:n] += later.times_chosen
+        self.score_sum[:n] += later.score_sum
+        seen = later.times_scored > 0
+        self.last_score[:n][seen] = later.last_score[seen]
+        self.last_step[:n][seen] = later.last_step[seen]
+
     def zero(self, patch_ids: np.ndarray) -> None:
         """Forget the given patches (ids past the end are ignored)."""
         ids = patch_ids[patch_ids < len(self)]
@@ -110,7 +133,19 @@ def max_patch_id(conn: Connection) -> int:
 def load(
     conn: Connection, run_id: int, epoch: int, columns: tuple[str, ...] = tuple(COLUMNS)
 ) -> dict[str, np.ndarray] | None:
-    """The named arrays of (run, epoch) as read-only numpy arrays, or None if absent."""
+    """The named arrays of (run, epoch) as read-only numpy arrays, or None if absent.
+    ``epoch == ALL_EPOCHS`` gives the cumulative aggregates of all epochs so far."""
+    if epoch == ALL_EPOCHS:
+        cumulative = load_aggregates(conn, run_id, ALL_EPOCHS)
+        if cumulative is None:
+            return None
+        return {name: getattr(cumulative, name) for name in columns}
+    return _load_row(conn, run_id, epoch, columns)
+
+
+def _load_row(
+    conn: Connection, run_id: int, epoch: int, columns: tuple[str, ...]
+) -> dict[str, np.ndarray] | None:
     row = conn.exec_driver_sql(
         f"SELECT {', '.join(columns)} FROM run_aggregates WHERE run_id = ? AND epoch = ?",
         (run_id, epoch),
@@ -120,12 +155,29 @@ def load(
     return {name: np.frombuffer(row[k], COLUMNS[name]) for k, name in enumerate(columns)}
 
 
+def latest_epoch(conn: Connection, run_id: int) -> int | None:
+    """The run's highest epoch with aggregates (None when it has none)."""
+    value = conn.exec_driver_sql(
+        "SELECT MAX(epoch) FROM run_aggregates WHERE run_id = ? AND epoch >= 0", (run_id,)
+    ).scalar()
+    return None if value is None else int(value)
+
+
 def load_aggregates(conn: Connection, run_id: int, epoch: int) -> Aggregates | None:
-    """All arrays of (run, epoch), writable, or None if absent."""
-    arrays = load(conn, run_id, epoch)
-    if arrays is None:
+    """All arrays of (run, epoch), writable, or None if absent (``ALL_EPOCHS``: the
+    ``EARLIER_EPOCHS`` row plus the latest epoch's)."""
+    if epoch != ALL_EPOCHS:
+        arrays = _load_row(conn, run_id, epoch, tuple(COLUMNS))
+        return None if arrays is None else Aggregates(**{n: a.copy() for n, a in arrays.items()})
+    latest = latest_epoch(conn, run_id)
+    if latest is None:
         return None
-    return Aggregates(**{name: a.copy() for name, a in arrays.items()})
+    later = load_aggregates(conn, run_id, latest)
+    cumulative = load_aggregates(conn, run_id, EARLIER_EPOCHS)
+    if cumulative is None:
+        return later
+    cumulative.add(later)  # type: ignore[arg-type]
+    return cumulative
 
 
 def save(conn: Connection, run_id: int, epoch: int, aggregates: Aggregates) -> None:
@@ -161,26 +213,30 @@ def zero_patches(conn: Connection, patch_ids: np.ndarray) -> None:
 
 
 class AggregateFolder:
-    """Keeps the aggregates of one run's current epoch and the cumulative ones in memory,
+    """Keeps the aggregates of one run's latest epoch and of its earlier epochs in memory,
     folds batches of history rows into them and writes the touched rows.
 
-    Rows of an epoch not in memory are loaded from the database (zeros when absent) inside
-    the caller's transaction. After a write only the latest epoch and the cumulative
-    arrays stay in memory. Call :meth:`forget` when a transaction that folded fails (the
-    arrays are then reloaded from what was committed). The arrays are also reloaded when
+    Epochs must come in nondecreasing order (a fold's rows may span several). The arrays
+    are loaded from the database at the first fold (zeros when absent) inside the
+    caller's transaction. Call :meth:`forget` when a transaction that folded fails (the
+    arrays are then reloaded from what was committed). They are also reloaded when
     ``meta.patches_version`` changed (e.g. :meth:`Project.delete_slide` zeroed patches).
     """
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
-        self._arrays: dict[int, Aggregates] = {}
-        self._dirty: set[int] = set()
+        self._loaded = False
+        self._latest_epoch: int | None = None
+        self._latest: Aggregates | None = None
+        self._earlier: Aggregates | None = None
+        self._unsaved: dict[int, Aggregates] = {}
         self._patches_version: str | None = None
 
     def forget(self) -> None:
         """Drop everything held in memory."""
-        self._arrays.clear()
-        self._dirty.clear()
+        self._loaded = False
+        self._latest = self._earlier = None
+        self._unsaved.clear()
 
     def fold(
         self,
@@ -192,33 +248,50 @@ class AggregateFolder:
         chosen: np.ndarray,
     ) -> None:
         """Fold rows (parallel arrays: int64 step/epoch/patch_id, float32 score, int
-        times_chosen) into their epochs' and the cumulative aggregates."""
+        times_chosen) into their epochs' aggregates. Raises ValueError for an epoch below
+        the run's latest one."""
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'patches_version'"
         ).scalar()
         if version != self._patches_version:
             self.forget()
             self._patches_version = version
+        if not self._loaded:
+            self._load(conn)
         for value in np.unique(epoch).tolist():
+            if self._latest_epoch is not None and value < self._latest_epoch:
+                raise ValueError(
+                    f"run {self.run_id}: history of epoch {value} recorded after epoch "
+                    f"{self._latest_epoch}; epochs must not decrease"
+                )
+            if value != self._latest_epoch:
+                self._begin_epoch(conn, value)
             mine = epoch == value
-            self._get(conn, int(value)).fold(patch_id[mine], step[mine], score[mine], chosen[mine])
-            self._dirty.add(int(value))
-        self._get(conn, ALL_EPOCHS).fold(patch_id, step, score, chosen)
-        self._dirty.add(ALL_EPOCHS)
+            latest = self._latest
+            assert latest is not None
+            latest.fold(patch_id[mine], step[mine], score[mine], chosen[mine])
+            self._unsaved[value] = latest
 
     def write(self, conn: Connection) -> None:
-        """Save the rows touched since the last write; keep only the latest epoch and the
-        cumulative arrays in memory."""
-        for epoch in sorted(self._dirty):
-            save(conn, self.run_id, epoch, self._arrays[epoch])
-        self._dirty.clear()
-        latest = max(self._arrays)
-        self._arrays = {e: a for e, a in self._arrays.items() if e in (latest, ALL_EPOCHS)}
+        """Save the rows touched since the last write."""
+        for epoch, arrays in sorted(self._unsaved.items()):
+            save(conn, self.run_id, epoch, arrays)
+        self._unsaved.clear()
 
-    def _get(self, conn: Connection, epoch: int) -> Aggregates:
-        if epoch not in self._arrays:
-            loaded = load_aggregates(conn, self.run_id, epoch)
-            self._arrays[epoch] = (
-                loaded if loaded is not None else Aggregates.zeros(max_patch_id(conn) + 1)
-            )
-        return self._arrays[epoch]
+    def _load(self, conn: Connection) -> None:
+        self._latest_epoch = latest_epoch(conn, self.run_id)
+        if self._latest_epoch is not None:
+            self._latest = load_aggregates(conn, self.run_id, self._latest_epoch)
+        self._earlier = load_aggregates(conn, self.run_id, EARLIER_EPOCHS)
+        if self._earlier is None:
+            self._earlier = Aggregates.zeros(max_patch_id(conn) + 1)
+        self._loaded = True
+
+    def _begin_epoch(self, conn: Connection, epoch: int) -> None:
+        """The latest epoch so far joins the earlier ones; ``epoch`` starts from zeros."""
+        assert self._earlier is not None
+        if self._latest is not None:
+            self._earlier.add(self._latest)
+            self._unsaved[EARLIER_EPOCHS] = self._earlier
+        self._latest_epoch = epoch
+        self._latest = Aggregates.zeros(max_patch_id(conn) + 1)

@@ -4,7 +4,8 @@ SQLite connections get ``journal_mode=WAL`` (readers never block the writer and 
 last committed transaction), ``foreign_keys=ON``, ``synchronous=NORMAL`` (in WAL mode a
 killed process loses nothing it committed; only a power cut may lose the last commits), a
 busy timeout, a 64 MiB page cache and a 64 MiB WAL checkpoint threshold (the WAL file is
-truncated back to that size after a checkpoint), on every new connection. Other SQLAlchemy URLs are passed through as they
+truncated back to that size after a checkpoint), on every new connection; a new database
+gets 16 KiB pages (SQLite keeps the page size of an existing file). Other SQLAlchemy URLs are passed through as they
 are; only SQLite ships and is tested.
 
 Thread rules: the engine's pool hands each thread its own connection; every store call
@@ -38,13 +39,20 @@ BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 65_536
 """Page cache per connection: history inserts hit random patch ids, which thrash SQLite's
 default 2 MiB cache once the database outgrows it."""
-WAL_AUTOCHECKPOINT_PAGES = 16_384
-"""Checkpoint the WAL once it holds this many pages (64 MiB at 4 KiB pages; SQLite's
-default is 1,000). Every history flush rewrites its run's two aggregate rows whole (24
-bytes per patch of the project each, ~4.6 MiB at 100,000 patches), so with the default
-each commit triggered a checkpoint that copied them again; now a checkpoint copies the
-latest version of those pages once per many flushes (about 20 % less CPU per history
-row, measured with ``benchmarks/store.py``)."""
+PAGE_SIZE = 16_384
+"""Page size of new databases, bytes (SQLite's default is 4,096). History rows are
+appended in key order and every flush rewrites an aggregate row of 24 bytes per patch
+(~2.3 MiB at 100,000 patches) as a chain of overflow pages: larger pages mean fewer page
+splits, overflow pages and WAL frames (~1.2x the history insert rate in
+``benchmarks/store.py``; same size per history row)."""
+WAL_AUTOCHECKPOINT_BYTES = 64 * 2**20
+"""Checkpoint the WAL once it holds this many bytes of pages (SQLite's default is 1,000
+pages), and truncate the WAL file back to this size after a checkpoint. With the default
+each history flush's commit triggered a checkpoint that copied the rewritten aggregate
+row again; now a checkpoint copies the latest version of those pages once per many
+flushes (about 20 % less CPU per history row, ``benchmarks/store.py``). Checkpointing in
+a background thread instead was measured at x1.04-1.25 the insert rate, with more CPU per
+row: not worth a thread, as training already writes history from a background thread."""
 
 
 def make_engine(url: str, *, sqlite_pragmas: Mapping[str, int | str] | None = None) -> Engine:
@@ -60,12 +68,15 @@ def make_engine(url: str, *, sqlite_pragmas: Mapping[str, int | str] | None = No
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")  # before the WAL exists
                 cursor.execute("PRAGMA journal_mode=WAL")
+                page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-                cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-                cursor.execute(f"PRAGMA journal_size_limit={WAL_AUTOCHECKPOINT_PAGES * 4096}")
+                checkpoint_pages = WAL_AUTOCHECKPOINT_BYTES // page_size
+                cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
+                cursor.execute(f"PRAGMA journal_size_limit={WAL_AUTOCHECKPOINT_BYTES}")
                 for name, value in extra.items():
                     cursor.execute(f"PRAGMA {name}={value}")
             finally:

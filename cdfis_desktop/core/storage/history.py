@@ -3,11 +3,11 @@
 Thread rules: a :class:`HistoryWriter` belongs to the training thread, which is the only
 writer of history rows. It buffers numpy arrays and writes every ``flush_every_steps``
 steps in ONE transaction: the history rows and the batch's ``history_steps`` rows
-(driver-level ``executemany``), the per-epoch and cumulative aggregates, and the run's
-``last_step``. The aggregates are numpy arrays indexed by patch id (see
-:mod:`.aggregates`), kept in memory and loaded from the database at the writer's first
-flush (a resumed run goes on from what was committed); each batch is folded in with
-numpy and the touched rows (usually two) are written whole. Steps must be recorded in
+(driver-level ``executemany``), the per-epoch aggregates, and the run's ``last_step``.
+The aggregates are numpy arrays indexed by patch id (see :mod:`.aggregates`), kept in
+memory and loaded from the database at the writer's first flush (a resumed run goes on
+from what was committed); each batch is folded in with numpy and the touched rows (the
+current epoch's; at an epoch change also the earlier epochs' sum) are written whole. Steps must be recorded in
 increasing order (a step is folded into the aggregates once). A crash loses at most the
 unflushed steps (whole batches only); readers (GUI thread) never see history without its
 aggregates.
@@ -27,12 +27,14 @@ _Step = tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarr
 """A buffered step: (step, epoch, ids int64, score f32, probability f32, chosen i64,
 weight f64), ids unique."""
 
-_INSERT_HISTORY = (
-    "INSERT INTO history (run_id, block, patch_id, step_offset, score_bits, probability_bits, "
-    "times_chosen, weight) VALUES ({run_id:d}, {block:d}, ?, ?, ?, ?, ?, ?)"
-)
-"""Run id and block are the same for every row of a flush: written into the statement as
-integer literals, which saves binding two parameters per row (~7 % of the insert)."""
+_HISTORY_COLUMNS = 6
+"""Bound values per history row (patch_id, step_offset, score_bits, probability_bits,
+times_chosen, weight); run id and block are the same for every row of a flush and are
+written into the statement as integer literals (~7 % of the insert time saved)."""
+ROWS_PER_INSERT = 128
+"""History rows per INSERT statement (multi-row VALUES: 768 bound values, under the 999
+of older SQLite builds). One row per statement spent half of its time per row in
+statement overhead: x1.7-2 the rows/s of the insert itself (``benchmarks/store.py``)."""
 _INSERT_STEPS = "INSERT INTO history_steps (run_id, step, epoch, block) VALUES (?, ?, ?, ?)"
 REBUILD_CHUNK_STEPS = 1000
 """Steps read per chunk when aggregates are rebuilt (bounds memory: ~40 MB at 1024 rows
@@ -55,8 +57,9 @@ def rebuild_aggregates(conn: Connection, run_id: int) -> None:
         total += int(n_steps)
         if index + 1 == len(blocks) or total >= REBUILD_CHUNK_STEPS:
             rows = conn.exec_driver_sql(
-                "SELECT h.step, s.epoch, h.patch_id, h.score_bits, h.times_chosen "
-                "FROM history h JOIN history_steps s ON s.run_id = h.run_id AND s.step = h.step "
+                "SELECT s.step, s.epoch, h.patch_id, h.score_bits, h.times_chosen "
+                "FROM history h JOIN history_steps s ON s.run_id = h.run_id "
+                "AND s.step = h.block + h.step_offset "
                 f"WHERE h.run_id = ? AND h.block IN ({', '.join(map(str, chunk))})",
                 (run_id,),
             ).all()
@@ -66,6 +69,27 @@ def rebuild_aggregates(conn: Connection, run_id: int) -> None:
             )
             folder.write(conn)
             chunk, total = [], 0
+
+
+def _insert_history(conn: Connection, run_id: int, block: int, values: list[int | float]) -> None:
+    """Insert history rows of one block: ``values`` holds :data:`_HISTORY_COLUMNS` values
+    per row, row after row, in primary-key order; :data:`ROWS_PER_INSERT` rows per
+    statement."""
+    row = f"({run_id:d}, {block:d}, ?, ?, ?, ?, ?, ?)"
+    statement = (
+        "INSERT INTO history (run_id, block, patch_id, step_offset, score_bits, "
+        "probability_bits, times_chosen, weight) VALUES "
+    )
+    per_statement = _HISTORY_COLUMNS * ROWS_PER_INSERT
+    whole = len(values) - len(values) % per_statement
+    if whole:
+        conn.exec_driver_sql(
+            statement + ", ".join([row] * ROWS_PER_INSERT),
+            [tuple(values[i : i + per_statement]) for i in range(0, whole, per_statement)],
+        )
+    if whole < len(values):
+        rest = (len(values) - whole) // _HISTORY_COLUMNS
+        conn.exec_driver_sql(statement + ", ".join([row] * rest), tuple(values[whole:]))
 
 
 class HistoryWriter:
@@ -148,23 +172,17 @@ class HistoryWriter:
         # in primary-key order, so every row is appended at the end of the B-tree
         offsets = steps - block
         order = np.lexsort((offsets, ids))
-        history_rows = list(
-            zip(
-                ids[order].tolist(),
-                offsets[order].tolist(),
-                encode_f32(score[order]),
-                encode_f32(prob[order]),
-                chosen[order].tolist(),
-                weight[order].tolist(),
-                strict=True,
-            )
-        )
+        values: list[int | float] = [0] * (_HISTORY_COLUMNS * order.shape[0])  # row-major
+        values[0::_HISTORY_COLUMNS] = ids[order].tolist()
+        values[1::_HISTORY_COLUMNS] = offsets[order].tolist()
+        values[2::_HISTORY_COLUMNS] = encode_f32(score[order])
+        values[3::_HISTORY_COLUMNS] = encode_f32(prob[order])
+        values[4::_HISTORY_COLUMNS] = chosen[order].tolist()
+        values[5::_HISTORY_COLUMNS] = weight[order].tolist()
         step_rows = [(self.run_id, b[0], b[1], block) for b in self._buffer]
         try:
             with translated_errors(self._where), self._engine.begin() as conn:
-                conn.exec_driver_sql(
-                    _INSERT_HISTORY.format(run_id=self.run_id, block=block), history_rows
-                )
+                _insert_history(conn, self.run_id, block, values)
                 conn.exec_driver_sql(_INSERT_STEPS, step_rows)
                 self._aggregates.fold(conn, steps, epochs, ids, score, chosen)
                 self._aggregates.write(conn)

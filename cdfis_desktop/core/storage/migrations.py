@@ -12,7 +12,11 @@ re-keys ``history`` by (run, block, patch, step offset) with float32 score/proba
 patterns, moves each step's epoch to ``history_steps`` and drops the (run, patch, step)
 index (about 45 % less space per history row, see :mod:`.schema`); version 4 replaces the
 ``epoch_stats`` rows (one per run, epoch and patch) by one ``run_aggregates`` row of packed
-arrays per run and epoch (see :mod:`.aggregates`), built from those rows.
+arrays per run and epoch (see :mod:`.aggregates`), built from those rows; version 5
+replaces the stored cumulative row (``epoch = -1``, rewritten at every history flush) by
+one of every epoch but the latest (``epoch = -2``, rewritten once per epoch), summed from
+the per-epoch rows, and rebuilds ``history`` without its virtual ``step`` column (``block +
+step_offset``) and its foreign key on ``runs`` (each cost ~10 % of the insert time).
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ import numpy as np
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from cdfis_desktop.core.storage.aggregates import Aggregates, max_patch_id, save
+from cdfis_desktop.core.storage.aggregates import (
+    EARLIER_EPOCHS,
+    Aggregates,
+    load_aggregates,
+    max_patch_id,
+    save,
+)
 from cdfis_desktop.core.storage.schema import (
     History,
     HistoryStep,
@@ -107,7 +117,37 @@ def _v3_to_v4(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE epoch_stats")
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(conn: Connection) -> None:
+    conn.exec_driver_sql("ALTER TABLE history RENAME TO history_v4")
+    History.__table__.create(conn)
+    columns = ", ".join(c.name for c in History.__table__.columns)
+    conn.exec_driver_sql(
+        f"INSERT INTO history ({columns}) SELECT {columns} FROM history_v4 "
+        "ORDER BY run_id, block, patch_id, step_offset"
+    )
+    conn.exec_driver_sql("DROP TABLE history_v4")
+    conn.exec_driver_sql("DELETE FROM run_aggregates WHERE epoch < 0")
+    keys = conn.exec_driver_sql(
+        "SELECT run_id, epoch FROM run_aggregates ORDER BY run_id, epoch"
+    ).all()
+    by_run: dict[int, list[int]] = {}
+    for run_id, epoch in keys:
+        by_run.setdefault(int(run_id), []).append(int(epoch))
+    for run_id, epochs in by_run.items():
+        if len(epochs) < 2:
+            continue
+        earlier = Aggregates.zeros(0)
+        for epoch in epochs[:-1]:
+            earlier.add(load_aggregates(conn, run_id, epoch))  # type: ignore[arg-type]
+        save(conn, run_id, EARLIER_EPOCHS, earlier)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}
 """``MIGRATIONS[v](conn)`` upgrades a version-``v`` database to ``v + 1``."""
 
 

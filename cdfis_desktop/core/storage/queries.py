@@ -351,10 +351,11 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
     with translated_errors(where), engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT h.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
+                "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
                 "h.weight FROM history h JOIN history_steps s ON s.run_id = h.run_id "
-                "AND s.step = h.step WHERE h.run_id = :r AND h.block IN (SELECT DISTINCT "
-                "block FROM history_steps WHERE run_id = :r) AND h.patch_id = :p ORDER BY h.step"
+                "AND s.step = h.block + h.step_offset WHERE h.run_id = :r AND h.block IN "
+                "(SELECT DISTINCT block FROM history_steps WHERE run_id = :r) "
+                "AND h.patch_id = :p ORDER BY s.step"
             ),
             {"r": run_id, "p": patch_id},
         ).all()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import (
     Boolean,
-    Computed,
     Float,
     ForeignKey,
     Index,
@@ -36,13 +35,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version written by this code. 1 = prototype layout (no patient group, no predictions);
 2 = history rows keyed by (run, step, patch) with REAL scores and a (run, patch, step)
-index; 3 = aggregates as one ``epoch_stats`` row per (run, epoch, patch)."""
+index; 3 = aggregates as one ``epoch_stats`` row per (run, epoch, patch); 4 = a stored
+cumulative ``run_aggregates`` row (``epoch = -1``) rewritten at every flush and a virtual
+``history.step`` column (~10 % of the insert time)."""
 
 ALL_EPOCHS = -1
-"""``run_aggregates.epoch`` value of the cumulative (all epochs so far) aggregate rows."""
+"""The epoch argument that asks for the cumulative aggregates of all epochs so far (not a
+stored row since version 5, see :mod:`.aggregates`)."""
 
 
 def encode_f32(values: np.ndarray) -> list[int]:
@@ -140,17 +142,19 @@ class History(Base):
     """One row per (run, step, scored patch): the sampler's view of that patch at that step.
 
     ``block`` is the first step of the flushed batch holding the row and ``step_offset`` the
-    step minus ``block``; ``step`` is a virtual (not stored) column ``block + step_offset``.
+    step minus ``block`` (the step is ``block + step_offset``).
     ``score_bits``/``probability_bits`` hold the float32 score and probability as their
     IEEE-754 bit patterns read as int32 (decode with ``np.int32 -> view(np.float32)``, see
     :func:`decode_f32`); SQL cannot do arithmetic on them. ``weight`` is 0 where
     the patch was not chosen; SQLite stores whole REALs (0 weights, 0/1 counts) as 0-1 byte
-    integers. The epoch of each step is in :class:`HistoryStep`."""
+    integers. The epoch of each step is in :class:`HistoryStep`.
+
+    ``run_id`` has no foreign key: checking it on every insert cost ~10 % of the insert
+    time. Rows are only written for an existing run (:class:`HistoryWriter`), and code
+    that deletes a run or its steps must delete its history rows too."""
 
     __tablename__ = "history"
-    run_id: Mapped[int] = mapped_column(
-        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     block: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     patch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     step_offset: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -158,7 +162,6 @@ class History(Base):
     probability_bits: Mapped[int] = mapped_column(Integer)
     times_chosen: Mapped[int] = mapped_column(Integer)
     weight: Mapped[float] = mapped_column(Float)
-    step: Mapped[int] = mapped_column(Integer, Computed("block + step_offset", persisted=False))
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 
@@ -178,9 +181,10 @@ class HistoryStep(Base):
 
 
 class RunAggregate(Base):
-    """Per-patch aggregates of one epoch (``epoch >= 0``) or of all epochs so far
-    (``epoch == ALL_EPOCHS``) of a run, as packed arrays indexed by patch id (layout and
-    dtypes: :mod:`.aggregates`); written in the transaction that writes the history."""
+    """Per-patch aggregates of one epoch (``epoch >= 0``) or of every epoch but the latest
+    (``epoch == aggregates.EARLIER_EPOCHS``) of a run, as packed arrays indexed by patch id
+    (layout and dtypes: :mod:`.aggregates`); written in the transaction that writes the
+    history."""
 
     __tablename__ = "run_aggregates"
     run_id: Mapped[int] = mapped_column(

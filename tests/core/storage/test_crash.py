@@ -50,13 +50,16 @@ def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path, row_patches) -> N
                 r[0]
                 for r in conn.execute(
                     text(
-                        "SELECT step, COUNT(*) FROM history WHERE run_id = 1 GROUP BY step ORDER BY step"
+                        "SELECT block + step_offset AS step, COUNT(*) FROM history WHERE run_id = 1 "
+                        "GROUP BY step ORDER BY step"
                     )
                 ).all()
             ]
             counts = set(
                 conn.execute(
-                    text("SELECT COUNT(*) FROM history WHERE run_id = 1 GROUP BY step")
+                    text(
+                        "SELECT COUNT(*) FROM history WHERE run_id = 1 GROUP BY block + step_offset"
+                    )
                 ).scalars()
             )
             cumulative = load(conn, 1, ALL_EPOCHS, ("times_scored",))

@@ -10,7 +10,7 @@ import pytest
 
 from cdfis_desktop.core.errors import StoreError
 from cdfis_desktop.core.storage import ALL_EPOCHS, Project
-from cdfis_desktop.core.storage.aggregates import COLUMNS, load
+from cdfis_desktop.core.storage.aggregates import COLUMNS, EARLIER_EPOCHS, load
 
 
 def _write_random_history(
@@ -223,3 +223,52 @@ def test_deleted_slide_stays_out_of_the_aggregates(
         assert [stats[int(p)][:2] for p in other_ids] == [(2, 2), (2, 1)]
     assert [p.patch_id for p in project.favoured_patches(run_id, 10)] == other_ids.tolist()
     assert project.favoured_patches(run_id, 1)[0].expected_uniform == pytest.approx(3 / 40)
+
+
+def test_stored_rows_are_epochs_and_their_earlier_sum(project, slide_patches, make_run) -> None:
+    """Stored: one row per epoch and one (EARLIER_EPOCHS) equal to the sum of every epoch
+    but the latest; no stored cumulative row. A flush inside an epoch rewrites only that
+    epoch's row."""
+    _, ids = slide_patches
+    run_id = make_run()
+    recorded = _write_random_history(project, run_id, ids[:40], steps=13, flush=3)
+    with project.engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT epoch FROM run_aggregates WHERE run_id = ? ORDER BY epoch", (run_id,)
+        ).scalars()
+        assert list(stored) == [EARLIER_EPOCHS, 0, 1, 2, 3]
+        earlier = load(conn, run_id, EARLIER_EPOCHS)
+    assert earlier is not None
+    epochs_0_to_2 = [r for r in recorded if r[1] < 3]
+    got = {
+        int(p): (int(earlier["times_scored"][p]), int(earlier["times_chosen"][p]))
+        for p in np.flatnonzero(earlier["times_scored"])
+    }
+    want = {p: row[:2] for p, row in _reference(epochs_0_to_2, None).items()}
+    assert got == want
+
+    def row_bytes() -> dict[int, bytes]:
+        with project.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT epoch, times_scored FROM run_aggregates WHERE run_id = ?", (run_id,)
+            ).all()
+        return {int(e): bytes(b) for e, b in rows}
+
+    project.set_run_status(run_id, "running")
+    before = row_bytes()
+    with project.history_writer(run_id, flush_every_steps=1) as writer:
+        writer.record(13, 3, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
+    after = row_bytes()
+    assert [e for e in after if after[e] != before[e]] == [3]
+
+
+def test_decreasing_epoch_is_refused_and_kept_buffered(project, slide_patches, make_run) -> None:
+    _, ids = slide_patches
+    run_id = make_run()
+    writer = project.history_writer(run_id, flush_every_steps=1)
+    writer.record(0, 2, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
+    with pytest.raises(ValueError, match="epoch 1 recorded after epoch 2"):
+        writer.record(1, 1, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
+    assert writer.pending_steps == 1
+    assert project.run(run_id).steps == 0  # step 0 committed, step 1 not
+    assert project.epochs(run_id) == [2]

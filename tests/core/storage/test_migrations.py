@@ -10,7 +10,7 @@ import pytest
 
 from cdfis_desktop.core.errors import SchemaVersionError
 from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project
-from cdfis_desktop.core.storage.aggregates import load
+from cdfis_desktop.core.storage.aggregates import EARLIER_EPOCHS, load
 
 V2_HISTORY = (
     "CREATE TABLE history (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE, "
@@ -187,3 +187,73 @@ def test_version_3_aggregates_become_packed_arrays(tmp_path: Path, row_patches, 
         assert cumulative is not None and cumulative["last_step"][[a, b, c]].tolist() == [3, 1, 9]
         assert "epoch_stats" not in tables
     assert len(list(folder.glob("project.db.v3-backup-*"))) == 1
+
+
+V4_HISTORY = (
+    "CREATE TABLE history (run_id INTEGER NOT NULL, block INTEGER NOT NULL, "
+    "patch_id INTEGER NOT NULL, step_offset INTEGER NOT NULL, score_bits INTEGER NOT NULL, "
+    "probability_bits INTEGER NOT NULL, times_chosen INTEGER NOT NULL, weight FLOAT NOT NULL, "
+    "step INTEGER GENERATED ALWAYS AS (block + step_offset) VIRTUAL, "
+    "PRIMARY KEY (run_id, block, patch_id, step_offset), "
+    "FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE) WITHOUT ROWID"
+)
+"""The version-3/4 history table: a virtual ``step`` column and a foreign key on runs."""
+
+
+def test_version_4_cumulative_row_becomes_earlier_epochs(
+    tmp_path: Path, row_patches, new_run
+) -> None:
+    """A version-4 database (a stored cumulative row, history with a virtual step column):
+    after the migration the cumulative aggregates, every epoch and every history row read
+    the same, the stored rows are the epochs and their earlier sum, and history has no
+    step column or foreign key."""
+    folder = tmp_path / "p"
+    rng = np.random.default_rng(11)
+    with Project.create(folder) as project:
+        slide_id, ids = row_patches(project, 30, path="/a.svs")
+        run_id = new_run(project, 30)
+        with project.history_writer(run_id, flush_every_steps=4) as writer:
+            for step in range(30):
+                cand = rng.choice(ids, 8, replace=False)
+                score = rng.random(8).astype(np.float32)
+                chosen = rng.integers(0, 2, 8)
+                writer.record(step, step // 10, cand, score, score / 4, chosen, chosen * 1.5)
+        with project.engine.connect() as conn:
+            before = {e: load(conn, run_id, e) for e in (ALL_EPOCHS, 0, 1, 2)}
+        history_before = [project.patch_history(run_id, int(p)) for p in ids[:5]]
+        cumulative = before[ALL_EPOCHS]
+    db = folder / "project.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM run_aggregates WHERE epoch < 0")
+        conn.execute(
+            "INSERT INTO run_aggregates VALUES (?, -1, ?, ?, ?, ?, ?, ?)",
+            (run_id, len(cumulative["times_scored"]), *(a.tobytes() for a in cumulative.values())),
+        )
+        conn.execute("ALTER TABLE history RENAME TO history_new")
+        conn.execute(V4_HISTORY)
+        conn.execute("INSERT INTO history SELECT * FROM history_new")
+        conn.execute("DROP TABLE history_new")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    with Project.open(folder) as project:
+        with project.engine.connect() as conn:
+            after = {e: load(conn, run_id, e) for e in (ALL_EPOCHS, 0, 1, 2)}
+            earlier = load(conn, run_id, EARLIER_EPOCHS)
+            stored = list(
+                conn.exec_driver_sql("SELECT epoch FROM run_aggregates ORDER BY epoch").scalars()
+            )
+            columns = [r[1] for r in conn.exec_driver_sql("PRAGMA table_xinfo(history)")]
+            keys = conn.exec_driver_sql("PRAGMA foreign_key_list(history)").all()
+        for epoch, arrays in before.items():
+            for name, values in arrays.items():
+                np.testing.assert_allclose(after[epoch][name], values, rtol=1e-12, err_msg=name)
+        assert stored == [EARLIER_EPOCHS, 0, 1, 2]
+        np.testing.assert_array_equal(
+            earlier["times_scored"], before[0]["times_scored"] + before[1]["times_scored"]
+        )
+        assert "step" not in columns and keys == []
+        for pid, old in zip(ids[:5].tolist(), history_before, strict=True):
+            new = project.patch_history(run_id, pid)
+            assert new.step.tolist() == old.step.tolist()
+            assert new.score.tolist() == old.score.tolist()
+        assert np.nansum(project.heatmap_values(run_id, slide_id, "times_scored").value) == 240
+    assert len(list(folder.glob("project.db.v4-backup-*"))) == 1

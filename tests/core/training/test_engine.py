@@ -46,7 +46,8 @@ def project_and_data(tmp_path: Path):
 def _history_rows(project: Project, run_id: int) -> list[tuple[int, int, int, float]]:
     with sqlite3.connect(project.db_path) as conn:
         return conn.execute(
-            "SELECT step, patch_id, times_chosen, weight FROM history WHERE run_id = ? "
+            "SELECT block + step_offset AS step, patch_id, times_chosen, weight FROM history "
+            "WHERE run_id = ? "
             "ORDER BY step, patch_id",
             (run_id,),
         ).fetchall()
