@@ -33,6 +33,7 @@ a truncate/rebuild).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -75,6 +76,16 @@ class Aggregates:
     def zeros(cls, n: int) -> Aggregates:
         """All-zero arrays of length ``n``."""
         return cls(**{name: np.zeros(n, dtype) for name, dtype in COLUMNS.items()})
+
+    @classmethod
+    def from_blobs(cls, blobs: Sequence[bytes]) -> Aggregates:
+        """Writable arrays from stored column values, in :data:`COLUMNS` order."""
+        return cls(
+            **{
+                name: np.frombuffer(blob, dtype).copy()
+                for (name, dtype), blob in zip(COLUMNS.items(), blobs, strict=True)
+            }
+        )
 
     def __len__(self) -> int:
         return int(self.times_scored.shape[0])
@@ -169,15 +180,19 @@ def load_aggregates(conn: Connection, run_id: int, epoch: int) -> Aggregates | N
     if epoch != ALL_EPOCHS:
         arrays = _load_row(conn, run_id, epoch, tuple(COLUMNS))
         return None if arrays is None else Aggregates(**{n: a.copy() for n, a in arrays.items()})
-    latest = latest_epoch(conn, run_id)
-    if latest is None:
+    # one statement, so one snapshot: an epoch change rewrites both rows in one transaction
+    rows = conn.exec_driver_sql(
+        f"SELECT epoch, {', '.join(COLUMNS)} FROM run_aggregates WHERE run_id = ? AND "
+        "(epoch = ? OR epoch = (SELECT MAX(epoch) FROM run_aggregates WHERE run_id = ? "
+        "AND epoch >= 0)) ORDER BY epoch",
+        (run_id, EARLIER_EPOCHS, run_id),
+    ).all()
+    if not rows or rows[-1][0] < 0:
         return None
-    later = load_aggregates(conn, run_id, latest)
-    cumulative = load_aggregates(conn, run_id, EARLIER_EPOCHS)
-    if cumulative is None:
-        return later
-    cumulative.add(later)  # type: ignore[arg-type]
-    return cumulative
+    stored = [Aggregates.from_blobs(row[1:]) for row in rows]
+    for later in stored[1:]:
+        stored[0].add(later)
+    return stored[0]
 
 
 def save(conn: Connection, run_id: int, epoch: int, aggregates: Aggregates) -> None:
@@ -202,12 +217,7 @@ def zero_patches(conn: Connection, patch_ids: np.ndarray) -> None:
         f"SELECT run_id, epoch, {', '.join(COLUMNS)} FROM run_aggregates"
     ).all()
     for run_id, epoch, *blobs in rows:
-        aggregates = Aggregates(
-            **{
-                name: np.frombuffer(blob, dtype).copy()
-                for (name, dtype), blob in zip(COLUMNS.items(), blobs, strict=True)
-            }
-        )
+        aggregates = Aggregates.from_blobs(blobs)
         aggregates.zero(patch_ids)
         save(conn, run_id, epoch, aggregates)
 

@@ -272,3 +272,43 @@ def test_decreasing_epoch_is_refused_and_kept_buffered(project, slide_patches, m
     assert writer.pending_steps == 1
     assert project.run(run_id).steps == 0  # step 0 committed, step 1 not
     assert project.epochs(run_id) == [2]
+
+
+def test_cumulative_reads_are_one_snapshot_across_epoch_changes(
+    project, slide_patches, make_run
+) -> None:
+    """The cumulative aggregates combine two stored rows that an epoch change rewrites
+    together; a reader polling while a writer changes epoch every other step must never see
+    them mixed: each read totals 8 x a whole number of steps, never decreasing."""
+    _, ids = slide_patches
+    run_id = make_run()
+    totals: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                with project.engine.connect() as conn:
+                    arrays = load(conn, run_id, ALL_EPOCHS, ("times_scored",))
+                if arrays is not None:
+                    totals.append(int(arrays["times_scored"].sum()))
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        with project.history_writer(run_id, flush_every_steps=1) as writer:
+            for step in range(300):
+                cand = ids[(step * 8) % 40 :][:8]
+                writer.record(
+                    step, step // 2, cand, np.ones(8), np.full(8, 0.125), np.ones(8), np.ones(8)
+                )
+    finally:
+        done.set()
+        reader.join(timeout=30)
+    assert not reader.is_alive() and not errors
+    assert len(totals) > 10
+    assert all(t % 8 == 0 and t <= 8 * 300 for t in totals)
+    assert (np.diff(totals) >= 0).all(), "a read mixed two snapshots"
