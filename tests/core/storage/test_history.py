@@ -275,3 +275,35 @@ def test_decreasing_epoch_is_refused_and_kept_buffered(project, slide_patches, m
     assert writer.pending_steps == 1
     assert project.run(run_id).steps == 0  # step 0 committed, step 1 not
     assert project.epochs(run_id) == [2]
+
+
+def test_slide_deleted_during_writes_loses_no_other_counts(
+    project, slide_patches, make_run, row_patches
+) -> None:
+    """delete_slide rewrites every aggregate row while a writer thread keeps flushing; no
+    flush of the other slide's patches may be overwritten by a stale copy."""
+    slide_id, ids = slide_patches
+    _, kept = row_patches(project, 8, path="/b")
+    run_id = make_run()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with project.history_writer(run_id, flush_every_steps=1) as writer:
+                for step in range(400):
+                    both = np.concatenate([ids[:4], kept])
+                    writer.record(
+                        step, step // 50, both, np.ones(12), np.ones(12), np.ones(12), np.ones(12)
+                    )
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    writer_thread = threading.Thread(target=write)
+    writer_thread.start()
+    while project.run(run_id).steps is None or project.run(run_id).steps < 20:
+        threading.Event().wait(0.01)
+    project.delete_slide(slide_id)
+    writer_thread.join(timeout=60)
+    assert not writer_thread.is_alive() and not errors
+    stats = _stats(project, run_id, ALL_EPOCHS)
+    assert {p: stats[int(p)][:2] for p in kept.tolist()} == {p: (400, 400) for p in kept.tolist()}
