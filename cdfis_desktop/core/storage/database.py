@@ -136,6 +136,9 @@ def prepare_schema(engine: Engine, *, create: bool, where: str, db_path: Path | 
     """Create the schema in an empty database (``create``), or check and migrate it.
 
     An older schema is migrated after a backup copy next to ``db_path`` (SQLite only).
+    Creation and migration each run in one transaction that holds the write lock from its
+    first statement: a failure or a killed process leaves the database as it was, and of
+    two processes opening an old project at once, the second finds it migrated.
     Raises :class:`NotAProjectError` (empty and not ``create``, or foreign tables),
     :class:`SchemaVersionError` (written by a newer cdfis-desktop)."""
     with translated_errors(where):
@@ -148,8 +151,10 @@ def prepare_schema(engine: Engine, *, create: bool, where: str, db_path: Path | 
                     "first (cdfis import / 'New project' in the app)"
                 )
             with engine.begin() as conn:
-                Base.metadata.create_all(conn)
-                _write_meta(conn, SCHEMA_VERSION)
+                begin_writing(conn)
+                if not inspect(conn).get_table_names():  # nobody created it meanwhile
+                    Base.metadata.create_all(conn)
+                    _write_meta(conn, SCHEMA_VERSION)
             return
         if Meta.__tablename__ not in tables:
             raise NotAProjectError(
@@ -168,8 +173,32 @@ def prepare_schema(engine: Engine, *, create: bool, where: str, db_path: Path | 
             if db_path is not None:
                 backup_sqlite(engine, db_path, version)
             with engine.begin() as conn:
-                migrate(conn, version, SCHEMA_VERSION)
-                _write_meta(conn, SCHEMA_VERSION)
+                begin_writing(conn)
+                version = read_schema_version(conn, where)  # another process may have migrated
+                if version < SCHEMA_VERSION:
+                    migrate(conn, version, SCHEMA_VERSION)
+                    _write_meta(conn, SCHEMA_VERSION)
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one committed state (SQLite: a deferred ``BEGIN``,
+    ended when the connection goes back to the pool). Without it, every SELECT outside a
+    transaction sees the latest commit, so a query of several SELECTs could mix the states
+    before and after a concurrent history flush or slide deletion."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
+        yield conn
+
+
+def begin_writing(conn: Connection) -> None:
+    """Open the caller's transaction now, holding SQLite's write lock (``BEGIN
+    IMMEDIATE``; other backends: nothing to do). Needed before DDL or reads that must be
+    part of the transaction: Python's sqlite3 module begins it only at the first
+    INSERT/UPDATE/DELETE, so statements before that commit on their own."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def read_schema_version(conn: Connection, where: str) -> int:

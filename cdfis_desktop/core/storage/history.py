@@ -133,9 +133,15 @@ class HistoryWriter:
         probability float32[n] (the sampler's p_i), times_chosen int[n] (0 if not chosen),
         weight float32[n] (0 where not chosen). A patch listed twice in one step is merged
         (counts and weights summed, first score kept). Flushes every
-        ``flush_every_steps`` steps. Raises ValueError on mismatched lengths."""
+        ``flush_every_steps`` steps. Raises ValueError on mismatched lengths, a step not
+        after the previous one or an epoch below the previous one."""
         if self._closed:
             raise ValueError("this history writer is closed")
+        if self._buffer and (step <= self._buffer[-1][0] or epoch < self._buffer[-1][1]):
+            raise ValueError(
+                f"step {step} (epoch {epoch}) recorded after step {self._buffer[-1][0]} "
+                f"(epoch {self._buffer[-1][1]}); steps must increase and epochs not decrease"
+            )
         ids = np.asarray(patch_ids, dtype=np.int64).ravel()
         arrays = [np.asarray(a).ravel() for a in (score, probability, times_chosen, weight)]
         if any(a.shape[0] != ids.shape[0] for a in arrays):

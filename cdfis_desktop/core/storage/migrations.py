@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,13 +164,18 @@ def backup_sqlite(engine: Engine, db_path: Path, version: int) -> Path:
     online backup (consistent even with a WAL), atomically (temp file + rename).
     Returns the backup path."""
     target = db_path.with_name(f"{db_path.name}.v{version}-backup-{int(time.time())}")
-    partial = target.with_name(target.name + ".partial")
-    with engine.connect() as conn:
-        source = conn.connection.dbapi_connection
-        destination = sqlite3.connect(partial)
-        try:
-            source.backup(destination)  # type: ignore[union-attr]
-        finally:
-            destination.close()
-    os.replace(partial, target)
+    handle, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=db_path.parent)
+    os.close(handle)  # unique, so two processes opening the project at once do not collide
+    partial = Path(name)
+    try:
+        with engine.connect() as conn:
+            source = conn.connection.dbapi_connection
+            destination = sqlite3.connect(partial)
+            try:
+                source.backup(destination)  # type: ignore[union-attr]
+            finally:
+                destination.close()
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target

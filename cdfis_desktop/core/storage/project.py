@@ -35,7 +35,12 @@ from cdfis_desktop import __version__
 from cdfis_desktop.core.config import SAMPLER_MODES, SAMPLER_RULES, SCORE_METRICS
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
 from cdfis_desktop.core.storage import aggregates, queries
-from cdfis_desktop.core.storage.database import make_engine, prepare_schema, translated_errors
+from cdfis_desktop.core.storage.database import (
+    begin_writing,
+    make_engine,
+    prepare_schema,
+    translated_errors,
+)
 from cdfis_desktop.core.storage.history import HistoryWriter, rebuild_aggregates
 from cdfis_desktop.core.storage.locks import RunLock, writer_identity
 from cdfis_desktop.core.storage.records import (
@@ -85,7 +90,8 @@ class Project:
         try:
             prepare_schema(
                 self.engine,
-                create=create,
+                # with project.toml written, an empty database is an unfinished creation
+                create=create or (self.folder / PROJECT_TOML).exists(),
                 where=self._where,
                 db_path=self.db_path if self.engine.dialect.name == "sqlite" else None,
             )
@@ -241,8 +247,7 @@ class Project:
         for those patches. Runs themselves are kept."""
         patch_ids = select(Patch.id).where(Patch.slide_id == slide_id).scalar_subquery()
         with translated_errors(self._where), self.engine.begin() as conn:
-            # a write first: the transaction then holds SQLite's write lock, so no history
-            # flush can commit between reading the aggregate rows and rewriting them
+            begin_writing(conn)  # no history flush may commit between reading and rewriting
             conn.exec_driver_sql(queries.BUMP_PATCHES_VERSION)
             doomed = conn.execute(select(Patch.id).where(Patch.slide_id == slide_id)).scalars()
             aggregates.zero_patches(conn, np.fromiter(doomed, dtype=np.int64))
@@ -322,6 +327,7 @@ class Project:
             "tissue_fraction, split) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         with translated_errors(self._where), self.engine.begin() as conn:
+            begin_writing(conn)  # no other writer may change the ids between these reads
             exists = conn.execute(select(Slide.id).where(Slide.id == slide_id)).scalar()
             if exists is None:
                 raise StoreError(f"no slide with id {slide_id} in {self._where}")

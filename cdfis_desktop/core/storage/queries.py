@@ -24,7 +24,7 @@ from sqlalchemy import Engine, text
 
 from cdfis_desktop.core.errors import ConfigError, StoreError
 from cdfis_desktop.core.storage import aggregates
-from cdfis_desktop.core.storage.database import translated_errors
+from cdfis_desktop.core.storage.database import read_snapshot, translated_errors
 from cdfis_desktop.core.storage.records import (
     HeatmapValues,
     PatchHistory,
@@ -77,7 +77,7 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
         "split FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
         "AND (:split IS NULL OR split = :split) ORDER BY id"
     )
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         rows = conn.execute(text(sql), {"slide": slide_id, "split": split}).all()
     cols = list(zip(*rows, strict=True)) if rows else [()] * 10
     return PatchTable(
@@ -96,7 +96,7 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
 
 def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
     """Epochs of the run that have history aggregates, ascending."""
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         rows = conn.execute(
             text(
                 "SELECT epoch FROM run_aggregates WHERE run_id = :r AND epoch >= 0 ORDER BY epoch"
@@ -200,7 +200,7 @@ def heatmap_values(
         raise ConfigError(
             f"unknown heatmap metric {metric!r}; choose one of: {', '.join(HEATMAP_METRICS)}"
         )
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         run = _run_row(conn, where, run_id)
         if metric in ("loss", "gradnorm", "gradnorm_wb"):
             if metric != run.metric:
@@ -293,7 +293,7 @@ def favoured_patches(
     Ties: favoured break by more times scored last; ignored rank first the patches scored
     most often yet chosen least (looked at and passed over), then by id."""
     stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         run = _run_row(conn, where, run_id)
         arrays = aggregates.load(conn, run_id, stat_epoch)
         if arrays is None:
@@ -348,7 +348,7 @@ def favoured_patches(
 
 def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> PatchHistory:
     """Every recorded step of one patch: one primary-key seek per history block."""
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         rows = conn.execute(
             text(
                 "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
@@ -378,7 +378,7 @@ def score_distribution(
     ``epoch``. Exactly one of the two must be given (ValueError otherwise)."""
     if (step is None) == (epoch is None):
         raise ValueError("give exactly one of step or epoch")
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         if step is not None:
             bits = conn.execute(
                 text(
@@ -399,7 +399,7 @@ def metric_series(engine: Engine, where: str, run_id: int) -> dict[str, np.ndarr
     """``step``/``epoch`` int64[n], ``wall_s`` and each of :data:`METRIC_COLUMNS`
     float64[n] (NaN where not logged), ordered by step."""
     columns = ("step", "epoch", "wall_s", *METRIC_COLUMNS)
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         rows = conn.execute(
             text(f"SELECT {', '.join(columns)} FROM metrics WHERE run_id = :r ORDER BY step"),
             {"r": run_id},
@@ -423,7 +423,7 @@ def run_summaries(engine: Engine, where: str, run_ids: list[int] | None) -> list
     if run_ids is not None:
         sql += f" WHERE r.id IN ({', '.join(str(int(i)) for i in run_ids) or 'NULL'})"
     sql += " ORDER BY r.id DESC"
-    with translated_errors(where), engine.connect() as conn:
+    with translated_errors(where), read_snapshot(engine) as conn:
         rows = conn.execute(text(sql), params).mappings().all()
     now = time.time()
     summaries = []

@@ -275,6 +275,12 @@ def test_decreasing_epoch_is_refused_and_kept_buffered(project, slide_patches, m
     assert writer.pending_steps == 1
     assert project.run(run_id).steps == 0  # step 0 committed, step 1 not
     assert project.epochs(run_id) == [2]
+    buffered = project.history_writer(make_run(), flush_every_steps=5)
+    buffered.record(0, 1, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
+    for step, epoch in ((1, 0), (0, 1)):  # within one batch: refused at record time
+        with pytest.raises(ValueError, match="steps must increase and epochs not decrease"):
+            buffered.record(step, epoch, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
+    assert buffered.pending_steps == 1
 
 
 def test_slide_deleted_during_writes_loses_no_other_counts(

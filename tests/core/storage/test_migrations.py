@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -200,14 +205,22 @@ V4_HISTORY = (
 """The version-3/4 history table: a virtual ``step`` column and a foreign key on runs."""
 
 
-def test_version_4_cumulative_row_becomes_earlier_epochs(
-    tmp_path: Path, row_patches, new_run
-) -> None:
-    """A version-4 database (a stored cumulative row, history with a virtual step column):
-    after the migration the cumulative aggregates, every epoch and every history row read
-    the same, the stored rows are the epochs and their earlier sum, and history has no
-    step column or foreign key."""
-    folder = tmp_path / "p"
+@dataclass
+class Version4:
+    """A hand-made version-4 project (see :func:`_make_version_4`) and what it read as."""
+
+    folder: Path
+    slide_id: int
+    run_id: int
+    ids: np.ndarray
+    aggregates: dict[int, dict[str, np.ndarray]]
+    histories: list
+
+
+def _make_version_4(folder: Path, row_patches, new_run) -> Version4:
+    """30 patches, one run of 30 steps in 3 epochs written by this version, then turned
+    into the version-4 layout: a stored cumulative row, history with a virtual step
+    column and a foreign key."""
     rng = np.random.default_rng(11)
     with Project.create(folder) as project:
         slide_id, ids = row_patches(project, 30, path="/a.svs")
@@ -220,10 +233,9 @@ def test_version_4_cumulative_row_becomes_earlier_epochs(
                 writer.record(step, step // 10, cand, score, score / 4, chosen, chosen * 1.5)
         with project.engine.connect() as conn:
             before = {e: load(conn, run_id, e) for e in (ALL_EPOCHS, 0, 1, 2)}
-        history_before = [project.patch_history(run_id, int(p)) for p in ids[:5]]
-        cumulative = before[ALL_EPOCHS]
-    db = folder / "project.db"
-    with sqlite3.connect(db) as conn:
+        histories = [project.patch_history(run_id, int(p)) for p in ids[:5]]
+    cumulative = before[ALL_EPOCHS]
+    with sqlite3.connect(folder / "project.db") as conn:
         conn.execute("DELETE FROM run_aggregates WHERE epoch < 0")
         conn.execute(
             "INSERT INTO run_aggregates VALUES (?, -1, ?, ?, ?, ?, ?, ?)",
@@ -234,7 +246,13 @@ def test_version_4_cumulative_row_becomes_earlier_epochs(
         conn.execute("INSERT INTO history SELECT * FROM history_new")
         conn.execute("DROP TABLE history_new")
         conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
-    with Project.open(folder) as project:
+    return Version4(folder, slide_id, run_id, ids, before, histories)
+
+
+def _assert_migrated(old: Version4) -> None:
+    """The project reads as it did before it was made version 4, in the version-5 layout."""
+    run_id, ids, before = old.run_id, old.ids, old.aggregates
+    with Project.open(old.folder) as project:
         with project.engine.connect() as conn:
             after = {e: load(conn, run_id, e) for e in (ALL_EPOCHS, 0, 1, 2)}
             earlier = load(conn, run_id, EARLIER_EPOCHS)
@@ -251,9 +269,72 @@ def test_version_4_cumulative_row_becomes_earlier_epochs(
             earlier["times_scored"], before[0]["times_scored"] + before[1]["times_scored"]
         )
         assert "step" not in columns and keys == []
-        for pid, old in zip(ids[:5].tolist(), history_before, strict=True):
+        for pid, history in zip(ids[:5].tolist(), old.histories, strict=True):
             new = project.patch_history(run_id, pid)
-            assert new.step.tolist() == old.step.tolist()
-            assert new.score.tolist() == old.score.tolist()
-        assert np.nansum(project.heatmap_values(run_id, slide_id, "times_scored").value) == 240
-    assert len(list(folder.glob("project.db.v4-backup-*"))) == 1
+            assert new.step.tolist() == history.step.tolist()
+            assert new.score.tolist() == history.score.tolist()
+        assert np.nansum(project.heatmap_values(run_id, old.slide_id, "times_scored").value) == 240
+
+
+def test_version_4_cumulative_row_becomes_earlier_epochs(
+    tmp_path: Path, row_patches, new_run
+) -> None:
+    """After the migration the cumulative aggregates, every epoch and every history row
+    read the same, the stored rows are the epochs and their earlier sum, and history has
+    no step column or foreign key; one backup was made."""
+    old = _make_version_4(tmp_path / "p", row_patches, new_run)
+    _assert_migrated(old)
+    assert len(list(old.folder.glob("project.db.v4-backup-*"))) == 1
+
+
+_KILLED_MID_MIGRATION = """
+import os, signal, sys
+from cdfis_desktop.core.storage import Project, migrations
+
+def killed(*args):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+migrations.load_aggregates = killed  # called after history was copied to the new table
+Project.open(sys.argv[1])
+"""
+
+
+def test_migration_killed_midway_leaves_the_old_database(
+    tmp_path: Path, row_patches, new_run
+) -> None:
+    """SIGKILL in the middle of the v4 -> v5 migration (a real child process): the
+    database is still version 4, complete, and the next open migrates it."""
+    old = _make_version_4(tmp_path / "p", row_patches, new_run)
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_MIGRATION, str(old.folder)], capture_output=True
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    with sqlite3.connect(old.folder / "project.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        rows = conn.execute("SELECT COUNT(*) FROM history").fetchone()
+    assert version == ("4",) and "history_v4" not in tables and rows == (240,)
+    _assert_migrated(old)
+
+
+def test_two_openers_of_an_old_project_both_succeed(tmp_path: Path, row_patches, new_run) -> None:
+    """Two threads open the same version-4 project at once (each its own engine): one
+    migrates, the other waits and finds it migrated; no backup collides."""
+    old = _make_version_4(tmp_path / "p", row_patches, new_run)
+    errors: list[BaseException] = []
+
+    def open_once() -> None:
+        try:
+            Project.open(old.folder).close()
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    openers = [threading.Thread(target=open_once) for _ in range(2)]
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join(timeout=60)
+    assert not errors, errors
+    _assert_migrated(old)
+    assert not list(old.folder.glob("*.partial"))

@@ -145,3 +145,69 @@ def test_delete_slide_removes_patches_and_their_history(
     assert len(project.patch_history(run_id, int(ids[0])).step) == 0
     assert len(project.patch_history(run_id, int(other_ids[0])).step) == 1
     assert len(project.runs()) == 1
+
+
+def test_add_patches_returns_its_ids_while_another_slide_is_deleted(
+    project: Project, row_patches
+) -> None:
+    """A slide deleted by another thread while add_patches runs (it starts right after the
+    highest id is read) must wait for it: the returned ids are exactly those inserted."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    row_patches(project, 10, path="/a")
+    slide_b, _ = row_patches(project, 10, path="/b")  # the highest ids
+    slide_c = project.add_slide("/c", fingerprint="c", width=10, height=10, mpp=0.5)
+    others: list[threading.Thread] = []
+
+    @event.listens_for(project.engine, "before_cursor_execute")
+    def delete_after_max_id(conn, cursor, statement, *args) -> None:
+        if statement.startswith("INSERT INTO patches") and not others:
+            others.append(threading.Thread(target=project.delete_slide, args=(slide_b,)))
+            others[0].start()
+            time.sleep(0.3)  # let the deletion run now if nothing holds it back
+
+    new = project.add_patches(
+        slide_c,
+        l0_x=np.arange(5),
+        l0_y=0,
+        l0_size=1,
+        patch_px=1,
+        mpp=0.5,
+        label=0,
+        tissue_fraction=1.0,
+    )
+    others[0].join()
+    assert new.tolist() == project.patches(slide_c).id.tolist()
+    assert [s.id for s in project.slides()] == [1, slide_c]
+
+
+def test_failed_creation_leaves_nothing_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creation fails after the tables (here: writing the version rows): the database is
+    left empty, and opening the folder finishes the creation."""
+    from cdfis_desktop.core.storage import database
+
+    def full_disk(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(database, "_write_meta", full_disk)
+    with pytest.raises(StoreError, match="full"):
+        Project.create(tmp_path / "p")
+    monkeypatch.undo()
+    with sqlite3.connect(tmp_path / "p" / "project.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone() == (0,)
+    with Project.open(tmp_path / "p") as project:
+        assert project.slides() == []
+
+
+def test_creation_killed_before_the_database_is_finished_on_open(tmp_path: Path) -> None:
+    Project.create(tmp_path / "p").close()
+    for path in (tmp_path / "p").glob("project.db*"):
+        path.unlink()
+    with Project.open(tmp_path / "p") as project:
+        project.add_slide("/a.svs", fingerprint="a", width=1, height=1, mpp=0.5)
+        assert len(project.slides()) == 1

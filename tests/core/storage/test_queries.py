@@ -201,3 +201,35 @@ def test_heatmap_ignores_other_slides_inside_the_id_range(project, make_run) -> 
         writer.record(0, 0, both, [1.0, 2.0, 3.0], [0.2, 0.3, 0.5], [1, 5, 2], [1.0, 1.0, 1.0])
     values = project.heatmap_values(run_id, a, "times_chosen")
     assert list(values.patch_id) == [first[0], last[0]] and list(values.value) == [1, 2]
+
+
+def test_a_query_reads_one_snapshot_while_a_slide_is_deleted(
+    project, make_run, row_patches
+) -> None:
+    """favoured_patches reads aggregates, candidates and patch rows in three statements;
+    a slide deleted by another thread between the second and third (forced with a cursor
+    hook) must not be half seen: the answer is the state before the deletion."""
+    import threading
+
+    from sqlalchemy import event
+
+    _, ids_a = row_patches(project, 10, path="/a")
+    slide_b, ids_b = row_patches(project, 10, path="/b")
+    run_id = make_run(20)
+    ids = np.concatenate([ids_a, ids_b])
+    with project.history_writer(run_id) as writer:
+        chosen = np.where(np.isin(ids, ids_b), 5, 1)
+        writer.record(0, 0, ids, np.ones(20), np.full(20, 0.05), chosen, np.ones(20))
+    deleted = []
+
+    @event.listens_for(project.engine, "before_cursor_execute")
+    def delete_before_patch_rows(conn, cursor, statement, *args) -> None:
+        if statement.startswith("SELECT id, slide_id, l0_x") and not deleted:
+            deleted.append(True)
+            other = threading.Thread(target=project.delete_slide, args=(slide_b,))
+            other.start()
+            other.join()
+
+    top = project.favoured_patches(run_id, 5)
+    assert deleted and [p.patch_id for p in top] == ids_b[:5].tolist()
+    assert project.favoured_patches(run_id, 5)[0].patch_id in ids_a.tolist()
