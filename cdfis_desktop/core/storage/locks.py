@@ -112,12 +112,3 @@ class RunLock:
         finally:
             self._handle.close()
             self._handle = None
-
-    def is_free(self) -> bool:
-        """Whether no process holds the lock (probes by taking and releasing it)."""
-        if self.held:
-            return False
-        if self.try_acquire():
-            self.release()
-            return True
-        return False

@@ -453,24 +453,30 @@ class Project:
 
     def recover_interrupted_runs(self) -> list[int]:
         """Mark ``interrupted`` every ``running`` run whose writer lock is free (its process
-        died). Called on open and by :meth:`runs`. Returns the ids marked."""
+        died). The lock is held while the run is marked, so a process resuming the run at
+        that moment gets RunLockedError instead of running under a wrong status. Called on
+        open and by :meth:`runs`. Returns the ids marked."""
         with translated_errors(self._where), self.engine.connect() as conn:
             running = conn.execute(select(Run.id).where(Run.status == "running")).scalars().all()
-        stale = [
-            run_id
-            for run_id in running
-            if run_id not in self._locks and RunLock(self.locks_dir, run_id).is_free()
-        ]
-        if stale:
-            with translated_errors(self._where), self.engine.begin() as conn:
-                conn.execute(
-                    update(Run)
-                    .where(Run.id.in_(stale), Run.status == "running")
-                    .values(
-                        status="interrupted",
-                        error="the writing process ended without closing the run",
-                    )
-                )
+        stale = []
+        for run_id in running:
+            lock = RunLock(self.locks_dir, run_id)
+            if run_id in self._locks or not lock.try_acquire():
+                continue  # written by this project or by a live process
+            try:
+                with translated_errors(self._where), self.engine.begin() as conn:
+                    marked = conn.execute(
+                        update(Run)
+                        .where(Run.id == run_id, Run.status == "running")
+                        .values(
+                            status="interrupted",
+                            error="the writing process ended without closing the run",
+                        )
+                    ).rowcount
+            finally:
+                lock.release()
+            if marked:
+                stale.append(run_id)
         return stale
 
     def history_writer(

@@ -233,3 +233,36 @@ def test_a_query_reads_one_snapshot_while_a_slide_is_deleted(
     top = project.favoured_patches(run_id, 5)
     assert deleted and [p.patch_id for p in top] == ids_b[:5].tolist()
     assert project.favoured_patches(run_id, 5)[0].patch_id in ids_a.tolist()
+
+
+def test_a_run_resumed_while_another_instance_recovers_it(project, make_run) -> None:
+    """One project instance marks a dead writer's run interrupted while another resumes
+    it at that very moment (forced with a cursor hook): the resumer is refused, never left
+    writing a run marked interrupted."""
+    from sqlalchemy import event
+
+    run_id = make_run()
+    project.set_run_status(run_id, "interrupted")  # releases this instance's lock
+
+    def left_running_by_a_dead_writer() -> None:
+        with project.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+
+    with Project.open(project.folder) as resumer:
+        left_running_by_a_dead_writer()
+        outcome: list[str] = []
+
+        def resume_now(conn, cursor, statement, *args) -> None:
+            if statement.startswith("UPDATE runs SET status") and not outcome:
+                try:
+                    resumer.set_run_status(run_id, "running")
+                    outcome.append("resumed")
+                except RunLockedError:
+                    outcome.append("refused")
+
+        event.listen(project.engine, "before_cursor_execute", resume_now)
+        try:
+            assert project.recover_interrupted_runs() == [run_id]
+        finally:
+            event.remove(project.engine, "before_cursor_execute", resume_now)
+        assert outcome == ["refused"] and resumer.run(run_id).status == "interrupted"
