@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cdfis_desktop.core.storage import ALL_EPOCHS, Project, history
-from cdfis_desktop.core.storage.aggregates import COLUMNS, load
+from cdfis_desktop.core.storage import Project, history
+from cdfis_desktop.core.storage.aggregates import COLUMNS, latest_epoch, load
 
 CANDIDATES = 1024
 BATCH = 128
@@ -142,10 +142,12 @@ def bench_insert_and_size(folder: Path, steps: int, repeats: int) -> tuple[Proje
 
 
 def bench_compression(project: Project, run_id: int) -> None:
-    """Time zlib level 1 on the cumulative aggregate arrays (the size of the one row a flush
-    within an epoch writes)."""
+    """Time zlib level 1 on the latest epoch's aggregate row, the one row a flush within an
+    epoch rewrites."""
     with project.engine.connect() as conn:
-        arrays = load(conn, run_id, ALL_EPOCHS)
+        epoch = latest_epoch(conn, run_id)
+        assert epoch is not None
+        arrays = load(conn, run_id, epoch)
     assert arrays is not None
     blobs = [arrays[name].tobytes() for name in COLUMNS]
     start = time.process_time()

@@ -2,8 +2,8 @@
 (run, epoch) of ``run_aggregates``.
 
 Layout: each row holds five arrays indexed by patch id, stored as raw little-endian bytes
-(no compression: zlib level 1 costs more per flush than the whole target budget of a
-flush, see ``benchmarks/store.py``). Their length ``n_patches`` is the project's highest
+(no compression: zlib level 1 would cost about 2 µs per history row, most of the insert
+budget of 3.3 µs at 300,000 rows/s, for a 2x smaller row; ``benchmarks/store.py``). Their length ``n_patches`` is the project's highest
 patch id + 1 when the row was first written, grown when a higher id is recorded; a patch
 never scored (or with an id past the end) has zeros everywhere:
 
@@ -23,8 +23,9 @@ the cumulative row too (``benchmarks/store.py``).
 
 Why packed arrays: keeping them per (run, epoch, patch) cost two upserts per history row
 (~7 µs, 3/4 of the insert time) and 100,000 row reads per heatmap; a flush now writes the
-touched row whole (24 bytes per patch of the project) and a heatmap reads two or three
-blobs and indexes them with the slide's patch ids.
+touched row whole (24 bytes per patch of the project) and a heatmap reads the one or two
+columns it needs of one row (of two for the cumulative view) and indexes them with the
+slide's patch ids.
 
 Thread rules: functions run inside the caller's transaction; an :class:`AggregateFolder`
 belongs to the one thread that writes its run (the training thread, or the thread running
@@ -33,7 +34,6 @@ a truncate/rebuild).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -77,16 +77,6 @@ class Aggregates:
         """All-zero arrays of length ``n``."""
         return cls(**{name: np.zeros(n, dtype) for name, dtype in COLUMNS.items()})
 
-    @classmethod
-    def from_blobs(cls, blobs: Sequence[bytes]) -> Aggregates:
-        """Writable arrays from stored column values, in :data:`COLUMNS` order."""
-        return cls(
-            **{
-                name: np.frombuffer(blob, dtype).copy()
-                for (name, dtype), blob in zip(COLUMNS.items(), blobs, strict=True)
-            }
-        )
-
     def __len__(self) -> int:
         return int(self.times_scored.shape[0])
 
@@ -117,17 +107,14 @@ class Aggregates:
         self.last_score[patch_id[latest]] = score[latest]
 
     def add(self, later: Aggregates) -> None:
-        """Accumulate ``later``, the aggregates of steps after every step folded here:
-        counts and sums add, the last score and step are ``later``'s where it scored the
-        patch."""
-        self.grow(len(later))
-        n = len(later)
-        self.times_scored[:n] += later.times_scored
-        self.times_chosen[:n] += later.times_chosen
-        self.score_sum[:n] += later.score_sum
-        seen = later.times_scored > 0
-        self.last_score[:n][seen] = later.last_score[seen]
-        self.last_step[:n][seen] = later.last_step[seen]
+        """Accumulate ``later``, the aggregates of steps after every step folded here (see
+        :func:`combine`)."""
+        for name in COLUMNS:
+            setattr(
+                self,
+                name,
+                combine(name, getattr(self, name), getattr(later, name), later.times_scored),
+            )
 
     def zero(self, patch_ids: np.ndarray) -> None:
         """Forget the given patches (ids past the end are ignored)."""
@@ -141,29 +128,61 @@ def max_patch_id(conn: Connection) -> int:
     return int(conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM patches").scalar_one())
 
 
+def combine(
+    name: str, earlier: np.ndarray, later: np.ndarray, later_scored: np.ndarray
+) -> np.ndarray:
+    """Column ``name`` of aggregates followed by those of later steps, as a new array as
+    long as the longer input: counts and sums add; ``last_score``/``last_step`` are the
+    later ones where ``later_scored`` (the later ``times_scored``) is positive."""
+    out = np.zeros(max(earlier.shape[0], later.shape[0]), COLUMNS[name])
+    out[: earlier.shape[0]] = earlier
+    if name in ("last_score", "last_step"):
+        seen = np.flatnonzero(later_scored > 0)
+        out[seen] = later[seen]
+    else:
+        out[: later.shape[0]] += later
+    return out
+
+
 def load(
     conn: Connection, run_id: int, epoch: int, columns: tuple[str, ...] = tuple(COLUMNS)
 ) -> dict[str, np.ndarray] | None:
     """The named arrays of (run, epoch) as read-only numpy arrays, or None if absent.
-    ``epoch == ALL_EPOCHS`` gives the cumulative aggregates of all epochs so far."""
-    if epoch == ALL_EPOCHS:
-        cumulative = load_aggregates(conn, run_id, ALL_EPOCHS)
-        if cumulative is None:
+    ``epoch == ALL_EPOCHS`` gives the cumulative aggregates of all epochs so far: the
+    ``EARLIER_EPOCHS`` row combined with the latest epoch's, read in one statement (one
+    snapshot: an epoch change rewrites both rows in one transaction)."""
+    if epoch != ALL_EPOCHS:
+        row = conn.exec_driver_sql(
+            f"SELECT {', '.join(columns)} FROM run_aggregates WHERE run_id = ? AND epoch = ?",
+            (run_id, epoch),
+        ).one_or_none()
+        if row is None:
             return None
-        return {name: getattr(cumulative, name) for name in columns}
-    return _load_row(conn, run_id, epoch, columns)
-
-
-def _load_row(
-    conn: Connection, run_id: int, epoch: int, columns: tuple[str, ...]
-) -> dict[str, np.ndarray] | None:
-    row = conn.exec_driver_sql(
-        f"SELECT {', '.join(columns)} FROM run_aggregates WHERE run_id = ? AND epoch = ?",
-        (run_id, epoch),
-    ).one_or_none()
-    if row is None:
+        return {name: np.frombuffer(row[k], COLUMNS[name]) for k, name in enumerate(columns)}
+    wanted = tuple(dict.fromkeys(("times_scored", *columns)))  # times_scored merges last_*
+    rows = conn.exec_driver_sql(
+        f"SELECT epoch, {', '.join(wanted)} FROM run_aggregates WHERE run_id = ? AND "
+        "(epoch = ? OR epoch = (SELECT MAX(epoch) FROM run_aggregates WHERE run_id = ? "
+        "AND epoch >= 0)) ORDER BY epoch",
+        (run_id, EARLIER_EPOCHS, run_id),
+    ).all()
+    if not rows or rows[-1][0] < 0:
         return None
-    return {name: np.frombuffer(row[k], COLUMNS[name]) for k, name in enumerate(columns)}
+    earlier, latest = (
+        {
+            name: np.frombuffer(blob, COLUMNS[name])
+            for name, blob in zip(wanted, row[1:], strict=True)
+        }
+        for row in (rows[0], rows[-1])
+    )
+    if len(rows) == 1:
+        return {name: latest[name] for name in columns}
+    cumulative = {
+        name: combine(name, earlier[name], latest[name], latest["times_scored"]) for name in columns
+    }
+    for values in cumulative.values():
+        values.flags.writeable = False
+    return cumulative
 
 
 def latest_epoch(conn: Connection, run_id: int) -> int | None:
@@ -175,24 +194,9 @@ def latest_epoch(conn: Connection, run_id: int) -> int | None:
 
 
 def load_aggregates(conn: Connection, run_id: int, epoch: int) -> Aggregates | None:
-    """All arrays of (run, epoch), writable, or None if absent (``ALL_EPOCHS``: the
-    ``EARLIER_EPOCHS`` row plus the latest epoch's)."""
-    if epoch != ALL_EPOCHS:
-        arrays = _load_row(conn, run_id, epoch, tuple(COLUMNS))
-        return None if arrays is None else Aggregates(**{n: a.copy() for n, a in arrays.items()})
-    # one statement, so one snapshot: an epoch change rewrites both rows in one transaction
-    rows = conn.exec_driver_sql(
-        f"SELECT epoch, {', '.join(COLUMNS)} FROM run_aggregates WHERE run_id = ? AND "
-        "(epoch = ? OR epoch = (SELECT MAX(epoch) FROM run_aggregates WHERE run_id = ? "
-        "AND epoch >= 0)) ORDER BY epoch",
-        (run_id, EARLIER_EPOCHS, run_id),
-    ).all()
-    if not rows or rows[-1][0] < 0:
-        return None
-    stored = [Aggregates.from_blobs(row[1:]) for row in rows]
-    for later in stored[1:]:
-        stored[0].add(later)
-    return stored[0]
+    """All arrays of (run, epoch) as :func:`load` gives them, writable, or None."""
+    arrays = load(conn, run_id, epoch)
+    return None if arrays is None else Aggregates(**{n: a.copy() for n, a in arrays.items()})
 
 
 def save(conn: Connection, run_id: int, epoch: int, aggregates: Aggregates) -> None:
@@ -213,11 +217,9 @@ def save(conn: Connection, run_id: int, epoch: int, aggregates: Aggregates) -> N
 
 def zero_patches(conn: Connection, patch_ids: np.ndarray) -> None:
     """Forget ``patch_ids`` (int64) in every aggregate row of every run."""
-    rows = conn.exec_driver_sql(
-        f"SELECT run_id, epoch, {', '.join(COLUMNS)} FROM run_aggregates"
-    ).all()
-    for run_id, epoch, *blobs in rows:
-        aggregates = Aggregates.from_blobs(blobs)
+    for run_id, epoch in conn.exec_driver_sql("SELECT run_id, epoch FROM run_aggregates").all():
+        aggregates = load_aggregates(conn, run_id, epoch)
+        assert aggregates is not None  # the row was just listed, in this transaction
         aggregates.zero(patch_ids)
         save(conn, run_id, epoch, aggregates)
 

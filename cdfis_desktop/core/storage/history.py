@@ -43,7 +43,9 @@ per step)."""
 
 def rebuild_aggregates(conn: Connection, run_id: int) -> None:
     """Replace the run's aggregates by a fold of its whole history, in chunks of whole
-    blocks of about :data:`REBUILD_CHUNK_STEPS` steps (inside the caller's transaction)."""
+    blocks of about :data:`REBUILD_CHUNK_STEPS` steps (inside the caller's transaction).
+    Raises ValueError if the stored epochs decrease with the step (cdfis-desktop never
+    records that; :meth:`HistoryWriter.record` refuses it)."""
     conn.exec_driver_sql("DELETE FROM run_aggregates WHERE run_id = ?", (run_id,))
     folder = AggregateFolder(run_id)
     blocks = conn.exec_driver_sql(
@@ -101,7 +103,16 @@ class HistoryWriter:
     buffered, everything committed before is kept.
     """
 
-    def __init__(self, engine: Engine, where: str, run_id: int, flush_every_steps: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        where: str,
+        run_id: int,
+        flush_every_steps: int,
+        last_recorded: tuple[int, int] | None = None,
+    ) -> None:
+        """``last_recorded``: (step, epoch) of the run's latest stored step, if any: later
+        records must come after it."""
         if flush_every_steps < 1:
             raise ValueError(f"flush_every_steps must be >= 1 (got {flush_every_steps})")
         self.run_id = run_id
@@ -111,6 +122,7 @@ class HistoryWriter:
         self._buffer: list[_Step] = []
         self._aggregates = AggregateFolder(run_id)
         self._closed = False
+        self._last_recorded = last_recorded
 
     @property
     def pending_steps(self) -> int:
@@ -137,10 +149,11 @@ class HistoryWriter:
         after the previous one or an epoch below the previous one."""
         if self._closed:
             raise ValueError("this history writer is closed")
-        if self._buffer and (step <= self._buffer[-1][0] or epoch < self._buffer[-1][1]):
+        last = self._last_recorded
+        if last is not None and (step <= last[0] or epoch < last[1]):
             raise ValueError(
-                f"step {step} (epoch {epoch}) recorded after step {self._buffer[-1][0]} "
-                f"(epoch {self._buffer[-1][1]}); steps must increase and epochs not decrease"
+                f"step {step} (epoch {epoch}) recorded after step {last[0]} (epoch {last[1]}); "
+                "steps must increase and epochs not decrease"
             )
         ids = np.asarray(patch_ids, dtype=np.int64).ravel()
         arrays = [np.asarray(a).ravel() for a in (score, probability, times_chosen, weight)]
@@ -160,6 +173,7 @@ class HistoryWriter:
             weight_a = np.bincount(inverse, weights=weight_a)
             score_a, prob_a, ids = score_a[first], prob_a[first], unique
         self._buffer.append((int(step), int(epoch), ids, score_a, prob_a, chosen_a, weight_a))
+        self._last_recorded = (int(step), int(epoch))
         if len(self._buffer) >= self.flush_every_steps:
             self.flush()
 

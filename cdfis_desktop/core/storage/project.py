@@ -86,12 +86,19 @@ class Project:
         self._where = str(self.db_path) if self.url.startswith("sqlite") else self.url
         self._locks: dict[int, RunLock] = {}
         self._geometry = queries.SlideGeometryCache()
+        default_database = self.url == f"sqlite:///{self.db_path}"
+        if not create and default_database and not self.db_path.exists():
+            raise NotAProjectError(
+                f"{self.folder} has a {PROJECT_TOML} but its database {DATABASE_FILE} is "
+                "missing; restore it (project.db.v*-backup-* files are copies made before "
+                f"upgrades), or delete {PROJECT_TOML} to make a new project here"
+            )
         self.engine = make_engine(self.url, sqlite_pragmas=sqlite_pragmas)
         try:
             prepare_schema(
                 self.engine,
-                # with project.toml written, an empty database is an unfinished creation
-                create=create or (self.folder / PROJECT_TOML).exists(),
+                # beside project.toml, an empty database file is an unfinished creation
+                create=create or (default_database and (self.folder / PROJECT_TOML).exists()),
                 where=self._where,
                 db_path=self.db_path if self.engine.dialect.name == "sqlite" else None,
             )
@@ -496,7 +503,13 @@ class Project:
         self._lock_for(run_id)
         if resume_after_step is not None:
             self.truncate_run(run_id, resume_after_step)
-        return HistoryWriter(self.engine, self._where, run_id, flush_every_steps)
+        with translated_errors(self._where), self.engine.connect() as conn:
+            last = conn.exec_driver_sql(
+                "SELECT step, epoch FROM history_steps WHERE run_id = ? ORDER BY step DESC LIMIT 1",
+                (run_id,),
+            ).one_or_none()
+        last_recorded = None if last is None else (int(last[0]), int(last[1]))
+        return HistoryWriter(self.engine, self._where, run_id, flush_every_steps, last_recorded)
 
     def _run_status(self, run_id: int) -> str:
         with translated_errors(self._where), self.engine.connect() as conn:

@@ -40,7 +40,9 @@ SCHEMA_VERSION = 5
 2 = history rows keyed by (run, step, patch) with REAL scores and a (run, patch, step)
 index; 3 = aggregates as one ``epoch_stats`` row per (run, epoch, patch); 4 = a stored
 cumulative ``run_aggregates`` row (``epoch = -1``) rewritten at every flush and a virtual
-``history.step`` column (~10 % of the insert time)."""
+``history.step`` column; 5 = one row per epoch plus the sum of the earlier epochs
+(``epoch = -2``), history without the computed column and the foreign key (see
+:mod:`.migrations`)."""
 
 ALL_EPOCHS = -1
 """The epoch argument that asks for the cumulative aggregates of all epochs so far (not a

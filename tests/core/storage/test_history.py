@@ -265,51 +265,66 @@ def test_stored_rows_are_epochs_and_their_earlier_sum(project, slide_patches, ma
     assert [e for e in after if after[e] != before[e]] == [3]
 
 
-def test_decreasing_epoch_is_refused_and_kept_buffered(project, slide_patches, make_run) -> None:
+def test_steps_out_of_order_are_refused_when_recorded(project, slide_patches, make_run) -> None:
+    """A step not after the latest one, or an epoch below it, is refused by record()
+    whether the latest is buffered, flushed, or stored by an earlier writer; the writer
+    goes on working after a refusal."""
     _, ids = slide_patches
     run_id = make_run()
-    writer = project.history_writer(run_id, flush_every_steps=1)
-    writer.record(0, 2, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
-    with pytest.raises(ValueError, match="epoch 1 recorded after epoch 2"):
-        writer.record(1, 1, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
-    assert writer.pending_steps == 1
-    assert project.run(run_id).steps == 0  # step 0 committed, step 1 not
-    assert project.epochs(run_id) == [2]
-    buffered = project.history_writer(make_run(), flush_every_steps=5)
-    buffered.record(0, 1, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
-    for step, epoch in ((1, 0), (0, 1)):  # within one batch: refused at record time
+
+    def record(writer, step: int, epoch: int) -> None:
+        writer.record(step, epoch, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
+
+    writer = project.history_writer(run_id, flush_every_steps=2)
+    record(writer, 10, 2)  # buffered
+    for step, epoch in ((10, 2), (9, 2), (11, 1)):
         with pytest.raises(ValueError, match="steps must increase and epochs not decrease"):
-            buffered.record(step, epoch, ids[:2], [1.0, 2.0], [0.5, 0.5], [1, 0], [1.0, 0.0])
-    assert buffered.pending_steps == 1
+            record(writer, step, epoch)
+    record(writer, 11, 2)  # flushed with step 10
+    for step, epoch in ((5, 2), (12, 1)):
+        with pytest.raises(ValueError, match=f"step {step} .epoch {epoch}. recorded after step 11"):
+            record(writer, step, epoch)
+    assert writer.pending_steps == 0
+    record(writer, 12, 3)
+    writer.close()
+    assert project.run(run_id).steps == 12 and project.epochs(run_id) == [2, 3]
+    project.set_run_status(run_id, "running")
+    with project.history_writer(run_id) as later, pytest.raises(ValueError, match="after step 12"):
+        record(later, 12, 3)
 
 
-def test_slide_deleted_during_writes_loses_no_other_counts(
+def test_slide_deleted_during_a_flush_loses_no_other_counts(
     project, slide_patches, make_run, row_patches
 ) -> None:
-    """delete_slide rewrites every aggregate row while a writer thread keeps flushing; no
-    flush of the other slide's patches may be overwritten by a stale copy."""
+    """delete_slide reads and rewrites every aggregate row; a history flush from another
+    thread, started right after its first read (a cursor hook), must neither be lost nor
+    be overwritten by the stale copy: it waits, then counts."""
+    from sqlalchemy import event
+
     slide_id, ids = slide_patches
     _, kept = row_patches(project, 8, path="/b")
     run_id = make_run()
-    errors: list[BaseException] = []
+    writer = project.history_writer(run_id, flush_every_steps=1)
+    both = np.concatenate([ids[:4], kept])
+    writer.record(0, 0, both, np.ones(12), np.full(12, 0.1), np.ones(12), np.ones(12))
+    flushes: list[threading.Thread] = []
 
-    def write() -> None:
-        try:
-            with project.history_writer(run_id, flush_every_steps=1) as writer:
-                for step in range(400):
-                    both = np.concatenate([ids[:4], kept])
-                    writer.record(
-                        step, step // 50, both, np.ones(12), np.ones(12), np.ones(12), np.ones(12)
-                    )
-        except BaseException as exc:  # reported to the main thread below
-            errors.append(exc)
+    def flush_now(conn, cursor, statement, *args) -> None:
+        if statement.startswith("SELECT times_scored") and not flushes:
+            step = (1, 0, kept, np.ones(8), np.full(8, 0.1), np.ones(8), np.ones(8))
+            flushes.append(threading.Thread(target=writer.record, args=step))
+            flushes[0].start()
+            flushes[0].join(timeout=0.5)  # commits now unless delete_slide holds the lock
 
-    writer_thread = threading.Thread(target=write)
-    writer_thread.start()
-    while project.run(run_id).steps is None or project.run(run_id).steps < 20:
-        threading.Event().wait(0.01)
-    project.delete_slide(slide_id)
-    writer_thread.join(timeout=60)
-    assert not writer_thread.is_alive() and not errors
+    event.listen(project.engine, "after_cursor_execute", flush_now)
+    try:
+        project.delete_slide(slide_id)
+    finally:
+        event.remove(project.engine, "after_cursor_execute", flush_now)
+    flushes[0].join(timeout=60)
+    assert not flushes[0].is_alive()
+    writer.close()
     stats = _stats(project, run_id, ALL_EPOCHS)
-    assert {p: stats[int(p)][:2] for p in kept.tolist()} == {p: (400, 400) for p in kept.tolist()}
+    assert sorted(stats) == sorted(kept.tolist())
+    assert {stats[p][:2] for p in kept.tolist()} == {(2, 2)}
+    assert project.run(run_id).steps == 1

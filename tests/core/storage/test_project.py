@@ -204,10 +204,16 @@ def test_failed_creation_leaves_nothing_half_made(
         assert project.slides() == []
 
 
-def test_creation_killed_before_the_database_is_finished_on_open(tmp_path: Path) -> None:
+def test_creation_killed_before_the_schema_is_finished_on_open(tmp_path: Path) -> None:
+    """Killed after project.toml and an empty database file were made: opening finishes
+    the creation. A missing database is refused instead (it may have been lost)."""
     Project.create(tmp_path / "p").close()
     for path in (tmp_path / "p").glob("project.db*"):
         path.unlink()
+    with pytest.raises(NotAProjectError, match="database project.db is missing; restore it"):
+        Project.open(tmp_path / "p")
+    assert not (tmp_path / "p" / "project.db").exists()
+    (tmp_path / "p" / "project.db").touch()  # SQLite makes an empty file at first connect
     with Project.open(tmp_path / "p") as project:
         project.add_slide("/a.svs", fingerprint="a", width=1, height=1, mpp=0.5)
         assert len(project.slides()) == 1
