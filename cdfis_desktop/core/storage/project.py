@@ -520,7 +520,10 @@ class Project:
 
     def truncate_run(self, run_id: int, after_step: int) -> None:
         """Delete the run's history, metrics and checkpoints after ``after_step`` and
-        rebuild its aggregates from the remaining history (one transaction)."""
+        rebuild its aggregates from the remaining history (one transaction). Takes the
+        run's writer lock (kept until the run ends or the project closes); raises
+        RunLockedError while another process writes the run."""
+        self._lock_for(run_id)
         with translated_errors(self._where), self.engine.begin() as conn:
             params = {"run_id": run_id, "step": int(after_step)}
             # history is keyed by block: seek to the first block holding a later step

@@ -142,6 +142,8 @@ def test_two_projects_in_one_process_exclude_each_other(project, make_run) -> No
         assert second.run(run_id).status == "running"  # not taken for dead
         with pytest.raises(RunLockedError, match=f"run {run_id} is being written"):
             second.history_writer(run_id)
+        with pytest.raises(RunLockedError, match=f"run {run_id} is being written"):
+            second.truncate_run(run_id, 0)
 
 
 def test_checkpoints_registry(project, make_run, tmp_path) -> None:
