@@ -3,9 +3,10 @@
 
 Layout: each row holds five arrays indexed by patch id, stored as raw little-endian bytes
 (no compression: zlib level 1 would cost about 2 µs per history row, most of the insert
-budget of 3.3 µs at 300,000 rows/s, for a 2x smaller row; ``benchmarks/store.py``). Their length ``n_patches`` is the project's highest
-patch id + 1 when the row was first written, grown when a higher id is recorded; a patch
-never scored (or with an id past the end) has zeros everywhere:
+budget of 3.3 µs at 300,000 rows/s, for a 2x smaller row; ``benchmarks/store.py``). Their
+length ``n_patches`` is the project's highest patch id + 1 when the row was first written,
+grown when a higher id is recorded; a patch never scored (or with an id past the end) has
+zeros everywhere:
 
 - ``times_scored`` int32: steps in which the sampler looked at the patch;
 - ``times_chosen`` int32: draws of the patch;
@@ -237,16 +238,14 @@ class AggregateFolder:
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
-        self._loaded = False
         self._latest_epoch: int | None = None
         self._latest: Aggregates | None = None
-        self._earlier: Aggregates | None = None
+        self._earlier: Aggregates | None = None  # None until loaded
         self._unsaved: dict[int, Aggregates] = {}
         self._patches_version: str | None = None
 
     def forget(self) -> None:
         """Drop everything held in memory."""
-        self._loaded = False
         self._latest = self._earlier = None
         self._unsaved.clear()
 
@@ -268,7 +267,7 @@ class AggregateFolder:
         if version != self._patches_version:
             self.forget()
             self._patches_version = version
-        if not self._loaded:
+        if self._earlier is None:
             self._load(conn)
         for value in np.unique(epoch).tolist():
             if self._latest_epoch is not None and value < self._latest_epoch:
@@ -297,7 +296,6 @@ class AggregateFolder:
         self._earlier = load_aggregates(conn, self.run_id, EARLIER_EPOCHS)
         if self._earlier is None:
             self._earlier = Aggregates.zeros(max_patch_id(conn) + 1)
-        self._loaded = True
 
     def _begin_epoch(self, conn: Connection, epoch: int) -> None:
         """The latest epoch so far joins the earlier ones; ``epoch`` starts from zeros."""

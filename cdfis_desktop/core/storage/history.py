@@ -2,15 +2,15 @@
 
 Thread rules: a :class:`HistoryWriter` belongs to the training thread, which is the only
 writer of history rows. It buffers numpy arrays and writes every ``flush_every_steps``
-steps in ONE transaction: the history rows and the batch's ``history_steps`` rows
-(driver-level ``executemany``), the per-epoch aggregates, and the run's ``last_step``.
+steps in ONE transaction: the history rows (:data:`ROWS_PER_INSERT` per statement) and
+the batch's ``history_steps`` rows, the per-epoch aggregates, and the run's ``last_step``.
 The aggregates are numpy arrays indexed by patch id (see :mod:`.aggregates`), kept in
 memory and loaded from the database at the writer's first flush (a resumed run goes on
 from what was committed); each batch is folded in with numpy and the touched rows (the
-current epoch's; at an epoch change also the earlier epochs' sum) are written whole. Steps must be recorded in
-increasing order (a step is folded into the aggregates once). A crash loses at most the
-unflushed steps (whole batches only); readers (GUI thread) never see history without its
-aggregates.
+current epoch's; at an epoch change also the earlier epochs' sum) are written whole.
+Steps must be recorded in increasing order (a step is folded into the aggregates once).
+A crash loses at most the unflushed steps (whole batches only); readers (GUI thread) never
+see history without its aggregates.
 """
 
 from __future__ import annotations

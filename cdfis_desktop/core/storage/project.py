@@ -255,7 +255,6 @@ class Project:
         patch_ids = select(Patch.id).where(Patch.slide_id == slide_id).scalar_subquery()
         with translated_errors(self._where), self.engine.begin() as conn:
             begin_writing(conn)  # no history flush may commit between reading and rewriting
-            conn.exec_driver_sql(queries.BUMP_PATCHES_VERSION)
             doomed = conn.execute(select(Patch.id).where(Patch.slide_id == slide_id)).scalars()
             aggregates.zero_patches(conn, np.fromiter(doomed, dtype=np.int64))
             for table in ("history", "predictions"):
@@ -267,6 +266,7 @@ class Project:
                     {"slide_id": slide_id},
                 )
             conn.execute(delete(Patch).where(Patch.id.in_(patch_ids)))
+            conn.exec_driver_sql(queries.BUMP_PATCHES_VERSION)
             result = conn.execute(delete(Slide).where(Slide.id == slide_id))
             if result.rowcount == 0:
                 raise StoreError(f"no slide with id {slide_id} in {self._where}")
