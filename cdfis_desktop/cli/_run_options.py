@@ -7,13 +7,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from cdfis_desktop.cli.common import fraction, positive_float, positive_int
+from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS, preset_config
 
 # options that define a run; --resume takes them from the stored run instead
 RUN_OPTIONS = (
-    "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
+    "preset", "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
     "warmup", "weighting", "floor", "model", "seed", "lr", "input_px", "no_augment",
     "val_every", "patience", "weights", "val_groups",
 )  # fmt: skip
@@ -24,6 +26,11 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     commands that set them per run, like ``cdfis compare``)."""
     sampling = parser.add_argument_group("sampling")
     if sampler_choice:
+        sampling.add_argument(
+            "--preset",
+            choices=tuple(SAMPLER_PRESETS),
+            help="a named sampler (see docs/method.md); the options below override its fields",
+        )
         sampling.add_argument("--sampler", choices=("uniform", "topk", "cdf"), help="(uniform)")
         sampling.add_argument(
             "--mode", choices=("presample", "history"), help="presample (paper) or history (ours)"
@@ -60,7 +67,9 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
 
 
 def run_config_from(args: argparse.Namespace) -> Any:
-    """A RunConfig from the options given (RunConfig defaults for the rest)."""
+    """A RunConfig from the options given (RunConfig defaults for the rest). With
+    ``--preset``, the sampler starts from the preset and the sampling options given
+    override its fields."""
     from cdfis_desktop.core.config import RunConfig, SamplerConfig
 
     sampler_values = {
@@ -72,7 +81,10 @@ def run_config_from(args: argparse.Namespace) -> Any:
         "weighting": args.weighting,
         "floor": args.floor,
     }
-    sampler = SamplerConfig(**{k: v for k, v in sampler_values.items() if v is not None})
+    given = {k: v for k, v in sampler_values.items() if v is not None}
+    preset_name = getattr(args, "preset", None)
+    base = SamplerConfig() if preset_name is None else preset_config(preset_name)
+    sampler = replace(base, **given)
     run_values = {
         "model": args.model,
         "weights_path": args.weights,

@@ -31,15 +31,10 @@ from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.progress import CancelToken
 from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
+from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS, preset_config
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.datasets import PatchDataset
 
-SAMPLER_PRESETS: dict[str, dict[str, str]] = {
-    "uniform": {"rule": "uniform", "mode": "presample"},
-    "topk": {"rule": "topk", "mode": "presample"},
-    "cdf-presample": {"rule": "cdf", "mode": "presample"},
-    "cdf-history": {"rule": "cdf", "mode": "history"},
-}
 RESULT_COLUMNS = ("sampler", "seed", "run_id", "step", "wall_s", "val_accuracy", "val_loss")
 SUMMARY_COLUMNS = (
     "sampler", "seeds", "final_accuracy_mean", "final_accuracy_std", "target_accuracy",
@@ -97,11 +92,9 @@ def parse_samplers(text: str) -> list[str]:
 
 
 def sampler_config(name: str, base: SamplerConfig) -> SamplerConfig:
-    """``base`` (presample ratio, floor, warm-up, weighting, metric) with the preset's rule
-    and mode. Uniform ignores the warm-up, which only delays importance sampling."""
-    preset = SAMPLER_PRESETS[name]
-    config = replace(base, rule=preset["rule"], mode=preset["mode"])
-    return replace(config, warmup="none") if name == "uniform" else config
+    """``base`` (presample ratio, floor, warm-up, weighting, metric) with the preset's
+    fields (see :mod:`cdfis_desktop.core.sampling.presets`)."""
+    return preset_config(name, base)
 
 
 def run_comparison(
