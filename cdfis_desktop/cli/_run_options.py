@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import Any
 
 from cdfis_desktop.cli.common import fraction, positive_float, positive_int
-from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS, preset_config
 
 # options that define a run; --resume takes them from the stored run instead
 RUN_OPTIONS = (
@@ -28,8 +27,10 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     if sampler_choice:
         sampling.add_argument(
             "--preset",
-            choices=tuple(SAMPLER_PRESETS),
-            help="a named sampler (see docs/method.md); the options below override its fields",
+            metavar="NAME",
+            help="a named sampler: uniform, topk, cdf-presample, cdf-history, ... (the full "
+            "list is in docs/method.md and in the error for an unknown name); the options "
+            "below override its fields",
         )
         sampling.add_argument("--sampler", choices=("uniform", "topk", "cdf"), help="(uniform)")
         sampling.add_argument(
@@ -71,6 +72,7 @@ def run_config_from(args: argparse.Namespace) -> Any:
     ``--preset``, the sampler starts from the preset and the sampling options given
     override its fields."""
     from cdfis_desktop.core.config import RunConfig, SamplerConfig
+    from cdfis_desktop.core.sampling.presets import preset_config
 
     sampler_values = {
         "rule": getattr(args, "sampler", None),

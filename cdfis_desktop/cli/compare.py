@@ -14,7 +14,6 @@ from typing import Any
 
 from cdfis_desktop.cli._run_options import add_run_options, run_config_from
 from cdfis_desktop.cli.common import existing_path, fraction, positive_int
-from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--samplers",
         default="uniform,topk,cdf-presample,cdf-history",
-        help=f"comma-separated presets: {', '.join(SAMPLER_PRESETS)} (cdf = cdf-presample)",
+        help="comma-separated: uniform, topk, cdf-presample (or cdf), cdf-history (all four)",
     )
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per sampler (3)")
     parser.add_argument(

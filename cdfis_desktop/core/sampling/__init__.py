@@ -12,8 +12,8 @@ The method and every rule are described in ``docs/method.md``. Pieces:
   ``variance:T``).
 - ``samplers.py``: :func:`make_sampler` -> :class:`PresampleSampler` (the paper) or
   :class:`HistorySampler` (ours), with ``state_dict()`` / ``load_state_dict()``.
-- ``presets.py``: the named sampler presets (torch-free; the CLI, ``cdfis compare`` and
-  the GUI offer these).
+- ``presets.py``: the named sampler presets that ``cdfis train``, ``cdfis compare`` and
+  the GUI offer.
 
 The training loop (one thread owns the sampler)::
 
@@ -41,29 +41,21 @@ switched on. An epoch, for the samplers, is ``ceil(N / b)`` steps.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-# name -> module; imported on first use, so the torch-free ``presets`` (read by the CLI
-# parser, which must stay light) can be imported without loading torch
-_EXPORTS = {
-    "DRAW_RULES": "draw",
-    "Draw": "draw",
-    "draw": "draw",
-    "probabilities": "draw",
-    "BatchPlan": "records",
-    "DrawRecord": "records",
-    "Selection": "records",
-    "HistorySampler": "samplers",
-    "PresampleSampler": "samplers",
-    "Sampler": "samplers",
-    "make_sampler": "samplers",
-    "FeatureClassifier": "scores",
-    "exact_gradient_norms": "scores",
-    "score_batch": "scores",
-    "scores_from_outputs": "scores",
-    "WarmupRule": "warmup",
-}
+from cdfis_desktop.core.sampling.draw import DRAW_RULES, Draw, draw, probabilities
+from cdfis_desktop.core.sampling.records import BatchPlan, DrawRecord, Selection
+from cdfis_desktop.core.sampling.samplers import (
+    HistorySampler,
+    PresampleSampler,
+    Sampler,
+    make_sampler,
+)
+from cdfis_desktop.core.sampling.scores import (
+    FeatureClassifier,
+    exact_gradient_norms,
+    score_batch,
+    scores_from_outputs,
+)
+from cdfis_desktop.core.sampling.warmup import WarmupRule
 
 __all__ = [
     "DRAW_RULES",
@@ -83,27 +75,3 @@ __all__ = [
     "score_batch",
     "scores_from_outputs",
 ]
-
-if TYPE_CHECKING:
-    from cdfis_desktop.core.sampling.draw import DRAW_RULES, Draw, draw, probabilities
-    from cdfis_desktop.core.sampling.records import BatchPlan, DrawRecord, Selection
-    from cdfis_desktop.core.sampling.samplers import (
-        HistorySampler,
-        PresampleSampler,
-        Sampler,
-        make_sampler,
-    )
-    from cdfis_desktop.core.sampling.scores import (
-        FeatureClassifier,
-        exact_gradient_norms,
-        score_batch,
-        scores_from_outputs,
-    )
-    from cdfis_desktop.core.sampling.warmup import WarmupRule
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -234,8 +234,10 @@ class Trainer:
         records = [g[1] for g in gathered]
         loss = float(np.mean([g[2] for g in gathered]))
         writer = state.store.writer
-        writer.submit(state.store.recorder.on_step, step, epoch, patch_ids, _concatenate(records))
-        samples_per_s = session.config.batch_size * context.world_size / result.duration_s
+        writer.submit(
+            state.store.recorder.on_step, step, epoch, patch_ids, DrawRecord.concatenate(records)
+        )
+        samples_per_s = result.samples_backpropagated * context.world_size / result.duration_s
         writer.submit(
             self.project.log_metrics,
             state.run_id,
@@ -462,12 +464,3 @@ def _step_limit(config: RunConfig, steps_per_epoch: int) -> int | None:
     if config.epochs is not None:
         limits.append(config.epochs * steps_per_epoch)
     return min(limits) if limits else None
-
-
-def _concatenate(records: list[DrawRecord]) -> DrawRecord:
-    """One draw record from the records of all ranks (entries in rank order)."""
-    if len(records) == 1:
-        return records[0]
-    return DrawRecord(
-        *(np.concatenate([getattr(r, f.name) for r in records]) for f in fields(DrawRecord))
-    )

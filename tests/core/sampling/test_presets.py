@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from cdfis_desktop.core.config import SamplerConfig
@@ -35,13 +32,3 @@ def test_aliases_and_unknown_names() -> None:
 
 def test_compare_uses_the_same_registry() -> None:
     assert compare.SAMPLER_PRESETS is SAMPLER_PRESETS
-
-
-def test_the_registry_imports_without_torch() -> None:
-    code = (
-        "import sys\n"
-        "import cdfis_desktop.core.sampling.presets\n"
-        "print('torch' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "False", result.stdout + result.stderr

@@ -19,7 +19,7 @@ from ._stats import chi_square, chi_square_critical
 def _step(sampler: Sampler, step: int, scores_of: torch.Tensor) -> tuple[torch.Tensor, object]:
     """One engine step with fixed per-sample scores; returns (trained indices, record)."""
     plan = sampler.plan(step, step // sampler.steps_per_epoch)
-    scores = scores_of[plan.candidate_indices] if plan.needs_scores else None
+    scores = scores_of[plan.candidate_indices[plan.scored_positions]] if plan.needs_scores else None
     selection = sampler.select(plan, scores)
     observed = scores_of[selection.dataset_indices]
     sampler.observe(selection.dataset_indices, observed)
@@ -68,7 +68,7 @@ def test_load_state_for_another_setup_is_refused() -> None:
 
 def test_history_draw_frequencies_follow_scores_with_floor() -> None:
     n, b, floor = 50, 20, 0.3
-    config = SamplerConfig(rule="cdf", mode="history", floor=floor, warmup="none")
+    config = SamplerConfig(rule="cdf", mode="history", floor=floor, warmup="none", refresh=0)
     sampler = make_sampler(config, n, b, seed=1)
     assert isinstance(sampler, HistorySampler)
     scores = torch.linspace(0.0, 2.0, n)
@@ -91,7 +91,7 @@ def test_history_draw_frequencies_follow_scores_with_floor() -> None:
 
 
 def test_history_unseen_samples_count_as_mean_and_updates_move_mass() -> None:
-    config = SamplerConfig(rule="cdf", mode="history", warmup="none")
+    config = SamplerConfig(rule="cdf", mode="history", warmup="none", refresh=0)
     sampler = make_sampler(config, 4, 2, seed=0)
     sampler.observe(torch.tensor([0, 1]), torch.tensor([1.0, 3.0]))
     sampler.refresh()  # as at an epoch boundary
@@ -115,7 +115,9 @@ def test_history_without_replacement_and_topk() -> None:
     scores = torch.zeros(n)
     scores[:3] = 10.0  # few heavy samples force rejections
     for rule in ("cdf", "topk", "bottomk"):
-        config = SamplerConfig(rule=rule, mode="history", replacement=False, warmup="none")
+        config = SamplerConfig(
+            rule=rule, mode="history", replacement=False, warmup="none", refresh=0
+        )
         sampler = make_sampler(config, n, 8, seed=2)
         sampler.observe(torch.arange(n), scores)
         chosen = sampler.select(sampler.plan(0, 0)).dataset_indices
@@ -133,7 +135,7 @@ def test_presample_plan_and_record() -> None:
     assert plan.needs_scores and plan.candidate_indices.shape == (32,)
     assert len(set(plan.candidate_indices.tolist())) == 32
     scores = torch.rand(32, generator=torch.Generator().manual_seed(3))
-    with pytest.raises(ValueError, match="one score per candidate"):
+    with pytest.raises(ValueError, match="one score per scored position"):
         sampler.select(plan)
     selection = sampler.select(plan, scores)
     record = selection.record
