@@ -226,7 +226,9 @@ class Trainer:
     ) -> Iterator[Report]:
         session = state.session
         state.chosen.on_step(result.record)
-        gathered = context.gather_to_main((result.patch_ids, result.record, result.loss))
+        gathered = context.gather_to_main(
+            (result.patch_ids, result.record, result.loss, result.samples_forwarded)
+        )
         if gathered is None or state.store is None:
             return
         step, epoch = session.step, session.epoch_of_step(session.step)
@@ -237,7 +239,9 @@ class Trainer:
         writer.submit(
             state.store.recorder.on_step, step, epoch, patch_ids, DrawRecord.concatenate(records)
         )
-        samples_per_s = result.samples_backpropagated * context.world_size / result.duration_s
+        forwarded = int(sum(g[3] for g in gathered))
+        backpropagated = result.samples_backpropagated * context.world_size  # equal per rank
+        samples_per_s = backpropagated / result.duration_s
         writer.submit(
             self.project.log_metrics,
             state.run_id,
@@ -257,6 +261,8 @@ class Trainer:
             is_active=session.sampler.is_active,
             candidate_scores=np.concatenate([r.score for r in records]).copy(),
             chosen_share=state.chosen.share,
+            samples_forwarded=forwarded,
+            samples_backpropagated=backpropagated,
         )
 
     def _validation_due(self, session: TrainingSession) -> bool:

@@ -12,6 +12,7 @@ import torch
 from cdfis_desktop.core.config import SamplerConfig
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.sampling import HistorySampler, Sampler, make_sampler
+from cdfis_desktop.core.sampling.fenwick import FenwickTree
 
 from ._stats import chi_square, chi_square_critical
 
@@ -176,3 +177,128 @@ def test_batch_larger_than_dataset_is_refused() -> None:
         make_sampler(SamplerConfig(rule="cdf"), 10, 64, 0)
     with pytest.raises(ConfigError, match="empty"):
         make_sampler(SamplerConfig(rule="cdf"), 0, 1, 0)
+
+
+def _history(n: int, b: int, **kwargs: object) -> HistorySampler:
+    config = SamplerConfig(rule="cdf", mode="history", warmup="none", **kwargs)
+    sampler = make_sampler(config, n, b, seed=5)
+    assert isinstance(sampler, HistorySampler)
+    return sampler
+
+
+def test_refresh_rescores_the_stalest_samples_first() -> None:
+    """Scores that the draw never revisits (score 0, floor 0) are rescored by the refresh,
+    oldest first, and their new scores bring them back into the draw."""
+    n, b = 100, 10
+    sampler = _history(n, b, refresh=0.5)
+    assert sampler.refresh_count == 5
+    truth = torch.ones(n)
+    truth[:50] = 0.0  # half the samples look learned: never drawn again with floor 0
+    for step in range(10):  # one epoch of observations at steps 0..9 (oldest: 0..9)
+        sampler._step = step
+        sampler.observe(torch.arange(step * 10, step * 10 + 10), truth[step * 10 : step * 10 + 10])
+    sampler.refresh()
+    rescored: list[int] = []
+    truth[:50] = 2.0  # the model forgot them: their real loss is now high
+    for step in range(10, 20):
+        indices, record = _step(sampler, step, truth)
+        assert set(indices.tolist()).isdisjoint(range(50)) or step > 10
+        not_chosen = record.times_chosen == 0
+        rescored += record.dataset_index[not_chosen].tolist()
+        np.testing.assert_array_equal(record.score[not_chosen], truth[record.dataset_index[not_chosen]])
+    # the queue holds the 5 x 10 stalest samples: those observed at steps 0..4, i.e. 0..49
+    assert set(rescored) <= set(range(50)) and len(rescored) >= 40
+    assert torch.all(sampler.latest_scores[rescored] == 2.0)
+    assert sampler.probabilities()[:50].sum() > 0.5  # the forgotten samples are drawn again
+
+
+def test_without_refresh_forgotten_samples_stay_frozen() -> None:
+    """The control for the test above: with refresh 0 the zero scores never change."""
+    n, b = 100, 10
+    sampler = _history(n, b, refresh=0.0)
+    truth = torch.ones(n)
+    truth[:50] = 0.0
+    sampler.observe(torch.arange(n), truth)
+    sampler.refresh()
+    truth[:50] = 2.0
+    for step in range(10, 20):
+        _step(sampler, step, truth)
+    assert torch.all(sampler.latest_scores[:50] == 0.0)
+
+
+def test_history_records_the_score_the_next_draw_uses_and_its_age() -> None:
+    sampler = _history(50, 5, refresh=0.4)
+    scores_of = torch.rand(50, generator=torch.Generator().manual_seed(1)) + 0.1
+    for step in range(30):
+        indices, record = _step(sampler, step, scores_of * (1 + step))
+        latest = sampler.latest_scores[record.dataset_index]
+        np.testing.assert_array_equal(record.score, latest.numpy())  # stored == used next
+        assert torch.all(sampler.last_seen[record.dataset_index] == step)
+    assert int(sampler.last_seen.max()) == 29
+
+
+def test_incremental_tree_updates_match_a_rebuild() -> None:
+    """N large enough that observing a batch takes the O(b log N) update path (b <= N/16):
+    after many steps the tree's weights and draws equal those of a fresh rebuild."""
+    n, b = 4096, 32
+    sampler = _history(n, b, refresh=0.25, floor=0.0)
+    gen = torch.Generator().manual_seed(7)
+    scores_of = torch.rand(n, generator=gen)
+    sampler.observe(torch.arange(n), scores_of)  # a bulk observation: rebuild path
+    sampler.refresh()
+    tree = sampler._tree
+    for step in range(sampler.steps_per_epoch - 1):  # the epoch's refresh would rebuild it
+        scores_of = scores_of * 0.99 + 0.05 * torch.rand(n, generator=gen)
+        _step(sampler, step, scores_of)
+        assert sampler._tree is tree  # updated in place: the incremental path
+    rebuilt = sampler._tree_values(sampler.latest_scores).numpy()
+    np.testing.assert_array_equal(tree.weights, rebuilt)
+    np.testing.assert_allclose(tree.tree, FenwickTree(torch.from_numpy(rebuilt)).tree, rtol=1e-12)
+    assert math.isclose(tree.total, float(rebuilt.sum()), rel_tol=1e-12)
+    targets = np.random.default_rng(0).random(2000) * rebuilt.sum()
+    expected = np.searchsorted(np.cumsum(rebuilt), targets, side="right")
+    np.testing.assert_array_equal(tree.find(targets), expected)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "fraction", "loaded", "trained"),
+    [(4, 0.25, 64, 16), (3, 0.5, 96, 32), (8, 1.0, 512, 64)],
+)
+def test_presample_trains_a_fraction_of_scored_candidates(
+    ratio: float, fraction: float, loaded: int, trained: int
+) -> None:
+    """Selective back-propagation (r=4, 1/4) and the constant-cost presample (r=3, 1/2):
+    k = fraction x b rows are drawn from r x k candidates, with frequencies following the
+    CDF of the candidates' scores (chi-square at a fixed seed)."""
+    config = SamplerConfig(
+        rule="cdf", presample_ratio=ratio, train_fraction=fraction, replacement=True
+    )
+    sampler = make_sampler(config, 10_000, 64, seed=3)
+    assert (sampler.trained_count, sampler.candidate_count) == (trained, loaded)
+    scores = torch.linspace(0.1, 2.0, loaded)
+    counts = np.zeros(loaded)
+    steps = 400
+    for step in range(steps):
+        plan = sampler.plan(step, 0)
+        assert plan.candidate_indices.shape == (loaded,)
+        selection = sampler.select(plan, scores)
+        assert selection.dataset_indices.shape == (trained,)
+        counts += np.bincount(selection.positions.numpy(), minlength=loaded)
+    expected = steps * trained * (scores / scores.sum()).numpy()
+    assert chi_square(counts, expected) < chi_square_critical(df=loaded - 1)
+
+
+def test_a_state_saved_before_score_ages_still_loads() -> None:
+    sampler = _history(40, 4, refresh=0.5)
+    scores_of = torch.rand(40, generator=torch.Generator().manual_seed(2))
+    for step in range(5):
+        _step(sampler, step, scores_of)
+    state = copy.deepcopy(sampler.state_dict())
+    for key in ("last_seen", "step", "stale_queue", "stale_cursor"):
+        del state["history"][key]
+    del state["config"]["refresh"]  # the field did not exist yet: its default applies
+    old = _history(40, 4)  # refresh 0.25, the default
+    old.load_state_dict(state)
+    seen = ~torch.isnan(old.latest_scores)
+    assert torch.all(old.last_seen[seen] == 0) and torch.all(old.last_seen[~seen] == -1)
+    _step(old, 5, scores_of)  # and it keeps training
