@@ -99,8 +99,9 @@ class Selection:
         """The record with NaN scores of chosen entries replaced by the observed ones.
 
         observed_scores: float[b], aligned with :attr:`dataset_indices` (the per-sample
-        metric measured by the training step on the rows it trained on). Scores the draw
-        already used are kept. Pure: returns a new record, changes nothing.
+        metric measured by the training step on the rows it trained on; for a row chosen
+        more than once, its last repeat's). Scores the draw already used are kept. Pure:
+        returns a new record, changes nothing.
         """
         chosen = self.dataset_indices.detach().cpu().numpy()
         observed = observed_scores.detach().float().cpu().numpy()
@@ -111,8 +112,9 @@ class Selection:
             )
         order = np.argsort(chosen, kind="stable")
         sorted_chosen = chosen[order]
-        where = np.searchsorted(sorted_chosen, self.record.dataset_index)
-        where = np.minimum(where, len(chosen) - 1)
+        # a row chosen twice keeps the score of its last repeat, as the history sampler does
+        where = np.searchsorted(sorted_chosen, self.record.dataset_index, side="right") - 1
+        where = np.clip(where, 0, len(chosen) - 1)
         found = sorted_chosen[where] == self.record.dataset_index
         score = self.record.score.copy()
         fill = found & np.isnan(score)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from cdfis_desktop.core.config import SamplerConfig
 from cdfis_desktop.core.errors import ConfigError
-from cdfis_desktop.core.sampling import HistorySampler, Sampler, make_sampler
+from cdfis_desktop.core.sampling import DrawRecord, HistorySampler, Sampler, make_sampler
 from cdfis_desktop.core.sampling.fenwick import FenwickTree
 
 from ._stats import chi_square, chi_square_critical
@@ -302,3 +303,24 @@ def test_a_state_saved_before_score_ages_still_loads() -> None:
     seen = ~torch.isnan(old.latest_scores)
     assert torch.all(old.last_seen[seen] == 0) and torch.all(old.last_seen[~seen] == -1)
     _step(old, 5, scores_of)  # and it keeps training
+
+
+def test_a_row_chosen_twice_records_its_last_observed_score() -> None:
+    """The record keeps the score the history sampler keeps: the last repeat's."""
+    sampler = _history(10, 3, refresh=0.0)
+    sampler.observe(torch.arange(10), torch.ones(10))
+    plan = sampler.plan(0, 0)
+    chosen = torch.tensor([3, 5, 3])
+    selection = dataclasses.replace(
+        plan.prepared,
+        dataset_indices=chosen,
+        record=DrawRecord.from_tensors(
+            torch.tensor([3, 5]), torch.full((2,), math.nan), torch.ones(2) / 2,
+            torch.tensor([2, 1]), torch.ones(2),
+        ),
+    )  # fmt: skip
+    observed = torch.tensor([1.0, 2.0, 7.0])
+    sampler.observe(chosen, observed)
+    record = selection.completed_record(observed)
+    np.testing.assert_array_equal(record.score, [7.0, 2.0])
+    assert sampler.latest_scores[3] == 7.0
