@@ -38,7 +38,7 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
              .latest_checkpoint(run_id) -> CheckpointRecord | None  .checkpoints(run_id)
     queries  .runs() -> list[RunSummary]  .run(run_id) -> RunSummary
              .metrics(run_id) -> dict[str, ndarray]  .compare_runs(ids) -> RunComparison
-             .epochs(run_id) -> list[int]
+             .epochs(run_id) -> list[int]  .score_ages(run_id) -> ScoreAges
              .heatmap_values(run_id, slide_id, metric, epoch=None) -> HeatmapValues
                  metric in HEATMAP_METRICS: times_chosen, times_scored, favour,
                  mean_score, last_score, label, prediction, prediction_probability,
@@ -76,6 +76,7 @@ from cdfis_desktop.core.storage.records import (
     PatchTable,
     RunComparison,
     RunSummary,
+    ScoreAges,
     SlideRecord,
 )
 from cdfis_desktop.core.storage.schema import ALL_EPOCHS, SCHEMA_VERSION
@@ -95,5 +96,6 @@ __all__ = [
     "Project",
     "RunComparison",
     "RunSummary",
+    "ScoreAges",
     "SlideRecord",
 ]
