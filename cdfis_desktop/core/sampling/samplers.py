@@ -110,11 +110,6 @@ class Sampler(ABC):
         return math.ceil(self.dataset_size / self.batch_size)
 
     @property
-    def trained_count(self) -> int:
-        """Rows trained per step once importance sampling is on (b unless a mode says)."""
-        return self.batch_size
-
-    @property
     def is_active(self) -> bool:
         """True once importance sampling is on (never for the uniform rule)."""
         return self.config.rule != "uniform" and self._warmup.active
@@ -234,6 +229,7 @@ class PresampleSampler(Sampler):
 
     @property
     def trained_count(self) -> int:
+        """Rows trained per step once importance sampling is on: round(train_fraction * b)."""
         return max(1, round(self.config.train_fraction * self.batch_size))
 
     @property

@@ -87,7 +87,7 @@ def test_unbiased_weights_are_unbiased_with_and_without_replacement(
     scores = torch.tensor(weights)
     g = torch.tensor([2.0, 3.0, 5.0, 6.0], dtype=torch.float64)  # mean 4
     gen = _gen(21)
-    trials = 20_000
+    trials = 8_000
     estimates, single_pick = np.zeros(trials), np.zeros(trials)
     p = (scores / scores.sum()).double()
     for t in range(trials):
