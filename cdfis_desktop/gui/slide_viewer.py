@@ -124,8 +124,8 @@ class SlideViewer(QWidget):
         self._loader = TileLoader(
             Path(path), slide.level_dimensions, slide.level_downsamples, opener, parent=self
         )
-        self._loader.tile_loaded.connect(self._on_tile_loaded)
-        self._loader.tile_failed.connect(self._on_tile_failed)
+        self._loader.loaded.connect(self._on_tile_loaded)
+        self._loader.failed.connect(self._on_tile_failed)
         self._tile_error_shown = False
         l0_w, l0_h = slide.dimensions
         thumbnail = array_to_qimage(slide.thumbnail(THUMBNAIL_PX))
@@ -349,9 +349,9 @@ class SlideViewer(QWidget):
         self.view_box.addItem(item, ignoreBounds=True)
         self._items[key] = item
 
-    def _on_tile_loaded(self, key: TileKey, image: QImage) -> None:
-        if self._slide is None:
-            return
+    def _on_tile_loaded(self, key: TileKey, image: QImage | None) -> None:
+        if self._slide is None or image is None or self.sender() is not self._loader:
+            return  # a read of a slide closed since, queued before its loader stopped
         self._cache.put(key, image)
         if key in self._wanted and key not in self._items:
             self._show_tile(key, image)
@@ -359,11 +359,13 @@ class SlideViewer(QWidget):
                 self._drop_hidden_items(self.visible_l0_rect())
                 self.tiles_settled.emit()
 
-    def _on_tile_failed(self, key: TileKey, message: str) -> None:
-        if not self._tile_error_shown:
+    def _on_tile_failed(self, key: TileKey, error: Exception) -> None:
+        if not self._tile_error_shown and self.sender() is self._loader:
             self._tile_error_shown = True
             name = self._loader.slide_path.name if self._loader else "slide"
-            self.tile_error.emit(f"{name}: cannot read tile {key}: {message}")
+            self.tile_error.emit(
+                f"{name}: cannot read tile {key}: {type(error).__name__}: {error}"
+            )
 
     # ---------------------------------------------------------------- events
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
