@@ -157,8 +157,7 @@ def as_text(report: dict[str, Any]) -> str:
         else f"not available (build: {torch['cuda_build'] or 'CPU only'})"
     )
     lines = [
-        f"cdfis-desktop {report['cdfis_desktop']} · Python {report['python']} · "
-        f"{report['system']}",
+        f"cdfis-desktop {report['cdfis_desktop']} · Python {report['python']} · {report['system']}",
         f"Qt:        PySide6 {qt['pyside6'] or 'not installed'}, platform plugin "
         f"{qt['platform']} ({'loads' if not qt['missing_libraries'] else 'does not load'})",
         f"display:   {qt['display'] or 'none'}",

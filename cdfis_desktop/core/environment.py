@@ -60,6 +60,7 @@ DEBIAN_PACKAGES: Mapping[str, str] = {
 }
 """Shared library (soname) -> the Debian/Ubuntu package that installs it."""
 
+
 @dataclass(frozen=True)
 class PlatformCheck:
     """Whether Qt can start its platform plugin here.

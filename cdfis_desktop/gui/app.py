@@ -112,15 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def window_drawn(window: MainWindow) -> bool:
     """True when the window shows all it is going to: the slide's tiles settled, the
-    overlay drawn when there is a run, the plots filled, and no background job left."""
-    viewer = window.viewer
-    if window.project is None:
+    overlay drawn (or the canvas notice saying why there is none), the plots filled, and
+    no background job left."""
+    state = window.state
+    if state.project is None or state.slide is None:
         return not window.jobs_running()
-    if window.slide is None or not viewer.is_settled():
-        return window.slide_list.count() == 0
-    if window.run_id is not None and not window.overlay_shown():
+    if not window.viewer.is_settled() or window.jobs_running():
         return False
-    return not window.jobs_running()
+    return state.run_id is None or window.overlay_shown() or bool(window.viewer.notice_text())
 
 
 def save_screenshot(app: QApplication, window: MainWindow, path: Path, timeout_s: float) -> int:

@@ -1,7 +1,9 @@
 """Controls of the importance overlay: metric, colormap, opacity, range, epoch replay and
-differences. Emits ``state_changed(OverlayState)`` for everything that needs a re-render
-and ``opacity_changed(float)`` for the opacity (the viewer applies it without re-rendering).
-GUI thread only.
+differences. Emits ``state_changed(OverlayState)`` for everything that needs a re-render,
+``opacity_changed(float)`` for the opacity (the viewer applies it without re-rendering) and
+``epoch_chosen(epoch or None)`` when the user moves the time slider; the epoch itself
+belongs to the window's :class:`~cdfis_desktop.gui.state.AppState`, shown here with
+:meth:`OverlayControls.show_epoch`. GUI thread only.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class OverlayControls(QWidget):
 
     state_changed = Signal(object)  # OverlayState
     opacity_changed = Signal(float)
+    epoch_chosen = Signal(object)  # int | None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,16 +111,30 @@ class OverlayControls(QWidget):
 
     # ------------------------------------------------------------------ choices
     def set_epochs(self, epochs: Sequence[int]) -> None:
-        """Epochs with history; the slider runs over "all" (0) then each epoch."""
+        """Epochs with history; the slider runs over "all" (0) then each epoch. When the
+        slider was on the latest epoch it moves to the new latest (following a live run)
+        and says so with ``epoch_chosen``."""
         at_end = self.epoch.value() == self.epoch.maximum() and self.epoch.value() > 0
+        shown = self.selected_epoch()
         self._epochs = list(epochs)
         self.epoch.blockSignals(True)
         self.epoch.setRange(0, len(self._epochs))
-        if at_end:  # follow a live run when the user is looking at the latest epoch
-            self.epoch.setValue(self.epoch.maximum())
+        self.epoch.setValue(self._position(shown))
         self.epoch.blockSignals(False)
         self._update_epoch_label()
         self._refill(self.compare_epoch, [(f"epoch {e}", e) for e in self._epochs])
+        if at_end and self.epoch.value() != self.epoch.maximum():
+            self.epoch.setValue(self.epoch.maximum())
+
+    def show_epoch(self, epoch: int | None) -> None:
+        """Put the slider on ``epoch`` (None: all epochs) without emitting."""
+        self.epoch.blockSignals(True)
+        self.epoch.setValue(self._position(epoch))
+        self.epoch.blockSignals(False)
+        self._update_epoch_label()
+
+    def _position(self, epoch: int | None) -> int:
+        return self._epochs.index(epoch) + 1 if epoch in self._epochs else 0
 
     def set_runs(self, runs: Sequence[tuple[str, int]]) -> None:
         """Runs to compare against, as ``(text, run id)``."""
@@ -179,7 +196,7 @@ class OverlayControls(QWidget):
 
     def _on_epoch_moved(self) -> None:
         self._update_epoch_label()
-        self._emit()
+        self.epoch_chosen.emit(self.selected_epoch())
 
     def _update_epoch_label(self) -> None:
         epoch = self.selected_epoch()

@@ -35,15 +35,15 @@ def _overlay(win: MainWindow) -> np.ndarray:
 
 
 def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, screenshot_dir):
-    assert window.slide.id == gui_project.slide_id
-    assert window.run_id == gui_project.run_id
+    assert window.state.slide_id == gui_project.slide_id
+    assert window.state.run_id == gui_project.run_id
     legend = window.viewer.hud.legend
     assert legend is not None and legend.title == "Times chosen"
     # the sampler of the test run favoured the right half: more chosen there
     rgba = _overlay(window)
     assert rgba.shape[2] == 4 and rgba[..., 3].max() == 255
     assert window.training_panel.plots.series["val_acc"].size == 3
-    assert window.slide_list.item(0).icon().isNull() is False
+    assert window.project_panel.slide_list.item(0).icon().isNull() is False
     assert str(gui_project.folder.resolve()) in window.recent_projects()
     window.grab().save(str(screenshot_dir / "main_window.png"))
 
@@ -73,7 +73,7 @@ def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
         window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("gradnorm"))
     )
     assert not window.overlay_shown()
-    assert "gradnorm" in window.statusBar().currentMessage()
+    assert "did not record gradient norm" in window.viewer.notice_text()
 
 
 def test_manual_range_and_opacity(window, qtbot):
@@ -157,7 +157,7 @@ def test_gallery_click_moves_the_viewer_to_the_patch(window, qtbot, screenshot_d
     assert centre.y() == pytest.approx(stat.l0_y + stat.l0_size / 2, abs=2)
     assert window.viewer.highlighted_rect().x() == stat.l0_x
     assert window.patch_details.patch_id == stat.patch_id
-    window.step_patch(1)  # N / PageDown
+    window.patches.step(1)  # N / PageDown
     assert window.patch_details.patch_id == grid.item(3).data(Qt.ItemDataRole.UserRole + 1).patch_id
     n_items = grid.count() + window.gallery.ignored.count()
     qtbot.waitUntil(lambda: window.gallery.thumbnails_shown >= n_items, timeout=10_000)
@@ -208,7 +208,7 @@ def test_exports_csv_in_a_worker(window, qtbot, tmp_path):
         pass
     qtbot.waitUntil(lambda: not window.jobs_running(), timeout=5000)
     lines = target.read_text().splitlines()
-    assert len(lines) == 1 + len(window._patches)
+    assert len(lines) == 1 + len(window.patches.patches)
 
 
 def test_viewer_shows_what_was_drawn(window):

@@ -8,7 +8,7 @@ leaves an older file of the same name untouched.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,14 +25,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
-    try:
-        handle, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".partial", dir=folder
-        )
-    except OSError as exc:
-        raise _write_error(target, exc) from exc
-    os.close(handle)
-    tmp_path = Path(tmp_name)
+    tmp_path = _new_file(folder, target)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -42,6 +35,23 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _new_file(folder: Path, target: Path) -> Path:
+    """An empty, new temporary file in ``folder`` with the permissions of any new file
+    (0666 minus the umask; ``tempfile.mkstemp`` would make it 0600, and ``os.replace``
+    would give the export that mode)."""
+    for _ in range(100):
+        candidate = folder / f".{target.name}.{secrets.token_hex(4)}.partial"
+        try:
+            handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _write_error(target, exc) from exc
+        os.close(handle)
+        return candidate
+    raise ExportError(f"cannot make a temporary file next to {target}")
 
 
 def ensure_folder(path: str | os.PathLike[str]) -> Path:

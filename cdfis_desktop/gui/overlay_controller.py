@@ -1,0 +1,228 @@
+"""The importance overlay on the viewer: rendered off the GUI thread for the state's slide,
+run and epoch and the overlay controls' choices, with the newest request winning.
+
+When there is nothing to draw, the canvas says why (no run yet, a validation slide the
+training never drew from, a metric the run did not record), with a link to what can be
+shown instead. GUI thread only; the rendering runs in the loader's thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from cdfis_desktop.core.config import SCORE_METRICS
+from cdfis_desktop.core.errors import CdfisError
+from cdfis_desktop.gui.error_dialog import describe
+from cdfis_desktop.gui.loader import LatestLoader
+from cdfis_desktop.gui.overlay import OverlayLayer, OverlayState, build_overlay, metric_text
+from cdfis_desktop.gui.overlay_controls import OverlayControls
+from cdfis_desktop.gui.slide_viewer import SlideViewer
+from cdfis_desktop.gui.state import AppState
+
+HISTORY_METRICS = frozenset({"times_chosen", "favour", "mean_score", "last_score", *SCORE_METRICS})
+"""Metrics recorded only for patches the training drew candidates from."""
+
+
+@dataclass(frozen=True)
+class OverlayRequest:
+    """What one rendering is for (hashable: the loader's request)."""
+
+    project: Any
+    run_id: int
+    slide_id: int
+    l0_w: int
+    l0_h: int
+    state: OverlayState
+
+
+@dataclass(frozen=True)
+class OverlayResult:
+    """A rendered layer, or ``notice`` (HTML) saying why there is nothing to draw."""
+
+    layer: OverlayLayer | None
+    notice: str | None = None
+
+
+class OverlayController(QObject):
+    """Signals: ``overlay_updated()`` after the layer was redrawn (or explained away),
+    ``overlay_failed(message)`` when it could not be rendered."""
+
+    overlay_updated = Signal()
+    overlay_failed = Signal(str)
+
+    def __init__(
+        self,
+        state: AppState,
+        viewer: SlideViewer,
+        controls: OverlayControls,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.viewer = viewer
+        self.controls = controls
+        self.loader = LatestLoader("overlay", _render, latest_only=True, parent=self)
+        self.loader.loaded.connect(self._on_rendered)
+        self.loader.failed.connect(self._on_failed)
+        self._latest: OverlayRequest | None = None  # requested, not yet shown
+        self.last_failure: str | None = None
+
+        state.events.slide.connect(lambda _slide: self.refresh())
+        state.events.run.connect(self._on_run)
+        state.events.runs.connect(self._on_runs)
+        state.events.epoch.connect(self._on_epoch)
+        controls.state_changed.connect(lambda _state: self.refresh())
+        controls.epoch_chosen.connect(state.set_epoch)
+        controls.opacity_changed.connect(viewer.set_overlay_opacity)
+        viewer.notice_link_activated.connect(self._on_notice_link)
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()
+
+    def busy(self) -> bool:
+        """A rendering is queued, running, or on its way to the GUI thread."""
+        return self._latest is not None
+
+    def shown(self) -> bool:
+        return self.viewer.overlay_item.isVisible()
+
+    def request_state(self) -> OverlayState:
+        """The controls' choices at the state's epoch."""
+        return dataclasses.replace(self.controls.state(), epoch=self.state.epoch)
+
+    def refresh(self) -> None:
+        """Render the overlay for the current slide, run, epoch and controls."""
+        project, slide, run_id = self.state.project, self.state.slide, self.state.run_id
+        if project is None or slide is None:
+            self._clear(None)
+            return
+        if run_id is None:
+            self._clear(
+                "<b>No training run yet.</b> Start one in the <i>Training</i> tab below "
+                "(or with <code>cdfis train</code>); its overlay will show here."
+            )
+            return
+        request = OverlayRequest(
+            project, run_id, slide.id, slide.width, slide.height, self.request_state()
+        )
+        self._latest = request
+        self.loader.request([request])
+
+    # ------------------------------------------------------------------ events
+    def _on_run(self, run_id: int | None) -> None:
+        project = self.state.project
+        self.controls.set_epochs(project.epochs(run_id) if project and run_id else [])
+        self.refresh()
+
+    def _on_runs(self, runs: Any) -> None:
+        self.controls.set_runs([(f"#{r.id} {r.name or r.sampler}", r.id) for r in runs])
+        project, run_id = self.state.project, self.state.run_id
+        if project is not None and run_id is not None:
+            self.controls.set_epochs(project.epochs(run_id))  # may move the epoch (live run)
+            self.refresh()
+
+    def _on_epoch(self, epoch: int | None) -> None:
+        self.controls.show_epoch(epoch)
+        self.refresh()
+
+    def _on_notice_link(self, link: str) -> None:
+        kind, _, value = link.partition(":")
+        if kind == "metric":
+            self.controls.select_metric(value)
+        elif kind == "epoch":
+            self.state.set_epoch(None)
+
+    def _on_rendered(self, request: OverlayRequest, result: OverlayResult) -> None:
+        if request != self._latest or self.sender() is not self.loader:
+            return
+        self.last_failure = None
+        self._latest = None
+        if result.layer is None:
+            self._clear(result.notice)
+        else:
+            layer = result.layer
+            self.viewer.set_notice(None)
+            self.viewer.set_overlay(layer.rgba, layer.l0_rect)
+            self.viewer.set_overlay_opacity(self.controls.state().opacity)
+            self.viewer.set_legend(layer.legend)
+            self.controls.show_auto_range(layer.value_range)
+        self.overlay_updated.emit()
+
+    def _on_failed(self, request: OverlayRequest, error: Exception) -> None:
+        if request != self._latest:
+            return
+        info = describe(error, "Overlay")
+        self.last_failure = info.message
+        self._latest = None
+        if isinstance(error, CdfisError):
+            self._clear(f"<b>Nothing to show.</b> {_escape(info.message)}")
+        else:  # a bug: the dialog carries the traceback
+            self._clear(None)
+            parent = self.parent()
+            errors = getattr(parent, "errors", None)
+            if errors is not None:
+                errors.show(info)
+        self.overlay_failed.emit(info.message)
+
+    def _clear(self, notice: str | None) -> None:
+        self._latest = None
+        self.viewer.set_overlay(None)
+        self.viewer.set_legend(None)
+        self.viewer.set_notice(notice)
+
+
+def _render(request: OverlayRequest) -> OverlayResult:
+    """Loader thread: the layer, or why there is none."""
+    state = request.state
+    run = request.project.run(request.run_id)
+    if state.metric in SCORE_METRICS and run.metric != state.metric:
+        return OverlayResult(
+            None,
+            f"<b>Run #{run.id} did not record {metric_text(state.metric).lower()}</b>: its "
+            f"sampler scored patches by {metric_text(run.metric).lower()}. "
+            "<a href='metric:mean_score'>Show the mean score</a>",
+        )
+    layer = build_overlay(
+        request.project, request.run_id, request.slide_id, request.l0_w, request.l0_h, state
+    )
+    if layer.rgba[..., 3].any():
+        return OverlayResult(layer)
+    return OverlayResult(None, _empty_reason(request, run))
+
+
+def _empty_reason(request: OverlayRequest, run: Any) -> str:
+    """Why a slide has no value for the metric (HTML with links to what can be shown)."""
+    from cdfis_desktop.core.reporting.data import slide_title
+
+    project, state = request.project, request.state
+    slide = next(s for s in project.slides() if s.id == request.slide_id)
+    name = _escape(slide_title(slide))
+    patches = project.patches(slide_id=request.slide_id)
+    metric = metric_text(state.metric)
+    predictions = "<a href='metric:prediction'>Show the predictions</a>"
+    if len(patches) == 0:
+        return f"<b>{name} has no patches</b>: no tissue was found on it at import."
+    if state.metric not in HISTORY_METRICS:
+        return f"<b>Run #{run.id} has no {metric.lower()} for {name}.</b>"
+    if all(split == "val" for split in patches.split):
+        return (
+            f"<b>{name} is a validation slide</b>: training never drew patches from it, so "
+            f"it has no {metric.lower()}. {predictions} of run #{run.id} instead."
+        )
+    if state.epoch is not None:
+        return (
+            f"<b>No patch of {name} was a candidate in epoch {state.epoch}.</b> "
+            "<a href='epoch:all'>Show all epochs</a>"
+        )
+    return (
+        f"<b>Run #{run.id} never drew from {name}</b> (imported after the run, or held "
+        f"out). {predictions} instead, or train a new run."
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
