@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.storage import Project, history
 from cdfis_desktop.core.storage.aggregates import COLUMNS, latest_epoch, load
 
@@ -184,7 +185,7 @@ def bench_heatmap(project: Project, slide_id: int, run_id: int) -> None:
         times = []
         for _ in range(7):
             start = time.perf_counter()
-            values = project.heatmap_values(run_id, slide_id, metric)
+            values = metric_values(project, run_id, slide_id, metric)
             times.append(time.perf_counter() - start)
         print(
             f"heatmap {metric:<13s} {len(values):,} patches: median "

@@ -163,6 +163,7 @@ def main() -> int:
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 
+    from cdfis_desktop.core.heatmap.overlay import metric_values
     from cdfis_desktop.core.storage import Project
     from cdfis_desktop.gui.overlay import OverlayState, build_overlay
     from cdfis_desktop.gui.slide_viewer import SlideViewer
@@ -219,9 +220,7 @@ def main() -> int:
         timings = []
         for metric in ("times_chosen", "last_score", "favour", "times_chosen", "last_score"):
             t0 = time.perf_counter()
-            layer = build_overlay(
-                project, run_id, slide.id, slide.width, slide.height, OverlayState(metric=metric)
-            )
+            layer = build_overlay(project, run_id, slide, OverlayState(metric=metric))
             t1 = time.perf_counter()
             viewer.set_overlay(layer.rgba, layer.l0_rect)
             viewer.set_legend(layer.legend)
@@ -236,7 +235,7 @@ def main() -> int:
             f"query + render {query_render:.0f} ms, upload + paint {draw:.1f} ms "
             f"(total {(query_render + draw) / baseline:.1f}x baseline)"
         )
-        values = project.heatmap_values(run_id, slide.id, "last_score")
+        values = metric_values(project, run_id, slide.id, "last_score")
         t0 = time.perf_counter()
         for _ in range(5):
             from cdfis_desktop.core.heatmap import render_patch_heatmap

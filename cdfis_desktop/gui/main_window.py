@@ -32,11 +32,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.errors import CdfisError
+from cdfis_desktop.core.heatmap.overlay import Overlay
 from cdfis_desktop.core.progress import Progress
 from cdfis_desktop.gui.error_dialog import ErrorInfo, ErrorReporter
 from cdfis_desktop.gui.gallery import PatchGallery
-from cdfis_desktop.gui.overlay import OverlayLayer, OverlayState, build_overlay
+from cdfis_desktop.gui.overlay import OverlayState, build_overlay
 from cdfis_desktop.gui.overlay_controls import OverlayControls
 from cdfis_desktop.gui.patch_details import PatchDetails, PatchInfo
 from cdfis_desktop.gui.qtimage import array_to_qimage
@@ -68,7 +70,7 @@ class MainWindow(QMainWindow):
         self.run_id: int | None = None
         self._patches: Any = None  # PatchTable of the slide shown
         self._slide_paths: dict[int, Path] = {}
-        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> HeatmapValues
+        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> SlideMeasurements
         self._gallery_index = -1
         self._jobs: list[JobWorker] = []
         self.training: StreamWorker | None = None
@@ -327,22 +329,14 @@ class MainWindow(QMainWindow):
             self.viewer.set_overlay(None)
             self.viewer.set_legend(None)
             return
-        request = _OverlayRequest(
-            self.run_id,
-            self.slide.id,
-            self.slide.width,
-            self.slide.height,
-            self.overlay_controls.state(),
-        )
+        request = _OverlayRequest(self.run_id, self.slide, self.overlay_controls.state())
         if self._overlay_worker is not None:
             self._overlay_pending = request
             return
         project = self.project
 
-        def work(_cancel: object, _progress: object) -> tuple[_OverlayRequest, OverlayLayer]:
-            return request, build_overlay(
-                project, request.run_id, request.slide_id, request.l0_w, request.l0_h, request.state
-            )
+        def work(_cancel: object, _progress: object) -> tuple[_OverlayRequest, Overlay]:
+            return request, build_overlay(project, request.run_id, request.slide, request.state)
 
         worker = JobWorker("Overlay", work, self)
         worker.succeeded.connect(self._apply_overlay)
@@ -351,11 +345,11 @@ class MainWindow(QMainWindow):
         self._overlay_worker = worker
         worker.start()
 
-    def _apply_overlay(self, result: tuple[_OverlayRequest, OverlayLayer]) -> None:
+    def _apply_overlay(self, result: tuple[_OverlayRequest, Overlay]) -> None:
         request, layer = result
         if self._overlay_pending is not None or self.slide is None:
             return  # a newer request follows
-        if (request.slide_id, request.run_id) != (self.slide.id, self.run_id):
+        if (request.slide.id, request.run_id) != (self.slide.id, self.run_id):
             return
         self.viewer.set_overlay(layer.rgba, layer.l0_rect)
         self.viewer.set_overlay_opacity(self.overlay_controls.state().opacity)
@@ -430,11 +424,11 @@ class MainWindow(QMainWindow):
             history = self.project.patch_history(self.run_id, patch_id)
             key = (self.run_id, self.slide.id)
             if key not in self._predictions:
-                self._predictions[key] = self.project.heatmap_values(*key, "prediction")
-            predicted = self._predictions[key]
-            value = predicted.value[np.searchsorted(predicted.patch_id, patch_id)]
-            if np.isfinite(value):
-                prediction = _class_text(names, int(value))
+                self._predictions[key] = self.project.slide_measurements(*key)
+            measured = self._predictions[key]
+            predicted = int(measured.prediction[np.searchsorted(measured.patch_id, patch_id)])
+            if predicted >= 0:
+                prediction = label_name(names, predicted)
         from cdfis_desktop.core.reporting.data import slide_title
 
         self.patch_details.show_patch(
@@ -444,7 +438,7 @@ class MainWindow(QMainWindow):
                 l0_x,
                 l0_y,
                 size,
-                _class_text(names, label),
+                label_name(names, label),
                 prediction,
             ),
             history,
@@ -742,19 +736,11 @@ class MainWindow(QMainWindow):
 
 @dataclass(frozen=True)
 class _OverlayRequest:
-    """What an overlay worker renders: run, slide (level-0 size) and the controls' state."""
+    """What an overlay worker renders: run, slide and the controls' state."""
 
     run_id: int
-    slide_id: int
-    l0_w: int
-    l0_h: int
+    slide: Any  # SlideRecord
     state: OverlayState
-
-
-def _class_text(names: list[str], label: int) -> str:
-    if label < 0:
-        return "unlabelled"
-    return names[label] if label < len(names) else f"class {label}"
 
 
 def _slide_thumbnails(paths: dict[int, Path]) -> dict[int, np.ndarray]:

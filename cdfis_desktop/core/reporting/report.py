@@ -20,13 +20,14 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from cdfis_desktop import __version__
-from cdfis_desktop.core.heatmap import colormap_lut, legend_ticks
+from cdfis_desktop.core.class_names import label_name
+from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
+from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.reporting.data import (
     patch_measurements,
@@ -34,13 +35,7 @@ from cdfis_desktop.core.reporting.data import (
     slide_title,
 )
 from cdfis_desktop.core.reporting.files import atomic_output
-from cdfis_desktop.core.reporting.overlays import (
-    METRIC_TITLES,
-    SlideOverlay,
-    background_or_none,
-    downsample_for,
-    render_overlay,
-)
+from cdfis_desktop.core.reporting.overlays import background_or_none, on_background
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
 
 PAGE_SIZE_IN = (8.27, 11.69)  # A4 portrait
@@ -149,7 +144,7 @@ class _ReportBuilder:
         ]
         split_counts = {s: int(np.sum(self.table.split == s)) for s in ("train", "val", "test")}
         class_counts = ", ".join(
-            f"{self._class_name(k)} {int(np.sum(self.table.label == k))}"
+            f"{label_name(self.class_names, k)} {int(np.sum(self.table.label == k))}"
             for k in sorted(set(self.table.label.tolist()))
         )
         data_rows = [
@@ -333,17 +328,9 @@ class _ReportBuilder:
         metrics = ("label", "prediction", "favour", "mean_score")
         background = background_or_none(self.project, slide, downsample)
         overlays = [
-            replace(
-                render_overlay(
-                    self.project,
-                    self.run.id,
-                    slide,
-                    m,
-                    downsample=downsample,
-                    opacity=0.55,
-                    with_background=False,
-                ),
-                background=background,
+            render_overlay(
+                self.project,
+                OverlayRequest(slide, self.run.id, m, opacity=0.55, downsample=downsample),
             )
             for m in metrics
         ]
@@ -360,25 +347,26 @@ class _ReportBuilder:
         for overlay, cell in zip(
             overlays, (grid[1, 0], grid[1, 1], grid[2, 0], grid[2, 1]), strict=True
         ):
-            self._overlay_panel(figure, figure.add_subplot(cell), overlay)
+            panel = figure.add_subplot(cell)
+            panel.imshow(on_background(overlay.rgba, background), interpolation="none")
+            self._legend_panel(figure, panel, overlay.legend)
         return figure
 
-    def _overlay_panel(self, figure, ax, overlay: SlideOverlay) -> None:
+    def _legend_panel(self, figure, ax, legend: LegendSpec) -> None:
         from matplotlib.patches import Patch
 
-        ax.imshow(overlay.composited(), interpolation="none")
-        ax.set_title(METRIC_TITLES.get(overlay.metric, overlay.metric), fontsize=9)
+        ax.set_title(legend.title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        if overlay.colors is not None:
+        if legend.categories:
             handles = [
-                Patch(facecolor=overlay.colors[k] / 255, label=self._class_name(k))
-                for k in range(len(overlay.colors))
+                Patch(facecolor=legend.lut[k][:3] / 255, label=name)
+                for k, name in enumerate(legend.categories)
             ]
             ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.85)
             return
-        assert overlay.colormap is not None and overlay.value_range is not None
-        _colorbar(figure, ax, overlay.colormap, overlay.value_range)
+        assert legend.colormap is not None
+        _colorbar(figure, ax, legend.colormap, legend.value_range)
 
     def _gallery_page(self, *, ignored: bool):
         word = "ignored" if ignored else "favoured"
@@ -418,8 +406,8 @@ class _ReportBuilder:
         lines = [
             f"{_shorten(slide_title(slide), 22)}  #{stat.patch_id}",
             f"x {stat.l0_x}, y {stat.l0_y} (l0 px)",
-            f"label {self._class_name(stat.label)}, pred. "
-            f"{self._class_name(prediction) if prediction >= 0 else '-'}",
+            f"label {label_name(self.class_names, stat.label)}, pred. "
+            f"{label_name(self.class_names, prediction) if prediction >= 0 else '-'}",
             f"chosen {stat.times_chosen}/{stat.times_scored} scored, favour {stat.favour:+.1f}",
             f"mean score {stat.mean_score:.3g}, last {stat.last_score:.3g}",
         ]
@@ -451,11 +439,6 @@ class _ReportBuilder:
             view_px,
             mpp * patch_px / view_px,
         )
-
-    def _class_name(self, label: int) -> str:
-        if label < 0:
-            return "unlabelled"
-        return self.class_names[label] if label < len(self.class_names) else f"class {label}"
 
 
 class _Unreadable:

@@ -39,10 +39,9 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
     queries  .runs() -> list[RunSummary]  .run(run_id) -> RunSummary
              .metrics(run_id) -> dict[str, ndarray]  .compare_runs(ids) -> RunComparison
              .epochs(run_id) -> list[int]
-             .heatmap_values(run_id, slide_id, metric, epoch=None) -> HeatmapValues
-                 metric in HEATMAP_METRICS: times_chosen, times_scored, favour,
-                 mean_score, last_score, label, prediction, prediction_probability,
-                 loss/gradnorm/gradnorm_wb (= mean_score of a run scored by that metric)
+             .slide_measurements(run_id, slide_id, epoch=None) -> SlideMeasurements
+                 (every per-patch aggregate, label and prediction of one slide; heatmap
+                 values per metric: core.heatmap.metrics)
              .favoured_patches(run_id, n, *, ignored=False, slide_id=None, label=None,
                                epoch=None) -> list[PatchStat]
              .patch_history(run_id, patch_id) -> PatchHistory
@@ -65,29 +64,26 @@ from __future__ import annotations
 
 from cdfis_desktop.core.storage.history import HistoryWriter
 from cdfis_desktop.core.storage.project import Project
-from cdfis_desktop.core.storage.queries import HEATMAP_METRICS
 from cdfis_desktop.core.storage.records import (
     RUN_STATUSES,
     SPLITS,
     CheckpointRecord,
-    HeatmapValues,
     PatchHistory,
     PatchStat,
     PatchTable,
     RunComparison,
     RunSummary,
+    SlideMeasurements,
     SlideRecord,
 )
 from cdfis_desktop.core.storage.schema import ALL_EPOCHS, SCHEMA_VERSION
 
 __all__ = [
     "ALL_EPOCHS",
-    "HEATMAP_METRICS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "SPLITS",
     "CheckpointRecord",
-    "HeatmapValues",
     "HistoryWriter",
     "PatchHistory",
     "PatchStat",
@@ -95,5 +91,6 @@ __all__ = [
     "Project",
     "RunComparison",
     "RunSummary",
+    "SlideMeasurements",
     "SlideRecord",
 ]

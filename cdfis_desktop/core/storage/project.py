@@ -5,7 +5,7 @@ Thread rules: one :class:`Project` (one engine) per database per process; every 
 opens its own short transaction on a pooled connection, so any method may be called from
 any thread. Only the training thread writes a run (``history_writer``, ``log_metrics``,
 ``set_predictions``, ``register_checkpoint``, ``set_run_status``); the GUI thread may call
-every read method (``slides``, ``patches``, ``runs``, ``heatmap_values``, ...) while it
+every read method (``slides``, ``patches``, ``runs``, ``slide_measurements``, ...) while it
 writes: SQLite's WAL lets readers see the last committed batch without blocking it.
 """
 
@@ -47,12 +47,12 @@ from cdfis_desktop.core.storage.records import (
     RUN_STATUSES,
     SPLITS,
     CheckpointRecord,
-    HeatmapValues,
     PatchHistory,
     PatchStat,
     PatchTable,
     RunComparison,
     RunSummary,
+    SlideMeasurements,
     SlideRecord,
 )
 from cdfis_desktop.core.storage.schema import (
@@ -709,12 +709,14 @@ class Project:
         """Epochs with recorded history, ascending."""
         return queries.epochs(self.engine, self._where, run_id)
 
-    def heatmap_values(
-        self, run_id: int, slide_id: int, metric: str, epoch: int | None = None
-    ) -> HeatmapValues:
-        """One value per patch of the slide (see :func:`queries.heatmap_values`)."""
-        return queries.heatmap_values(
-            self.engine, self._where, self._geometry, run_id, slide_id, metric, epoch
+    def slide_measurements(
+        self, run_id: int, slide_id: int, epoch: int | None = None
+    ) -> SlideMeasurements:
+        """Every per-patch aggregate, label and prediction of one slide in one run, in one
+        snapshot (see :func:`queries.slide_measurements`); heatmap values per metric come
+        from ``core.heatmap.metrics``."""
+        return queries.slide_measurements(
+            self.engine, self._where, self._geometry, run_id, slide_id, epoch
         )
 
     def favoured_patches(

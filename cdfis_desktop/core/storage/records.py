@@ -56,15 +56,43 @@ class PatchTable:
 
 
 @dataclass(frozen=True)
-class HeatmapValues:
-    """One value per patch of a slide: patch_id int64[n], l0_x/l0_y/l0_size int64[n]
-    (level-0 px, top-left corner), value float32[n] (NaN where the metric has no value)."""
+class SlideMeasurements:
+    """Everything a run recorded about the patches of one slide, read in one snapshot.
 
+    Per patch, ordered by id (all ``[n]``): ``patch_id`` int64; ``l0_x``, ``l0_y``,
+    ``l0_size`` int64 (level-0 px, top-left corner); ``is_train`` bool (split ``train``);
+    ``label`` int64 (-1 = unlabelled); ``times_scored``, ``times_chosen`` int64 (0 when
+    never); ``score_sum`` float64 and ``last_score`` float64 (0 when never scored);
+    ``prediction`` int64 (-1 = none) and ``prediction_probability`` float64 (NaN = none)
+    from ``prediction_epoch``.
+
+    Per run: ``epoch`` the aggregates are of (None = cumulative over all epochs so far);
+    ``run_draws`` the draws of the run in that span over *all* its patches (sum of
+    ``times_chosen``, the C of docs/method.md); ``n_train`` its training patches;
+    ``score_metric`` what it scored patches by (``loss``, ``gradnorm``, ``gradnorm_wb``);
+    ``prediction_epoch`` the epoch of the predictions (None when there are none).
+    Derived values (favour, mean score) come from :mod:`cdfis_desktop.core.statistics`.
+    """
+
+    run_id: int
+    slide_id: int
+    epoch: int | None
     patch_id: np.ndarray
     l0_x: np.ndarray
     l0_y: np.ndarray
     l0_size: np.ndarray
-    value: np.ndarray
+    is_train: np.ndarray
+    label: np.ndarray
+    times_scored: np.ndarray
+    times_chosen: np.ndarray
+    score_sum: np.ndarray
+    last_score: np.ndarray
+    prediction: np.ndarray
+    prediction_probability: np.ndarray
+    prediction_epoch: int | None
+    run_draws: int
+    n_train: int
+    score_metric: str
 
     def __len__(self) -> int:
         return int(self.patch_id.shape[0])
