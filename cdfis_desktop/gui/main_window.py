@@ -220,8 +220,6 @@ class MainWindow(QMainWindow):
 
     def reload_slides(self) -> None:
         """Fill the slide list (thumbnails are read in a worker) and select the first."""
-        from cdfis_desktop.core.reporting.data import slide_file, slide_title
-
         previous = self.slide.id if self.slide is not None else None
         records = self.project.slides()
         self.slide_list.blockSignals(True)
@@ -229,16 +227,15 @@ class MainWindow(QMainWindow):
         for record in records:
             mpp = f"{record.mpp:.3g} µm/px" if record.mpp else "no mpp"
             item = QListWidgetItem(
-                f"{slide_title(record)}\n{record.width:,} × {record.height:,} px · {mpp}"
+                f"{record.name}\n{record.width:,} × {record.height:,} px · {mpp}"
             )
             item.setData(_ROLE_ID, record)
             self.slide_list.addItem(item)
         self.slide_list.blockSignals(False)
-        paths = {record.id: slide_file(self.project, record) for record in records}
-        self._slide_paths = paths
+        self._slide_paths = {record.id: record.file for record in records}
         self.run_job(
             "Slide thumbnails",
-            lambda cancel, progress: _slide_thumbnails(paths),
+            lambda cancel, progress: _slide_thumbnails(records),
             self._on_slide_thumbnails,
             quiet=True,
         )
@@ -299,10 +296,8 @@ class MainWindow(QMainWindow):
         self.refresh_gallery()
 
     def _refresh_filter_choices(self) -> None:
-        from cdfis_desktop.core.reporting.data import slide_title
-
         self.gallery.set_filter_choices(
-            [(slide_title(r), r.id) for r in self.project.slides()],
+            [(r.name, r.id) for r in self.project.slides()],
             [(name, i) for i, name in enumerate(self.project.class_names())],
             self.project.epochs(self.run_id) if self.run_id is not None else [],
         )
@@ -313,7 +308,7 @@ class MainWindow(QMainWindow):
             return
         record = next(r for r in self.project.slides() if r.id == slide_id)
         try:
-            self.viewer.open_slide(self._slide_paths[slide_id])
+            self.viewer.open_slide(record.file, lambda _path: record.open())
         except CdfisError as exc:
             self.errors.show_exception(exc, "Open slide")
             return
@@ -429,12 +424,10 @@ class MainWindow(QMainWindow):
             predicted = int(measured.prediction[np.searchsorted(measured.patch_id, patch_id)])
             if predicted >= 0:
                 prediction = label_name(names, predicted)
-        from cdfis_desktop.core.reporting.data import slide_title
-
         self.patch_details.show_patch(
             PatchInfo(
                 patch_id,
-                slide_title(self.slide),
+                self.slide.name,
                 l0_x,
                 l0_y,
                 size,
@@ -743,15 +736,14 @@ class _OverlayRequest:
     state: OverlayState
 
 
-def _slide_thumbnails(paths: dict[int, Path]) -> dict[int, np.ndarray]:
-    """Worker thread: a 64 px thumbnail per slide (slides that fail to open are skipped)."""
-    from cdfis_desktop.core.slides import open_slide
-
+def _slide_thumbnails(records: list[Any]) -> dict[int, np.ndarray]:
+    """Worker thread: a 64 px thumbnail per slide record (slides that fail to open are
+    skipped)."""
     thumbnails: dict[int, np.ndarray] = {}
-    for slide_id, path in paths.items():
+    for record in records:
         try:
-            with open_slide(path) as slide:
-                thumbnails[slide_id] = slide.thumbnail(64)
+            with record.open() as slide:
+                thumbnails[record.id] = slide.thumbnail(64)
         except CdfisError:
             continue
     return thumbnails

@@ -12,13 +12,12 @@ see the last committed batch).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cdfis_desktop.core.errors import ConfigError, StoreError
 from cdfis_desktop.core.heatmap.metrics import measurement_metrics
-from cdfis_desktop.core.storage import Project, RunSummary, SlideRecord
+from cdfis_desktop.core.storage import Project, RunSummary
 
 
 @dataclass(frozen=True)
@@ -109,17 +108,6 @@ def patch_measurements(
         **{name: column[order] for name, column in joined.items()},
         values={name: column[order] for name, column in values.items()},
     )
-
-
-def slide_file(project: Project, slide: SlideRecord) -> Path:
-    """The slide's file: its stored path, taken relative to the project folder if relative."""
-    path = Path(slide.path)
-    return path if path.is_absolute() else project.folder / path
-
-
-def slide_title(slide: SlideRecord) -> str:
-    """A short display name: the file name without folders."""
-    return Path(slide.path).name
 
 
 def _slide_measurements(project: Project, run_id: int, slide_id: int) -> PatchMeasurements:

@@ -32,7 +32,6 @@ from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.reporting.data import (
     PatchMeasurements,
     patch_measurements,
-    slide_title,
 )
 from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
 from cdfis_desktop.core.reporting.overlays import on_background, read_background
@@ -70,7 +69,7 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
     """
     table = patch_measurements(project, run_id)
     names = project.class_names()
-    slides = {s.id: slide_title(s) for s in project.slides()}
+    slides = {s.id: s.name for s in project.slides()}
     with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
@@ -132,7 +131,7 @@ def export_geojson(
         with atomic_output(targets[slide.id]) as tmp:
             tmp.write_text(json.dumps(collection, allow_nan=False), encoding="utf-8")
         written.append(targets[slide.id])
-        _report(progress, done + 1, len(slides), f"GeoJSON of {slide_title(slide)}")
+        _report(progress, done + 1, len(slides), f"GeoJSON of {slide.name}")
     return written
 
 
@@ -174,7 +173,7 @@ def export_png(
                 downsample=downsample,
             ),
         )
-        background = read_background(project, slide, downsample)
+        background = read_background(slide, downsample)
         stem = targets[slide.id]
         images = {
             f"-{metric}-overlay.png": overlay.rgba,
@@ -185,7 +184,7 @@ def export_png(
             target = stem.with_name(stem.name + suffix)
             save_png(image, target)
             written.append(target)
-        _report(progress, done + 1, len(slides), f"PNG of {slide_title(slide)}")
+        _report(progress, done + 1, len(slides), f"PNG of {slide.name}")
     return written
 
 
@@ -203,7 +202,7 @@ def per_slide_paths(
     """Output path per slide id for a folder or a ``{slide}``/``{slide_id}`` pattern (see
     the module docstring); creates the folders. ExportError if a folder cannot be made."""
     text = os.fspath(out)
-    stems = [Path(slide_title(s)).stem for s in slides]
+    stems = [s.file.stem for s in slides]
     unique = {stem: stems.count(stem) == 1 for stem in stems}
     paths = {}
     for slide, stem in zip(slides, stems, strict=True):

@@ -13,33 +13,28 @@ import numpy as np
 
 from cdfis_desktop.core.errors import SlideOpenError
 from cdfis_desktop.core.heatmap import composite, output_shape
-from cdfis_desktop.core.reporting.data import slide_file
-from cdfis_desktop.core.storage import Project, SlideRecord
+from cdfis_desktop.core.storage import SlideRecord
 
 
-def read_background(project: Project, slide: SlideRecord, downsample: float) -> np.ndarray:
+def read_background(slide: SlideRecord, downsample: float) -> np.ndarray:
     """uint8[H, W, 3]: the slide's thumbnail the size of a layer at ``downsample``.
 
     Raises :class:`SlideOpenError` when the slide file cannot be opened.
     """
-    from cdfis_desktop.core.slides import open_slide
     from cdfis_desktop.core.slides.imageops import resize_rgb
 
     height, width = output_shape(slide.width, slide.height, downsample)
-    override = slide.mpp if slide.mpp_overridden else None
-    with open_slide(slide_file(project, slide), mpp_override=override) as reader:
+    with slide.open() as reader:
         thumbnail = reader.thumbnail(max(width, height))
     if thumbnail.shape[:2] != (height, width):
         thumbnail = resize_rgb(thumbnail, width, height)
     return thumbnail
 
 
-def background_or_none(
-    project: Project, slide: SlideRecord, downsample: float
-) -> np.ndarray | None:
+def background_or_none(slide: SlideRecord, downsample: float) -> np.ndarray | None:
     """:func:`read_background`, or None when the slide file cannot be opened."""
     try:
-        return read_background(project, slide, downsample)
+        return read_background(slide, downsample)
     except SlideOpenError:
         return None
 

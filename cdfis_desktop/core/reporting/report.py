@@ -29,11 +29,7 @@ from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
 from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
-from cdfis_desktop.core.reporting.data import (
-    patch_measurements,
-    slide_file,
-    slide_title,
-)
+from cdfis_desktop.core.reporting.data import patch_measurements
 from cdfis_desktop.core.reporting.files import atomic_output
 from cdfis_desktop.core.reporting.overlays import background_or_none, on_background
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
@@ -102,7 +98,7 @@ class _ReportBuilder:
         if self.project.epochs(self.run.id):
             yield "Score distribution", self._scores_page
         for slide in self.slides:
-            yield f"Slide {slide_title(slide)}", lambda s=slide: self._slide_page(s)
+            yield f"Slide {slide.name}", lambda s=slide: self._slide_page(s)
         yield "Most favoured patches", lambda: self._gallery_page(ignored=False)
         yield "Most ignored patches", lambda: self._gallery_page(ignored=True)
 
@@ -320,13 +316,13 @@ class _ReportBuilder:
 
     def _slide_page(self, slide: SlideRecord):
         figure = _page(
-            f"Slide {slide_title(slide)} (slide {slide.id}"
+            f"Slide {slide.name} (slide {slide.id}"
             + (f", case {slide.group}" if slide.group else "")
             + ")"
         )
         downsample = downsample_for(slide, max_px=_OVERLAY_MAX_PX)
         metrics = ("label", "prediction", "favour", "mean_score")
-        background = background_or_none(self.project, slide, downsample)
+        background = background_or_none(slide, downsample)
         overlays = [
             render_overlay(
                 self.project,
@@ -339,7 +335,7 @@ class _ReportBuilder:
         )
         ax = figure.add_subplot(grid[0, :])
         if background is None:
-            _empty(ax, f"slide file not readable: {slide_file(self.project, slide)}")
+            _empty(ax, f"slide file not readable: {slide.file}")
         else:
             ax.imshow(background, interpolation="none")
             ax.set_title("slide", fontsize=9)
@@ -404,7 +400,7 @@ class _ReportBuilder:
         slide = next(s for s in self.slides if s.id == stat.slide_id)
         prediction = int(self.table.prediction[row])
         lines = [
-            f"{_shorten(slide_title(slide), 22)}  #{stat.patch_id}",
+            f"{_shorten(slide.name, 22)}  #{stat.patch_id}",
             f"x {stat.l0_x}, y {stat.l0_y} (l0 px)",
             f"label {label_name(self.class_names, stat.label)}, pred. "
             f"{label_name(self.class_names, prediction) if prediction >= 0 else '-'}",
@@ -415,16 +411,12 @@ class _ReportBuilder:
 
     def _patch_image(self, row: int) -> np.ndarray | None:
         from cdfis_desktop.core.errors import SlideOpenError
-        from cdfis_desktop.core.slides import open_slide
 
         slide_id = int(self.table.slide_id[row])
         if slide_id not in self._readers:
             slide = next(s for s in self.slides if s.id == slide_id)
             try:
-                override = slide.mpp if slide.mpp_overridden else None
-                self._readers[slide_id] = open_slide(
-                    slide_file(self.project, slide), mpp_override=override
-                )
+                self._readers[slide_id] = slide.open()
             except SlideOpenError:
                 self._readers[slide_id] = _Unreadable()
         reader = self._readers[slide_id]

@@ -245,6 +245,7 @@ class Project:
                 mpp_overridden=bool(r["mpp_overridden"]),
                 vendor=r["vendor"],
                 group=r["group_name"],
+                file=self.folder / r["path"],  # an absolute stored path stays as it is
             )
             for r in rows
         ]

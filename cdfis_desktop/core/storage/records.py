@@ -7,9 +7,13 @@ the database or to a live session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.slides import SlideReader
 
 RUN_STATUSES = ("running", "finished", "interrupted", "failed", "cancelled")
 SPLITS = ("train", "val", "test")
@@ -17,8 +21,10 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class SlideRecord:
-    """A slide of the project. ``width``/``height`` in level-0 px; ``mpp`` µm/px at level 0
-    (None when unknown); ``group`` is the patient/case id used to split by patient."""
+    """A slide of the project. ``path`` as stored (relative to the project folder when the
+    slide lies inside it); ``file`` the absolute path to open; ``width``/``height`` in
+    level-0 px; ``mpp`` µm/px at level 0 (None when unknown), ``mpp_overridden`` when the
+    user set it; ``group`` is the patient/case id used to split by patient."""
 
     id: int
     path: str
@@ -29,6 +35,25 @@ class SlideRecord:
     mpp_overridden: bool
     vendor: str
     group: str
+    file: Path
+
+    @property
+    def mpp_override(self) -> float | None:
+        """The µm/px to open the slide with instead of its metadata (None: use the file's)."""
+        return self.mpp if self.mpp_overridden else None
+
+    @property
+    def name(self) -> str:
+        """A short display name: the file name without folders."""
+        return self.file.name
+
+    def open(self) -> SlideReader:
+        """Open the slide file with the project's mpp override: how training, the GUI and
+        reports open a registered slide. One handle per thread (see ``core.slides``);
+        raises :class:`~cdfis_desktop.core.errors.SlideOpenError`."""
+        from cdfis_desktop.core.slides import open_slide
+
+        return open_slide(self.file, mpp_override=self.mpp_override)
 
 
 @dataclass(frozen=True)
