@@ -165,7 +165,7 @@ class TrainingPanel(QWidget):
             self.plots.set_scores(last_step.candidate_scores)
             phase = "importance sampling" if last_step.is_active else "uniform warm-up"
             self.set_status(
-                f"step {last_step.step} · epoch {last_step.epoch:.2f} · "
+                f"step {last_step.step} · epoch {last_step.epoch} ({last_step.epoch_progress:.2f}) · "
                 f"{last_step.samples_per_s:.0f} samples/s · {phase}"
             )
 

@@ -248,7 +248,8 @@ class Trainer:
         yield StepReport(
             run_id=state.run_id,
             step=step,
-            epoch=step / session.steps_per_epoch,
+            epoch=epoch,
+            epoch_progress=step / session.steps_per_epoch,
             wall_s=session.train_s,
             train_loss=loss,
             samples_per_s=samples_per_s,
@@ -284,7 +285,7 @@ class Trainer:
         if evaluation is None or state.store is None:
             return
         m = evaluation.metrics
-        epoch_index = max(session.epoch_of_step(session.step), 0)
+        epoch_index = session.epoch_of_step(session.step)
         writer = state.store.writer
         writer.submit(
             self.project.log_metrics,
@@ -309,7 +310,7 @@ class Trainer:
         yield EpochReport(
             run_id=state.run_id,
             step=session.step,
-            epoch=session.epochs_done,
+            epoch=epoch_index,
             wall_s=session.train_s,
             val_loss=m.loss,
             val_accuracy=m.accuracy,
@@ -397,7 +398,7 @@ class Trainer:
             },
         )
         self.project.register_checkpoint(
-            state.run_id, session.step, max(session.epoch_of_step(session.step), 0), path
+            state.run_id, session.step, session.epoch_of_step(session.step), path
         )
         state.last_checkpoint = str(path)
 
