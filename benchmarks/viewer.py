@@ -59,7 +59,7 @@ def benchmark_slide(size_px: int = SLIDE_PX, folder: Path = CACHE_DIR) -> Path:
 def benchmark_project(slide_path: Path, n_side: int = 316, folder: Path = CACHE_DIR) -> Path:
     """A project with ``n_side**2`` (~100,000) patches tiling the slide and one run whose
     history covers every patch once; cached next to the slide."""
-    from cdfis_desktop.core.config import RunConfig
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
     from cdfis_desktop.core.slides import open_slide
     from cdfis_desktop.core.storage import Project
 
@@ -88,13 +88,9 @@ def benchmark_project(slide_path: Path, n_side: int = 316, folder: Path = CACHE_
             split="train",
         )
         run_id = project.create_run(
-            RunConfig().to_dict(),
-            sampler_rule="cdf",
-            sampler_mode="history",
-            metric="loss",
-            seed=0,
-            device="cpu",
+            RunConfig(sampler=SamplerConfig(rule="cdf", mode="history")),
             n_train=int(ids.size),
+            device="cpu",
         )
         with project.history_writer(run_id, flush_every_steps=1) as writer:
             for step, chunk in enumerate(np.array_split(ids, 5), start=1):

@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from cdfis_desktop.core.config import (
+    MODEL_NAMES,
     SAMPLER_MODES,
     SAMPLER_RULES,
     SCORE_METRICS,
     RunConfig,
     SamplerConfig,
 )
-from cdfis_desktop.core.training.models import MODEL_NAMES
 from cdfis_desktop.gui.live_plots import LivePlots
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")

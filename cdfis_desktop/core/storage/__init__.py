@@ -23,8 +23,8 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
                           tissue_fraction, split=None) -> int64[n] ids
              .patches(slide_id=None, split=None) -> PatchTable
              .set_splits(patch_ids, splits)
-    runs     .create_run(config, *, sampler_rule, sampler_mode, metric, seed, device,
-                         n_train, name="") -> int          (status running, lock taken)
+    runs     .create_run(config: RunConfig, *, n_train, device=None, name="") -> int
+                 (validates the config once; status running, lock taken)
              .set_run_status(run_id, status, *, error=None)  .set_switch_step(run_id, step)
              .history_writer(run_id, *, flush_every_steps=20, resume_after_step=None)
                  -> HistoryWriter: .record(step, epoch, patch_ids, score, probability,

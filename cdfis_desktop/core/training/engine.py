@@ -332,15 +332,10 @@ class Trainer:
     ) -> tuple[int, _Store]:
         flush = config.history_flush_steps
         if resume_run_id is None:
-            sampler = config.sampler
             run_id = self.project.create_run(
-                config.to_dict(),
-                sampler_rule=sampler.rule,
-                sampler_mode=sampler.mode,
-                metric=sampler.metric,
-                seed=config.seed,
-                device=str(session.setup.device),
+                config,
                 n_train=len(session.data.train_indices),
+                device=str(session.setup.device),
                 name=self.run_name,
             )
             writer = self.project.history_writer(run_id, flush_every_steps=flush)

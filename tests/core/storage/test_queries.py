@@ -127,7 +127,7 @@ def test_run_lifecycle_and_summaries(project, make_run) -> None:
     assert runs[1].duration_s is not None and runs[1].duration_s >= 0
     assert runs[0].status == "running" and runs[0].switch_step == 50
     assert runs[0].sampler == "cdf/history/gradnorm"
-    assert runs[0].versions["cdfis"] and runs[0].config == {"batch_size": 4}
+    assert runs[0].versions["cdfis"] and runs[0].config["batch_size"] == 4
     project.set_run_status(a, "running")  # resume
     assert project.run(a).status == "running" and project.run(a).error is None
     with pytest.raises(ConfigError, match="unknown run status"):
