@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.config import TilingConfig
 from cdfis_desktop.core.errors import AnnotationError, LabelsError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
@@ -90,9 +91,7 @@ class ImportSummary:
         return dict(sorted(total.items()))
 
     def class_label(self, value: int) -> str:
-        if value == UNLABELLED:
-            return "unlabelled"
-        return self.class_names[value] if 0 <= value < len(self.class_names) else f"class {value}"
+        return label_name(self.class_names, value)
 
     def lines(self) -> list[str]:
         """A human-readable summary: one line per slide, then totals per class."""
@@ -406,7 +405,7 @@ def _plan_classes(
 def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarray]) -> None:
     """Store ``names``, extended with ``class k`` for numbers used but not named."""
     top = max((int(v.max()) for v in labels if v.size), default=-1)
-    names = list(names) + [f"class {v}" for v in range(len(names), top + 1)]
+    names = list(names) + [label_name(names, v) for v in range(len(names), top + 1)]
     if names != project.class_names():
         project.set_class_names(names)
 

@@ -68,8 +68,8 @@ def start_export(window: MainWindow, kind: str, path: Path) -> JobWorker:
     overlay = window.overlay.request_state()
 
     def work(cancel: CancelToken, progress: ProgressCallback) -> list[Path]:
+        from cdfis_desktop.core.heatmap.overlay import downsample_for
         from cdfis_desktop.core.reporting.exports import export_csv, export_geojson, export_png
-        from cdfis_desktop.core.reporting.overlays import downsample_for
         from cdfis_desktop.core.reporting.report import write_report
 
         if kind == "pdf":

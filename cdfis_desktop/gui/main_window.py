@@ -25,9 +25,9 @@ buttons and status bar in view. GUI thread only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
@@ -62,6 +62,9 @@ from cdfis_desktop.gui.slide_viewer import SlideViewer
 from cdfis_desktop.gui.state import AppState
 from cdfis_desktop.gui.training_controller import TrainingController
 from cdfis_desktop.gui.training_panel import TrainingPanel
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.storage import SlideRecord
 
 MAX_RECENT = 8
 DEFAULT_SIZE = QSize(1600, 1000)
@@ -301,10 +304,10 @@ class MainWindow(QMainWindow):
         self._load_slide_thumbnails()
 
     def _load_slide_thumbnails(self) -> None:
-        paths = dict(self.slides.slide_paths)
+        records = self.state.slides
         self.jobs.run(
             "Slide thumbnails",
-            lambda cancel, _progress: _slide_thumbnails(paths, cancel),
+            lambda cancel, _progress: _slide_thumbnails(records, cancel),
             self.project_panel.set_slide_thumbnails,
             quiet=True,
         )
@@ -471,17 +474,15 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     return scroll
 
 
-def _slide_thumbnails(paths: dict[int, Path], cancel: Any) -> dict[int, np.ndarray]:
+def _slide_thumbnails(records: Sequence[SlideRecord], cancel: Any) -> dict[int, np.ndarray]:
     """Worker thread: a 64 px thumbnail per slide (slides that fail to open are skipped)."""
-    from cdfis_desktop.core.slides import open_slide
-
     thumbnails: dict[int, np.ndarray] = {}
-    for slide_id, path in paths.items():
+    for record in records:
         if cancel.cancelled:
             break
         try:
-            with open_slide(path) as slide:
-                thumbnails[slide_id] = slide.thumbnail(64)
+            with record.open() as slide:
+                thumbnails[record.id] = slide.thumbnail(64)
         except CdfisError:
             continue
     return thumbnails

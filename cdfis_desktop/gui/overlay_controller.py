@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
-from cdfis_desktop.core.config import SCORE_METRICS
 from cdfis_desktop.core.errors import CdfisError
+from cdfis_desktop.core.heatmap.metrics import METRICS, metric
 from cdfis_desktop.gui.error_dialog import describe
 from cdfis_desktop.gui.loader import LatestLoader
-from cdfis_desktop.gui.overlay import OverlayLayer, OverlayState, build_overlay, metric_text
+from cdfis_desktop.gui.overlay import OverlayState, build_overlay
 from cdfis_desktop.gui.overlay_controls import OverlayControls
 from cdfis_desktop.gui.slide_viewer import SlideViewer
 from cdfis_desktop.gui.state import AppState
 
-HISTORY_METRICS = frozenset({"times_chosen", "favour", "mean_score", "last_score", *SCORE_METRICS})
+if TYPE_CHECKING:
+    from cdfis_desktop.core.heatmap.overlay import Overlay
+    from cdfis_desktop.core.storage import SlideRecord
+
+NOT_FROM_HISTORY = frozenset({"label", "prediction", "prediction_probability"})
+HISTORY_METRICS = frozenset(m.key for m in METRICS) - NOT_FROM_HISTORY
 """Metrics recorded only for patches the training drew candidates from."""
 
 
@@ -33,9 +38,7 @@ class OverlayRequest:
 
     project: Any
     run_id: int
-    slide_id: int
-    l0_w: int
-    l0_h: int
+    slide: SlideRecord
     state: OverlayState
 
 
@@ -43,7 +46,7 @@ class OverlayRequest:
 class OverlayResult:
     """A rendered layer, or ``notice`` (HTML) saying why there is nothing to draw."""
 
-    layer: OverlayLayer | None
+    layer: Overlay | None
     notice: str | None = None
 
 
@@ -106,9 +109,7 @@ class OverlayController(QObject):
                 "(or with <code>cdfis train</code>); its overlay will show here."
             )
             return
-        request = OverlayRequest(
-            project, run_id, slide.id, slide.width, slide.height, self.request_state()
-        )
+        request = OverlayRequest(project, run_id, slide, self.request_state())
         self._latest = request
         self.loader.request([request])
 
@@ -179,16 +180,15 @@ def _render(request: OverlayRequest) -> OverlayResult:
     """Loader thread: the layer, or why there is none."""
     state = request.state
     run = request.project.run(request.run_id)
-    if state.metric in SCORE_METRICS and run.metric != state.metric:
+    entry = metric(state.metric)
+    if entry.unavailable_reason(run.id, run.metric) is not None:
         return OverlayResult(
             None,
-            f"<b>Run #{run.id} did not record {metric_text(state.metric).lower()}</b>: its "
-            f"sampler scored patches by {metric_text(run.metric).lower()}. "
-            "<a href='metric:mean_score'>Show the mean score</a>",
+            f"<b>Run #{run.id} did not record {entry.title.lower()}</b>: its sampler scored "
+            f"patches by {metric(run.metric).title.lower()}. "
+            "<a href='metric:mean_score'>Show the mean score</a> (the same values)",
         )
-    layer = build_overlay(
-        request.project, request.run_id, request.slide_id, request.l0_w, request.l0_h, state
-    )
+    layer = build_overlay(request.project, request.run_id, request.slide, state)
     if layer.rgba[..., 3].any():
         return OverlayResult(layer)
     return OverlayResult(None, _empty_reason(request, run))
@@ -196,22 +196,19 @@ def _render(request: OverlayRequest) -> OverlayResult:
 
 def _empty_reason(request: OverlayRequest, run: Any) -> str:
     """Why a slide has no value for the metric (HTML with links to what can be shown)."""
-    from cdfis_desktop.core.reporting.data import slide_title
-
     project, state = request.project, request.state
-    slide = next(s for s in project.slides() if s.id == request.slide_id)
-    name = _escape(slide_title(slide))
-    patches = project.patches(slide_id=request.slide_id)
-    metric = metric_text(state.metric)
+    name = _escape(request.slide.name)
+    patches = project.patches(slide_id=request.slide.id)
+    title = metric(state.metric).title.lower()
     predictions = "<a href='metric:prediction'>Show the predictions</a>"
     if len(patches) == 0:
         return f"<b>{name} has no patches</b>: no tissue was found on it at import."
     if state.metric not in HISTORY_METRICS:
-        return f"<b>Run #{run.id} has no {metric.lower()} for {name}.</b>"
+        return f"<b>Run #{run.id} has no {title} for {name}.</b>"
     if all(split == "val" for split in patches.split):
         return (
             f"<b>{name} is a validation slide</b>: training never drew patches from it, so "
-            f"it has no {metric.lower()}. {predictions} of run #{run.id} instead."
+            f"it has no {title}. {predictions} of run #{run.id} instead."
         )
     if state.epoch is not None:
         return (

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.tiling.grid import patch_at
 from cdfis_desktop.gui.gallery import PatchGallery
 from cdfis_desktop.gui.patch_details import PatchDetails, PatchInfo
@@ -48,7 +49,7 @@ class PatchController(QObject):
         self.detail_thumbs = PatchThumbnailLoader(128, parent=self)
         self.gallery = PatchGallery(self.gallery_thumbs)
         self.patches: PatchTable | None = None  # of the slide shown
-        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> HeatmapValues
+        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> SlideMeasurements
 
         state.events.project.connect(self._on_project)
         state.events.slides.connect(lambda _slides: self._refresh_filter_choices())
@@ -125,15 +126,13 @@ class PatchController(QObject):
         self.refresh_gallery()
 
     def _refresh_filter_choices(self) -> None:
-        from cdfis_desktop.core.reporting.data import slide_title
-
         project = self.state.project
         if project is None:
             self.gallery.set_filter_choices([], [], [])
             return
         run_id = self.state.run_id
         self.gallery.set_filter_choices(
-            [(slide_title(s), s.id) for s in self.state.slides],
+            [(s.name, s.id) for s in self.state.slides],
             [(name, i) for i, name in enumerate(project.class_names())],
             project.epochs(run_id) if run_id is not None else [],
         )
@@ -168,8 +167,6 @@ class PatchController(QObject):
         )
 
     def _patch_info(self, row: int) -> PatchInfo:
-        from cdfis_desktop.core.reporting.data import slide_title
-
         project, table, slide = self.state.project, self.patches, self.state.slide
         names = project.class_names()
         patch_id = int(table.id[row])
@@ -178,18 +175,18 @@ class PatchController(QObject):
         if run_id is not None:
             key = (run_id, slide.id)
             if key not in self._predictions:
-                self._predictions[key] = project.heatmap_values(run_id, slide.id, "prediction")
-            predicted = self._predictions[key]
-            value = predicted.value[np.searchsorted(predicted.patch_id, patch_id)]
-            if np.isfinite(value):
-                prediction = class_text(names, int(value))
+                self._predictions[key] = project.slide_measurements(run_id, slide.id)
+            measured = self._predictions[key]
+            predicted = int(measured.prediction[np.searchsorted(measured.patch_id, patch_id)])
+            if predicted >= 0:
+                prediction = label_name(names, predicted)
         return PatchInfo(
             patch_id,
-            slide_title(slide),
+            slide.name,
             int(table.l0_x[row]),
             int(table.l0_y[row]),
             int(table.l0_size[row]),
-            class_text(names, int(table.label[row])),
+            label_name(names, int(table.label[row])),
             prediction,
         )
 
@@ -201,9 +198,3 @@ class PatchController(QObject):
         if request.key == self.details.patch_id and self.sender() is self.detail_thumbs:
             self.details.set_thumbnail(image)
 
-
-def class_text(names: list[str], label: int) -> str:
-    """The class name of ``label`` (``unlabelled`` for -1)."""
-    if label < 0:
-        return "unlabelled"
-    return names[label] if label < len(names) else f"class {label}"

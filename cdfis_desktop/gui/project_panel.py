@@ -88,13 +88,11 @@ class ProjectPanel(QWidget):
 
     # ------------------------------------------------------------ state -> view
     def _show_slides(self, slides: Sequence[SlideRecord]) -> None:
-        from cdfis_desktop.core.reporting.data import slide_title
-
         self._refill(
             self.slide_list,
             [
                 (
-                    f"{slide_title(s)}\n{s.width:,} × {s.height:,} px · "
+                    f"{s.name}\n{s.width:,} × {s.height:,} px · "
                     + (f"{s.mpp:.3g} µm/px" if s.mpp else "no mpp"),
                     s.id,
                 )

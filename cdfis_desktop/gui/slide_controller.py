@@ -64,12 +64,9 @@ class SlideController(QObject):
             self.viewer.set_notice(NO_PROJECT)
 
     def _on_slides(self, slides: Any) -> None:
-        from cdfis_desktop.core.reporting.data import slide_file
-
-        project = self.state.project
         self.slide_paths.clear()
-        if project is not None:
-            self.slide_paths.update({s.id: slide_file(project, s) for s in slides})
+        if self.state.project is not None:
+            self.slide_paths.update({s.id: s.file for s in slides})
             if not slides:
                 self.viewer.set_notice(NO_SLIDES)
 
@@ -77,9 +74,10 @@ class SlideController(QObject):
         self.viewer.close_slide()
         if slide_id is None:
             return
-        path = self.slide_paths[slide_id]
-        try:
-            self.viewer.open_slide(path)
+        record = self.state.slide
+        path = record.file
+        try:  # with the project's mpp override, in the viewer and its tile threads
+            self.viewer.open_slide(path, lambda _path: record.open())
         except CdfisError as exc:
             self.viewer.set_notice(f"<b>Cannot open {path.name}.</b> {exc}")
             self.errors.show_exception(exc, "Open slide")

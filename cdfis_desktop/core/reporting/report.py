@@ -20,27 +20,18 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from cdfis_desktop import __version__
-from cdfis_desktop.core.heatmap import colormap_lut, legend_ticks
+from cdfis_desktop.core.class_names import label_name
+from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
+from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
-from cdfis_desktop.core.reporting.data import (
-    patch_measurements,
-    slide_file,
-    slide_title,
-)
+from cdfis_desktop.core.reporting.data import patch_measurements
 from cdfis_desktop.core.reporting.files import atomic_output
-from cdfis_desktop.core.reporting.overlays import (
-    METRIC_TITLES,
-    SlideOverlay,
-    background_or_none,
-    downsample_for,
-    render_overlay,
-)
+from cdfis_desktop.core.reporting.overlays import background_or_none, on_background
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
 
 PAGE_SIZE_IN = (8.27, 11.69)  # A4 portrait
@@ -107,7 +98,7 @@ class _ReportBuilder:
         if self.project.epochs(self.run.id):
             yield "Score distribution", self._scores_page
         for slide in self.slides:
-            yield f"Slide {slide_title(slide)}", lambda s=slide: self._slide_page(s)
+            yield f"Slide {slide.name}", lambda s=slide: self._slide_page(s)
         yield "Most favoured patches", lambda: self._gallery_page(ignored=False)
         yield "Most ignored patches", lambda: self._gallery_page(ignored=True)
 
@@ -149,7 +140,7 @@ class _ReportBuilder:
         ]
         split_counts = {s: int(np.sum(self.table.split == s)) for s in ("train", "val", "test")}
         class_counts = ", ".join(
-            f"{self._class_name(k)} {int(np.sum(self.table.label == k))}"
+            f"{label_name(self.class_names, k)} {int(np.sum(self.table.label == k))}"
             for k in sorted(set(self.table.label.tolist()))
         )
         data_rows = [
@@ -325,25 +316,17 @@ class _ReportBuilder:
 
     def _slide_page(self, slide: SlideRecord):
         figure = _page(
-            f"Slide {slide_title(slide)} (slide {slide.id}"
+            f"Slide {slide.name} (slide {slide.id}"
             + (f", case {slide.group}" if slide.group else "")
             + ")"
         )
         downsample = downsample_for(slide, max_px=_OVERLAY_MAX_PX)
         metrics = ("label", "prediction", "favour", "mean_score")
-        background = background_or_none(self.project, slide, downsample)
+        background = background_or_none(slide, downsample)
         overlays = [
-            replace(
-                render_overlay(
-                    self.project,
-                    self.run.id,
-                    slide,
-                    m,
-                    downsample=downsample,
-                    opacity=0.55,
-                    with_background=False,
-                ),
-                background=background,
+            render_overlay(
+                self.project,
+                OverlayRequest(slide, self.run.id, m, opacity=0.55, downsample=downsample),
             )
             for m in metrics
         ]
@@ -352,7 +335,7 @@ class _ReportBuilder:
         )
         ax = figure.add_subplot(grid[0, :])
         if background is None:
-            _empty(ax, f"slide file not readable: {slide_file(self.project, slide)}")
+            _empty(ax, f"slide file not readable: {slide.file}")
         else:
             ax.imshow(background, interpolation="none")
             ax.set_title("slide", fontsize=9)
@@ -360,25 +343,26 @@ class _ReportBuilder:
         for overlay, cell in zip(
             overlays, (grid[1, 0], grid[1, 1], grid[2, 0], grid[2, 1]), strict=True
         ):
-            self._overlay_panel(figure, figure.add_subplot(cell), overlay)
+            panel = figure.add_subplot(cell)
+            panel.imshow(on_background(overlay.rgba, background), interpolation="none")
+            self._legend_panel(figure, panel, overlay.legend)
         return figure
 
-    def _overlay_panel(self, figure, ax, overlay: SlideOverlay) -> None:
+    def _legend_panel(self, figure, ax, legend: LegendSpec) -> None:
         from matplotlib.patches import Patch
 
-        ax.imshow(overlay.composited(), interpolation="none")
-        ax.set_title(METRIC_TITLES.get(overlay.metric, overlay.metric), fontsize=9)
+        ax.set_title(legend.title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        if overlay.colors is not None:
+        if legend.categories:
             handles = [
-                Patch(facecolor=overlay.colors[k] / 255, label=self._class_name(k))
-                for k in range(len(overlay.colors))
+                Patch(facecolor=legend.lut[k][:3] / 255, label=name)
+                for k, name in enumerate(legend.categories)
             ]
             ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.85)
             return
-        assert overlay.colormap is not None and overlay.value_range is not None
-        _colorbar(figure, ax, overlay.colormap, overlay.value_range)
+        assert legend.colormap is not None
+        _colorbar(figure, ax, legend.colormap, legend.value_range)
 
     def _gallery_page(self, *, ignored: bool):
         word = "ignored" if ignored else "favoured"
@@ -416,10 +400,10 @@ class _ReportBuilder:
         slide = next(s for s in self.slides if s.id == stat.slide_id)
         prediction = int(self.table.prediction[row])
         lines = [
-            f"{_shorten(slide_title(slide), 22)}  #{stat.patch_id}",
+            f"{_shorten(slide.name, 22)}  #{stat.patch_id}",
             f"x {stat.l0_x}, y {stat.l0_y} (l0 px)",
-            f"label {self._class_name(stat.label)}, pred. "
-            f"{self._class_name(prediction) if prediction >= 0 else '-'}",
+            f"label {label_name(self.class_names, stat.label)}, pred. "
+            f"{label_name(self.class_names, prediction) if prediction >= 0 else '-'}",
             f"chosen {stat.times_chosen}/{stat.times_scored} scored, favour {stat.favour:+.1f}",
             f"mean score {stat.mean_score:.3g}, last {stat.last_score:.3g}",
         ]
@@ -427,16 +411,12 @@ class _ReportBuilder:
 
     def _patch_image(self, row: int) -> np.ndarray | None:
         from cdfis_desktop.core.errors import SlideOpenError
-        from cdfis_desktop.core.slides import open_slide
 
         slide_id = int(self.table.slide_id[row])
         if slide_id not in self._readers:
             slide = next(s for s in self.slides if s.id == slide_id)
             try:
-                override = slide.mpp if slide.mpp_overridden else None
-                self._readers[slide_id] = open_slide(
-                    slide_file(self.project, slide), mpp_override=override
-                )
+                self._readers[slide_id] = slide.open()
             except SlideOpenError:
                 self._readers[slide_id] = _Unreadable()
         reader = self._readers[slide_id]
@@ -451,11 +431,6 @@ class _ReportBuilder:
             view_px,
             mpp * patch_px / view_px,
         )
-
-    def _class_name(self, label: int) -> str:
-        if label < 0:
-            return "unlabelled"
-        return self.class_names[label] if label < len(self.class_names) else f"class {label}"
 
 
 class _Unreadable:

@@ -424,7 +424,7 @@ def _first_positions(values: torch.Tensor, unique: torch.Tensor) -> torch.Tensor
 
 
 def make_sampler(config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> Sampler:
-    """The sampler for ``config.mode`` (``presample`` or ``history``)."""
-    config.validate()
+    """The sampler for ``config.mode`` (``presample`` or ``history``); the sampler
+    validates ``config``."""
     cls = PresampleSampler if config.mode == "presample" else HistorySampler
     return cls(config, dataset_size, batch_size, seed)

@@ -5,7 +5,7 @@ Thread rules: one :class:`Project` (one engine) per database per process; every 
 opens its own short transaction on a pooled connection, so any method may be called from
 any thread. Only the training thread writes a run (``history_writer``, ``log_metrics``,
 ``set_predictions``, ``register_checkpoint``, ``set_run_status``); the GUI thread may call
-every read method (``slides``, ``patches``, ``runs``, ``heatmap_values``, ...) while it
+every read method (``slides``, ``patches``, ``runs``, ``slide_measurements``, ...) while it
 writes: SQLite's WAL lets readers see the last committed batch without blocking it.
 """
 
@@ -32,7 +32,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from cdfis_desktop import __version__
-from cdfis_desktop.core.config import SAMPLER_MODES, SAMPLER_RULES, SCORE_METRICS
+from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
 from cdfis_desktop.core.storage import aggregates, queries
 from cdfis_desktop.core.storage.database import (
@@ -47,12 +47,12 @@ from cdfis_desktop.core.storage.records import (
     RUN_STATUSES,
     SPLITS,
     CheckpointRecord,
-    HeatmapValues,
     PatchHistory,
     PatchStat,
     PatchTable,
     RunComparison,
     RunSummary,
+    SlideMeasurements,
     SlideRecord,
 )
 from cdfis_desktop.core.storage.schema import (
@@ -245,6 +245,7 @@ class Project:
                 mpp_overridden=bool(r["mpp_overridden"]),
                 vendor=r["vendor"],
                 group=r["group_name"],
+                file=self.folder / r["path"],  # an absolute stored path stays as it is
             )
             for r in rows
         ]
@@ -369,43 +370,29 @@ class Project:
     # ---- runs ------------------------------------------------------------------------
 
     def create_run(
-        self,
-        config: Mapping[str, Any],
-        *,
-        sampler_rule: str,
-        sampler_mode: str,
-        metric: str,
-        seed: int,
-        device: str,
-        n_train: int,
-        name: str = "",
+        self, config: RunConfig, *, n_train: int, device: str | None = None, name: str = ""
     ) -> int:
-        """Start a run (status ``running``; this process takes its writer lock).
+        """Start a run of ``config`` on ``n_train`` training patches (status ``running``;
+        this process takes its writer lock).
 
-        ``config`` is ``RunConfig.to_dict()`` (JSON-serialisable). Versions of python,
-        numpy, cdfis, and torch (if imported) are recorded. Returns the run id. Raises
-        ConfigError for an unknown sampler rule/mode/metric or a non-JSON config."""
-        for what, value, allowed in (
-            ("sampler rule", sampler_rule, SAMPLER_RULES),
-            ("sampler mode", sampler_mode, SAMPLER_MODES),
-            ("score metric", metric, SCORE_METRICS),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
-        try:
-            config_json = json.dumps(dict(config), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"the run configuration cannot be stored as JSON: {exc}") from exc
+        ``config`` is validated here (``RunConfig.validate``, the one place run settings
+        are checked) and stored as ``config.to_dict()``; its sampler rule, mode, score
+        metric and seed are also kept as columns. ``device``: the device the run actually
+        uses (default ``config.device``). Versions of python, numpy, cdfis, and torch (if
+        imported) are recorded. Returns the run id. Raises ConfigError for invalid
+        settings."""
+        config.validate()
+        config_json = json.dumps(config.to_dict(), sort_keys=True)
         pid, host = writer_identity()
         with translated_errors(self._where), Session(self.engine) as session, session.begin():
             run = Run(
                 name=name,
                 config=config_json,
-                sampler_rule=sampler_rule,
-                sampler_mode=sampler_mode,
-                metric=metric,
-                seed=int(seed),
-                device=device,
+                sampler_rule=config.sampler.rule,
+                sampler_mode=config.sampler.mode,
+                metric=config.sampler.metric,
+                seed=int(config.seed),
+                device=device or config.device,
                 n_train=int(n_train),
                 versions=json.dumps(software_versions()),
                 status="running",
@@ -709,12 +696,14 @@ class Project:
         """Epochs with recorded history, ascending."""
         return queries.epochs(self.engine, self._where, run_id)
 
-    def heatmap_values(
-        self, run_id: int, slide_id: int, metric: str, epoch: int | None = None
-    ) -> HeatmapValues:
-        """One value per patch of the slide (see :func:`queries.heatmap_values`)."""
-        return queries.heatmap_values(
-            self.engine, self._where, self._geometry, run_id, slide_id, metric, epoch
+    def slide_measurements(
+        self, run_id: int, slide_id: int, epoch: int | None = None
+    ) -> SlideMeasurements:
+        """Every per-patch aggregate, label and prediction of one slide in one run, in one
+        snapshot (see :func:`queries.slide_measurements`); heatmap values per metric come
+        from ``core.heatmap.metrics``."""
+        return queries.slide_measurements(
+            self.engine, self._where, self._geometry, run_id, slide_id, epoch
         )
 
     def favoured_patches(

@@ -286,7 +286,7 @@ class SlidePatchDataset(PatchDataset):
         else:
             rows = np.arange(len(table))
         sources = {
-            record.id: SlideSource(record.path, record.mpp if record.mpp_overridden else None)
+            record.id: SlideSource(str(record.file), record.mpp_override)
             for record in project.slides()
         }
         arrays = {

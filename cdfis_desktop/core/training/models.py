@@ -25,9 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cdfis_desktop.core.config import MODEL_NAMES
 from cdfis_desktop.core.errors import ConfigError
-
-MODEL_NAMES = ("smallcnn", "resnet18", "resnet50")
 
 
 class SmallCNN(nn.Module):
