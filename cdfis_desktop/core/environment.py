@@ -4,10 +4,10 @@ libraries load, and a display to open a window on.
 Qt aborts the process (``could not load the Qt platform plugin "xcb"``, exit 134) when a
 library its platform plugin needs is missing, with a message that names neither the
 library nor the package to install. :func:`check_qt_platform` finds the plugin file of the
-installed PySide6 *without importing Qt*, asks the dynamic loader whether it loads, and
-names the missing libraries and the Debian/Ubuntu packages that provide them, so the app
-(``gui/app.py``), ``cdfis demo`` and ``cdfis doctor`` can say so in one line before Qt is
-started. Qt-free, any thread.
+installed PySide6 *without importing Qt*, asks the dynamic loader (``ldd``) whether it
+loads, and names the missing libraries and the Debian/Ubuntu packages that provide them,
+so the app (``gui/app.py``), ``cdfis demo`` and ``cdfis doctor`` can say so in one line
+before Qt is started. Qt-free, any thread.
 """
 
 from __future__ import annotations
@@ -195,28 +195,32 @@ def _missing_text(platform: str, missing: Sequence[str]) -> str:
 
 def missing_libraries(library: Path) -> tuple[str, ...]:
     """Sonames ``library`` needs that the dynamic loader cannot find (empty when it
-    loads). Asks ``ldd`` for the full list, else names the first one the loader reports."""
+    loads). Asks ``ldd`` (a fresh process, so libraries this process already loaded do not
+    hide missing ones); without ``ldd``, loads it here and names the first missing one."""
+    listed = _ldd_missing(library)
+    if listed is not None:
+        return listed
     try:
         ctypes.CDLL(str(library))
     except OSError as exc:
-        listed = _ldd_missing(library)
-        if listed:
-            return listed
         found = re.match(r"([^:\s]+\.so[.\d]*): cannot open shared object file", str(exc))
         return (found.group(1),) if found else (str(exc),)
     return ()
 
 
-def _ldd_missing(library: Path) -> tuple[str, ...]:
+def _ldd_missing(library: Path) -> tuple[str, ...] | None:
+    """The "not found" lines of ``ldd library``; None when ``ldd`` cannot tell."""
     ldd = shutil.which("ldd")
     if ldd is None:
-        return ()
+        return None
     try:
         result = subprocess.run(
             [ldd, str(library)], capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
-        return ()
+        return None
+    if result.returncode != 0:
+        return None
     names = re.findall(r"^\s*(\S+) => not found", result.stdout, flags=re.MULTILINE)
     return tuple(dict.fromkeys(names))
 
