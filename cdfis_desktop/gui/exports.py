@@ -19,6 +19,7 @@ from cdfis_desktop.core.progress import CancelToken, ProgressCallback
 from cdfis_desktop.gui.workers import JobWorker
 
 if TYPE_CHECKING:
+    from cdfis_desktop.core.storage import SlideRecord
     from cdfis_desktop.gui.main_window import MainWindow
 
 PNG_MAX_PX = 4096
@@ -41,6 +42,14 @@ EXPORT_KINDS: dict[str, ExportKind] = {
     "geojson": ExportKind("GeoJSON", "&GeoJSON for QuPath (a folder, one file per slide)…", True),
     "png": ExportKind("PNG overlay", "&PNG overlay of this slide (a folder of 3 images)…", True),
 }
+
+
+def export_downsample(slide: SlideRecord) -> float:
+    """Level-0 px per pixel of a PNG export: at most ``PNG_MAX_PX`` pixels along the longer
+    side, never more pixels than the slide has."""
+    from cdfis_desktop.core.heatmap.overlay import downsample_for
+
+    return max(1.0, downsample_for(slide, max_px=PNG_MAX_PX))
 
 
 def ask_export(window: MainWindow, kind: str) -> JobWorker | None:
@@ -68,7 +77,6 @@ def start_export(window: MainWindow, kind: str, path: Path) -> JobWorker:
     overlay = window.overlay.request_state()
 
     def work(cancel: CancelToken, progress: ProgressCallback) -> list[Path]:
-        from cdfis_desktop.core.heatmap.overlay import downsample_for
         from cdfis_desktop.core.reporting.exports import export_csv, export_geojson, export_png
         from cdfis_desktop.core.reporting.report import write_report
 
@@ -85,7 +93,7 @@ def start_export(window: MainWindow, kind: str, path: Path) -> JobWorker:
             run_id,
             path,
             metric=overlay.metric,
-            downsample_of={s.id: downsample_for(s, max_px=PNG_MAX_PX) for s in slides},
+            downsample_of={s.id: export_downsample(s) for s in slides},
             colormap=overlay.colormap,
             opacity=overlay.opacity,
             progress=progress,

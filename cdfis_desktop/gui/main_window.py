@@ -25,6 +25,7 @@ buttons and status bar in view. GUI thread only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -400,9 +401,12 @@ class MainWindow(QMainWindow):
         else:
             self.use_default_layout()
         controls = self.overlay_controls
-        colormap = self.settings.value("overlay/colormap")
-        if colormap and controls.colormap.findData(colormap) >= 0:
-            controls.colormap.setCurrentIndex(controls.colormap.findData(colormap))
+        try:
+            choices = json.loads(str(self.settings.value("overlay/colormaps", "{}")))
+        except ValueError:
+            choices = {}
+        if isinstance(choices, dict):
+            controls.set_colormap_choices(choices)
         opacity = self.settings.value("overlay/opacity")
         if opacity is not None:
             controls.opacity.setValue(int(opacity))
@@ -438,7 +442,9 @@ class MainWindow(QMainWindow):
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
-        self.settings.setValue("overlay/colormap", self.overlay_controls.colormap.currentData())
+        self.settings.setValue(
+            "overlay/colormaps", json.dumps(self.overlay_controls.colormap_choices())
+        )
         self.settings.setValue("overlay/opacity", self.overlay_controls.opacity.value())
         self.settings.sync()
 

@@ -12,10 +12,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from cdfis_desktop.core.errors import CdfisError
 from cdfis_desktop.core.heatmap.metrics import METRICS, metric
+from cdfis_desktop.core.tiling.grid import patch_at
 from cdfis_desktop.gui.error_dialog import describe
 from cdfis_desktop.gui.loader import LatestLoader
 from cdfis_desktop.gui.overlay import OverlayState, build_overlay
@@ -72,6 +74,7 @@ class OverlayController(QObject):
         self.loader.loaded.connect(self._on_rendered)
         self.loader.failed.connect(self._on_failed)
         self._latest: OverlayRequest | None = None  # requested, not yet shown
+        self.layer: Overlay | None = None  # shown
         self.last_failure: str | None = None
 
         state.events.slide.connect(lambda _slide: self.refresh())
@@ -82,6 +85,7 @@ class OverlayController(QObject):
         controls.epoch_chosen.connect(state.set_epoch)
         controls.opacity_changed.connect(viewer.set_overlay_opacity)
         viewer.notice_link_activated.connect(self._on_notice_link)
+        viewer.cursor_moved.connect(self._show_value_at)
 
     def shutdown(self) -> None:
         self.loader.shutdown()
@@ -115,8 +119,9 @@ class OverlayController(QObject):
 
     # ------------------------------------------------------------------ events
     def _on_run(self, run_id: int | None) -> None:
-        project = self.state.project
+        project, run = self.state.project, self.state.run
         self.controls.set_epochs(project.epochs(run_id) if project and run_id else [])
+        self.controls.set_run(run_id, run.metric if run is not None else None)
         self.refresh()
 
     def _on_runs(self, runs: Any) -> None:
@@ -146,10 +151,11 @@ class OverlayController(QObject):
             self._clear(result.notice)
         else:
             layer = result.layer
+            self.layer = layer
             self.viewer.set_notice(None)
             self.viewer.set_overlay(layer.rgba, layer.l0_rect)
             self.viewer.set_overlay_opacity(self.controls.state().opacity)
-            self.viewer.set_legend(layer.legend)
+            self.viewer.set_legend(layer.legend, legend_caption(layer))
             self.controls.show_auto_range(layer.value_range)
         self.overlay_updated.emit()
 
@@ -169,8 +175,14 @@ class OverlayController(QObject):
                 errors.show(info)
         self.overlay_failed.emit(info.message)
 
+    def _show_value_at(self, l0_x: float, l0_y: float) -> None:
+        """The hud's line for the overlay's value under the cursor."""
+        self.viewer.hud.set_value_text(value_text(self.layer, l0_x, l0_y) if self.layer else "")
+
     def _clear(self, notice: str | None) -> None:
         self._latest = None
+        self.layer = None
+        self.viewer.hud.set_value_text("")
         self.viewer.set_overlay(None)
         self.viewer.set_legend(None)
         self.viewer.set_notice(notice)
@@ -196,29 +208,76 @@ def _render(request: OverlayRequest) -> OverlayResult:
 
 def _empty_reason(request: OverlayRequest, run: Any) -> str:
     """Why a slide has no value for the metric (HTML with links to what can be shown)."""
-    project, state = request.project, request.state
-    name = _escape(request.slide.name)
-    patches = project.patches(slide_id=request.slide.id)
+    project, state, slide = request.project, request.state, request.slide
+    name = _escape(slide.name)
+    patches = project.patches(slide_id=slide.id)
     title = metric(state.metric).title.lower()
     predictions = "<a href='metric:prediction'>Show the predictions</a>"
     if len(patches) == 0:
         return f"<b>{name} has no patches</b>: no tissue was found on it at import."
     if state.metric not in HISTORY_METRICS:
         return f"<b>Run #{run.id} has no {title} for {name}.</b>"
-    if all(split == "val" for split in patches.split):
-        return (
-            f"<b>{name} is a validation slide</b>: training never drew patches from it, so "
-            f"it has no {title}. {predictions} of run #{run.id} instead."
-        )
     if state.epoch is not None:
         return (
             f"<b>No patch of {name} was a candidate in epoch {state.epoch}.</b> "
             "<a href='epoch:all'>Show all epochs</a>"
         )
+    if _validated(project, run.id, slide.id, patches):
+        return (
+            f"<b>{name} is a validation slide</b>: training never drew patches from it "
+            f"(its patient was held out to validate the model), so it has no {title}. "
+            f"{predictions} of run #{run.id} instead."
+        )
     return (
-        f"<b>Run #{run.id} never drew from {name}</b> (imported after the run, or held "
-        f"out). {predictions} instead, or train a new run."
+        f"<b>Run #{run.id} never drew from {name}</b>: the slide was imported after the run, "
+        "or holds no labelled patch. Train a new run to include it."
     )
+
+
+def _validated(project: Any, run_id: int, slide_id: int, patches: Any) -> bool:
+    """The slide's patches validated run ``run_id``: split ``val`` in the store, or
+    predicted at the run's first epoch (the engine predicts only validation patches at
+    the end of each epoch, and every patch once at the end of the run)."""
+    if all(split == "val" for split in patches.split):
+        return True
+    epochs = project.epochs(run_id)
+    if not epochs:
+        return False
+    measured = project.slide_measurements(run_id, slide_id, epochs[0])
+    return bool((measured.prediction >= 0).any())
+
+
+def legend_caption(layer: Overlay) -> str:
+    """What the ends of a signed legend mean ("" for the others)."""
+    request = layer.request
+    if request.comparing:
+        other = (
+            f"epoch {request.compare_epoch}"
+            if request.compare == "epoch"
+            else f"run {request.compare_run}"
+        )
+        return f"below 0: less than {other} · above 0: more"
+    if layer.metric.kind == "signed":
+        return "below 0: ignored · 0: as uniform · above 0: favoured"
+    return ""
+
+
+def value_text(layer: Overlay, l0_x: float, l0_y: float) -> str:
+    """``Title: value units`` of the patch under the level-0 point ("" off the patches)."""
+    values = layer.values
+    index = patch_at(values.l0_x, values.l0_y, values.l0_size, l0_x, l0_y)
+    if index is None:
+        return ""
+    value = float(values.value[index])
+    title = layer.legend.title
+    if not np.isfinite(value):
+        return f"{title}: no value (patch {int(values.patch_id[index])})"
+    if layer.legend.categories:
+        classes = layer.legend.categories
+        name = classes[int(value)] if 0 <= int(value) < len(classes) else f"class {int(value)}"
+        return f"{title}: {name}"
+    sign = "+" if layer.metric.kind == "signed" or layer.request.comparing else ""
+    return f"{title}: {value:{sign}.3g} {layer.legend.units}".rstrip()
 
 
 def _escape(text: str) -> str:

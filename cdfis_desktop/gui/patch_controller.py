@@ -197,4 +197,3 @@ class PatchController(QObject):
     def _on_detail_thumbnail(self, request: ThumbnailRequest, image: Any) -> None:
         if request.key == self.details.patch_id and self.sender() is self.detail_thumbs:
             self.details.set_thumbnail(image)
-

@@ -310,8 +310,8 @@ class SlideViewer(QWidget):
         """``opacity`` 0..1."""
         self.overlay_item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
 
-    def set_legend(self, legend: LegendSpec | None) -> None:
-        self.hud.set_legend(legend)
+    def set_legend(self, legend: LegendSpec | None, caption: str = "") -> None:
+        self.hud.set_legend(legend, caption)
 
     def highlight(self, l0_x: float, l0_y: float, l0_size: float) -> None:
         """Outline the square patch with top-left ``(l0_x, l0_y)`` and side ``l0_size``."""

@@ -227,7 +227,9 @@ class TrainingPanel(QWidget):
         if last_step is not None:
             self.plots.set_scores(last_step.candidate_scores)
             phase = "importance sampling" if last_step.is_active else "uniform warm-up"
-            progress = f"step {last_step.step} · epoch {last_step.epoch} ({last_step.epoch_progress:.2f})"
+            progress = (
+                f"step {last_step.step} · epoch {last_step.epoch} ({last_step.epoch_progress:.2f})"
+            )
             if self._paused:
                 self.set_status(f"Paused at {progress}.")
             else:

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -148,3 +149,93 @@ def gui_project(tmp_path: Path, _template_project: GuiProject) -> GuiProject:
 def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@dataclass(frozen=True)
+class MultiSlideProject:
+    """Four registrations of the test slide, as four patients: ``trained`` (a, b) were
+    trained on, ``validation`` (c) validated the engine's run (``val_groups``), and
+    ``imported_later`` (d) was added after the run. Slide a carries its annotation file
+    (kept in the project, as an import does)."""
+
+    folder: Path
+    run_id: int
+    trained: tuple[int, int]
+    validation: int
+    imported_later: int
+
+
+MULTI_PATCH_L0 = 256
+
+
+def build_multi_slide_project(folder: Path, synthetic_slide: Any) -> MultiSlideProject:
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
+    from cdfis_desktop.core.slides import open_slide
+    from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.tiling.annotations import keep_annotations
+    from cdfis_desktop.core.training.engine import Trainer
+    from cdfis_desktop.core.training.reports import RunFinished
+
+    with open_slide(synthetic_slide.slide_path) as slide:
+        width, height = slide.dimensions
+        fingerprint, mpp = slide.fingerprint(), slide.mpp
+    xs, ys = np.meshgrid(
+        np.arange(0, width - MULTI_PATCH_L0 + 1, MULTI_PATCH_L0),
+        np.arange(0, height - MULTI_PATCH_L0 + 1, MULTI_PATCH_L0),
+    )
+    l0_x, l0_y = xs.ravel(), ys.ravel()
+    label = (l0_x >= width // 2).astype(np.int64)
+
+    def add(project: Any, group: str) -> int:
+        slide_id = project.add_slide(
+            synthetic_slide.slide_path,
+            fingerprint=fingerprint,
+            width=width,
+            height=height,
+            mpp=mpp,
+            group=group,
+        )
+        project.add_patches(
+            slide_id,
+            l0_x=l0_x,
+            l0_y=l0_y,
+            l0_size=MULTI_PATCH_L0,
+            patch_px=32,
+            mpp=4.0,
+            label=label,
+            tissue_fraction=1.0,
+        )
+        return slide_id
+
+    with Project.create(folder) as project:
+        project.set_class_names(["Stroma", "Tumor"])
+        a, b, c = (add(project, group) for group in ("patient-a", "patient-b", "patient-c"))
+        keep_annotations(folder, a, synthetic_slide.annotations_path)
+        config = RunConfig(
+            sampler=SamplerConfig(rule="cdf", presample_ratio=2.0),
+            batch_size=16,
+            epochs=2,
+            input_px=32,
+            augment=False,
+            device="cpu",
+            val_groups=("patient-c",),
+        )
+        reports = list(Trainer(project, run_name="multi").iter_run(config))
+        finished = reports[-1]
+        assert isinstance(finished, RunFinished) and finished.status == "finished", finished
+        d = add(project, "patient-d")
+    return MultiSlideProject(folder, finished.run_id, (a, b), c, d)
+
+
+@pytest.fixture(scope="session")
+def _template_multi(tmp_path_factory: pytest.TempPathFactory, synthetic_slide) -> MultiSlideProject:
+    folder = tmp_path_factory.mktemp("gui-multi") / "project"
+    return build_multi_slide_project(folder, synthetic_slide)
+
+
+@pytest.fixture
+def multi_project(tmp_path: Path, _template_multi: MultiSlideProject) -> MultiSlideProject:
+    """A fresh copy (per test) of :func:`build_multi_slide_project`'s project."""
+    folder = tmp_path / "multi"
+    shutil.copytree(_template_multi.folder, folder)
+    return dataclasses.replace(_template_multi, folder=folder)

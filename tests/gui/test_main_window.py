@@ -37,8 +37,12 @@ def _overlay(win: MainWindow) -> np.ndarray:
 def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, screenshot_dir):
     assert window.state.slide_id == gui_project.slide_id
     assert window.state.run_id == gui_project.run_id
+    # the default view answers "what did training favour or ignore?"
     legend = window.viewer.hud.legend
-    assert legend is not None and legend.title == "Times chosen"
+    assert legend is not None and legend.title == "Favoured / ignored vs uniform"
+    assert legend.colormap == "RdBu_r" and legend.vmin == pytest.approx(-legend.vmax)
+    assert "ignored" in window.viewer.hud.legend_caption
+    assert window.viewer.hud.legend_title() == "Favoured / ignored vs uniform (draws)"
     # the sampler of the test run favoured the right half: more chosen there
     rgba = _overlay(window)
     assert rgba.shape[2] == 4 and rgba[..., 3].max() == 255
@@ -51,12 +55,10 @@ def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, 
 
 def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
     controls = window.overlay_controls
-    before = window.viewer.hud.legend
-    _change(
-        window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("favour"))
-    )
     favour = window.viewer.hud.legend
-    assert favour.title.startswith("Favoured")
+    _change(window, qtbot, lambda: controls.select_metric("times_chosen"))
+    before = window.viewer.hud.legend
+    assert before.title == "Times chosen" and before.colormap == "viridis"  # a count
     # favour = times chosen - expected under uniform: same map, range shifted below 0
     assert favour.vmin < 0 < favour.vmax and favour.vmin < before.vmin
     _change(
@@ -65,6 +67,11 @@ def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
         lambda: controls.colormap.setCurrentIndex(controls.colormap.findData("inferno")),
     )
     assert np.array_equal(window.viewer.hud.legend.lut, colormap_lut("inferno"))
+    # each metric keeps its own colormap: favour is still diverging, times chosen inferno
+    _change(window, qtbot, lambda: controls.select_metric("favour"))
+    assert window.viewer.hud.legend.colormap == "RdBu_r"
+    _change(window, qtbot, lambda: controls.select_metric("times_chosen"))
+    assert window.viewer.hud.legend.colormap == "inferno"
     _change(
         window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("label"))
     )
@@ -79,7 +86,7 @@ def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
 
 def test_manual_range_and_opacity(window, qtbot):
     controls = window.overlay_controls
-    controls.auto_range.setChecked(False)
+    controls.range_mode.setCurrentIndex(controls.range_mode.findData("manual"))
     _change(window, qtbot, lambda: controls.range_high.setValue(1.0))
     legend = window.viewer.hud.legend
     assert (legend.vmin, legend.vmax) == (0.0, 1.0)
