@@ -105,7 +105,7 @@ class OverlayController(QObject):
         """Render the overlay for the current slide, run, epoch and controls."""
         project, slide, run_id = self.state.project, self.state.slide, self.state.run_id
         if project is None or slide is None:
-            self._clear(None)
+            self._clear_layer()  # the slide controller says what to do
             return
         if run_id is None:
             self._clear(
@@ -180,12 +180,16 @@ class OverlayController(QObject):
         self.viewer.hud.set_value_text(value_text(self.layer, l0_x, l0_y) if self.layer else "")
 
     def _clear(self, notice: str | None) -> None:
+        """No layer; ``notice`` (HTML) says why."""
+        self._clear_layer()
+        self.viewer.set_notice(notice)
+
+    def _clear_layer(self) -> None:
         self._latest = None
         self.layer = None
         self.viewer.hud.set_value_text("")
         self.viewer.set_overlay(None)
         self.viewer.set_legend(None)
-        self.viewer.set_notice(notice)
 
 
 def _render(request: OverlayRequest) -> OverlayResult:
