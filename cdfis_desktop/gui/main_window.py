@@ -477,6 +477,10 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(widget)
+    # as wide as the content needs: it scrolls vertically only, so nothing is cut off
+    scroll.setMinimumWidth(
+        widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+    )
     return scroll
 
 

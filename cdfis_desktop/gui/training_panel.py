@@ -97,6 +97,7 @@ class TrainingPanel(QWidget):
             ),
             (self.batch_size, "Patches per training step"),
             (self.stop_by, "Stop after this many epochs, seconds of training, or steps"),
+            (self.stop_value, "How many epochs, seconds or steps"),
             (
                 self.warmup,
                 "Uniform sampling until: none, steps:N, epochs:N, loss:F (held-out "
