@@ -51,6 +51,8 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
     qtbot.wait(500)
     QApplication.processEvents()
     assert plots.series["train_loss"].size <= paused_at + 1  # at most the step in flight
+    # the step in flight reported after Pause does not overwrite the status
+    assert window.training_panel.status.text().startswith("Paused")
     window.training.resume()
     qtbot.waitUntil(lambda: plots.series["train_loss"].size >= paused_at + 5, timeout=30_000)
     window.training.stop()
@@ -72,6 +74,21 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
     # the event loop kept running while the worker trained (timing targets live in
     # benchmarks/gui_latency.py, not in tests)
     assert lateness.size > 50
+    # the stopped run is continued from the runs list, from its checkpoint
+    continue_button = window.project_panel.continue_button
+    assert window.state.run_id == run_id and continue_button.isEnabled()
+    continue_button.click()
+    assert window.training.running() and not continue_button.isEnabled()
+    qtbot.waitUntil(lambda: plots.series["train_loss"].size >= 3, timeout=60_000)
+    window.training.stop()
+    qtbot.waitUntil(lambda: not window.training.running(), timeout=30_000)
+    assert window.state.run_id == run_id  # the same run, not a new one
+    project = Project.open(gui_project.folder)
+    try:
+        assert [r.id for r in project.runs()].count(run_id) == 1
+        assert project.run(run_id).steps > run.steps
+    finally:
+        project.close()
 
 
 @pytest.mark.slow
