@@ -135,8 +135,8 @@ class OverlayController(QObject):
         self.controls.show_epoch(epoch)
         self.refresh()
 
-    def _on_notice_link(self, link: str) -> None:
-        kind, _, value = link.partition(":")
+    def _on_notice_link(self, target: str) -> None:
+        kind, _, value = target.partition(":")
         if kind == "metric":
             self.controls.select_metric(value)
         elif kind == "epoch":
@@ -202,7 +202,7 @@ def _render(request: OverlayRequest) -> OverlayResult:
             None,
             f"<b>Run #{run.id} did not record {entry.title.lower()}</b>: its sampler scored "
             f"patches by {metric(run.metric).title.lower()}. "
-            "<a href='metric:mean_score'>Show the mean score</a> (the same values)",
+            f"{link('metric:mean_score', 'Show the mean score')} (the same values)",
         )
     layer = build_overlay(request.project, request.run_id, request.slide, state)
     if layer.rgba[..., 3].any():
@@ -216,7 +216,7 @@ def _empty_reason(request: OverlayRequest, run: Any) -> str:
     name = _escape(slide.name)
     patches = project.patches(slide_id=slide.id)
     title = metric(state.metric).title.lower()
-    predictions = "<a href='metric:prediction'>Show the predictions</a>"
+    predictions = link("metric:prediction", "Show the predictions")
     if len(patches) == 0:
         return f"<b>{name} has no patches</b>: no tissue was found on it at import."
     if state.metric not in HISTORY_METRICS:
@@ -224,7 +224,7 @@ def _empty_reason(request: OverlayRequest, run: Any) -> str:
     if state.epoch is not None:
         return (
             f"<b>No patch of {name} was a candidate in epoch {state.epoch}.</b> "
-            "<a href='epoch:all'>Show all epochs</a>"
+            + link("epoch:all", "Show all epochs")
         )
     if _validated(project, run.id, slide.id, patches):
         return (
@@ -282,6 +282,11 @@ def value_text(layer: Overlay, l0_x: float, l0_y: float) -> str:
         return f"{title}: {name}"
     sign = "+" if layer.metric.kind == "signed" or layer.request.comparing else ""
     return f"{title}: {value:{sign}.3g} {layer.legend.units}".rstrip()
+
+
+def link(target: str, text: str) -> str:
+    """An action link of the canvas notice, readable on its dark box."""
+    return f"<a href='{target}' style='color: #8cc8ff'>{text}</a>"
 
 
 def _escape(text: str) -> str:

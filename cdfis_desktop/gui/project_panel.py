@@ -45,6 +45,7 @@ class ProjectPanel(QWidget):
         self.slide_list.setIconSize(QSize(ICON_PX, ICON_PX))
         self.slide_list.setToolTip("Slides of the project; click one to show it")
         self.run_list = QListWidget()
+        self.run_list.setWordWrap(True)
         self.run_list.setToolTip("Training runs, newest first; click one to show its overlay")
         self.continue_button = QPushButton("Continue training")
         self.continue_button.setToolTip(
@@ -157,5 +158,5 @@ def _run_text(run: Any) -> str:
     )
     return (
         f"#{run.id} {run.name or run.sampler} — {run.status}\n"
-        f"{run.sampler} · {run.steps or 0} steps{accuracy}"
-    )
+        f"{run.sampler} · {run.steps or 0} steps\n{accuracy.removeprefix(' · ')}"
+    ).rstrip()

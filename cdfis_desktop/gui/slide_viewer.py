@@ -126,7 +126,7 @@ class SlideViewer(QWidget):
         self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.notice.setStyleSheet(
             "QLabel#canvas_notice { background: rgba(20, 20, 20, 215); color: white; "
-            "padding: 12px; border-radius: 6px; } a { color: #8cc8ff; }"
+            "padding: 12px; border-radius: 6px; }"
         )
         self.notice.linkActivated.connect(self.notice_link_activated)
         self.notice.hide()
@@ -332,7 +332,7 @@ class SlideViewer(QWidget):
         self._annotation_items = []
         for name, path, color in outlines:
             item = QGraphicsPathItem(path)
-            pen = QPen(color, 2)
+            pen = QPen(color, 2, Qt.PenStyle.DashLine)  # dashed: an outline, not overlay data
             pen.setCosmetic(True)
             item.setPen(pen)
             item.setToolTip(f"annotation: {name}")
