@@ -1,0 +1,452 @@
+"""The files of a sampler comparison, written atomically into one folder.
+
+- ``results.csv``: one row per validation of every run (:data:`RESULT_COLUMNS`), with the
+  smoothed target metric the times are read from and the test metrics where the test set
+  was scored.
+- ``runs.csv``: one row per run (:data:`RUN_COLUMNS`): its outcome against the target and
+  its paired ratio to uniform's run of the same seed.
+- ``summary.csv``: one row per sampler (:data:`SUMMARY_COLUMNS`).
+- ``fixed_budget.csv``: test metrics per sampler and budget share (:data:`FIXED_BUDGET_COLUMNS`).
+- ``comparison.png``: see :mod:`.comparison_plot`.
+- ``summary.md``: the conclusion in words with its numbers, the tables, and how it was
+  measured, including the protocol's own overhead.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from cdfis_desktop.core.experiments.compare import ComparisonRuns
+from cdfis_desktop.core.experiments.comparison_plot import plot_comparison
+from cdfis_desktop.core.experiments.comparison_stats import (
+    FEW_SEEDS,
+    PLATEAU_SHARE,
+    REFERENCE,
+    ComparisonSummary,
+    PairedEstimate,
+    RunOutcome,
+    SamplerSummary,
+    smooth,
+)
+from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
+
+RESULT_COLUMNS = (
+    "sampler", "seed", "run_id", "step", "wall_s", "samples_forwarded",
+    "samples_backpropagated", "val_loss", "val_accuracy", "val_balanced_accuracy", "val_auc",
+    "val_smoothed", "test_share", "test_accuracy", "test_balanced_accuracy", "test_auc",
+)  # fmt: skip
+RUN_COLUMNS = (
+    "sampler", "seed", "order", "run_id", "reached", "time_to_target_s", "steps_to_target",
+    "samples_forwarded_to_target", "samples_backpropagated_to_target", "ratio_to_uniform",
+    "plateau", "switch_s", "before_switch", "train_s", "elapsed_s",
+)  # fmt: skip
+SUMMARY_COLUMNS = (
+    "sampler", "seeds", "seeds_reaching_target", "seeds_reaching_before_switch",
+    "target_metric", "target", "baseline", "plateau_mean", "plateau_std",
+    "time_to_target_geomean_s", "ratio_geomean", "ratio_ci95_low", "ratio_ci95_high",
+    "ratio_p_value", "steps_to_target_mean", "samples_forwarded_to_target_mean",
+    "samples_backpropagated_to_target_mean", "samples_forwarded_ratio_geomean",
+    "samples_backpropagated_ratio_geomean", "warmup_share_mean",
+    "test_balanced_accuracy_mean", "test_auc_mean", "test_balanced_accuracy_diff",
+    "test_balanced_accuracy_diff_ci95_low", "test_balanced_accuracy_diff_ci95_high",
+    "test_auc_diff", "test_auc_diff_ci95_low", "test_auc_diff_ci95_high",
+)  # fmt: skip
+FIXED_BUDGET_COLUMNS = (
+    "sampler", "budget_share", "seeds", "test_balanced_accuracy_mean",
+    "test_balanced_accuracy_diff", "test_balanced_accuracy_diff_ci95_low",
+    "test_balanced_accuracy_diff_ci95_high", "test_balanced_accuracy_diff_p_value",
+    "test_auc_mean", "test_auc_diff", "test_auc_diff_ci95_low", "test_auc_diff_ci95_high",
+    "test_auc_diff_p_value",
+)  # fmt: skip
+OUTPUT_FILES = ("results.csv", "runs.csv", "summary.csv", "fixed_budget.csv",
+                "comparison.png", "summary.md")  # fmt: skip
+_SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Seconds the protocol itself cost (splitting, statistics, files and plot) against the
+    training seconds it measured (all runs, the discarded warm-up run excluded)."""
+
+    split_s: float
+    statistics_s: float
+    outputs_s: float
+    training_s: float
+
+    @property
+    def share(self) -> float:
+        total = self.split_s + self.statistics_s + self.outputs_s
+        return total / self.training_s if self.training_s > 0 else math.nan
+
+
+def write_results(out_dir: Path, runs: ComparisonRuns) -> Path:
+    """results.csv alone (the raw curves; written even when the target is refused)."""
+    ensure_folder(out_dir)
+    smoothed = _smoothed_by_point(runs)
+    rows = [
+        [p.sampler, p.seed, p.run_id, p.step, f"{p.wall_s:.3f}", p.samples_forwarded,
+         p.samples_backpropagated, *map(_cell, (p.val_loss, p.val_accuracy,
+         p.val_balanced_accuracy, p.val_auc, smoothed.get((p.run_id, p.step), math.nan),
+         p.test_share, p.test_accuracy, p.test_balanced_accuracy, p.test_auc))]
+        for p in runs.points
+    ]  # fmt: skip
+    return _write_csv(out_dir / "results.csv", RESULT_COLUMNS, rows)
+
+
+def write_outputs(
+    out_dir: Path, runs: ComparisonRuns, summary: ComparisonSummary, *, statistics_s: float
+) -> list[Path]:
+    """Write every file of :data:`OUTPUT_FILES` into ``out_dir``; their paths.
+    ``statistics_s``: seconds :func:`judge_comparison` took (reported as overhead)."""
+    started = time.perf_counter()
+    paths = [write_results(out_dir, runs)]
+    paths.append(_write_csv(out_dir / "runs.csv", RUN_COLUMNS, _run_rows(runs, summary)))
+    paths.append(
+        _write_csv(out_dir / "summary.csv", SUMMARY_COLUMNS,
+                   [_summary_row(s, summary) for s in summary.samplers])
+    )  # fmt: skip
+    fixed_rows = [
+        [f.sampler, f"{f.budget_share:g}", f.seeds, _cell(f.test_balanced_accuracy_mean),
+         *_paired_cells(f.balanced_accuracy_diff), _cell(f.test_auc_mean),
+         *_paired_cells(f.auc_diff)]
+        for f in summary.fixed_budget
+    ]  # fmt: skip
+    paths.append(_write_csv(out_dir / "fixed_budget.csv", FIXED_BUDGET_COLUMNS, fixed_rows))
+    paths.append(plot_comparison(out_dir / "comparison.png", runs, summary))
+    overhead = Overhead(runs.split_s, statistics_s, time.perf_counter() - started,
+                        sum(r.train_s for r in runs.runs))  # fmt: skip
+    markdown = summary_markdown(runs, summary, overhead)
+    with atomic_output(out_dir / "summary.md") as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    paths.append(out_dir / "summary.md")
+    return paths
+
+
+def conclusion(runs: ComparisonRuns, summary: ComparisonSummary) -> list[str]:
+    """The conclusion in words, one sentence (or short paragraph) per line."""
+    target = summary.target
+    by_name = {s.sampler: s for s in summary.samplers}
+    metric = _metric_name(target.metric)
+    lines = [
+        f"Target: validation {metric} {target.value:.3f} ({target.rule}); always predicting "
+        f"the majority class scores {target.baseline:.3f}."
+    ]
+    seeds = runs.protocol.seeds
+    if seeds < FEW_SEEDS:
+        lines.append(
+            f"Only {seeds} seed(s): the intervals and p-values below mean little (the "
+            f"smallest p-value {seeds} paired seeds can give is {2 / 2**seeds:.3g})."
+        )
+    faster, slower = [], []
+    for s in summary.samplers:
+        if s.sampler == REFERENCE:
+            lines.append(
+                f"uniform reached its own target in {s.seeds_reaching_target} of {s.seeds} "
+                f"seeds; at the full budget its test balanced accuracy was "
+                f"{s.test_balanced_accuracy_mean:.3f} and its test AUC {s.test_auc_mean:.3f}."
+            )
+            continue
+        verdict = _verdict(s.ratio)
+        if verdict == "faster":
+            faster.append(s.sampler)
+        elif verdict == "slower":
+            slower.append(s.sampler)
+        lines.append(_sampler_sentence(s, verdict, by_name.get(REFERENCE)))
+    if REFERENCE in by_name and len(summary.samplers) > 1:
+        lines.append(
+            "Overall: "
+            + (f"{', '.join(faster)} reached the target faster than uniform" if faster
+               else "no sampler reached the target measurably faster than uniform")
+            + (f"; {', '.join(slower)} took measurably longer." if slower else ".")
+        )  # fmt: skip
+    return lines
+
+
+def summary_markdown(runs: ComparisonRuns, summary: ComparisonSummary, overhead: Overhead) -> str:
+    """summary.md: conclusion, set-up, tables, and how it was measured."""
+    base, protocol, target = runs.base, runs.protocol, summary.target
+    sampler = base.sampler
+    patients = runs.split.patients
+    metric = _metric_name(target.metric)
+
+    def counts(role: str) -> str:
+        return ", ".join(f"class {c}: {n}" for c, n in sorted(runs.split.class_counts[role].items()))
+
+    rising = target.uniform_plateau - target.uniform_earlier
+    plateau_text = (
+        "-" if not math.isfinite(rising) else
+        f"mean of the last {PLATEAU_SHARE:.0%} of the budget {target.uniform_plateau:.3f}, of "
+        f"the {PLATEAU_SHARE:.0%} before {target.uniform_earlier:.3f} ({rising:+.3f}: "
+        + ("plateaued" if abs(rising) < 0.01 else "still changing; a longer budget would help")
+        + ")"
+    )  # fmt: skip
+    warmup = (
+        f"one discarded uniform warm-up run of {protocol.warmup_run_share:.0%} of the budget "
+        f"({runs.warmup_run_s:.1f} s wall time), then a seeded random order per seed"
+        if protocol.warmup_run_share > 0 else "no warm-up run; a seeded random order per seed"
+    )  # fmt: skip
+    lines = [
+        "# Sampler comparison",
+        "",
+        f"Made {datetime.now().isoformat(timespec='seconds')} by `cdfis compare`.",
+        "",
+        "## Conclusion",
+        "",
+        *[f"- {line}" for line in conclusion(runs, summary)],
+        "",
+        "## Set-up",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| samplers | {', '.join(protocol.samplers)} |",
+        f"| seeds | {protocol.seeds} ({base.seed} to {base.seed + protocol.seeds - 1}) |",
+        f"| budget | {runs.budget_s:g} s of training per run (evaluation excluded); validation "
+        f"every {protocol.val_cadence * runs.budget_s:.3g} s ({protocol.val_cadence:.1%} of the "
+        "budget), the same instants for every sampler |",
+        f"| model | {base.model}, batch {base.batch_size}, learning rate {base.learning_rate:g}, "
+        f"input {base.input_px} px, augmentation {'on' if base.augment else 'off'}, device "
+        f"{base.device} |",
+        f"| sampler settings | metric {sampler.metric}, presample ratio "
+        f"{sampler.presample_ratio:g}, floor {sampler.floor:g}, warm-up {sampler.warmup}, "
+        f"weighting {sampler.weighting} |",
+        f"| split by patient (seed {base.seed}, stratified) | training {len(patients.train)} "
+        f"patients ({counts('train')}); validation {len(patients.val)} ({counts('val')}); "
+        f"test {len(patients.test)} ({counts('test')}) |",
+        f"| target | validation {metric} {target.value:.4f} ({target.rule}); majority-class "
+        f"baseline {target.baseline:.4f} |",
+        f"| uniform's curve | {plateau_text} |",
+        f"| order | {warmup} |",
+        "",
+        "## Time to target",
+        "",
+        "Times are training seconds on the smoothed validation curve; a run that never "
+        "reaches the target counts at the budget (censored), which makes its ratio a lower "
+        "bound. Ratio: per seed to uniform's run of the same seed, geometric mean over seeds.",
+        "",
+        "| sampler | seeds reaching | reached while still uniform | time to target | "
+        "ratio to uniform (95 % CI) | p (signed-rank) | plateau | share of budget before "
+        "IS switched on |",
+        "|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {s.sampler} | {s.seeds_reaching_target} of {s.seeds} | "
+            f"{s.seeds_reaching_before_switch} | {s.time_to_target_geomean_s:.1f} s | "
+            f"{_ratio_text(s.ratio)} | {_number(s.ratio.p_value, 3)} | "
+            f"{s.plateau_mean:.3f} +- {s.plateau_std:.3f} | {_percent(s.warmup_share_mean)} |"
+            for s in summary.samplers
+        ],
+        "",
+        "## Cost to target (independent of the machine)",
+        "",
+        "Means over seeds at the validation that reached the target (the last validation for "
+        "censored runs); ratios are paired geometric means to uniform.",
+        "",
+        "| sampler | steps | samples forwarded | samples back-propagated | forwarded ratio | "
+        "back-propagated ratio |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {s.sampler} | {s.steps_to_target_mean:.0f} | "
+            f"{s.samples_forwarded_to_target_mean:.0f} | "
+            f"{s.samples_backpropagated_to_target_mean:.0f} | "
+            f"{_number(s.samples_forwarded_ratio_geomean, 2)} | "
+            f"{_number(s.samples_backpropagated_ratio_geomean, 2)} |"
+            for s in summary.samplers
+        ],
+        "",
+        "## Test set at fixed budgets",
+        "",
+        "Scored at the first validation at or after each share of the budget; differences are "
+        "paired per seed to uniform (mean, 95 % bootstrap interval).",
+        "",
+        "| sampler | budget | test balanced accuracy | difference to uniform | test AUC | "
+        "difference to uniform |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {f.sampler} | {f.budget_share:.0%} | {_number(f.test_balanced_accuracy_mean, 3)} "
+            f"| {_difference_text(f.balanced_accuracy_diff)} | {_number(f.test_auc_mean, 3)} | "
+            f"{_difference_text(f.auc_diff)} |"
+            for f in summary.fixed_budget
+        ],
+        "",
+        "## Runs",
+        "",
+        "| seed | order | sampler | run | reached | time to target | ratio to uniform | test "
+        "balanced accuracy (full budget) |",
+        "|---|---|---|---|---|---|---|---|",
+        *_run_table(runs, summary),
+        "",
+        "## How it was measured",
+        "",
+        "- Smoother: the centred running median of 3 consecutive validations (the 3 nearest "
+        "at the ends). A single validation can never move it, and a curve that rises "
+        "steadily keeps its times, so a sampler twice as fast keeps a ratio of 0.5.",
+        f"- Plateau: the mean of a run's validations in the last {PLATEAU_SHARE:.0%} of the "
+        "budget.",
+        "- Intervals: percentile bootstrap over seeds (10,000 resamples, paired by seed); "
+        "p-values: exact two-sided Wilcoxon signed-rank test on the paired log ratios "
+        "(differences for test metrics).",
+        "- Reached while still uniform: before importance sampling switched on the sampler "
+        "trains exactly like uniform, so such times say nothing about it.",
+        f"- Protocol overhead: splitting {overhead.split_s:.3f} s, statistics "
+        f"{overhead.statistics_s:.3f} s, files and plot {overhead.outputs_s:.3f} s = "
+        f"{_percent(overhead.share, 3)} of the {overhead.training_s:.0f} s of training measured.",
+        f"- Wall time of all runs: {sum(r.elapsed_s for r in runs.runs):.0f} s (set-up and "
+        "evaluation included, the warm-up run excluded).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _sampler_sentence(s: SamplerSummary, verdict: str, uniform: SamplerSummary | None) -> str:
+    parts = [f"{s.sampler} reached the target in {s.seeds_reaching_target} of {s.seeds} seeds"]
+    if s.ratio.pairs:
+        how = {
+            "faster": "faster than uniform",
+            "slower": "slower than uniform",
+            "unclear": "not measurably different from uniform",
+        }[verdict]
+        parts.append(
+            f"its time to target was {s.ratio.estimate:.2f} x uniform's (geometric mean over "
+            f"{s.ratio.pairs} paired seeds, 95 % CI {s.ratio.ci95_low:.2f}-{s.ratio.ci95_high:.2f}, "
+            f"p = {s.ratio.p_value:.3g}): {how}"
+        )
+    if s.seeds_reaching_target < s.seeds:
+        parts.append(
+            f"{s.seeds - s.seeds_reaching_target} censored seed(s) count at the budget, so the "
+            "ratio is a lower bound"
+        )
+    if s.seeds_reaching_before_switch:
+        parts.append(
+            f"in {s.seeds_reaching_before_switch} seed(s) it reached the target before "
+            "importance sampling switched on, when it still trained like uniform"
+        )
+    text = "; ".join(parts) + "."
+    if uniform is not None and s.test_balanced_accuracy_diff.pairs:
+        d = s.test_balanced_accuracy_diff
+        text += (
+            f" At the full budget its test balanced accuracy was "
+            f"{s.test_balanced_accuracy_mean:.3f} (uniform {uniform.test_balanced_accuracy_mean:.3f}; "
+            f"difference {_difference_text(d)})."
+        )
+    return text
+
+
+def _verdict(ratio: PairedEstimate) -> str:
+    """faster / slower when the interval excludes 1 and p < 0.05, else unclear."""
+    if ratio.pairs == 0 or not ratio.p_value < _SIGNIFICANCE:
+        return "unclear"
+    if ratio.ci95_high < 1.0:
+        return "faster"
+    return "slower" if ratio.ci95_low > 1.0 else "unclear"
+
+
+def _run_table(runs: ComparisonRuns, summary: ComparisonSummary) -> list[str]:
+    outcome = {(o.sampler, o.seed): o for o in summary.outcomes}
+    tests = _full_budget_tests(runs)
+    rows = []
+    for r in sorted(runs.runs, key=lambda r: (r.seed, r.order)):
+        o = outcome[(r.sampler, r.seed)]
+        ratio = _ratio_to_uniform(o, outcome)
+        rows.append(
+            f"| {r.seed} | {r.order + 1} | {r.sampler} | {r.run_id} | {'yes' if o.reached else 'no'} "
+            f"| {o.time_s:.1f} s{'' if o.reached else ' (censored)'} | {_number(ratio, 2)} | "
+            f"{_number(tests.get(r.run_id, math.nan), 3)} |"
+        )
+    return rows
+
+
+def _run_rows(runs: ComparisonRuns, summary: ComparisonSummary) -> list[list[object]]:
+    outcome = {(o.sampler, o.seed): o for o in summary.outcomes}
+    rows: list[list[object]] = []
+    for r in runs.runs:
+        o = outcome[(r.sampler, r.seed)]
+        rows.append(
+            [r.sampler, r.seed, r.order, r.run_id, int(o.reached), _cell(o.time_s), o.steps,
+             o.forwarded, o.backpropagated, _cell(_ratio_to_uniform(o, outcome)),
+             _cell(o.plateau), _cell(r.switch_s), int(o.before_switch), _cell(r.train_s),
+             _cell(r.elapsed_s)]
+        )  # fmt: skip
+    return rows
+
+
+def _summary_row(s: SamplerSummary, summary: ComparisonSummary) -> list[object]:
+    target = summary.target
+    return [
+        s.sampler, s.seeds, s.seeds_reaching_target, s.seeds_reaching_before_switch,
+        target.metric, _cell(target.value), _cell(target.baseline), _cell(s.plateau_mean),
+        _cell(s.plateau_std), _cell(s.time_to_target_geomean_s), *_paired_cells(s.ratio),
+        *map(_cell, (s.steps_to_target_mean, s.samples_forwarded_to_target_mean,
+                     s.samples_backpropagated_to_target_mean, s.samples_forwarded_ratio_geomean,
+                     s.samples_backpropagated_ratio_geomean, s.warmup_share_mean,
+                     s.test_balanced_accuracy_mean, s.test_auc_mean)),
+        *_paired_cells(s.test_balanced_accuracy_diff)[:3], *_paired_cells(s.test_auc_diff)[:3],
+    ]  # fmt: skip
+
+
+def _ratio_to_uniform(o: RunOutcome, outcome: dict[tuple[str, int], RunOutcome]) -> float:
+    uniform = outcome.get((REFERENCE, o.seed))
+    return o.time_s / uniform.time_s if uniform is not None else math.nan
+
+
+def _full_budget_tests(runs: ComparisonRuns) -> dict[int, float]:
+    """run id -> test balanced accuracy at the full budget."""
+    return {p.run_id: p.test_balanced_accuracy for p in runs.points if p.test_share == 1.0}
+
+
+def _smoothed_by_point(runs: ComparisonRuns) -> dict[tuple[int, int], float]:
+    """(run id, step) -> smoothed target metric, for the validations after training began."""
+    metric = f"val_{runs.protocol.target_metric}"
+    out: dict[tuple[int, int], float] = {}
+    for record in runs.runs:
+        mine = [p for p in runs.points if p.run_id == record.run_id and p.step > 0]
+        values = smooth(np.array([getattr(p, metric) for p in mine]))
+        out.update({(p.run_id, p.step): float(v) for p, v in zip(mine, values, strict=True)})
+    return out
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+    with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+def _paired_cells(e: PairedEstimate) -> list[object]:
+    return [_cell(e.estimate), _cell(e.ci95_low), _cell(e.ci95_high), _cell(e.p_value)]
+
+
+def _cell(value: float) -> str:
+    """A CSV cell: 6 significant digits, empty for nan."""
+    return "" if not math.isfinite(value) else f"{value:.6g}"
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "-"
+
+
+def _percent(value: float, digits: int = 0) -> str:
+    return f"{value:.{digits}%}" if math.isfinite(value) else "-"
+
+
+def _ratio_text(e: PairedEstimate) -> str:
+    if not e.pairs:
+        return "-"
+    return f"{e.estimate:.2f} ({e.ci95_low:.2f}-{e.ci95_high:.2f})"
+
+
+def _difference_text(e: PairedEstimate) -> str:
+    if not e.pairs:
+        return "-"
+    return f"{e.estimate:+.3f} ({e.ci95_low:+.3f} to {e.ci95_high:+.3f})"
+
+
+def _metric_name(metric: str) -> str:
+    return metric.replace("_", " ").replace("auc", "AUC")
