@@ -81,6 +81,13 @@ def register(subparsers: Any) -> None:
         help="validate each time the training time passes a multiple of F x budget (0.025)",
     )
     protocol.add_argument(
+        "--smoothing",
+        type=positive_int,
+        metavar="K",
+        default=5,
+        help="validations per running median of the curves (odd; 5)",
+    )
+    protocol.add_argument(
         "--warmup-run",
         type=fraction,
         metavar="F",
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         target_fraction=args.target_fraction,
         val_cadence=args.val_cadence,
         warmup_run_share=args.warmup_run,
+        smoothing_window=args.smoothing,
     )
     base = run_config_from(args)
     cancel = CancelToken()

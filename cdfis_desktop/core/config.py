@@ -95,7 +95,8 @@ class RunConfig:
     val_groups: patients (slide groups) held out for validation, the same for every seed
     (``None``: a seeded split by group, see ``core/training/splits.py``). test_groups:
     patients held out for testing (never trained on nor validated on); the test set is
-    scored at the first validation at or after each training time in ``test_at_s``.
+    scored at the first validation at or after each training time in ``test_at_s`` (None:
+    never).
     Validation runs at each epoch end, or every ``val_every_steps`` steps, or each time the
     training time passes a multiple of ``val_every_s`` seconds (at most one of the two).
     """
@@ -120,7 +121,7 @@ class RunConfig:
     weights_path: str | None = None
     val_groups: tuple[str, ...] | None = None
     test_groups: tuple[str, ...] | None = None
-    test_at_s: tuple[float, ...] = ()
+    test_at_s: tuple[float, ...] | None = None
     val_every_s: float | None = None
 
     def validate(self) -> None:
@@ -143,7 +144,7 @@ class RunConfig:
             raise ConfigError("validate every N steps or every S seconds, not both")
         if self.test_at_s and not self.test_groups:
             raise ConfigError("test times are given but no test groups to score")
-        if any(t < 0 for t in self.test_at_s):
+        if any(t < 0 for t in self.test_at_s or ()):
             raise ConfigError(f"test times must not be negative (got {self.test_at_s})")
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.experiments.comparison_stats import (
     REFERENCE,
+    SMOOTHING_WINDOW,
     ComparisonSummary,
     RunCurve,
     check_target,
@@ -94,7 +95,8 @@ class Protocol:
     x uniform's plateau). ``val_cadence``: share of the budget between validations (at
     most 0.25). ``budget_shares``: shares of the budget at which the test set is scored
     (the full budget always included). ``warmup_run_share``: budget of the discarded
-    warm-up run, as a share of the budget (0: none).
+    warm-up run, as a share of the budget (0: none). ``smoothing_window``: validations per
+    running median (odd).
     """
 
     samplers: tuple[str, ...]
@@ -107,6 +109,7 @@ class Protocol:
     val_cadence: float = 0.025
     budget_shares: tuple[float, ...] = (0.25, 0.5, 1.0)
     warmup_run_share: float = 0.1
+    smoothing_window: int = SMOOTHING_WINDOW
 
     def validate(self) -> None:
         if self.seeds < 1:
@@ -126,6 +129,11 @@ class Protocol:
             )
         if not self.budget_shares or max(self.budget_shares) != 1.0 or min(self.budget_shares) <= 0:
             raise ConfigError(f"budget shares must be in (0, 1] and include 1 (got {self.budget_shares})")
+        if self.smoothing_window < 1 or self.smoothing_window % 2 == 0:
+            raise ConfigError(
+                f"the smoothing window must be an odd number of validations (got "
+                f"{self.smoothing_window})"
+            )
         if not 0.0 <= self.warmup_run_share <= 1.0:
             raise ConfigError(f"the warm-up run share must be in [0, 1] (got {self.warmup_run_share})")
 
@@ -252,7 +260,7 @@ def run_comparison(
     cancel = cancel or CancelToken()
     warmup_run_s = 0.0
     if protocol.warmup_run_share > 0:
-        warm = replace(configs.get(REFERENCE, next(iter(configs.values()))), test_at_s=(),
+        warm = replace(configs.get(REFERENCE, next(iter(configs.values()))), test_at_s=None,
                        time_budget_s=protocol.warmup_run_share * budget_s)  # fmt: skip
         started = time.perf_counter()
         _train(project, dataset, warm, "warm-up", WARMUP_RUN_NAME, budget_s, protocol,
@@ -313,7 +321,8 @@ def judge_comparison(runs: ComparisonRuns) -> ComparisonSummary:
     curves = run_curves(runs)
     target = choose_target(curves, protocol.target_metric, runs.baseline, runs.budget_s,
                            value=protocol.target_value, fraction=protocol.target_fraction)  # fmt: skip
-    return summarise(curves, target, runs.budget_s, sorted(protocol.budget_shares))
+    return summarise(curves, target, runs.budget_s, sorted(protocol.budget_shares),
+                     protocol.smoothing_window)  # fmt: skip
 
 
 def _train(

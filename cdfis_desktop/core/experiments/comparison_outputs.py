@@ -284,9 +284,11 @@ def summary_markdown(runs: ComparisonRuns, summary: ComparisonSummary, overhead:
         "",
         "## How it was measured",
         "",
-        "- Smoother: the centred running median of 3 consecutive validations (the 3 nearest "
-        "at the ends). A single validation can never move it, and a curve that rises "
-        "steadily keeps its times, so a sampler twice as fast keeps a ratio of 0.5.",
+        f"- Smoother: the centred running median of {protocol.smoothing_window} consecutive "
+        f"validations (the {protocol.smoothing_window} nearest near the ends). Up to "
+        f"{protocol.smoothing_window // 2} outlying validations in a row cannot move it, and "
+        "a curve that rises steadily keeps its times, so a sampler twice as fast keeps a "
+        "ratio of 0.5.",
         f"- Plateau: the mean of a run's validations in the last {PLATEAU_SHARE:.0%} of the "
         "budget.",
         "- Intervals: percentile bootstrap over seeds (10,000 resamples, paired by seed); "
@@ -406,7 +408,8 @@ def _smoothed_by_point(runs: ComparisonRuns) -> dict[tuple[int, int], float]:
     out: dict[tuple[int, int], float] = {}
     for record in runs.runs:
         mine = [p for p in runs.points if p.run_id == record.run_id and p.step > 0]
-        values = smooth(np.array([getattr(p, metric) for p in mine]))
+        values = smooth(np.array([getattr(p, metric) for p in mine]),
+                        runs.protocol.smoothing_window)  # fmt: skip
         out.update({(p.run_id, p.step): float(v) for p, v in zip(mine, values, strict=True)})
     return out
 

@@ -39,13 +39,14 @@ def plot_comparison(path: Path, runs: ComparisonRuns, summary: ComparisonSummary
     FigureCanvasAgg(figure)
     curves_ax, ratio_ax = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
     curves = run_curves(runs)
+    window = runs.protocol.smoothing_window
     outcome = {(o.sampler, o.seed): o for o in summary.outcomes}
     grid = np.linspace(0.0, summary.budget_s, _GRID_POINTS)
     colours = {}
     for s in summary.samplers:
         mine = [c for c in curves if c.sampler == s.sampler]
         stack = np.ma.masked_invalid(
-            np.vstack([_hold(c.wall_s, smooth(c.values), grid) for c in mine])
+            np.vstack([_hold(c.wall_s, smooth(c.values, window), grid) for c in mine])
         )
         mean, low, high = (v.filled(np.nan) for v in (stack.mean(0), stack.min(0), stack.max(0)))
         (line,) = curves_ax.plot(grid, mean, lw=2, label=f"{s.sampler} (mean of {len(mine)})")
@@ -66,7 +67,7 @@ def plot_comparison(path: Path, runs: ComparisonRuns, summary: ComparisonSummary
     curves_ax.set(
         xlim=(0, summary.budget_s),
         xlabel="training time (s, evaluation excluded)",
-        ylabel=f"validation {target.metric.replace('_', ' ')} (median of 3)",
+        ylabel=f"validation {target.metric.replace('_', ' ')} (running median of {window})",
         title=f"Smoothed validation curves, {runs.protocol.seeds} seed(s): mean and min-max\n"
         "▲ importance sampling on, dashed + × = censored run",
     )

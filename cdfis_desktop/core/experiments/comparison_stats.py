@@ -4,13 +4,14 @@ Inputs are :class:`RunCurve` values: one run's validations after training starte
 (the validation before the first step is left out: a target met before training means
 nothing), sampled on the same grid of training seconds for every sampler.
 
-- **Smoother** (:func:`smooth`): the running median of 3 consecutive validations, centred
-  (at the first and last validation: the median of the 3 nearest). A median, because a
-  single lucky (or unlucky) validation can never move it: the smoothed curve is at or
-  above a level only where at least 2 of 3 neighbouring validations are. Centred, because
-  on a curve that rises steadily it returns the curve itself, so it adds no lag and a
-  sampler twice as fast keeps a time ratio of exactly 0.5; only the two end points see
-  their inner neighbours. The price: crediting a validation uses the next one.
+- **Smoother** (:func:`smooth`): the running median of k (default 5) consecutive
+  validations, centred (near the first and last validation: the median of the k nearest).
+  A median, because up to (k - 1) / 2 lucky (or unlucky) validations in a row can never
+  move it: the smoothed curve is at or above a level only where most of the k
+  neighbouring validations are. Centred, because on a curve that rises steadily it
+  returns the curve itself, so it adds no lag and a sampler twice as fast keeps a time
+  ratio of exactly 0.5; only the points near the ends see their inner neighbours. The
+  price: crediting a validation uses the (k - 1) / 2 after it.
 - **Plateau** (:func:`plateau`): the mean of a run's validations in the last
   :data:`PLATEAU_SHARE` of the budget.
 - **Target** (:func:`choose_target`): given, or ``fraction`` (0.99) x the mean of
@@ -40,7 +41,7 @@ from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.training.metrics import average_ranks
 
 REFERENCE = "uniform"
-SMOOTHING_WINDOW = 3
+SMOOTHING_WINDOW = 5
 PLATEAU_SHARE = 0.25
 BOOTSTRAP_RESAMPLES = 10_000
 FEW_SEEDS = 5
@@ -167,17 +168,18 @@ class ComparisonSummary:
     fixed_budget: list[FixedBudgetRow]
 
 
-def smooth(values: np.ndarray) -> np.ndarray:
-    """Centred running median of 3 of ``values float[t]`` (the 3 nearest at the ends; the
-    median of all when t < 3). Removes any single spike; leaves a monotone run unchanged
-    except at its two ends."""
+def smooth(values: np.ndarray, window: int = SMOOTHING_WINDOW) -> np.ndarray:
+    """Centred running median of ``window`` (odd) values of ``values float[t]`` (the
+    ``window`` nearest near the ends; the median of all when t < window). Removes any run
+    of up to (window - 1) / 2 spikes; leaves a monotone run unchanged except near its ends."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"the smoothing window must be odd and positive (got {window})")
     values = np.asarray(values, dtype=np.float64)
-    n = values.size
-    if n < SMOOTHING_WINDOW:
+    n, half = values.size, window // 2
+    if n < window:
         return np.full(n, np.median(values)) if n else values.copy()
-    centre = np.clip(np.arange(n), 1, n - 2)
-    window = np.stack([values[centre - 1], values[centre], values[centre + 1]])
-    return np.median(window, axis=0)
+    centre = np.clip(np.arange(n), half, n - 1 - half)
+    return np.median(values[centre[:, None] + np.arange(-half, half + 1)], axis=1)
 
 
 def plateau(wall_s: np.ndarray, values: np.ndarray, budget_s: float,
@@ -233,9 +235,12 @@ def check_target(value: float, metric: str, baseline: float) -> None:
         )
 
 
-def judge(curve: RunCurve, target: float, budget_s: float) -> RunOutcome:
-    """Time, steps and samples to ``target`` on the smoothed curve; censored at the budget."""
-    smoothed = smooth(curve.values)
+def judge(
+    curve: RunCurve, target: float, budget_s: float, window: int = SMOOTHING_WINDOW
+) -> RunOutcome:
+    """Time, steps and samples to ``target`` on the curve smoothed over ``window``
+    validations; censored at the budget."""
+    smoothed = smooth(curve.values, window)
     hit = np.flatnonzero(smoothed >= target - _TOLERANCE)
     reached = bool(hit.size)
     at = int(hit[0]) if reached else len(smoothed) - 1
@@ -319,10 +324,11 @@ def summarise(
     target: Target,
     budget_s: float,
     budget_shares: Sequence[float],
+    window: int = SMOOTHING_WINDOW,
 ) -> ComparisonSummary:
-    """Judge every run against ``target`` and sum up per sampler (samplers in the order
-    they first appear in ``curves``)."""
-    outcomes = [judge(c, target.value, budget_s) for c in curves]
+    """Judge every run against ``target`` (curves smoothed over ``window`` validations)
+    and sum up per sampler (samplers in the order they first appear in ``curves``)."""
+    outcomes = [judge(c, target.value, budget_s, window) for c in curves]
     by_run = {(o.sampler, o.seed): o for o in outcomes}
     curve_of = {(c.sampler, c.seed): c for c in curves}
     samplers = list(dict.fromkeys(c.sampler for c in curves))

@@ -162,7 +162,7 @@ class Trainer:
         )
         resumed_from = self._restore(state, resume_run_id, context)
         state.last_validated_s = session.train_s
-        state.tests_done = sum(t < session.train_s for t in config.test_at_s)
+        state.tests_done = sum(t < session.train_s for t in config.test_at_s or ())
         if context.is_main:
             state.run_id, state.store = self._open_run(config, session, resume_run_id)
         state.run_id = int(context.broadcast_from_main(state.run_id))
@@ -280,7 +280,7 @@ class Trainer:
         session = state.session
         evaluation: Evaluation | None = None
         test: ClassificationMetrics | None = None
-        test_at_s = sorted(session.config.test_at_s)
+        test_at_s = sorted(session.config.test_at_s or ())
         test_due = state.tests_done < len(test_at_s) and (
             session.train_s >= test_at_s[state.tests_done]
         )
