@@ -269,9 +269,7 @@ def run_comparison(
     points: list[CurvePoint] = []
     runs: list[RunRecord] = []
     for seed in range(base.seed, base.seed + protocol.seeds):
-        order = np.random.default_rng((base.seed, seed)).permutation(len(protocol.samplers))
-        for position, index in enumerate(order):
-            name = protocol.samplers[int(index)]
+        for position, name in enumerate(run_order(protocol.samplers, base.seed, seed)):
             cancel.raise_if_cancelled()
             config = replace(configs[name], seed=seed)
             started = time.perf_counter()
@@ -289,11 +287,20 @@ def run_comparison(
                           warmup_run_s, split_s)  # fmt: skip
 
 
+def run_order(samplers: Sequence[str], base_seed: int, seed: int) -> list[str]:
+    """The order in which ``samplers`` run for ``seed``: a permutation seeded by
+    (``base_seed``, ``seed``), so it differs between seeds and repeats between calls."""
+    permutation = np.random.default_rng((base_seed, seed)).permutation(len(samplers))
+    return [samplers[int(i)] for i in permutation]
+
+
 def run_curves(runs: ComparisonRuns) -> list[RunCurve]:
-    """The runs' validations after training started, as the statistics take them."""
+    """The runs' validations after training started, as the statistics take them; in the
+    order of the protocol's samplers, then by seed."""
     metric = f"val_{runs.protocol.target_metric}"
+    rank = {name: i for i, name in enumerate(runs.protocol.samplers)}
     curves = []
-    for record in runs.runs:
+    for record in sorted(runs.runs, key=lambda r: (rank[r.sampler], r.seed)):
         mine = [p for p in runs.points if p.run_id == record.run_id and p.step > 0]
         tested = {p.test_share: (p.test_balanced_accuracy, p.test_auc)
                   for p in mine if math.isfinite(p.test_share)}  # fmt: skip

@@ -46,6 +46,16 @@ class StoredComparison:
         """summary.md (Markdown)."""
         return self.summary_path.read_text(encoding="utf-8")
 
+    def conclusion(self) -> list[str]:
+        """The items of summary.md's Conclusion section, without their bullets."""
+        lines, inside = [], False
+        for line in self.summary_text().splitlines():
+            if line.startswith("## "):
+                inside = line.strip() == "## Conclusion"
+            elif inside and line.startswith("- "):
+                lines.append(line[2:])
+        return lines
+
 
 def keep_in_project(project_folder: Path, out_dir: Path) -> StoredComparison:
     """Copy the summary files of the comparison in ``out_dir`` into the project. Raises
