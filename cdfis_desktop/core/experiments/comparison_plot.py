@@ -101,8 +101,13 @@ def _ratio_panel(ax: Axes, summary: ComparisonSummary, colours: dict[str, str]) 
             ax.errorbar(s.ratio.estimate, row + 0.25, xerr=[[s.ratio.estimate - s.ratio.ci95_low],
                         [s.ratio.ci95_high - s.ratio.estimate]], fmt="D", color=colour,
                         capsize=4)  # fmt: skip
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     ax.axvline(1.0, color="0.3", lw=1)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(range(len(others)), [s.sampler for s in others])
     ax.set_ylim(-0.6, len(others) - 0.2)
     ax.set(xlabel="time to target / uniform's (same seed)",
