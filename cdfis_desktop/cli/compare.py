@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_of(names: tuple[str, ...] | None, share: float | None, role: str) -> tuple[str, ...] | float:
+def _one_of(
+    names: tuple[str, ...] | None, share: float | None, role: str
+) -> tuple[str, ...] | float:
     """Named patients or a share (0.2 when neither is given); ConfigError for both."""
     from cdfis_desktop.core.errors import ConfigError
 

@@ -42,8 +42,19 @@ def patient_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         writer.writerow(["file", "patient", "x", "y", "label", "width", "height"])
         writer.writerows(rows)
     folder = tmp_path_factory.mktemp("project") / "idc"
-    code = main(["import-patches", "--project", str(folder), "--csv", str(root / "labels.csv"),
-                 "--root", str(root), "--class-map", "normal=0,tumour=1"])  # fmt: skip
+    code = main(
+        [
+            "import-patches",
+            "--project",
+            str(folder),
+            "--csv",
+            str(root / "labels.csv"),
+            "--root",
+            str(root),
+            "--class-map",
+            "normal=0,tumour=1",
+        ]
+    )
     assert code == 0
     return folder
 
@@ -52,10 +63,32 @@ def test_compare_runs_every_sampler_and_seed_and_writes_its_files(
     patient_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    code = main(["compare", "--project", str(patient_project), "--samplers",
-                 "uniform,cdf-history", "--seeds", "2", "--time-budget", "0.5",
-                 "--val-fraction", "0.2", "--test-fraction", "0.2", "--val-cadence", "0.25",
-                 "--warmup-run", "0.2", "--target-accuracy", "0.75", "--out", str(out), *FAST])  # fmt: skip
+    code = main(
+        [
+            "compare",
+            "--project",
+            str(patient_project),
+            "--samplers",
+            "uniform,cdf-history",
+            "--seeds",
+            "2",
+            "--time-budget",
+            "0.5",
+            "--val-fraction",
+            "0.2",
+            "--test-fraction",
+            "0.2",
+            "--val-cadence",
+            "0.25",
+            "--warmup-run",
+            "0.2",
+            "--target-accuracy",
+            "0.75",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     for name in ("results.csv", "runs.csv", "summary.csv", "fixed_budget.csv", "summary.md"):
@@ -69,8 +102,11 @@ def test_compare_runs_every_sampler_and_seed_and_writes_its_files(
     with (out / "runs.csv").open() as handle:
         runs = list(csv.DictReader(handle))
     assert sorted((r["sampler"], r["seed"]) for r in runs) == [
-        ("cdf-history", "0"), ("cdf-history", "1"), ("uniform", "0"), ("uniform", "1")
-    ]  # fmt: skip
+        ("cdf-history", "0"),
+        ("cdf-history", "1"),
+        ("uniform", "0"),
+        ("uniform", "1"),
+    ]
     with (out / "results.csv").open() as handle:
         results = list(csv.DictReader(handle))
     for run in runs:  # the test set was scored at the full budget of every run
@@ -113,8 +149,19 @@ def test_bad_options_are_one_line_errors_before_training(
 ) -> None:
     with Project.open(patient_project) as project:
         runs_before = len(project.runs())
-    code = main(["compare", "--project", str(patient_project), "--time-budget", "1",
-                 "--out", str(tmp_path / "out"), *FAST, *args])  # fmt: skip
+    code = main(
+        [
+            "compare",
+            "--project",
+            str(patient_project),
+            "--time-budget",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            *FAST,
+            *args,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error:") and message in err, err

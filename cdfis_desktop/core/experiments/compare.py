@@ -128,14 +128,18 @@ class Protocol:
                 f"the validation cadence must be in (0, 0.25] of the budget (got {self.val_cadence})"
             )
         if not self.budget_shares or max(self.budget_shares) != 1.0 or min(self.budget_shares) <= 0:
-            raise ConfigError(f"budget shares must be in (0, 1] and include 1 (got {self.budget_shares})")
+            raise ConfigError(
+                f"budget shares must be in (0, 1] and include 1 (got {self.budget_shares})"
+            )
         if self.smoothing_window < 1 or self.smoothing_window % 2 == 0:
             raise ConfigError(
                 f"the smoothing window must be an odd number of validations (got "
                 f"{self.smoothing_window})"
             )
         if not 0.0 <= self.warmup_run_share <= 1.0:
-            raise ConfigError(f"the warm-up run share must be in [0, 1] (got {self.warmup_run_share})")
+            raise ConfigError(
+                f"the warm-up run share must be in [0, 1] (got {self.warmup_run_share})"
+            )
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,9 @@ def run_comparison(
     protocol.validate()
     budget_s = base.time_budget_s
     if budget_s is None or base.epochs is not None or base.max_steps is not None:
-        raise ConfigError("a comparison needs a time budget (--time-budget) and no other stopping rule")
+        raise ConfigError(
+            "a comparison needs a time budget (--time-budget) and no other stopping rule"
+        )
     if base.val_every_steps is not None:
         raise ConfigError(
             "a comparison validates at fixed training times (a share of the budget), "
@@ -238,7 +244,9 @@ def run_comparison(
     dataset = project_dataset(project, base) if dataset is None else dataset
     started = time.perf_counter()
     patches = usable_patches(project, dataset)
-    patients = three_way_split(patches.groups, patches.labels, protocol.val, protocol.test, base.seed)
+    patients = three_way_split(
+        patches.groups, patches.labels, protocol.val, protocol.test, base.seed
+    )
     split_s = time.perf_counter() - started
     sets = {"train": patients.train, "val": patients.val, "test": patients.test}
     labels_of = {role: patches.labels[np.isin(patches.groups, list(m))] for role, m in sets.items()}
@@ -253,18 +261,24 @@ def run_comparison(
         test_at_s=tuple(share * budget_s for share in sorted(protocol.budget_shares)),
         val_every_s=protocol.val_cadence * budget_s,
     )
-    configs = {name: replace(shared, sampler=sampler_config(name, base.sampler))
-               for name in protocol.samplers}  # fmt: skip
+    configs = {
+        name: replace(shared, sampler=sampler_config(name, base.sampler))
+        for name in protocol.samplers
+    }
     for config in configs.values():
         config.validate()
     cancel = cancel or CancelToken()
     warmup_run_s = 0.0
     if protocol.warmup_run_share > 0:
-        warm = replace(configs.get(REFERENCE, next(iter(configs.values()))), test_at_s=None,
-                       time_budget_s=protocol.warmup_run_share * budget_s)  # fmt: skip
+        warm = replace(
+            configs.get(REFERENCE, next(iter(configs.values()))),
+            test_at_s=None,
+            time_budget_s=protocol.warmup_run_share * budget_s,
+        )
         started = time.perf_counter()
-        _train(project, dataset, warm, "warm-up", WARMUP_RUN_NAME, budget_s, protocol,
-               on_run, cancel)  # fmt: skip
+        _train(
+            project, dataset, warm, "warm-up", WARMUP_RUN_NAME, budget_s, protocol, on_run, cancel
+        )
         warmup_run_s = time.perf_counter() - started
     points: list[CurvePoint] = []
     runs: list[RunRecord] = []
@@ -274,17 +288,28 @@ def run_comparison(
             config = replace(configs[name], seed=seed)
             started = time.perf_counter()
             run_id, run_points, train_s = _train(
-                project, dataset, config, name, f"compare {name} seed {seed}", budget_s,
-                protocol, on_run, cancel,
-            )  # fmt: skip
+                project,
+                dataset,
+                config,
+                name,
+                f"compare {name} seed {seed}",
+                budget_s,
+                protocol,
+                on_run,
+                cancel,
+            )
             if cancel.cancelled:
                 raise Cancelled()
             points += run_points
             switch_s = math.nan if name == REFERENCE else _switch_s(project, run_id)
-            runs.append(RunRecord(name, seed, position, run_id, switch_s, train_s,
-                                  time.perf_counter() - started))  # fmt: skip
-    return ComparisonRuns(protocol, base, budget_s, split, baseline, points, runs,
-                          warmup_run_s, split_s)  # fmt: skip
+            runs.append(
+                RunRecord(
+                    name, seed, position, run_id, switch_s, train_s, time.perf_counter() - started
+                )
+            )
+    return ComparisonRuns(
+        protocol, base, budget_s, split, baseline, points, runs, warmup_run_s, split_s
+    )
 
 
 def run_order(samplers: Sequence[str], base_seed: int, seed: int) -> list[str]:
@@ -302,8 +327,11 @@ def run_curves(runs: ComparisonRuns) -> list[RunCurve]:
     curves = []
     for record in sorted(runs.runs, key=lambda r: (rank[r.sampler], r.seed)):
         mine = [p for p in runs.points if p.run_id == record.run_id and p.step > 0]
-        tested = {p.test_share: (p.test_balanced_accuracy, p.test_auc)
-                  for p in mine if math.isfinite(p.test_share)}  # fmt: skip
+        tested = {
+            p.test_share: (p.test_balanced_accuracy, p.test_auc)
+            for p in mine
+            if math.isfinite(p.test_share)
+        }
         curves.append(
             RunCurve(
                 sampler=record.sampler,
@@ -326,10 +354,17 @@ def judge_comparison(runs: ComparisonRuns) -> ComparisonSummary:
     was given and uniform was not compared."""
     protocol = runs.protocol
     curves = run_curves(runs)
-    target = choose_target(curves, protocol.target_metric, runs.baseline, runs.budget_s,
-                           value=protocol.target_value, fraction=protocol.target_fraction)  # fmt: skip
-    return summarise(curves, target, runs.budget_s, sorted(protocol.budget_shares),
-                     protocol.smoothing_window)  # fmt: skip
+    target = choose_target(
+        curves,
+        protocol.target_metric,
+        runs.baseline,
+        runs.budget_s,
+        value=protocol.target_value,
+        fraction=protocol.target_fraction,
+    )
+    return summarise(
+        curves, target, runs.budget_s, sorted(protocol.budget_shares), protocol.smoothing_window
+    )
 
 
 def _train(
@@ -363,13 +398,25 @@ def _train(
                 share = max(passed, default=math.nan)
             points.append(
                 CurvePoint(
-                    sampler, config.seed, run_id, report.step, report.wall_s,
-                    report.samples_forwarded, report.samples_backpropagated, report.val_loss,
-                    report.val_accuracy, report.val_balanced_accuracy, report.val_auc, share,
-                    *((test.accuracy, test.balanced_accuracy, test.auc) if test else
-                      (math.nan,) * 3),
+                    sampler,
+                    config.seed,
+                    run_id,
+                    report.step,
+                    report.wall_s,
+                    report.samples_forwarded,
+                    report.samples_backpropagated,
+                    report.val_loss,
+                    report.val_accuracy,
+                    report.val_balanced_accuracy,
+                    report.val_auc,
+                    share,
+                    *(
+                        (test.accuracy, test.balanced_accuracy, test.auc)
+                        if test
+                        else (math.nan,) * 3
+                    ),
                 )
-            )  # fmt: skip
+            )
         elif isinstance(report, RunFinished):
             train_s = report.wall_s
     return run_id, points, train_s

@@ -39,33 +39,85 @@ from cdfis_desktop.core.experiments.comparison_stats import (
 from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
 
 RESULT_COLUMNS = (
-    "sampler", "seed", "run_id", "step", "wall_s", "samples_forwarded",
-    "samples_backpropagated", "val_loss", "val_accuracy", "val_balanced_accuracy", "val_auc",
-    "val_smoothed", "test_share", "test_accuracy", "test_balanced_accuracy", "test_auc",
-)  # fmt: skip
+    "sampler",
+    "seed",
+    "run_id",
+    "step",
+    "wall_s",
+    "samples_forwarded",
+    "samples_backpropagated",
+    "val_loss",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "val_auc",
+    "val_smoothed",
+    "test_share",
+    "test_accuracy",
+    "test_balanced_accuracy",
+    "test_auc",
+)
 RUN_COLUMNS = (
-    "sampler", "seed", "order", "run_id", "reached", "time_to_target_s", "steps_to_target",
-    "samples_forwarded_to_target", "samples_backpropagated_to_target", "ratio_to_uniform",
-    "plateau", "switch_s", "before_switch", "train_s", "elapsed_s",
-)  # fmt: skip
+    "sampler",
+    "seed",
+    "order",
+    "run_id",
+    "reached",
+    "time_to_target_s",
+    "steps_to_target",
+    "samples_forwarded_to_target",
+    "samples_backpropagated_to_target",
+    "ratio_to_uniform",
+    "plateau",
+    "switch_s",
+    "before_switch",
+    "train_s",
+    "elapsed_s",
+)
 SUMMARY_COLUMNS = (
-    "sampler", "seeds", "seeds_reaching_target", "seeds_reaching_before_switch",
-    "target_metric", "target", "baseline", "plateau_mean", "plateau_std",
-    "time_to_target_geomean_s", "ratio_geomean", "ratio_ci95_low", "ratio_ci95_high",
-    "ratio_p_value", "steps_to_target_mean", "samples_forwarded_to_target_mean",
-    "samples_backpropagated_to_target_mean", "samples_forwarded_ratio_geomean",
-    "samples_backpropagated_ratio_geomean", "warmup_share_mean",
-    "test_balanced_accuracy_mean", "test_auc_mean", "test_balanced_accuracy_diff",
-    "test_balanced_accuracy_diff_ci95_low", "test_balanced_accuracy_diff_ci95_high",
-    "test_auc_diff", "test_auc_diff_ci95_low", "test_auc_diff_ci95_high",
-)  # fmt: skip
+    "sampler",
+    "seeds",
+    "seeds_reaching_target",
+    "seeds_reaching_before_switch",
+    "target_metric",
+    "target",
+    "baseline",
+    "plateau_mean",
+    "plateau_std",
+    "time_to_target_geomean_s",
+    "ratio_geomean",
+    "ratio_ci95_low",
+    "ratio_ci95_high",
+    "ratio_p_value",
+    "steps_to_target_mean",
+    "samples_forwarded_to_target_mean",
+    "samples_backpropagated_to_target_mean",
+    "samples_forwarded_ratio_geomean",
+    "samples_backpropagated_ratio_geomean",
+    "warmup_share_mean",
+    "test_balanced_accuracy_mean",
+    "test_auc_mean",
+    "test_balanced_accuracy_diff",
+    "test_balanced_accuracy_diff_ci95_low",
+    "test_balanced_accuracy_diff_ci95_high",
+    "test_auc_diff",
+    "test_auc_diff_ci95_low",
+    "test_auc_diff_ci95_high",
+)
 FIXED_BUDGET_COLUMNS = (
-    "sampler", "budget_share", "seeds", "test_balanced_accuracy_mean",
-    "test_balanced_accuracy_diff", "test_balanced_accuracy_diff_ci95_low",
-    "test_balanced_accuracy_diff_ci95_high", "test_balanced_accuracy_diff_p_value",
-    "test_auc_mean", "test_auc_diff", "test_auc_diff_ci95_low", "test_auc_diff_ci95_high",
+    "sampler",
+    "budget_share",
+    "seeds",
+    "test_balanced_accuracy_mean",
+    "test_balanced_accuracy_diff",
+    "test_balanced_accuracy_diff_ci95_low",
+    "test_balanced_accuracy_diff_ci95_high",
+    "test_balanced_accuracy_diff_p_value",
+    "test_auc_mean",
+    "test_auc_diff",
+    "test_auc_diff_ci95_low",
+    "test_auc_diff_ci95_high",
     "test_auc_diff_p_value",
-)  # fmt: skip
+)
 OUTPUT_FILES = ("results.csv", "runs.csv", "summary.csv", "fixed_budget.csv",
                 "comparison.png", "summary.md")  # fmt: skip
 _SIGNIFICANCE = 0.05
@@ -92,12 +144,31 @@ def write_results(out_dir: Path, runs: ComparisonRuns) -> Path:
     ensure_folder(out_dir)
     smoothed = _smoothed_by_point(runs)
     rows = [
-        [p.sampler, p.seed, p.run_id, p.step, f"{p.wall_s:.3f}", p.samples_forwarded,
-         p.samples_backpropagated, *map(_cell, (p.val_loss, p.val_accuracy,
-         p.val_balanced_accuracy, p.val_auc, smoothed.get((p.run_id, p.step), math.nan),
-         p.test_share, p.test_accuracy, p.test_balanced_accuracy, p.test_auc))]
+        [
+            p.sampler,
+            p.seed,
+            p.run_id,
+            p.step,
+            f"{p.wall_s:.3f}",
+            p.samples_forwarded,
+            p.samples_backpropagated,
+            *map(
+                _cell,
+                (
+                    p.val_loss,
+                    p.val_accuracy,
+                    p.val_balanced_accuracy,
+                    p.val_auc,
+                    smoothed.get((p.run_id, p.step), math.nan),
+                    p.test_share,
+                    p.test_accuracy,
+                    p.test_balanced_accuracy,
+                    p.test_auc,
+                ),
+            ),
+        ]
         for p in runs.points
-    ]  # fmt: skip
+    ]
     return _write_csv(out_dir / "results.csv", RESULT_COLUMNS, rows)
 
 
@@ -110,19 +181,29 @@ def write_outputs(
     paths = [write_results(out_dir, runs)]
     paths.append(_write_csv(out_dir / "runs.csv", RUN_COLUMNS, _run_rows(runs, summary)))
     paths.append(
-        _write_csv(out_dir / "summary.csv", SUMMARY_COLUMNS,
-                   [_summary_row(s, summary) for s in summary.samplers])
-    )  # fmt: skip
+        _write_csv(
+            out_dir / "summary.csv",
+            SUMMARY_COLUMNS,
+            [_summary_row(s, summary) for s in summary.samplers],
+        )
+    )
     fixed_rows = [
-        [f.sampler, f"{f.budget_share:g}", f.seeds, _cell(f.test_balanced_accuracy_mean),
-         *_paired_cells(f.balanced_accuracy_diff), _cell(f.test_auc_mean),
-         *_paired_cells(f.auc_diff)]
+        [
+            f.sampler,
+            f"{f.budget_share:g}",
+            f.seeds,
+            _cell(f.test_balanced_accuracy_mean),
+            *_paired_cells(f.balanced_accuracy_diff),
+            _cell(f.test_auc_mean),
+            *_paired_cells(f.auc_diff),
+        ]
         for f in summary.fixed_budget
-    ]  # fmt: skip
+    ]
     paths.append(_write_csv(out_dir / "fixed_budget.csv", FIXED_BUDGET_COLUMNS, fixed_rows))
     paths.append(plot_comparison(out_dir / "comparison.png", runs, summary))
-    overhead = Overhead(runs.split_s, statistics_s, time.perf_counter() - started,
-                        sum(r.train_s for r in runs.runs))  # fmt: skip
+    overhead = Overhead(
+        runs.split_s, statistics_s, time.perf_counter() - started, sum(r.train_s for r in runs.runs)
+    )
     markdown = summary_markdown(runs, summary, overhead)
     with atomic_output(out_dir / "summary.md") as tmp:
         tmp.write_text(markdown, encoding="utf-8")
@@ -163,10 +244,13 @@ def conclusion(runs: ComparisonRuns, summary: ComparisonSummary) -> list[str]:
     if REFERENCE in by_name and len(summary.samplers) > 1:
         lines.append(
             "Overall: "
-            + (f"{', '.join(faster)} reached the target faster than uniform" if faster
-               else "no sampler reached the target measurably faster than uniform")
+            + (
+                f"{', '.join(faster)} reached the target faster than uniform"
+                if faster
+                else "no sampler reached the target measurably faster than uniform"
+            )
             + (f"; {', '.join(slower)} took measurably longer." if slower else ".")
-        )  # fmt: skip
+        )
     return lines
 
 
@@ -178,21 +262,25 @@ def summary_markdown(runs: ComparisonRuns, summary: ComparisonSummary, overhead:
     metric = _metric_name(target.metric)
 
     def counts(role: str) -> str:
-        return ", ".join(f"class {c}: {n}" for c, n in sorted(runs.split.class_counts[role].items()))
+        return ", ".join(
+            f"class {c}: {n}" for c, n in sorted(runs.split.class_counts[role].items())
+        )
 
     rising = target.uniform_plateau - target.uniform_earlier
     plateau_text = (
-        "-" if not math.isfinite(rising) else
-        f"mean of the last {PLATEAU_SHARE:.0%} of the budget {target.uniform_plateau:.3f}, of "
+        "-"
+        if not math.isfinite(rising)
+        else f"mean of the last {PLATEAU_SHARE:.0%} of the budget {target.uniform_plateau:.3f}, of "
         f"the {PLATEAU_SHARE:.0%} before {target.uniform_earlier:.3f} ({rising:+.3f}: "
         + ("plateaued" if abs(rising) < 0.01 else "still changing; a longer budget would help")
         + ")"
-    )  # fmt: skip
+    )
     warmup = (
         f"one discarded uniform warm-up run of {protocol.warmup_run_share:.0%} of the budget "
         f"({runs.warmup_run_s:.1f} s wall time), then a seeded random order per seed"
-        if protocol.warmup_run_share > 0 else "no warm-up run; a seeded random order per seed"
-    )  # fmt: skip
+        if protocol.warmup_run_share > 0
+        else "no warm-up run; a seeded random order per seed"
+    )
     lines = [
         "# Sampler comparison",
         "",
@@ -370,26 +458,57 @@ def _run_rows(runs: ComparisonRuns, summary: ComparisonSummary) -> list[list[obj
     for r in runs.runs:
         o = outcome[(r.sampler, r.seed)]
         rows.append(
-            [r.sampler, r.seed, r.order, r.run_id, int(o.reached), _cell(o.time_s), o.steps,
-             o.forwarded, o.backpropagated, _cell(_ratio_to_uniform(o, outcome)),
-             _cell(o.plateau), _cell(r.switch_s), int(o.before_switch), _cell(r.train_s),
-             _cell(r.elapsed_s)]
-        )  # fmt: skip
+            [
+                r.sampler,
+                r.seed,
+                r.order,
+                r.run_id,
+                int(o.reached),
+                _cell(o.time_s),
+                o.steps,
+                o.forwarded,
+                o.backpropagated,
+                _cell(_ratio_to_uniform(o, outcome)),
+                _cell(o.plateau),
+                _cell(r.switch_s),
+                int(o.before_switch),
+                _cell(r.train_s),
+                _cell(r.elapsed_s),
+            ]
+        )
     return rows
 
 
 def _summary_row(s: SamplerSummary, summary: ComparisonSummary) -> list[object]:
     target = summary.target
     return [
-        s.sampler, s.seeds, s.seeds_reaching_target, s.seeds_reaching_before_switch,
-        target.metric, _cell(target.value), _cell(target.baseline), _cell(s.plateau_mean),
-        _cell(s.plateau_std), _cell(s.time_to_target_geomean_s), *_paired_cells(s.ratio),
-        *map(_cell, (s.steps_to_target_mean, s.samples_forwarded_to_target_mean,
-                     s.samples_backpropagated_to_target_mean, s.samples_forwarded_ratio_geomean,
-                     s.samples_backpropagated_ratio_geomean, s.warmup_share_mean,
-                     s.test_balanced_accuracy_mean, s.test_auc_mean)),
-        *_paired_cells(s.test_balanced_accuracy_diff)[:3], *_paired_cells(s.test_auc_diff)[:3],
-    ]  # fmt: skip
+        s.sampler,
+        s.seeds,
+        s.seeds_reaching_target,
+        s.seeds_reaching_before_switch,
+        target.metric,
+        _cell(target.value),
+        _cell(target.baseline),
+        _cell(s.plateau_mean),
+        _cell(s.plateau_std),
+        _cell(s.time_to_target_geomean_s),
+        *_paired_cells(s.ratio),
+        *map(
+            _cell,
+            (
+                s.steps_to_target_mean,
+                s.samples_forwarded_to_target_mean,
+                s.samples_backpropagated_to_target_mean,
+                s.samples_forwarded_ratio_geomean,
+                s.samples_backpropagated_ratio_geomean,
+                s.warmup_share_mean,
+                s.test_balanced_accuracy_mean,
+                s.test_auc_mean,
+            ),
+        ),
+        *_paired_cells(s.test_balanced_accuracy_diff)[:3],
+        *_paired_cells(s.test_auc_diff)[:3],
+    ]
 
 
 def _ratio_to_uniform(o: RunOutcome, outcome: dict[tuple[str, int], RunOutcome]) -> float:
@@ -408,8 +527,9 @@ def _smoothed_by_point(runs: ComparisonRuns) -> dict[tuple[int, int], float]:
     out: dict[tuple[int, int], float] = {}
     for record in runs.runs:
         mine = [p for p in runs.points if p.run_id == record.run_id and p.step > 0]
-        values = smooth(np.array([getattr(p, metric) for p in mine]),
-                        runs.protocol.smoothing_window)  # fmt: skip
+        values = smooth(
+            np.array([getattr(p, metric) for p in mine]), runs.protocol.smoothing_window
+        )
         out.update({(p.run_id, p.step): float(v) for p, v in zip(mine, values, strict=True)})
     return out
 

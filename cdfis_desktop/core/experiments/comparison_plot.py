@@ -57,13 +57,21 @@ def plot_comparison(path: Path, runs: ComparisonRuns, summary: ComparisonSummary
                 curves_ax.plot(grid, row, color=colour, lw=0.8, ls="--")
                 curves_ax.plot(grid[-1], row[-1], marker="x", color=colour, ms=7)
         switches = [c.switch_s for c in mine if math.isfinite(c.switch_s)]
-        curves_ax.plot(switches, np.zeros(len(switches)), marker="^", ls="none", color=colour,
-                       ms=7, clip_on=False, transform=curves_ax.get_xaxis_transform())  # fmt: skip
+        curves_ax.plot(
+            switches,
+            np.zeros(len(switches)),
+            marker="^",
+            ls="none",
+            color=colour,
+            ms=7,
+            clip_on=False,
+            transform=curves_ax.get_xaxis_transform(),
+        )
     target = summary.target
-    curves_ax.axhline(target.value, color="0.3", ls="--", lw=1,
-                      label=f"target {target.value:.3f}")  # fmt: skip
-    curves_ax.axhline(target.baseline, color="0.5", ls=":", lw=1,
-                      label=f"majority baseline {target.baseline:.3f}")  # fmt: skip
+    curves_ax.axhline(target.value, color="0.3", ls="--", lw=1, label=f"target {target.value:.3f}")
+    curves_ax.axhline(
+        target.baseline, color="0.5", ls=":", lw=1, label=f"majority baseline {target.baseline:.3f}"
+    )
     curves_ax.set(
         xlim=(0, summary.budget_s),
         xlabel="training time (s, evaluation excluded)",
@@ -85,8 +93,14 @@ def _ratio_panel(ax: Axes, summary: ComparisonSummary, colours: dict[str, str]) 
     outcome = {(o.sampler, o.seed): o for o in summary.outcomes}
     others = [s for s in summary.samplers if s.sampler != REFERENCE]
     if not others or not any(s.ratio.pairs for s in others):
-        ax.text(0.5, 0.5, "no ratios: uniform was not compared", ha="center", va="center",
-                transform=ax.transAxes)  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "no ratios: uniform was not compared",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_axis_off()
         return
     for row, s in enumerate(others):
@@ -95,12 +109,26 @@ def _ratio_panel(ax: Axes, summary: ComparisonSummary, colours: dict[str, str]) 
             uniform = outcome.get((REFERENCE, seed))
             if name != s.sampler or uniform is None:
                 continue
-            ax.plot(o.time_s / uniform.time_s, row, "o", ms=6, color=colour,
-                    markerfacecolor=colour if o.reached else "none")  # fmt: skip
+            ax.plot(
+                o.time_s / uniform.time_s,
+                row,
+                "o",
+                ms=6,
+                color=colour,
+                markerfacecolor=colour if o.reached else "none",
+            )
         if s.ratio.pairs:
-            ax.errorbar(s.ratio.estimate, row + 0.25, xerr=[[s.ratio.estimate - s.ratio.ci95_low],
-                        [s.ratio.ci95_high - s.ratio.estimate]], fmt="D", color=colour,
-                        capsize=4)  # fmt: skip
+            ax.errorbar(
+                s.ratio.estimate,
+                row + 0.25,
+                xerr=[
+                    [s.ratio.estimate - s.ratio.ci95_low],
+                    [s.ratio.ci95_high - s.ratio.estimate],
+                ],
+                fmt="D",
+                color=colour,
+                capsize=4,
+            )
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.axvline(1.0, color="0.3", lw=1)
@@ -110,8 +138,10 @@ def _ratio_panel(ax: Axes, summary: ComparisonSummary, colours: dict[str, str]) 
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(range(len(others)), [s.sampler for s in others])
     ax.set_ylim(-0.6, len(others) - 0.2)
-    ax.set(xlabel="time to target / uniform's (same seed)",
-           title="Per-seed ratio (hollow = censored)\n◆ geometric mean, 95 % CI")  # fmt: skip
+    ax.set(
+        xlabel="time to target / uniform's (same seed)",
+        title="Per-seed ratio (hollow = censored)\n◆ geometric mean, 95 % CI",
+    )
     ax.grid(alpha=0.3, axis="x")
 
 

@@ -182,8 +182,13 @@ def smooth(values: np.ndarray, window: int = SMOOTHING_WINDOW) -> np.ndarray:
     return np.median(values[centre[:, None] + np.arange(-half, half + 1)], axis=1)
 
 
-def plateau(wall_s: np.ndarray, values: np.ndarray, budget_s: float,
-            share: float = PLATEAU_SHARE, end_share: float = 1.0) -> float:  # fmt: skip
+def plateau(
+    wall_s: np.ndarray,
+    values: np.ndarray,
+    budget_s: float,
+    share: float = PLATEAU_SHARE,
+    end_share: float = 1.0,
+) -> float:
     """Mean of ``values`` validated in [(end_share - share) x budget, end_share x budget)
     (the last window also takes the validations at or past the budget); the last value
     before that window ends when it holds none."""
@@ -209,8 +214,7 @@ def choose_target(
     given and uniform was not compared, or when the target is at or below ``baseline``."""
     uniform = [c for c in curves if c.sampler == REFERENCE]
     late = [plateau(c.wall_s, c.values, budget_s) for c in uniform]
-    earlier = [plateau(c.wall_s, c.values, budget_s, end_share=1 - PLATEAU_SHARE)
-               for c in uniform]  # fmt: skip
+    earlier = [plateau(c.wall_s, c.values, budget_s, end_share=1 - PLATEAU_SHARE) for c in uniform]
     uniform_plateau = float(np.mean(late)) if late else float("nan")
     uniform_earlier = float(np.mean(earlier)) if earlier else float("nan")
     if value is None:
@@ -297,7 +301,9 @@ def signed_rank_p(differences: np.ndarray) -> float:
     return float(min(1.0, 2.0 * min(lower, upper)))
 
 
-def paired(values: dict[int, float], reference: dict[int, float], *, log_ratio: bool) -> PairedEstimate:
+def paired(
+    values: dict[int, float], reference: dict[int, float], *, log_ratio: bool
+) -> PairedEstimate:
     """Pair ``values`` with ``reference`` by seed (seeds in both, finite values only) and
     sum up: the geometric mean of the ratios (``log_ratio``) or the mean difference."""
     seeds = sorted(s for s in values if s in reference)
@@ -337,8 +343,11 @@ def summarise(
         return {seed: float(getattr(o, field)) for (s, seed), o in by_run.items() if s == name}
 
     def test_at(name: str, share: float, which: int) -> dict[int, float]:
-        return {seed: c.test[share][which] for (s, seed), c in curve_of.items()
-                if s == name and share in c.test}  # fmt: skip
+        return {
+            seed: c.test[share][which]
+            for (s, seed), c in curve_of.items()
+            if s == name and share in c.test
+        }
 
     summaries: list[SamplerSummary] = []
     fixed: list[FixedBudgetRow] = []
@@ -372,8 +381,9 @@ def summarise(
                 plateau_mean=float(plateaus.mean()),
                 plateau_std=float(plateaus.std(ddof=1)) if plateaus.size > 1 else 0.0,
                 time_to_target_geomean_s=geometric_mean([o.time_s for o in mine]),
-                ratio=paired(per_seed(name, "time_s"), per_seed(REFERENCE, "time_s"),
-                             log_ratio=True),  # fmt: skip
+                ratio=paired(
+                    per_seed(name, "time_s"), per_seed(REFERENCE, "time_s"), log_ratio=True
+                ),
                 steps_to_target_mean=_mean(o.steps for o in mine),
                 samples_forwarded_to_target_mean=_mean(o.forwarded for o in mine),
                 samples_backpropagated_to_target_mean=_mean(o.backpropagated for o in mine),
@@ -381,7 +391,8 @@ def summarise(
                     per_seed(name, "forwarded"), per_seed(REFERENCE, "forwarded"), log_ratio=True
                 ).estimate,
                 samples_backpropagated_ratio_geomean=paired(
-                    per_seed(name, "backpropagated"), per_seed(REFERENCE, "backpropagated"),
+                    per_seed(name, "backpropagated"),
+                    per_seed(REFERENCE, "backpropagated"),
                     log_ratio=True,
                 ).estimate,
                 warmup_share_mean=_mean(np.minimum(switch[np.isfinite(switch)] / budget_s, 1.0)),

@@ -287,16 +287,19 @@ class _ReportBuilder:
 
         figure = _page(f"Sampler comparison {stored.name}")
         figure.text(
-            0.06, 0.925,
+            0.06,
+            0.925,
             f"cdfis compare made this run and {len(stored.run_ids) - 1} others "
             f"(runs {', '.join(map(str, stored.run_ids))}); conclusion from its summary.md:",
-            fontsize=8.5, color="#444444",
-        )  # fmt: skip
+            fontsize=8.5,
+            color="#444444",
+        )
         y = 0.9
         for item in stored.conclusion():
             for k, line in enumerate(textwrap.wrap(item.replace("`", ""), 112)):
-                figure.text(0.06 if k == 0 else 0.075, y, ("• " if k == 0 else "") + line,
-                            fontsize=8)  # fmt: skip
+                figure.text(
+                    0.06 if k == 0 else 0.075, y, ("• " if k == 0 else "") + line, fontsize=8
+                )
                 y -= 0.016
             y -= 0.006
         ax = figure.add_axes((0.04, 0.05, 0.92, max(0.1, min(0.42, y - 0.08))))

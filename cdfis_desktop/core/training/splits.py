@@ -191,7 +191,9 @@ def three_way_split(
         )
     classes = np.unique(labels)
     rarest = classes[np.argmin([np.sum(labels == c) for c in classes])]
-    rare_share = np.bincount(unit_of, weights=(labels == rarest).astype(float), minlength=len(names))
+    rare_share = np.bincount(
+        unit_of, weights=(labels == rarest).astype(float), minlength=len(names)
+    )
     rare_share /= np.bincount(unit_of, minlength=len(names))
     rng = np.random.default_rng(seed)
     tries = _ORDERS_TRIED if n_val + n_test > 0 else 1  # nothing drawn: one possible split
@@ -233,8 +235,11 @@ def _lacking_classes(
     labels = np.asarray(labels)
     classes = np.unique(labels)
     lacking = []
-    for role, members in (("training", split.train), ("validation", split.val),
-                          ("test", split.test)):  # fmt: skip
+    for role, members in (
+        ("training", split.train),
+        ("validation", split.val),
+        ("test", split.test),
+    ):
         present = np.unique(labels[np.isin(groups, list(members))])
         missing = [int(c) for c in classes if c not in present]
         if missing:

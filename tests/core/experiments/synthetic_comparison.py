@@ -46,9 +46,22 @@ def synthetic_runs(
                 share = {10: 0.25, 20: 0.5, 40: 1.0}.get(k, math.nan)
                 test = (value - 0.02, value + 0.05) if k in (10, 20, 40) else (math.nan,) * 2
                 points.append(
-                    CurvePoint(str(name), seed, run_id, 10 * k, t, 64 * 10 * k, 64 * 10 * k,
-                               1 - value, value, value, value + 0.05, share, value - 0.02,
-                               *test)  # fmt: skip
+                    CurvePoint(
+                        str(name),
+                        seed,
+                        run_id,
+                        10 * k,
+                        t,
+                        64 * 10 * k,
+                        64 * 10 * k,
+                        1 - value,
+                        value,
+                        value,
+                        value + 0.05,
+                        share,
+                        value - 0.02,
+                        *test,
+                    )
                 )
             switch = math.nan if name == "uniform" else 5.0
             runs.append(RunRecord(str(name), seed, order, run_id, switch, BUDGET_S, 1.3 * BUDGET_S))

@@ -68,8 +68,15 @@ def test_a_real_comparison_trains_on_one_split_and_scores_the_test_set(tmp_path:
         checkpoint_every_steps=1000,
         device="cpu",
     )
-    protocol = Protocol(samplers=("uniform", "cdf-presample"), seeds=2, val=0.25, test=0.25,
-                        val_cadence=0.25, warmup_run_share=0.2, target_value=0.6)  # fmt: skip
+    protocol = Protocol(
+        samplers=("uniform", "cdf-presample"),
+        seeds=2,
+        val=0.25,
+        test=0.25,
+        val_cadence=0.25,
+        warmup_run_share=0.2,
+        target_value=0.6,
+    )
     runs = run_comparison(project, base, protocol, dataset=dataset)
     stored = project.runs()
     assert [r.name for r in stored].count(WARMUP_RUN_NAME) == 1
@@ -103,11 +110,13 @@ def test_bad_protocols_are_refused_before_training(tmp_path: Path) -> None:
     base = RunConfig(epochs=None, time_budget_s=1.0, input_px=32, batch_size=8, device="cpu")
     cases = [
         (Protocol(samplers=("uniform",), seeds=1, target_value=0.5), "majority class"),
-        (Protocol(samplers=("uniform",), seeds=1, val=("patient-0",), test=("patient-0",)),
-         "both validation and test"),
+        (
+            Protocol(samplers=("uniform",), seeds=1, val=("patient-0",), test=("patient-0",)),
+            "both validation and test",
+        ),
         (Protocol(samplers=("uniform",), seeds=1, val_cadence=0.5), "cadence"),
         (Protocol(samplers=("uniform",), seeds=1, smoothing_window=4), "odd"),
-    ]  # fmt: skip
+    ]
     for protocol, message in cases:
         with pytest.raises(ConfigError, match=message):
             run_comparison(project, base, protocol, dataset=dataset)

@@ -41,8 +41,17 @@ def curve(
     grid: np.ndarray = GRID,
 ) -> RunCurve:
     steps = np.arange(1, len(values) + 1) * 10
-    return RunCurve(sampler, seed, grid[: len(values)], steps, steps * 64, steps * 64, values,
-                    switch_s, test or {})  # fmt: skip
+    return RunCurve(
+        sampler,
+        seed,
+        grid[: len(values)],
+        steps,
+        steps * 64,
+        steps * 64,
+        values,
+        switch_s,
+        test or {},
+    )
 
 
 @pytest.mark.parametrize("window", [3, 5])
@@ -170,8 +179,9 @@ def test_the_default_target_is_a_fraction_of_uniforms_plateau() -> None:
     curves = [curve("uniform", s, np.linspace(0.5, 0.9, 40) + 0.01 * s) for s in range(3)]
     target = choose_target(curves, "balanced_accuracy", 0.5, BUDGET_S, fraction=0.95)
     last_quarter = GRID >= 75
-    plateau = np.mean([(np.linspace(0.5, 0.9, 40) + 0.01 * s)[last_quarter].mean()
-                       for s in range(3)])  # fmt: skip
+    plateau = np.mean(
+        [(np.linspace(0.5, 0.9, 40) + 0.01 * s)[last_quarter].mean() for s in range(3)]
+    )
     assert target.uniform_plateau == pytest.approx(plateau)
     assert target.value == pytest.approx(0.95 * plateau)
     assert target.uniform_earlier < target.uniform_plateau  # the curve was still rising
@@ -186,8 +196,10 @@ def test_signed_rank_p_matches_the_exact_distribution() -> None:
     # brute force over all sign patterns with the same magnitudes
     ranks = np.argsort(np.argsort(np.abs(d))) + 1
     observed = ranks[d > 0].sum()
-    sums = [sum(r for r, s in zip(ranks, signs, strict=True) if s)
-            for signs in product([0, 1], repeat=d.size)]  # fmt: skip
+    sums = [
+        sum(r for r, s in zip(ranks, signs, strict=True) if s)
+        for signs in product([0, 1], repeat=d.size)
+    ]
     lower = np.mean(np.array(sums) <= observed)
     upper = np.mean(np.array(sums) >= observed)
     assert signed_rank_p(d) == pytest.approx(min(1.0, 2 * min(lower, upper)))
@@ -208,10 +220,19 @@ def test_fixed_budget_differences_are_paired_per_share() -> None:
     curves = []
     for seed in range(5):
         base = 0.7 + 0.02 * seed
-        curves.append(curve("uniform", seed, np.full(40, 0.85),
-                            test={s: (base + 0.1 * s, 0.8) for s in SHARES}))  # fmt: skip
-        curves.append(curve("topk", seed, np.full(40, 0.85),
-                            test={s: (base + 0.1 * s - 0.05, 0.82) for s in SHARES}))  # fmt: skip
+        curves.append(
+            curve(
+                "uniform", seed, np.full(40, 0.85), test={s: (base + 0.1 * s, 0.8) for s in SHARES}
+            )
+        )
+        curves.append(
+            curve(
+                "topk",
+                seed,
+                np.full(40, 0.85),
+                test={s: (base + 0.1 * s - 0.05, 0.82) for s in SHARES},
+            )
+        )
     result = summarise(curves, _target(0.8), BUDGET_S, SHARES)
     topk = [f for f in result.fixed_budget if f.sampler == "topk"]
     assert [f.budget_share for f in topk] == list(SHARES)

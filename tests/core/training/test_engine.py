@@ -166,10 +166,13 @@ def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: s
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
     # the cost counters continue across the resume
     costs = [
-        [(r.samples_forwarded, r.samples_backpropagated) for r in reports
-         if isinstance(r, EpochReport)][-1]
+        [
+            (r.samples_forwarded, r.samples_backpropagated)
+            for r in reports
+            if isinstance(r, EpochReport)
+        ][-1]
         for reports in (straight_reports, resumed)
-    ]  # fmt: skip
+    ]
     scored = 7 * 16 if mode == "presample" else 0  # 7 steps after warm-up score 16 candidates
     assert costs[0] == costs[1] == (9 * 8 + scored, 9 * 8)
     # the history is the same, recorded once per step
@@ -308,8 +311,11 @@ def test_validation_on_a_grid_of_training_seconds_with_test_scores_and_costs(
     validations = [r for r in reports if isinstance(r, EpochReport)]
     # a validation at step 0, then at each step whose training time passed a multiple of
     # 0.05 s since the one before, and at the end
-    crossed = [s.step for s, before in zip(steps, [0.0] + [s.wall_s for s in steps])
-               if s.wall_s // 0.05 > before // 0.05]  # fmt: skip
+    crossed = [
+        s.step
+        for s, before in zip(steps, [0.0] + [s.wall_s for s in steps[:-1]], strict=True)
+        if s.wall_s // 0.05 > before // 0.05
+    ]
     expected = sorted({0, *crossed, steps[-1].step})
     assert [v.step for v in validations] == expected
     # the test set is scored at the first validation at or after each test time, only there
