@@ -226,7 +226,6 @@ def run_comparison(
     (before anything trains) and :class:`~cdfis_desktop.core.progress.Cancelled` when
     ``cancel`` is set (the run in progress is stored as cancelled).
     """
-    from cdfis_desktop.core.progress import Cancelled
     from cdfis_desktop.core.training.prepare import project_dataset, usable_patches
     from cdfis_desktop.core.training.splits import three_way_split
 
@@ -298,8 +297,6 @@ def run_comparison(
                 on_run,
                 cancel,
             )
-            if cancel.cancelled:
-                raise Cancelled()
             points += run_points
             switch_s = math.nan if name == REFERENCE else _switch_s(project, run_id)
             runs.append(
@@ -378,7 +375,9 @@ def _train(
     on_run: Callable[[str, int, int], None] | None,
     cancel: CancelToken,
 ) -> tuple[int, list[CurvePoint], float]:
-    """One run; its id, its validations and its training seconds."""
+    """One run; its id, its validations and its training seconds. Raises
+    :class:`~cdfis_desktop.core.progress.Cancelled` when ``cancel`` stopped it."""
+    from cdfis_desktop.core.progress import Cancelled
     from cdfis_desktop.core.training.engine import Trainer
     from cdfis_desktop.core.training.reports import EpochReport, RunFinished, RunStarted
 
@@ -419,6 +418,8 @@ def _train(
             )
         elif isinstance(report, RunFinished):
             train_s = report.wall_s
+    if cancel.cancelled:
+        raise Cancelled()
     return run_id, points, train_s
 
 

@@ -137,3 +137,25 @@ def test_the_single_class_refusal_names_the_set(tmp_path: Path) -> None:
         three_way_split(groups, labels, 0.2, ("a",), seed=0)
     split = three_way_split(groups, labels, 0.2, 0.2, seed=0)
     assert "a" in split.train  # drawn sets avoid the single-class patient
+
+
+def test_cancel_stops_the_comparison_and_keeps_the_finished_runs(tmp_path: Path) -> None:
+    from cdfis_desktop.core.progress import Cancelled, CancelToken
+
+    project, dataset = make_project(tmp_path / "project", n_per_group=8, n_groups=6, px=32)
+    base = RunConfig(epochs=None, time_budget_s=0.1, input_px=32, batch_size=8, device="cpu",
+                     augment=False, checkpoint_every_steps=1000)  # fmt: skip
+    cancel = CancelToken()
+
+    def on_run(sampler: str, seed: int, run_id: int) -> None:
+        if seed == 1:
+            cancel.cancel()
+
+    protocol = Protocol(("uniform",), seeds=2, val=0.2, test=0.2, warmup_run_share=0.0)
+    with pytest.raises(Cancelled):
+        run_comparison(project, base, protocol, dataset=dataset, on_run=on_run, cancel=cancel)
+    assert [r.status for r in sorted(project.runs(), key=lambda r: r.id)] == [
+        "finished",
+        "cancelled",
+    ]
+    project.close()
