@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cdfis_desktop.cli._run_options import add_run_options, run_config_from
+from cdfis_desktop.cli._run_options import add_run_options, group_names, run_config_from
 from cdfis_desktop.cli.common import existing_path, fraction, positive_int
 
 
@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--test-groups",
         metavar="G,G",
-        type=_names,
+        type=group_names,
         help="patients to test on (default: a stratified share, see --test-fraction)",
     )
     parser.add_argument(
@@ -98,10 +98,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda:N, mps")
     add_run_options(parser, sampler_choice=False)
     parser.set_defaults(func=run)
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def run(args: argparse.Namespace) -> int:

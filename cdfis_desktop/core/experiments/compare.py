@@ -47,7 +47,7 @@ from cdfis_desktop.core.experiments.comparison_stats import (
 from cdfis_desktop.core.progress import CancelToken
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.datasets import PatchDataset
-from cdfis_desktop.core.training.metrics import BASELINE_METRICS, majority_baseline
+from cdfis_desktop.core.training.metrics import BASELINE_METRICS, class_counts, majority_baseline
 from cdfis_desktop.core.training.splits import GroupSplit
 
 SAMPLER_PRESETS: dict[str, dict[str, str]] = {
@@ -249,7 +249,7 @@ def run_comparison(
     split_s = time.perf_counter() - started
     sets = {"train": patients.train, "val": patients.val, "test": patients.test}
     labels_of = {role: patches.labels[np.isin(patches.groups, list(m))] for role, m in sets.items()}
-    split = SplitInfo(patients, {role: _class_counts(lab) for role, lab in labels_of.items()})
+    split = SplitInfo(patients, {role: class_counts(lab) for role, lab in labels_of.items()})
     baseline = majority_baseline(protocol.target_metric, labels_of["val"])
     if protocol.target_value is not None:
         check_target(protocol.target_value, protocol.target_metric, baseline)
@@ -434,8 +434,3 @@ def _switch_s(project: Project, run_id: int) -> float:
     if switch_step <= 0 or steps.size == 0:
         return 0.0
     return float(np.interp(switch_step, steps, wall))
-
-
-def _class_counts(labels: np.ndarray) -> dict[int, int]:
-    classes, counts = np.unique(labels, return_counts=True)
-    return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}

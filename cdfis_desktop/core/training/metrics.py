@@ -110,10 +110,15 @@ def majority_baseline(metric: str, labels: np.ndarray) -> float:
     ``labels`` is empty. A target at or below this is met without learning."""
     if metric not in BASELINE_METRICS:
         raise ValueError(f"no baseline for metric {metric!r}; one of {BASELINE_METRICS}")
-    labels = np.asarray(labels)
-    if labels.size == 0:
+    counts = list(class_counts(labels).values())
+    if not counts:
         return float("nan")
-    counts = np.unique(labels, return_counts=True)[1]
     if metric == "accuracy":
-        return float(counts.max() / labels.size)
-    return 1.0 / counts.size if metric == "balanced_accuracy" else 0.5
+        return max(counts) / sum(counts)
+    return 1.0 / len(counts) if metric == "balanced_accuracy" else 0.5
+
+
+def class_counts(labels: np.ndarray) -> dict[int, int]:
+    """Patches per class present in ``labels int[n]``, by ascending class."""
+    classes, counts = np.unique(np.asarray(labels), return_counts=True)
+    return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}
