@@ -73,7 +73,6 @@ def prepare_data(
     """
     dataset = project_dataset(project, config) if dataset is None else dataset
     patches = usable_patches(project, dataset)
-    labels = dataset.labels
     num_classes = max(len(project.class_names()), int(patches.labels.max()) + 1)
     is_test = _in_groups(patches, config.test_groups, "test")
     rest = ~is_test
@@ -94,7 +93,7 @@ def prepare_data(
             patches.slide_ids[rest],
             patches.l0_x[rest],
             patches.l0_y[rest],
-            labels[patches.positions[rest]],
+            patches.labels[rest],
             val_fraction,
             config.seed,
         )
