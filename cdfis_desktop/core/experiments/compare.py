@@ -169,7 +169,8 @@ class CurvePoint:
 @dataclass(frozen=True)
 class RunRecord:
     """One run of the comparison: ``order`` its position among its seed's runs (0 = first);
-    ``switch_s`` the training time importance sampling switched on (nan: never or uniform);
+    ``switch_s`` the training time importance sampling switched on (inf: never; nan:
+    uniform, which has nothing to switch);
     ``train_s`` its training seconds; ``elapsed_s`` its whole wall time (set-up and
     evaluation included)."""
 
@@ -424,11 +425,11 @@ def _train(
 
 
 def _switch_s(project: Project, run_id: int) -> float:
-    """Training time at which run ``run_id`` switched importance sampling on (nan: never),
+    """Training time at which run ``run_id`` switched importance sampling on (inf: never),
     read from its per-step metrics."""
     switch_step = project.run(run_id).switch_step
     if switch_step is None:
-        return math.nan
+        return math.inf
     metrics = project.metrics(run_id)
     steps, wall = metrics["step"], metrics["wall_s"]
     if switch_step <= 0 or steps.size == 0:

@@ -547,8 +547,8 @@ def _paired_cells(e: PairedEstimate) -> list[object]:
 
 
 def _cell(value: float) -> str:
-    """A CSV cell: 6 significant digits, empty for nan."""
-    return "" if not math.isfinite(value) else f"{value:.6g}"
+    """A CSV cell: 6 significant digits, empty for nan, ``inf`` for infinity."""
+    return "" if math.isnan(value) else f"{value:.6g}"
 
 
 def _number(value: float, digits: int) -> str:

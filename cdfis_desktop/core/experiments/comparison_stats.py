@@ -55,8 +55,8 @@ class RunCurve:
     ``wall_s`` training seconds (evaluation excluded); ``steps``, ``forwarded``,
     ``backpropagated``: steps done, rows sent through the model (scoring included) and
     rows trained on, up to that validation; ``values``: the target metric on the
-    validation set. ``switch_s``: training time importance sampling switched on (nan:
-    never, or uniform). ``test``: budget share -> (test balanced accuracy, test AUC).
+    validation set. ``switch_s``: training time importance sampling switched on (inf:
+    never; nan: uniform, which has nothing to switch). ``test``: budget share -> (test balanced accuracy, test AUC).
     """
 
     sampler: str
@@ -395,7 +395,7 @@ def summarise(
                     per_seed(REFERENCE, "backpropagated"),
                     log_ratio=True,
                 ).estimate,
-                warmup_share_mean=_mean(np.minimum(switch[np.isfinite(switch)] / budget_s, 1.0)),
+                warmup_share_mean=_mean(np.minimum(switch[~np.isnan(switch)] / budget_s, 1.0)),
                 test_balanced_accuracy_mean=_mean(bal[full].values()),
                 test_auc_mean=_mean(auc[full].values()),
                 test_balanced_accuracy_diff=paired(bal[full], bal_ref[full], log_ratio=False),

@@ -247,7 +247,14 @@ def test_reaching_the_target_before_the_switch_is_flagged() -> None:
     values = np.where(np.arange(40) >= 4, 0.85, 0.6)
     early = judge(curve("cdf-history", 0, values, switch_s=50.0), 0.8, BUDGET_S)
     late = judge(curve("cdf-history", 0, values, switch_s=5.0), 0.8, BUDGET_S)
-    assert early.before_switch and not late.before_switch
+    never = judge(curve("cdf-history", 0, values, switch_s=math.inf), 0.8, BUDGET_S)
+    assert early.before_switch and never.before_switch and not late.before_switch
+    curves = [curve("uniform", 0, values), curve("topk", 0, values, switch_s=math.inf),
+              curve("cdf-history", 0, values, switch_s=25.0)]  # fmt: skip
+    shares = {s.sampler: s.warmup_share_mean for s in
+              summarise(curves, _target(0.8), BUDGET_S, SHARES).samplers}  # fmt: skip
+    assert math.isnan(shares["uniform"]) and shares["topk"] == 1.0
+    assert shares["cdf-history"] == 0.25
 
 
 def _target(value: float):  # noqa: ANN202 - a Target for tests with a fixed level
