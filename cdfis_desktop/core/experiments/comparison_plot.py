@@ -55,7 +55,7 @@ def plot_comparison(path: Path, runs: ComparisonRuns, summary: ComparisonSummary
         for c, row in zip(mine, stack.filled(np.nan), strict=True):
             if not outcome[(c.sampler, c.seed)].reached:
                 curves_ax.plot(grid, row, color=colour, lw=0.8, ls="--")
-                curves_ax.plot(grid[-1], row[-1], marker="x", color=colour, ms=7)
+                curves_ax.plot(grid[-1], row[-1], marker="x", color=colour, ms=7, clip_on=False)
         switches = [c.switch_s for c in mine if math.isfinite(c.switch_s)]
         curves_ax.plot(
             switches,
