@@ -111,12 +111,9 @@ def run(args: argparse.Namespace) -> int:
         parse_samplers,
         run_comparison,
     )
-    from cdfis_desktop.core.experiments.comparison_outputs import (
-        conclusion,
-        write_outputs,
-        write_results,
-    )
+    from cdfis_desktop.core.experiments.comparison_outputs import write_outputs, write_results
     from cdfis_desktop.core.experiments.comparison_records import keep_in_project
+    from cdfis_desktop.core.experiments.comparison_summary import conclusion
     from cdfis_desktop.core.progress import Cancelled, CancelToken
     from cdfis_desktop.core.storage import Project
 

@@ -262,6 +262,13 @@ def judge(
     )
 
 
+def ratio_to_uniform(o: RunOutcome, outcome: dict[tuple[str, int], RunOutcome]) -> float:
+    """``o``'s time divided by the time of uniform's run of the same seed (``outcome``:
+    (sampler, seed) -> outcome); nan when uniform did not run that seed."""
+    uniform = outcome.get((REFERENCE, o.seed))
+    return o.time_s / uniform.time_s if uniform is not None else math.nan
+
+
 def geometric_mean(values: Sequence[float] | np.ndarray) -> float:
     """exp(mean(log(values))) of positive values; nan when empty."""
     values = np.asarray(values, dtype=np.float64)

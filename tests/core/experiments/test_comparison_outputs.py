@@ -73,7 +73,7 @@ def test_the_summary_states_the_conclusion_with_its_numbers(written) -> None:
 
 def test_few_seeds_are_flagged() -> None:
     runs = synthetic_runs(seeds=3)
-    from cdfis_desktop.core.experiments.comparison_outputs import conclusion
+    from cdfis_desktop.core.experiments.comparison_summary import conclusion
 
     lines = conclusion(runs, judge_comparison(runs))
     assert any("Only 3 seed(s)" in line and "0.25" in line for line in lines)
