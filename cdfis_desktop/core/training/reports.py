@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cdfis_desktop.core.training.metrics import ClassificationMetrics
+
 
 @dataclass(frozen=True)
 class RunStarted:
@@ -59,11 +61,15 @@ class StepReport:
 
 @dataclass(frozen=True)
 class EpochReport:
-    """A validation pass (at each epoch end, every ``val_every_steps``, and once at step 0).
+    """A validation pass (at each epoch end, every ``val_every_steps`` steps or
+    ``val_every_s`` training seconds, and once at step 0).
 
     ``epoch``: completed epochs (int). Metrics as in :mod:`.metrics` (nan when undefined).
     ``switched_on``: importance sampling switched on at this validation (warm-up ended).
-    ``is_best``: lowest validation loss so far.
+    ``is_best``: lowest validation loss so far. ``samples_forwarded`` /
+    ``samples_backpropagated``: rows sent through the model (scoring passes included) /
+    rows trained on since the run started, all processes. ``test``: the test set's metrics
+    when it was scored at this validation (``RunConfig.test_at_s``), else None.
     """
 
     run_id: int
@@ -76,6 +82,9 @@ class EpochReport:
     val_auc: float
     switched_on: bool
     is_best: bool
+    samples_forwarded: int = 0
+    samples_backpropagated: int = 0
+    test: ClassificationMetrics | None = None
 
 
 @dataclass(frozen=True)
