@@ -19,8 +19,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +35,15 @@ from cdfis_desktop.core.reporting.data import patch_measurements
 from cdfis_desktop.core.reporting.files import atomic_output
 from cdfis_desktop.core.reporting.overlays import background_or_none, on_background
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.table import Table
+
+    from cdfis_desktop.core.heatmap import ValueRange
+    from cdfis_desktop.core.slides import SlideReader
 
 PAGE_SIZE_IN = (8.27, 11.69)  # A4 portrait
 GALLERY_SIZE = 12
@@ -87,9 +98,9 @@ class _ReportBuilder:
         self.class_names = project.class_names()
         self.table = patch_measurements(project, run.id)
         self.metrics = project.metrics(run.id)
-        self._readers: dict[int, object] = {}
+        self._readers: dict[int, SlideReader | _Unreadable] = {}
 
-    def pages(self) -> Iterator[tuple[str, Callable[[], object]]]:
+    def pages(self) -> Iterator[tuple[str, Callable[[], Figure]]]:
         yield "Run configuration", self._config_page
         yield "Training curves", self._curves_page
         others = [r for r in self.project.runs() if r.id != self.run.id]
@@ -98,18 +109,18 @@ class _ReportBuilder:
         if self.project.epochs(self.run.id):
             yield "Score distribution", self._scores_page
         for slide in self.slides:
-            yield f"Slide {slide.name}", lambda s=slide: self._slide_page(s)
+            yield f"Slide {slide.name}", partial(self._slide_page, slide)
         yield "Most favoured patches", lambda: self._gallery_page(ignored=False)
         yield "Most ignored patches", lambda: self._gallery_page(ignored=True)
 
     def close(self) -> None:
         for reader in self._readers.values():
-            reader.close()  # type: ignore[attr-defined]
+            reader.close()
         self._readers.clear()
 
     # ---- pages ---------------------------------------------------------------------
 
-    def _config_page(self):
+    def _config_page(self) -> Figure:
         run = self.run
         figure = _page(f"Run {run.id}: configuration and provenance")
         config = run.config
@@ -164,7 +175,7 @@ class _ReportBuilder:
         _key_value_sections(figure, sections, top=0.9)
         return figure
 
-    def _curves_page(self):
+    def _curves_page(self) -> Figure:
         figure = _page(f"Run {self.run.id}: training curves")
         m = self.metrics
         axes = figure.subplots(
@@ -208,7 +219,7 @@ class _ReportBuilder:
             _legend(ax)
         return figure
 
-    def _comparison_page(self, others: list[RunSummary]):
+    def _comparison_page(self, others: list[RunSummary]) -> Figure:
         figure = _page("Comparison of samplers (all runs of the project)")
         runs = [self.run, *others]
         series = {r.id: self.project.metrics(r.id) for r in runs}
@@ -265,7 +276,7 @@ class _ReportBuilder:
         _legend(ax)
         return figure
 
-    def _scores_page(self):
+    def _scores_page(self) -> Figure:
         figure = _page(f"Run {self.run.id}: score distribution ({self.run.metric})")
         epochs = self.project.epochs(self.run.id)
         picked = sorted({epochs[round(i * (len(epochs) - 1) / 3)] for i in range(4)})
@@ -314,7 +325,7 @@ class _ReportBuilder:
             _legend(ax)
         return figure
 
-    def _slide_page(self, slide: SlideRecord):
+    def _slide_page(self, slide: SlideRecord) -> Figure:
         figure = _page(
             f"Slide {slide.name} (slide {slide.id}"
             + (f", case {slide.group}" if slide.group else "")
@@ -348,7 +359,7 @@ class _ReportBuilder:
             self._legend_panel(figure, panel, overlay.legend)
         return figure
 
-    def _legend_panel(self, figure, ax, legend: LegendSpec) -> None:
+    def _legend_panel(self, figure: Figure, ax: Axes, legend: LegendSpec) -> None:
         from matplotlib.patches import Patch
 
         ax.set_title(legend.title, fontsize=9)
@@ -364,7 +375,7 @@ class _ReportBuilder:
         assert legend.colormap is not None
         _colorbar(figure, ax, legend.colormap, legend.value_range)
 
-    def _gallery_page(self, *, ignored: bool):
+    def _gallery_page(self, *, ignored: bool) -> Figure:
         word = "ignored" if ignored else "favoured"
         figure = _page(f"Run {self.run.id}: the {GALLERY_SIZE} most {word} patches")
         stats = self.project.favoured_patches(self.run.id, GALLERY_SIZE, ignored=ignored)
@@ -390,7 +401,7 @@ class _ReportBuilder:
             self._gallery_cell(ax, stats[k])
         return figure
 
-    def _gallery_cell(self, ax, stat: PatchStat) -> None:
+    def _gallery_cell(self, ax: Axes, stat: PatchStat) -> None:
         row = self.table.index_of(stat.patch_id)
         image = self._patch_image(row)
         if image is None:
@@ -424,7 +435,7 @@ class _ReportBuilder:
             return None
         patch_px, mpp = int(self.table.patch_px[row]), float(self.table.mpp[row])
         view_px = min(patch_px, _PATCH_VIEW_PX)
-        return reader.read_region_at_mpp(  # type: ignore[attr-defined]
+        return reader.read_region_at_mpp(
             int(self.table.l0_x[row]),
             int(self.table.l0_y[row]),
             view_px,
@@ -443,7 +454,7 @@ class _Unreadable:
 # ---- drawing helpers ----------------------------------------------------------------
 
 
-def _page(title: str):
+def _page(title: str) -> Figure:
     from matplotlib.figure import Figure as MplFigure
 
     figure = MplFigure(figsize=PAGE_SIZE_IN, facecolor="white")
@@ -455,13 +466,15 @@ def _page(title: str):
     return figure
 
 
-def _rule(figure):
+def _rule(figure: Figure) -> Line2D:
     from matplotlib.lines import Line2D
 
     return Line2D([0.06, 0.94], [0.945, 0.945], transform=figure.transFigure, color=_ACCENT, lw=1.0)
 
 
-def _key_value_sections(figure, sections, *, top: float) -> None:
+def _key_value_sections(
+    figure: Figure, sections: Sequence[tuple[str, Sequence[tuple[str, str]]]], *, top: float
+) -> None:
     y = top
     for heading, rows in sections:
         figure.text(0.06, y, heading, fontsize=11, weight="bold", color=_ACCENT)
@@ -473,7 +486,7 @@ def _key_value_sections(figure, sections, *, top: float) -> None:
         y -= 0.018
 
 
-def _style_table(table) -> None:
+def _style_table(table: Table) -> None:
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     table.scale(1.0, 1.4)
@@ -484,7 +497,7 @@ def _style_table(table) -> None:
             cell.set_text_props(weight="bold")
 
 
-def _colorbar(figure, ax, colormap: str, value_range) -> None:
+def _colorbar(figure: Figure, ax: Axes, colormap: str, value_range: ValueRange) -> None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
 
@@ -500,7 +513,9 @@ def _colorbar(figure, ax, colormap: str, value_range) -> None:
     bar.ax.tick_params(labelsize=7)
 
 
-def _series(ax, x, y, label: str, colour: str, *, thin: bool = False) -> None:
+def _series(
+    ax: Axes, x: np.ndarray, y: np.ndarray, label: str, colour: str, *, thin: bool = False
+) -> None:
     valid = ~np.isnan(y)
     if not valid.any():
         return
@@ -511,12 +526,12 @@ def _series(ax, x, y, label: str, colour: str, *, thin: bool = False) -> None:
     ax.grid(alpha=0.3)
 
 
-def _legend(ax) -> None:
+def _legend(ax: Axes) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
 
 
-def _empty(ax, message: str) -> None:
+def _empty(ax: Axes, message: str) -> None:
     ax.text(
         0.5,
         0.5,
@@ -539,7 +554,7 @@ def _time_to(metrics: dict[str, np.ndarray], target: float | None) -> float | No
     return float(metrics["wall_s"][reached[0]]) if reached.size else None
 
 
-def _stopping(config: dict) -> str:
+def _stopping(config: dict[str, Any]) -> str:
     parts = [
         f"{name} {config[key]}"
         for key, name in (

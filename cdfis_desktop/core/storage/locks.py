@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import IO
 
 from cdfis_desktop.core.errors import RunLockedError, StoreError
 
-if os.name == "nt":
+if sys.platform == "win32":
     import msvcrt
 
     def _try_lock(handle: IO[str]) -> bool:

@@ -635,7 +635,9 @@ class Project:
                     created_at=time.time(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def latest_checkpoint(self, run_id: int) -> CheckpointRecord | None:
         """The checkpoint with the highest step (then latest registered), or None."""

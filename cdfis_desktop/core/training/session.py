@@ -86,7 +86,9 @@ class TrainingSession:
         self.train_s = 0.0
         self._features: torch.Tensor | None = None
         if config.sampler.metric == "gradnorm_wb":
-            self.module.classifier.register_forward_pre_hook(self._keep_features)
+            classifier = self.module.classifier
+            assert isinstance(classifier, torch.nn.Module)
+            classifier.register_forward_pre_hook(self._keep_features)
 
     def epoch_of_step(self, step: int) -> int:
         """0-based epoch in which 1-based ``step`` runs (step 0, before training, counts
