@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from cdfis_desktop.core.tiling.labels import (
     read_patch_table,
 )
 from cdfis_desktop.core.tiling.patchsets import read_patch_set, safe_slide_name, write_mosaic
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.storage import Project
 
 DEFAULT_PATCH_SET_MPP = 4.0
 """µm/px given to patch-set mosaics when the user names none: the IDC patches were taken
@@ -120,7 +123,7 @@ class _SlidePlan:
 
 
 def import_slides(
-    project: Any,
+    project: Project,
     slide_paths: Sequence[str | Path],
     *,
     annotations: Sequence[str | Path] | Mapping[str | Path, str | Path] | None = None,
@@ -205,7 +208,7 @@ def import_slides(
 
 
 def _import_one_slide(
-    project: Any,
+    project: Project,
     plan: _SlidePlan,
     fingerprint: str,
     tiling: TilingConfig,
@@ -281,7 +284,7 @@ def _import_one_slide(
     )
 
 
-def _add_patches_or_remove_slide(project: Any, slide_id: int, **columns: Any) -> None:
+def _add_patches_or_remove_slide(project: Project, slide_id: int, **columns: Any) -> None:
     try:
         project.add_patches(slide_id, **columns)
     except BaseException:
@@ -379,7 +382,7 @@ def _assign_csv_rows(plans: list[_SlidePlan], table: Any) -> None:
 
 
 def _plan_classes(
-    project: Any, names: list[str], class_map: Mapping[str, int] | None
+    project: Project, names: list[str], class_map: Mapping[str, int] | None
 ) -> tuple[dict[str, int], list[str]]:
     """(class map for this import, the project's class names after it). Writes nothing;
     raises LabelsError when the map would renumber the classes of existing patches."""
@@ -402,7 +405,7 @@ def _plan_classes(
     return mapping, wanted
 
 
-def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarray]) -> None:
+def _apply_class_names(project: Project, names: list[str], labels: Sequence[np.ndarray]) -> None:
     """Store ``names``, extended with ``class k`` for numbers used but not named."""
     top = max((int(v.max()) for v in labels if v.size), default=-1)
     names = list(names) + [label_name(names, v) for v in range(len(names), top + 1)]
@@ -414,7 +417,7 @@ def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarr
 
 
 def import_patch_set(
-    project: Any,
+    project: Project,
     csv_path: str | Path,
     root: str | Path,
     *,
@@ -470,7 +473,7 @@ def import_patch_set(
     return ImportSummary(results, project.class_names())
 
 
-def _import_group(project: Any, group: Any, target: Path, mpp: float) -> SlideImport:
+def _import_group(project: Project, group: Any, target: Path, mpp: float) -> SlideImport:
     write_mosaic(group, target, mpp)
     try:
         with open_slide(target) as reader:

@@ -211,6 +211,8 @@ class MainWindow(QMainWindow):
             "viewer/annotations",
         )
         view_menu.addSeparator()
+        self._action(view_menu, "Sampler &comparisons…", lambda: self.show_comparisons())
+        view_menu.addSeparator()
         for dock in self.findChildren(QDockWidget):
             view_menu.addAction(dock.toggleViewAction())
         self._action(view_menu, "&Default layout", self.use_default_layout)
@@ -351,6 +353,17 @@ class MainWindow(QMainWindow):
 
         if self._require_project() and self._require_run():
             ask_export(self, kind)
+
+    def show_comparisons(self, select_run: int | None = None) -> None:
+        """The project's sampler comparisons (cdfis compare), the one that made
+        ``select_run`` (default: the selected run) first."""
+        from cdfis_desktop.gui.comparison_dialog import ComparisonDialog
+
+        if self._require_project():
+            run_id = self.state.run_id if select_run is None else select_run
+            dialog = ComparisonDialog(self.state.project.folder, self, select_run=run_id)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
 
     def _require_project(self) -> bool:
         if self.state.project is None:

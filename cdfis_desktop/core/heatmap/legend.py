@@ -87,7 +87,7 @@ def render_legend(
     cmap = ListedColormap(colormap_lut(colormap)[:, :3] / 255.0)
     dpi = 100.0
     figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi, facecolor="white")
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     horizontal = width_px >= height_px
     if horizontal:
         axes = figure.add_axes((0.06, 0.55, 0.88, 0.2))
@@ -106,8 +106,8 @@ def render_legend(
     bar.set_ticks([t.value for t in ticks], labels=[t.text for t in ticks])
     bar.ax.tick_params(labelsize=8)
     bar.set_label(label, fontsize=9)
-    figure.canvas.draw()
-    rgba = np.asarray(figure.canvas.buffer_rgba(), dtype=np.uint8)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba(), dtype=np.uint8)
     return np.ascontiguousarray(rgba[:height_px, :width_px])
 
 
@@ -127,14 +127,19 @@ def legend_image(spec: LegendSpec, width_px: int, height_px: int) -> np.ndarray:
     rows = max(len(spec.categories), 1)
     height_in = max(height_px / dpi, 0.3 + 0.25 * rows)
     figure = Figure(figsize=(width_px / dpi, height_in), dpi=dpi, facecolor="white")
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     handles = [
-        Patch(facecolor=np.asarray(spec.lut[k][:3]) / 255.0, edgecolor="none", label=name)
+        Patch(facecolor=_rgb(spec.lut[k]), edgecolor="none", label=name)
         for k, name in enumerate(spec.categories)
     ]
     figure.legend(handles=handles, title=spec.title, loc="center", frameon=False)
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba(), dtype=np.uint8).copy()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba(), dtype=np.uint8).copy()
+
+
+def _rgb(row: np.ndarray) -> tuple[float, float, float]:
+    """A ``uint8`` colour-table row as matplotlib's 0..1 RGB."""
+    return (row[0] / 255.0, row[1] / 255.0, row[2] / 255.0)
 
 
 def _format(value: float) -> str:

@@ -139,7 +139,6 @@ def render_overlay(project: Project, request: OverlayRequest) -> Overlay:
     measured = project.slide_measurements(request.run_id, slide.id, request.epoch)
     values = _patch_values(measured, entry.values(measured))
     downsample = request.downsample or layer_downsample(values.l0_size, slide.width, slide.height)
-    geometry = dict(slide_l0_w=slide.width, slide_l0_h=slide.height, downsample=downsample)
     if entry.categorical and not request.comparing:
         names = project.class_names()
         labels = np.where(np.isfinite(values.value), values.value, -1).astype(np.int64)
@@ -151,8 +150,10 @@ def render_overlay(project: Project, request: OverlayRequest) -> Overlay:
             values.l0_size,
             labels,
             colors=colors,
+            slide_l0_w=slide.width,
+            slide_l0_h=slide.height,
+            downsample=downsample,
             opacity=request.opacity,
-            **geometry,
         )
         lut = np.concatenate([colors, np.full((n_classes, 1), 255, np.uint8)], axis=1)
         legend = LegendSpec(
@@ -178,8 +179,10 @@ def render_overlay(project: Project, request: OverlayRequest) -> Overlay:
         values.value,
         colormap=colormap,
         value_range=value_range,
+        slide_l0_w=slide.width,
+        slide_l0_h=slide.height,
+        downsample=downsample,
         opacity=request.opacity,
-        **geometry,
     )
     legend = LegendSpec(
         _title(entry, request),

@@ -1,4 +1,4 @@
-"""The project store: one folder per project, one SQLAlchemy database (SQLite by default).
+"""The project store: one folder per project, one SQLite database (through SQLAlchemy).
 
 Storage layout and its size/speed trade-offs: :mod:`.schema` (history keyed by flushed
 block, float32 values as 4-byte bit patterns), :mod:`.aggregates` (per-epoch aggregates as

@@ -10,6 +10,11 @@ Favour and the favoured/ignored ranking are defined once, in
 :mod:`cdfis_desktop.core.statistics` (docs/method.md, "Favoured and ignored patches");
 :func:`slide_measurements` returns the raw per-patch aggregates of a slide that the metric
 registry (:mod:`cdfis_desktop.core.heatmap.metrics`) turns into heatmap values.
+
+Every read of the store goes through this module (the writes are in :mod:`.catalogue`,
+:mod:`.run_lifecycle`, :mod:`.run_writes` and :mod:`.history`). SQL style: textual SQLite
+SQL (``sqlalchemy.text``) with named parameters, each function reading one snapshot
+(``database.read_snapshot``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,22 +34,15 @@ from cdfis_desktop.core.errors import StoreError
 from cdfis_desktop.core.storage import aggregates
 from cdfis_desktop.core.storage.database import read_snapshot, translated_errors
 from cdfis_desktop.core.storage.records import (
+    CheckpointRecord,
     PatchHistory,
     PatchStat,
     PatchTable,
     RunSummary,
     SlideMeasurements,
+    SlideRecord,
 )
-from cdfis_desktop.core.storage.schema import ALL_EPOCHS, decode_f32
-
-METRIC_COLUMNS = (
-    "train_loss",
-    "val_loss",
-    "val_accuracy",
-    "val_balanced_accuracy",
-    "val_auc",
-    "samples_per_s",
-)
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS, METRIC_COLUMNS, decode_f32
 
 
 def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | None) -> PatchTable:
@@ -68,6 +67,87 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
         tissue_fraction=np.asarray(cols[8], dtype=np.float32),
         split=np.asarray(cols[9], dtype=object),
     )
+
+
+def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]:
+    """All slides, ordered by id; ``file`` is the stored path resolved against the project
+    ``folder`` (an absolute stored path stays as it is)."""
+    sql = (
+        "SELECT id, path, fingerprint, width, height, mpp, mpp_overridden, vendor, group_name "
+        "FROM slides ORDER BY id"
+    )
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = conn.execute(text(sql)).all()
+    return [
+        SlideRecord(
+            id=r.id,
+            path=r.path,
+            fingerprint=r.fingerprint,
+            width=r.width,
+            height=r.height,
+            mpp=r.mpp,
+            mpp_overridden=bool(r.mpp_overridden),
+            vendor=r.vendor,
+            group=r.group_name,
+            file=folder / r.path,
+        )
+        for r in rows
+    ]
+
+
+def class_names(engine: Engine, where: str) -> list[str]:
+    """Class names in label order (empty when none set)."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        return list(conn.execute(text("SELECT name FROM class_names ORDER BY label")).scalars())
+
+
+def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[CheckpointRecord]:
+    """The run's checkpoints ordered by step (then registration), with absolute paths."""
+    sql = (
+        "SELECT id, run_id, step, epoch, path, created_at FROM checkpoints WHERE run_id = :r "
+        "ORDER BY step, id"
+    )
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = conn.execute(text(sql), {"r": run_id}).all()
+    return [
+        CheckpointRecord(
+            id=r.id,
+            run_id=r.run_id,
+            step=r.step,
+            epoch=r.epoch,
+            path=str(folder / r.path),
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def run_status(engine: Engine, where: str, run_id: int) -> str:
+    """The run's status; StoreError for an unknown run."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        status = conn.execute(text("SELECT status FROM runs WHERE id = :r"), {"r": run_id}).scalar()
+    if status is None:
+        raise StoreError(f"no run with id {run_id} in {where}")
+    return str(status)
+
+
+def running_run_ids(engine: Engine, where: str) -> list[int]:
+    """Ids of the runs whose status is ``running``."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = conn.execute(text("SELECT id FROM runs WHERE status = 'running'")).scalars()
+        return [int(r) for r in rows]
+
+
+def last_recorded_step(engine: Engine, where: str, run_id: int) -> tuple[int, int] | None:
+    """``(step, epoch)`` of the run's last step with history, or None."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        row = conn.execute(
+            text(
+                "SELECT step, epoch FROM history_steps WHERE run_id = :r ORDER BY step DESC LIMIT 1"
+            ),
+            {"r": run_id},
+        ).one_or_none()
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
@@ -106,19 +186,11 @@ def _concat_columns(conn: Any, sql: str, params: dict[str, Any], n: int) -> list
     Why: the heatmap of a 100,000-patch slide must come back in well under 100 ms; SQLite
     builds the strings in C and numpy parses them in C, where fetching 100,000 Python row
     tuples alone takes longer than that."""
-    row = conn.exec_driver_sql(sql, params).one()
+    row = conn.execute(text(sql), params).one()
     return [
         np.fromstring(row[k], dtype=np.float64, sep=",") if row[k] else np.zeros(0)
         for k in range(n)
     ]
-
-
-BUMP_PATCHES_VERSION = (
-    "INSERT INTO meta (key, value) VALUES ('patches_version', '1') ON CONFLICT(key) "
-    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-)
-"""Run in every transaction that changes patches (adds, splits, deletes): it invalidates
-every process's :class:`SlideGeometryCache`."""
 
 
 @dataclass(frozen=True)
@@ -136,16 +208,16 @@ class SlideGeometry:
 
 
 class SlideGeometryCache:
-    """Per-slide :class:`SlideGeometry`, kept while ``meta.patches_version`` is unchanged.
-    Thread-safe (a lock)."""
+    """Per-slide :class:`SlideGeometry`, kept while ``meta.patches_version`` is unchanged
+    (every change to patches bumps it, see :mod:`.catalogue`). Thread-safe (a lock)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[int, tuple[str | None, SlideGeometry]] = {}
 
     def get(self, conn: Any, slide_id: int) -> SlideGeometry:
-        version = conn.exec_driver_sql(
-            "SELECT value FROM meta WHERE key = 'patches_version'"
+        version = conn.execute(
+            text("SELECT value FROM meta WHERE key = 'patches_version'")
         ).scalar()
         with self._lock:
             cached = self._entries.get(slide_id)
