@@ -65,6 +65,7 @@ from cdfis_desktop.gui.training_controller import TrainingController
 from cdfis_desktop.gui.training_panel import TrainingPanel
 
 if TYPE_CHECKING:
+    from cdfis_desktop.core.progress import CancelToken
     from cdfis_desktop.core.storage import SlideRecord
 
 MAX_RECENT = 8
@@ -497,7 +498,7 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     return scroll
 
 
-def _slide_thumbnails(records: Sequence[SlideRecord], cancel: Any) -> dict[int, np.ndarray]:
+def _slide_thumbnails(records: Sequence[SlideRecord], cancel: CancelToken) -> dict[int, np.ndarray]:
     """Worker thread: a 64 px thumbnail per slide (slides that fail to open are skipped)."""
     thumbnails: dict[int, np.ndarray] = {}
     for record in records:

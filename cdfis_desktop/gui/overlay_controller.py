@@ -9,8 +9,9 @@ shown instead. GUI thread only; the rendering runs in the loader's thread.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -27,7 +28,7 @@ from cdfis_desktop.gui.state import AppState
 
 if TYPE_CHECKING:
     from cdfis_desktop.core.heatmap.overlay import Overlay
-    from cdfis_desktop.core.storage import SlideRecord
+    from cdfis_desktop.core.storage import PatchTable, Project, RunSummary, SlideRecord
 
 NOT_FROM_HISTORY = frozenset({"label", "prediction", "prediction_probability"})
 HISTORY_METRICS = frozenset(m.key for m in METRICS) - NOT_FROM_HISTORY
@@ -38,7 +39,7 @@ HISTORY_METRICS = frozenset(m.key for m in METRICS) - NOT_FROM_HISTORY
 class OverlayRequest:
     """What one rendering is for (hashable: the loader's request)."""
 
-    project: Any
+    project: Project
     run_id: int
     slide: SlideRecord
     state: OverlayState
@@ -124,7 +125,7 @@ class OverlayController(QObject):
         self.controls.set_run(run_id, run.metric if run is not None else None)
         self.refresh()
 
-    def _on_runs(self, runs: Any) -> None:
+    def _on_runs(self, runs: Sequence[RunSummary]) -> None:
         self.controls.set_runs([(f"#{r.id} {r.name or r.sampler}", r.id) for r in runs])
         project, run_id = self.state.project, self.state.run_id
         if project is not None and run_id is not None:
@@ -210,7 +211,7 @@ def _render(request: OverlayRequest) -> OverlayResult:
     return OverlayResult(None, _empty_reason(request, run))
 
 
-def _empty_reason(request: OverlayRequest, run: Any) -> str:
+def _empty_reason(request: OverlayRequest, run: RunSummary) -> str:
     """Why a slide has no value for the metric (HTML with links to what can be shown)."""
     project, state, slide = request.project, request.state, request.slide
     name = _escape(slide.name)
@@ -222,9 +223,8 @@ def _empty_reason(request: OverlayRequest, run: Any) -> str:
     if state.metric not in HISTORY_METRICS:
         return f"<b>Run #{run.id} has no {title} for {name}.</b>"
     if state.epoch is not None:
-        return (
-            f"<b>No patch of {name} was a candidate in epoch {state.epoch}.</b> "
-            + link("epoch:all", "Show all epochs")
+        return f"<b>No patch of {name} was a candidate in epoch {state.epoch}.</b> " + link(
+            "epoch:all", "Show all epochs"
         )
     if _validated(project, run.id, slide.id, patches):
         return (
@@ -238,7 +238,7 @@ def _empty_reason(request: OverlayRequest, run: Any) -> str:
     )
 
 
-def _validated(project: Any, run_id: int, slide_id: int, patches: Any) -> bool:
+def _validated(project: Project, run_id: int, slide_id: int, patches: PatchTable) -> bool:
     """The slide's patches validated run ``run_id``: split ``val`` in the store, or
     predicted at the run's first epoch (the engine predicts only validation patches at
     the end of each epoch, and every patch once at the end of the run)."""

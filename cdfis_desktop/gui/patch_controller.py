@@ -8,11 +8,13 @@ GUI thread only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject
+from PySide6.QtGui import QImage
 
 from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.tiling.grid import patch_at
@@ -23,7 +25,14 @@ from cdfis_desktop.gui.state import AppState
 from cdfis_desktop.gui.thumbnails import PatchThumbnailLoader, ThumbnailRequest
 
 if TYPE_CHECKING:
-    from cdfis_desktop.core.storage import PatchTable
+    from cdfis_desktop.core.storage import (
+        PatchHistory,
+        PatchStat,
+        PatchTable,
+        Project,
+        RunSummary,
+        SlideMeasurements,
+    )
 
 GALLERY_SIZE = 24
 GALLERY_ZOOM = 8  # a gallery patch is centred with this many patch sides across the view
@@ -49,7 +58,7 @@ class PatchController(QObject):
         self.detail_thumbs = PatchThumbnailLoader(128, parent=self)
         self.gallery = PatchGallery(self.gallery_thumbs)
         self.patches: PatchTable | None = None  # of the slide shown
-        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> SlideMeasurements
+        self._predictions: dict[tuple[int, int], SlideMeasurements] = {}  # (run, slide)
 
         state.events.project.connect(self._on_project)
         state.events.slides.connect(lambda _slides: self._refresh_filter_choices())
@@ -67,7 +76,7 @@ class PatchController(QObject):
         self.detail_thumbs.shutdown()
 
     # ------------------------------------------------------------------ actions
-    def go_to(self, stat: Any) -> None:
+    def go_to(self, stat: PatchStat) -> None:
         """Select a gallery patch (``PatchStat``) and centre the view on it."""
         self.state.select_patch(stat.patch_id, stat.slide_id)
         if self.state.slide_id == stat.slide_id:
@@ -98,7 +107,7 @@ class PatchController(QObject):
         self.gallery.set_patches(favoured, ignored, self.slide_paths, project.class_names())
 
     # ----------------------------------------------------------- state events
-    def _on_project(self, _project: Any) -> None:
+    def _on_project(self, _project: Project | None) -> None:
         self.patches = None
         self._predictions.clear()
         self.details.clear()
@@ -119,7 +128,7 @@ class PatchController(QObject):
         self.refresh_gallery()
         self._show_selected()
 
-    def _on_runs(self, _runs: Any) -> None:
+    def _on_runs(self, _runs: Sequence[RunSummary]) -> None:
         """The runs changed (a run trained further): fresh predictions and galleries."""
         self._predictions.clear()
         self._refresh_filter_choices()
@@ -190,10 +199,10 @@ class PatchController(QObject):
             prediction,
         )
 
-    def _history(self, patch_id: int) -> Any:
+    def _history(self, patch_id: int) -> PatchHistory | None:
         run_id = self.state.run_id
         return None if run_id is None else self.state.project.patch_history(run_id, patch_id)
 
-    def _on_detail_thumbnail(self, request: ThumbnailRequest, image: Any) -> None:
+    def _on_detail_thumbnail(self, request: ThumbnailRequest, image: QImage) -> None:
         if request.key == self.details.patch_id and self.sender() is self.detail_thumbs:
             self.details.set_thumbnail(image)

@@ -8,7 +8,7 @@ run can be continued from here (``continue_requested(run_id)``). GUI thread only
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
@@ -152,7 +152,7 @@ class ProjectPanel(QWidget):
             self.continue_requested.emit(self.state.run_id)
 
 
-def _run_text(run: Any) -> str:
+def _run_text(run: RunSummary) -> str:
     accuracy = (
         f" · best val acc {run.best_val_accuracy:.3f}" if run.best_val_accuracy is not None else ""
     )

@@ -7,8 +7,9 @@ what to do when there is no project or no slide. GUI thread only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QColor, QPainterPath
@@ -19,6 +20,9 @@ from cdfis_desktop.gui.loader import LatestLoader
 from cdfis_desktop.gui.slide_viewer import SlideViewer
 from cdfis_desktop.gui.state import AppState
 
+if TYPE_CHECKING:
+    from cdfis_desktop.core.storage import Project, SlideRecord
+
 NO_PROJECT = (
     "<b>No project open.</b> Open one with <i>File › Open project</i>, make one with "
     "<i>File › New project</i>, or run <code>cdfis demo</code> for a trained example."
@@ -28,6 +32,8 @@ NO_SLIDES = (
     "(any format OpenSlide reads, with QuPath GeoJSON or ASAP XML annotations)."
 )
 OTHER_CLASS_COLOR = QColor(255, 255, 255)
+Outline = tuple[str, QPainterPath, QColor]
+"""An annotation class: its name, its shapes in level-0 px, its colour."""
 
 
 class SlideController(QObject):
@@ -57,13 +63,13 @@ class SlideController(QObject):
     def shutdown(self) -> None:
         self.outlines.shutdown()
 
-    def _on_project(self, project: Any) -> None:
+    def _on_project(self, project: Project | None) -> None:
         if project is None:
             self.slide_paths.clear()
             self.viewer.close_slide()
             self.viewer.set_notice(NO_PROJECT)
 
-    def _on_slides(self, slides: Any) -> None:
+    def _on_slides(self, slides: Sequence[SlideRecord]) -> None:
         self.slide_paths.clear()
         if self.state.project is not None:
             self.slide_paths.update({s.id: s.file for s in slides})
@@ -90,18 +96,20 @@ class SlideController(QObject):
         if annotations is not None:
             self.outlines.request([(slide_id, annotations, tuple(project.class_names()))])
 
-    def _on_outlines(self, request: tuple[int, Path, tuple[str, ...]], outlines: Any) -> None:
+    def _on_outlines(
+        self, request: tuple[int, Path, tuple[str, ...]], outlines: list[Outline]
+    ) -> None:
         if request[0] == self.state.slide_id and self.sender() is self.outlines:
             self.viewer.set_annotations(outlines)
 
-    def _on_outlines_failed(self, request: tuple[int, Path, tuple[str, ...]], error: Any) -> None:
+    def _on_outlines_failed(
+        self, request: tuple[int, Path, tuple[str, ...]], error: Exception
+    ) -> None:
         if request[0] == self.state.slide_id:
             self.viewer.set_annotations([])
 
 
-def _read_outlines(
-    request: tuple[int, Path, tuple[str, ...]],
-) -> list[tuple[str, QPainterPath, QColor]]:
+def _read_outlines(request: tuple[int, Path, tuple[str, ...]]) -> list[Outline]:
     """Loader thread: one painter path per annotation class, coloured like the class in
     the label overlay (classes the project does not know are white)."""
     from cdfis_desktop.core.heatmap import class_colors

@@ -87,6 +87,7 @@ def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
 def test_manual_range_and_opacity(window, qtbot):
     controls = window.overlay_controls
     controls.range_mode.setCurrentIndex(controls.range_mode.findData("manual"))
+    _change(window, qtbot, lambda: controls.range_low.setValue(0.0))
     _change(window, qtbot, lambda: controls.range_high.setValue(1.0))
     legend = window.viewer.hud.legend
     assert (legend.vmin, legend.vmax) == (0.0, 1.0)
