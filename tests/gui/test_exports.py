@@ -16,14 +16,8 @@ from cdfis_desktop.gui.main_window import MainWindow
 
 
 @pytest.fixture
-def window(qtbot, gui_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(gui_project.folder)
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and not win.jobs_running(), timeout=15_000)
-    yield win
-    win.close()
+def window(window_on, gui_project):
+    return window_on(gui_project.folder)
 
 
 @pytest.fixture

@@ -13,15 +13,10 @@ from cdfis_desktop.gui.qtimage import qimage_to_array
 
 
 @pytest.fixture
-def window(qtbot, gui_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(gui_project.folder)
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and win.overlay_shown(), timeout=10_000)
-    qtbot.waitUntil(lambda: not win.jobs_running(), timeout=10_000)
-    yield win
-    win.close()
+def window(window_on, gui_project):
+    win = window_on(gui_project.folder)
+    assert win.overlay_shown()
+    return win
 
 
 def _change(win: MainWindow, qtbot, action) -> None:

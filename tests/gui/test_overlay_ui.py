@@ -14,32 +14,27 @@ from cdfis_desktop.gui.main_window import MainWindow
 
 
 @pytest.fixture
-def window(qtbot, multi_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    assert win.open_project(multi_project.folder)
-    _settle(win, qtbot)
-    yield win
-    win.close()
+def window(window_on, multi_project):
+    return window_on(multi_project.folder, size=(1400, 900))
 
 
-def _settle(win: MainWindow, qtbot) -> None:
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and not win.jobs_running(), timeout=15_000)
+@pytest.fixture
+def change(window, settle):
+    """``change(action)``: do it, then wait until the window has settled."""
+
+    def run(action) -> None:
+        action()
+        settle(window)
+
+    return run
 
 
-def _change(win: MainWindow, qtbot, action) -> None:
-    action()
-    _settle(win, qtbot)
-
-
-def test_each_metric_starts_on_its_kind_of_colormap(window, qtbot):
+def test_each_metric_starts_on_its_kind_of_colormap(window, qtbot, change):
     controls = window.overlay_controls
     for entry in METRICS:
         if entry.scored_by not in (None, "loss"):
             continue  # not recorded by this loss-scored run
-        _change(window, qtbot, lambda key=entry.key: controls.select_metric(key))
+        change(lambda key=entry.key: controls.select_metric(key))
         legend = window.viewer.hud.legend
         if entry.categorical:
             assert legend.categories == ("Stroma", "Tumor")
@@ -50,19 +45,17 @@ def test_each_metric_starts_on_its_kind_of_colormap(window, qtbot):
             assert legend.colormap == "viridis", entry.key
 
 
-def test_the_range_stays_the_same_over_the_time_slider(window, qtbot):
+def test_the_range_stays_the_same_over_the_time_slider(window, qtbot, change):
     controls = window.overlay_controls
-    _change(window, qtbot, lambda: controls.select_metric("mean_score"))
+    change(lambda: controls.select_metric("mean_score"))
     ranges = []
     for position in (1, 2):
-        _change(window, qtbot, lambda p=position: controls.epoch.setValue(p))
+        change(lambda p=position: controls.epoch.setValue(p))
         legend = window.viewer.hud.legend
         assert legend.title.endswith(f"epoch {controls.selected_epoch()}")
         ranges.append((legend.vmin, legend.vmax))
     assert ranges[0] == ranges[1]
-    _change(
-        window,
-        qtbot,
+    change(
         lambda: controls.range_mode.setCurrentIndex(controls.range_mode.findData("view")),
     )
     fitted = window.viewer.hud.legend
@@ -95,25 +88,27 @@ def test_metrics_the_run_did_not_record_are_greyed_with_the_reason(window):
         assert item.toolTip(), f"{entry.key} has no tooltip"
 
 
-def test_validation_slide_explains_itself_and_offers_predictions(window, qtbot, multi_project):
-    _change(window, qtbot, lambda: window.state.set_slide(multi_project.validation))
+def test_validation_slide_explains_itself_and_offers_predictions(
+    window, qtbot, multi_project, change
+):
+    change(lambda: window.state.set_slide(multi_project.validation))
     assert not window.overlay_shown()
     notice = window.viewer.notice_text()
     assert "is a validation slide" in notice and "Show the predictions" in notice
-    _change(window, qtbot, lambda: window.viewer.notice_link_activated.emit("metric:prediction"))
+    change(lambda: window.viewer.notice_link_activated.emit("metric:prediction"))
     assert window.overlay_shown() and window.viewer.notice_text() == ""
     assert window.viewer.hud.legend.categories == ("Stroma", "Tumor")
 
 
-def test_slide_imported_after_the_run_explains_itself(window, qtbot, multi_project):
-    _change(window, qtbot, lambda: window.state.set_slide(multi_project.imported_later))
+def test_slide_imported_after_the_run_explains_itself(window, qtbot, multi_project, change):
+    change(lambda: window.state.set_slide(multi_project.imported_later))
     assert "never drew from" in window.viewer.notice_text()
 
 
-def test_a_metric_not_recorded_says_so_on_the_canvas(window, qtbot):
-    _change(window, qtbot, lambda: window.overlay_controls.select_metric("gradnorm"))
+def test_a_metric_not_recorded_says_so_on_the_canvas(window, qtbot, change):
+    change(lambda: window.overlay_controls.select_metric("gradnorm"))
     assert "did not record gradient norm" in window.viewer.notice_text()
-    _change(window, qtbot, lambda: window.viewer.notice_link_activated.emit("metric:mean_score"))
+    change(lambda: window.viewer.notice_link_activated.emit("metric:mean_score"))
     assert window.overlay_shown()
 
 
@@ -127,7 +122,7 @@ def test_no_project_and_no_run_are_explained(qtbot, tmp_path):
     win.close()
 
 
-def test_a_project_without_runs_says_to_train(qtbot, synthetic_slide, tmp_path):
+def test_a_project_without_runs_says_to_train(window_on, synthetic_slide, tmp_path):
     from cdfis_desktop.core.slides import open_slide
     from cdfis_desktop.core.storage import Project
 
@@ -140,13 +135,8 @@ def test_a_project_without_runs_says_to_train(qtbot, synthetic_slide, tmp_path):
             height=height,
             mpp=slide.mpp,
         )
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(tmp_path / "p")
-    _settle(win, qtbot)
+    win = window_on(tmp_path / "p")
     assert "No training run yet" in win.viewer.notice_text()
-    win.close()
 
 
 def test_annotation_outlines_and_their_toggle(window, qtbot, multi_project):

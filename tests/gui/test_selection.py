@@ -14,18 +14,8 @@ _ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 @pytest.fixture
-def window(qtbot, multi_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(multi_project.folder)
-    _settle(win, qtbot)
-    yield win
-    win.close()
-
-
-def _settle(win: MainWindow, qtbot) -> None:
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and not win.jobs_running(), timeout=15_000)
+def window(window_on, multi_project):
+    return window_on(multi_project.folder)
 
 
 def _listed_slide(win: MainWindow) -> int:
@@ -81,7 +71,7 @@ def test_next_and_previous_follow_the_gallery_across_slides(window, qtbot):
     _assert_agree(window, stats[4].slide_id, stats[4].patch_id)
 
 
-def test_switching_the_slide_clears_the_patch(window, qtbot, multi_project):
+def test_switching_the_slide_clears_the_patch(window, settle, multi_project):
     first, second = multi_project.trained
     stat = _gallery_stat_on(window, first)
     window.patches.go_to(stat)
@@ -93,17 +83,19 @@ def test_switching_the_slide_clears_the_patch(window, qtbot, multi_project):
             if window.project_panel.slide_list.item(r).data(_ROLE) == second
         )
     )
-    _settle(window, qtbot)
+    settle(window)
     _assert_agree(window, second, None)
 
 
-def test_png_export_writes_the_slide_the_viewer_shows(window, qtbot, multi_project, tmp_path):
+def test_png_export_writes_the_slide_the_viewer_shows(
+    window, qtbot, settle, multi_project, tmp_path
+):
     from cdfis_desktop.core.heatmap.overlay import OverlayRequest, render_overlay
     from cdfis_desktop.gui.exports import export_downsample, start_export
 
     _, second = multi_project.trained
     window.patches.go_to(_gallery_stat_on(window, second))  # as a gallery click would
-    _settle(window, qtbot)
+    settle(window)
     worker = start_export(window, "png", tmp_path / "pngs")
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         pass

@@ -15,15 +15,10 @@ from cdfis_desktop.gui.main_window import MainWindow
 
 
 @pytest.fixture
-def window(qtbot, gui_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(gui_project.folder)
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and not win.jobs_running(), timeout=10_000)
+def window(window_on, gui_project):
+    win = window_on(gui_project.folder)
     yield win
     win.training.stop(wait=True)
-    win.close()
 
 
 def _configure(win: MainWindow, steps: int) -> None:
