@@ -138,9 +138,11 @@ def _check_one(platform: str, env: Mapping[str, str], folder: Path | None) -> Pl
     if platform in ("cocoa", "windows"):
         return PlatformCheck(platform, None)  # the wheels bundle what these need
     if folder is None:
-        return PlatformCheck(
-            platform, None, problem="PySide6 is not installed (pip install PySide6-Essentials)"
-        )
+        if importlib.util.find_spec("PySide6") is None:
+            return PlatformCheck(
+                platform, None, problem="PySide6 is not installed (pip install PySide6-Essentials)"
+            )
+        return PlatformCheck(platform, None)  # plugins elsewhere (a bundle): let Qt try
     plugin = folder / f"libq{platform}.so"
     if not plugin.exists():
         available = sorted(p.stem.removeprefix("libq") for p in folder.glob("libq*.so"))
@@ -153,6 +155,8 @@ def _check_one(platform: str, env: Mapping[str, str], folder: Path | None) -> Pl
     display_variable = {"xcb": "DISPLAY", "wayland": "WAYLAND_DISPLAY"}.get(platform)
     display = (env.get(display_variable) or None) if display_variable else None
     missing = missing_libraries(plugin)
+    if getattr(sys, "frozen", False):  # a bundle loads its own Qt libraries, not by RUNPATH
+        missing = tuple(name for name in missing if not name.startswith("libQt6"))
     if missing:
         return PlatformCheck(
             platform, plugin, missing, display, problem=_missing_text(platform, missing)

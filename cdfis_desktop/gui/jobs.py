@@ -18,7 +18,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QProgressBar, QPushButton, QStatusBar
 
 from cdfis_desktop.core.progress import Progress
-from cdfis_desktop.gui.error_dialog import ErrorReporter
+from cdfis_desktop.gui.error_dialog import ErrorInfo, ErrorReporter
 from cdfis_desktop.gui.workers import JobFn, JobWorker
 
 MESSAGE_MS = 10_000
@@ -57,9 +57,21 @@ class JobRunner(QObject):
         on_success: Callable[[Any], None] | None = None,
         *,
         quiet: bool = False,
+        on_failure: Callable[[ErrorInfo], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> JobWorker:
-        """Run ``fn(cancel, progress)`` in a worker; ``quiet`` jobs show no progress."""
+        """Run ``fn(cancel, progress)`` in a worker; ``quiet`` jobs show no progress. The
+        callbacks are connected before the worker starts, so none of its signals is
+        missed (a job can fail at once)."""
         worker = JobWorker(what, fn, self)
+        for signal, callback in (
+            (worker.failed, on_failure),
+            (worker.cancelled, on_cancelled),
+            (worker.progressed, on_progress),
+        ):
+            if callback is not None:
+                signal.connect(callback)
         self.jobs.append(worker)
         if not quiet:
             self.progress.setRange(0, 0)
