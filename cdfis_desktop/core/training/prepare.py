@@ -48,8 +48,11 @@ def prepare_data(
 
     ``dataset``: an explicit dataset whose ``patch_ids`` are registered in ``project``
     (default: the project's labelled patches read from their slides, preloaded when they
-    fit in memory). Raises :class:`ConfigError` for no labelled patches, a single class,
-    unknown patch ids, or a split that leaves training or validation empty.
+    fit in memory). Every slide the default dataset reads is opened once, and the on-disk
+    patch cache is reserved (without room, training goes on without it and ``warning``
+    says so). Raises :class:`ConfigError` for no labelled patches, a single class,
+    unknown patch ids, or a split that leaves training or validation empty, and
+    :class:`SlideOpenError` for a slide file that is missing or unreadable.
     """
     table = project.patches()
     if dataset is None:
@@ -62,6 +65,7 @@ def prepare_data(
         dataset = SlidePatchDataset.from_project(
             project, table.id[usable], input_px=config.input_px
         )
+        dataset.check_slides()
     if len(dataset) == 0:
         raise ConfigError("the dataset is empty: there is nothing to train on")
     rows = _rows_of(table.id, dataset.patch_ids, project)
@@ -107,13 +111,14 @@ def prepare_data(
             f"the split leaves {train_indices.size} training and {val_indices.size} validation "
             "patches; both must be non-empty (import more slides or change the splits)"
         )
+    warnings = [w for w in (warning, dataset.reserve_storage()) if w]
     return TrainingData(
         dataset=dataset,
         train_indices=train_indices.astype(np.int64),
         val_indices=val_indices.astype(np.int64),
         num_classes=num_classes,
         split_method=method,
-        warning=warning,
+        warning=" ".join(warnings),
     )
 
 
