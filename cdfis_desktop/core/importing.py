@@ -49,6 +49,7 @@ from cdfis_desktop.core.tiling.labels import (
     read_patch_table,
 )
 from cdfis_desktop.core.tiling.patchsets import read_patch_set, safe_slide_name, write_mosaic
+from cdfis_desktop.core.tiling.tissue import check_tissue_readable
 
 DEFAULT_PATCH_SET_MPP = 4.0
 """µm/px given to patch-set mosaics when the user names none: the IDC patches were taken
@@ -171,6 +172,8 @@ def import_slides(
             fingerprint = reader.fingerprint()
             if plan.annotations is not None:
                 check_annotation_bounds(plan.annotations, *reader.dimensions)
+            if plan.csv_rows is None:  # tiled from its tissue: that read must fit
+                check_tissue_readable(reader)
         if fingerprint in known:
             skipped.append(f"{plan.path}: already in the project")
             continue

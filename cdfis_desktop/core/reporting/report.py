@@ -41,6 +41,7 @@ from cdfis_desktop.core.reporting.overlays import (
     downsample_for,
     render_overlay,
 )
+from cdfis_desktop.core.reporting.plaintext import literal_text
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
 
 PAGE_SIZE_IN = (8.27, 11.69)  # A4 portrait
@@ -58,14 +59,15 @@ def write_report(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``."""
+    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``. Names (run,
+    slides, classes) are drawn as written (:func:`literal_text`)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     run = project.run(run_id)
     builder = _ReportBuilder(project, run)
     pages = list(builder.pages())
     target = Path(path)
-    with atomic_output(target) as tmp:
+    with atomic_output(target) as tmp, literal_text():
         with PdfPages(tmp, metadata=_metadata(run)) as pdf:
             for done, (title, make_page) in enumerate(pages):
                 if cancel is not None:

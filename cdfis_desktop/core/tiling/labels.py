@@ -23,6 +23,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cdfis_desktop.core.errors import LabelsError
+from cdfis_desktop.core.inputs import special_file_kind
 
 UNLABELLED = -1
 EXCLUDED = -2
@@ -294,6 +295,9 @@ def read_patch_table(path: str | Path, *, required: Sequence[str]) -> PatchTable
         raise LabelsError(f"{path}: no such labels file")
     if path.is_dir():
         raise LabelsError(f"{path}: is a folder; give the CSV file inside it")
+    special = special_file_kind(path)
+    if special is not None:
+        raise LabelsError(f"{path}: is {special}, not a CSV file; give the file itself")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -432,7 +432,11 @@ class FolderPatchDataset(PatchDataset):
         files: list[Path] = []
         labels: list[int] = []
         for label, name in enumerate(classes):
-            found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                p
+                for p in (root / name).iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()  # no FIFO: would block
+            )
             files.extend(found)
             labels.extend([label] * len(found))
         if not files:
