@@ -154,7 +154,7 @@ def import_slides(
         )
     plans = [_SlidePlan(p) for p in paths]
     if annotations is not None:
-        _pair_annotations(plans, annotations)
+        _pair_annotations(plans, annotations, progress)
     table = None
     if labels_csv is not None:
         table = read_patch_table(labels_csv, required=("x", "y", "label"))
@@ -174,6 +174,8 @@ def import_slides(
                 check_annotation_bounds(plan.annotations, *reader.dimensions)
             if plan.csv_rows is None:  # tiled from its tissue: that read must fit
                 check_tissue_readable(reader)
+            else:
+                _check_csv_rows(table, plan.csv_rows, reader.dimensions)
         if fingerprint in known:
             skipped.append(f"{plan.path}: already in the project")
             continue
@@ -227,6 +229,7 @@ def _import_one_slide(
         l0_per_px = tiling.mpp / reader.effective_mpp
         if plan.csv_rows is not None and csv_labels is not None:
             rows = plan.csv_rows
+            # bounds were checked before anything was written (_check_csv_rows)
             l0_x = np.rint(table.numbers("x")[rows]).astype(np.int64)
             l0_y = np.rint(table.numbers("y")[rows]).astype(np.int64)
             default_size = round(tiling.patch_px * l0_per_px)
@@ -234,7 +237,6 @@ def _import_one_slide(
             l0_size = np.rint(np.max(sides, axis=0)).astype(np.int64) if sides else default_size
             label = csv_labels[rows]
             tissue = np.ones(rows.size)
-            _check_inside(table.path, l0_x, l0_y, reader.dimensions)
         else:
             grid = build_patch_grid(reader, tiling)
             l0_x, l0_y, l0_size = grid.l0_x, grid.l0_y, grid.l0_size
@@ -295,20 +297,34 @@ def _counts(labels: np.ndarray) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def _check_inside(
-    csv_path: Path, l0_x: np.ndarray, l0_y: np.ndarray, size: tuple[int, int]
-) -> None:
+def _check_csv_rows(table: Any, rows: np.ndarray, size: tuple[int, int]) -> None:
+    """Refuse CSV rows whose patch starts outside the slide (``size`` = level-0 w, h) or
+    whose stated side is larger than the slide; done on the float values, before any
+    cast to integers (which would overflow on e.g. ``1e300``)."""
+    if rows.size == 0:
+        return
+    l0_x, l0_y = table.numbers("x")[rows], table.numbers("y")[rows]
     outside = (l0_x >= size[0]) | (l0_y >= size[1])
     if outside.all():
         raise LabelsError(
-            f"{csv_path}: every patch lies outside the slide ({size[0]} x {size[1]} level-0 px; "
-            f"x up to {int(l0_x.max())}, y up to {int(l0_y.max())}); are x and y level-0 pixels?"
+            f"{table.path}: every patch lies outside the slide ({size[0]} x {size[1]} level-0 "
+            f"px; x up to {l0_x.max():.6g}, y up to {l0_y.max():.6g}); are x and y level-0 "
+            "pixels?"
         )
     if outside.any():
         raise LabelsError(
-            f"{csv_path}: {int(outside.sum())} patch(es) start outside the slide "
+            f"{table.path}: {int(outside.sum())} patch(es) start outside the slide "
             f"({size[0]} x {size[1]} level-0 px); remove them or fix their coordinates"
         )
+    for column in ("width", "height"):
+        if table.has(column):
+            sides = table.numbers(column, minimum=1)[rows]
+            if sides.max() > max(size):
+                row = int(rows[int(np.argmax(sides))])
+                raise LabelsError(
+                    f"{table.path}: row {row + 2}, column {column!r}: {sides.max():.6g} is "
+                    f"larger than the slide ({size[0]} x {size[1]} level-0 px)"
+                )
 
 
 def _slide_keys(path: Path) -> set[str]:
@@ -317,14 +333,16 @@ def _slide_keys(path: Path) -> set[str]:
 
 
 def _pair_annotations(
-    plans: list[_SlidePlan], annotations: Sequence[str | Path] | Mapping[str | Path, str | Path]
+    plans: list[_SlidePlan],
+    annotations: Sequence[str | Path] | Mapping[str | Path, str | Path],
+    progress: ProgressCallback | None,
 ) -> None:
     if isinstance(annotations, Mapping):
         by_slide = {Path(k).expanduser().resolve(): Path(v) for k, v in annotations.items()}
         for plan in plans:
             target = by_slide.pop(plan.path.resolve(), None)
             if target is not None:
-                plan.annotations = load_annotations(target)
+                plan.annotations = load_annotations(target, progress=progress)
         if by_slide:
             raise AnnotationError(
                 f"annotations given for slide(s) not imported: {', '.join(map(str, by_slide))}"
@@ -332,7 +350,7 @@ def _pair_annotations(
         return
     files = [Path(a).expanduser() for a in annotations]
     if len(files) == 1 and len(plans) == 1:
-        plans[0].annotations = load_annotations(files[0])
+        plans[0].annotations = load_annotations(files[0], progress=progress)
         return
     for file in files:
         stem_keys = {file.stem.casefold(), Path(file.stem).stem.casefold()}
@@ -346,7 +364,7 @@ def _pair_annotations(
             raise AnnotationError(
                 f"{file}: slide {matches[0].path.name} already has an annotation file"
             )
-        matches[0].annotations = load_annotations(file)
+        matches[0].annotations = load_annotations(file, progress=progress)
 
 
 def _assign_csv_rows(plans: list[_SlidePlan], table: Any) -> None:
