@@ -53,7 +53,13 @@ class StorageFullError(StoreError):
 
 
 class DamagedDatabaseError(StoreError):
-    """The project database failed SQLite's integrity check; nothing is written to it."""
+    """The project database failed SQLite's integrity check; nothing is written to it.
+    ``path``: the database file; ``problems``: SQLite's findings."""
+
+    def __init__(self, message: str, *, path: object = None, problems: object = ()) -> None:
+        super().__init__(message)
+        self.path = path
+        self.problems = list(problems)  # type: ignore[call-overload]
 
 
 class RunLockedError(StoreError):

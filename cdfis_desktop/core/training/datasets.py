@@ -175,9 +175,10 @@ class PatchDataset(Dataset[Item], ABC):
 
     def reserve_storage(self) -> str:
         """Open the on-disk cache now, reserving its disk space. When the disk has no room
-        for it, the dataset goes on without a cache (patches are read from their source)
-        and a sentence for the user is returned; "" otherwise. Call before training starts,
-        so a full disk is reported before anything is recorded."""
+        for it (or it cannot be written at all), the dataset goes on without a cache
+        (patches are read from their source) and a sentence for the user is returned; ""
+        otherwise. Call before training starts, so this is known before anything is
+        recorded."""
         self._prepare_storage()
         return self.storage_warning
 
@@ -189,11 +190,12 @@ class PatchDataset(Dataset[Item], ABC):
             try:
                 self._images, self._filled = _open_cache(self.cache_path, shape)
                 return
-            except StorageFullError as exc:
+            except (StorageFullError, OSError) as exc:  # full, read-only, no permission
                 self.cache_path = None
+                reason = str(exc) if isinstance(exc, StorageFullError) else exc.strerror
                 self.storage_warning = (
-                    f"{exc} Training goes on without the patch cache (patches are read "
-                    "from the slides instead)"
+                    f"the patch cache cannot be written ({reason}); training goes on "
+                    "without it (patches are read from their source instead)"
                 )
         if in_ram:
             self._images = np.empty(shape, dtype=np.uint8)

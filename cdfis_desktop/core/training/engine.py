@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from cdfis_desktop.core.config import RunConfig
-from cdfis_desktop.core.errors import CdfisError, ConfigError
+from cdfis_desktop.core.errors import CdfisError, ConfigError, StoreError
 from cdfis_desktop.core.progress import CancelToken
 from cdfis_desktop.core.sampling import DrawRecord, WarmupRule
 from cdfis_desktop.core.storage import Project
@@ -139,6 +139,11 @@ class Trainer:
     def _iterate(
         self, config: RunConfig, cancel: CancelToken, resume_run_id: int | None
     ) -> Iterator[Report]:
+        if self.project.read_only:
+            raise StoreError(
+                f"{self.project.folder} is read-only: training records its runs in the "
+                "project; copy the project to a folder you can write to and train there"
+            )
         config.validate()
         WarmupRule.parse(config.sampler.warmup)  # a typo fails here, before any loading
         setup = resolve_device(config.device)
