@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from cdfis_desktop.core import scratch
 from cdfis_desktop.core.config import TilingConfig
 from cdfis_desktop.core.errors import AnnotationError, LabelsError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
@@ -448,7 +449,12 @@ def import_patch_set(
     image side, ``patch_px`` = ``l0_size``, tissue fraction 1, slide group = the group name).
     Numeric labels are used as class numbers (``class_map`` then only names them, e.g.
     ``{"non-IDC": 0, "IDC": 1}``); text labels go through the class map.
-    Raises LabelsError (bad CSV or images) or ConfigError before writing anything.
+
+    A rerun finishes an interrupted import: groups whose slide is registered with its
+    patches are skipped (listed in ``skipped``); a mosaic written but not registered, or
+    registered without patches, is written again (listed in ``notes``); scratch files of
+    the killed import are deleted. Raises LabelsError (bad CSV or images) or ConfigError
+    before writing anything.
     """
     if not mpp > 0:
         raise LabelsError(f"the mosaic mpp must be positive (got {mpp})")
@@ -457,8 +463,14 @@ def import_patch_set(
     patch_set = read_patch_set(csv_path, root, group_by=group_by, class_map=mapping)
 
     project.slides_dir.mkdir(parents=True, exist_ok=True)
-    registered = {Path(s.path).resolve() for s in project.slides()}
-    targets: list[Path] = []
+    scratch.remove(scratch.orphans_in([project.slides_dir]))  # a killed import's scratch
+    registered = {Path(s.path).resolve(): s.id for s in project.slides()}
+    ids, counts = np.unique(project.patches().slide_id, return_counts=True)
+    patch_count = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    todo: list[tuple[Any, Path]] = []
+    unfinished: list[int] = []
+    skipped: list[str] = []
+    notes: list[str] = []
     used: set[str] = set()
     for group in patch_set.groups:
         name = safe_slide_name(group.name)
@@ -466,17 +478,25 @@ def import_patch_set(
             name += "_"
         used.add(name.casefold())
         target = (project.slides_dir / f"{name}.tiff").resolve()
-        if target in registered or target.exists():
-            raise LabelsError(
-                f"{target} already exists: group {group.name!r} seems imported already; "
-                "delete that slide from the project first or import into another project"
+        slide_id = registered.get(target)
+        if slide_id is not None and patch_count.get(slide_id, 0) > 0:
+            skipped.append(
+                f"{target.name}: group {group.name!r} is already imported (to import it "
+                f"again, first: cdfis slides remove --project DIR {slide_id})"
             )
-        targets.append(target)
+            continue
+        if slide_id is not None:  # registered, but killed before its patches were
+            unfinished.append(slide_id)
+        if slide_id is not None or target.exists():
+            notes.append(f"{target.name}: left unfinished by an interrupted import; redone")
+        todo.append((group, target))
 
     _apply_class_names(project, class_names, [g.label for g in patch_set.groups])
+    for slide_id in unfinished:
+        project.delete_slide(slide_id)
     results: list[SlideImport] = []
-    total = len(patch_set.groups)
-    for number, (group, target) in enumerate(zip(patch_set.groups, targets, strict=True)):
+    total = len(todo)
+    for number, (group, target) in enumerate(todo):
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:
@@ -486,7 +506,7 @@ def import_patch_set(
         results.append(_import_group(project, group, target, mpp))
     if progress is not None:
         progress(Progress(total, total, "import finished"))
-    return ImportSummary(results, project.class_names())
+    return ImportSummary(results, project.class_names(), skipped, notes)
 
 
 def _import_group(project: Any, group: Any, target: Path, mpp: float) -> SlideImport:

@@ -105,9 +105,14 @@ class CheckReport:
     checked: list[str] = field(default_factory=list)
 
     @property
+    def remaining(self) -> int:
+        """Problems plus scratch files still there."""
+        return len(self.problems) + len(self.orphans) - len(self.removed)
+
+    @property
     def healthy(self) -> bool:
         """No problem, and no orphan left behind."""
-        return not self.problems and len(self.removed) == len(self.orphans)
+        return self.remaining == 0
 
     def lines(self) -> list[str]:
         """A human-readable report, one finding per line."""
