@@ -32,15 +32,15 @@ def is_full_error(exc: BaseException) -> bool:
 
 
 def full_error(path: str | os.PathLike[str], what: str, needed_bytes: int | None = None) -> StorageFullError:
-    """A :class:`StorageFullError` for ``what`` (e.g. "the mosaic 8863.tiff") at ``path``,
+    """A :class:`StorageFullError` for ``what`` (e.g. "the slide 8863.tiff") at ``path``,
     naming the space needed (when known) and free."""
     folder = Path(path).parent
     free = free_bytes(folder)
-    need = f"needs {_mib(needed_bytes)} but " if needed_bytes is not None else ""
+    need = f"it needs {_mib(needed_bytes)}, " if needed_bytes is not None else ""
     have = f"only {_mib(free)} are free" if free is not None else "the disk is full"
     return StorageFullError(
-        f"{what} {need}{have} in {folder}; free some space (or choose a folder on another "
-        "disk) and try again. Nothing saved before was lost"
+        f"not enough disk space for {what}: {need}{have} in {folder}; free some space (or "
+        "choose a folder on another disk) and try again. Nothing saved before was lost"
     )
 
 
@@ -84,15 +84,20 @@ def reserved_memmap(
     path: str | os.PathLike[str], dtype: np.dtype | type, shape: tuple[int, ...], what: str
 ) -> np.memmap:
     """A new ``.npy`` file at ``path`` opened as a writable memory map of ``shape`` and
-    ``dtype``, with all its bytes reserved (:func:`reserve`). On StorageFullError the
-    file is deleted before the error propagates."""
+    ``dtype``, with all its bytes reserved (:func:`reserve`). Raises StorageFullError
+    when it does not fit; on any error the file is deleted first."""
     path = Path(path)
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
     try:
-        reserve(path, int(array.offset) + int(array.nbytes), what)
-    except BaseException:
-        del array
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        try:
+            reserve(path, int(array.offset) + int(array.nbytes), what)
+        except BaseException:
+            del array
+            raise
+    except BaseException as exc:
         path.unlink(missing_ok=True)
+        if is_full_error(exc):  # the header or the sparse file's last byte did not fit
+            raise full_error(path, what, int(np.prod(shape)) * np.dtype(dtype).itemsize) from None
         raise
     return array
 

@@ -58,7 +58,7 @@ def ensure_folder(path: str | os.PathLike[str]) -> Path:
 
 def _write_error(path: Path, exc: OSError) -> CdfisError:
     if is_full_error(exc):
-        return full_error(path, f"writing {path.name}")
+        return full_error(path, path.name)
     reason = exc.strerror or str(exc)
     return ExportError(
         f"cannot write {path}: {reason}; choose a path in a folder that exists and that you "

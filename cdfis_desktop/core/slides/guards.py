@@ -51,7 +51,7 @@ def check_read_size(where: object, width_px: int, height_px: int, what: str) -> 
         return
     raise SlideTooLargeError(
         f"{where}: reading {width_px:,} x {height_px:,} px {what} at once would take "
-        f"{pixels * 4 / 2**30:,.1f} GiB of memory, more than the limit of {limit:,} px. "
+        f"{_size(pixels * 4)} of memory, more than the limit of {limit:,} px. "
         "The slide probably has no lower-resolution levels: convert it to a pyramidal "
         "tiled TIFF (e.g. vips tiffsave in.tif out.tif --tile --pyramid --compression jpeg), "
         f"or raise the limit with the environment variable {LIMIT_VARIABLE}=<pixels> if "
@@ -76,3 +76,7 @@ def check_read_at_mpp(slide: Any, out_w: int, out_h: int, mpp: float) -> None:
     level, lv_w, lv_h = read_plan_at_mpp(slide, out_w, out_h, mpp)
     check_read_size(slide.path, math.ceil(lv_w), math.ceil(lv_h), f"of level {level}")
     check_read_size(slide.path, out_w, out_h, "as one image")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.0f} MiB"

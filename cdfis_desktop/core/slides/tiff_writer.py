@@ -153,7 +153,7 @@ def write_pyramidal_tiff_bands(
 def _write_error(target: Path, exc: OSError) -> CdfisError:
     """A full disk: :class:`StorageFullError`; other OS errors: :class:`SlideWriteError`."""
     if is_full_error(exc):
-        return full_error(target, f"writing the slide {target.name}")
+        return full_error(target, f"the slide {target.name}")
     return SlideWriteError(
         f"cannot write {target}: {exc.strerror or exc}; check the folder's permissions"
     )
