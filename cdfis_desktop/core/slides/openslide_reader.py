@@ -56,10 +56,18 @@ class OpenSlideReader(BaseSlideReader):
         return rgba_to_rgb_on_white(np.asarray(image))
 
     def associated_image(self, name: str) -> np.ndarray:
-        """An associated image (label, macro, thumbnail...) as uint8[h, w, 3]; KeyError if absent."""
+        """An associated image (label, macro, thumbnail...) as uint8[h, w, 3]; KeyError if
+        absent, SlideOpenError when it cannot be decoded (a damaged file)."""
         if name not in self._associated_names:
             raise KeyError(f"{self._path} has no associated image {name!r}")
-        return rgba_to_rgb_on_white(np.asarray(self._slide.associated_images[name].convert("RGBA")))
+        try:
+            image = self._slide.associated_images[name]
+        except openslide.OpenSlideError as exc:
+            raise SlideOpenError(
+                f"{self._path}: cannot read its associated image {name!r} ({exc}); the file "
+                "is probably truncated or damaged: copy it again from the source"
+            ) from None
+        return rgba_to_rgb_on_white(np.asarray(image.convert("RGBA")))
 
     def fingerprint(self) -> str:
         """A content identity that survives renames and moves: OpenSlide's quickhash-1 when
