@@ -23,7 +23,10 @@ def register(subparsers: Any) -> None:
     remove = actions.add_parser("remove", help="remove slides and everything recorded about them")
     remove.add_argument("--project", required=True, metavar="DIR", help="the project folder")
     remove.add_argument(
-        "slides", nargs="+", metavar="SLIDE", help="slide id, or file name (see 'cdfis slides list')"
+        "slides",
+        nargs="+",
+        metavar="SLIDE",
+        help="slide id, or file name (see 'cdfis slides list')",
     )
     remove.set_defaults(func=run_remove)
 

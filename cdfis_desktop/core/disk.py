@@ -31,7 +31,9 @@ def is_full_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in FULL_ERRNOS
 
 
-def full_error(path: str | os.PathLike[str], what: str, needed_bytes: int | None = None) -> StorageFullError:
+def full_error(
+    path: str | os.PathLike[str], what: str, needed_bytes: int | None = None
+) -> StorageFullError:
     """A :class:`StorageFullError` for ``what`` (e.g. "the slide 8863.tiff") at ``path``,
     naming the space needed (when known) and free."""
     folder = Path(path).parent

@@ -184,13 +184,21 @@ def test_a_server_database_url_is_refused(trained_project, tmp_path, capsys) -> 
 # -- 5. a labels CSV with 1e300 -------------------------------------------------------------
 
 
-def test_a_coordinate_too_large_for_an_integer_is_refused(synthetic_slide, tmp_path, capsys) -> None:
+def test_a_coordinate_too_large_for_an_integer_is_refused(
+    synthetic_slide, tmp_path, capsys
+) -> None:
     """Before: exit 0 with l0_x = -9223372036854775808 stored (the check ran after the
     overflowing cast)."""
     labels = tmp_path / "labels.csv"
     labels.write_text("x,y,label\n1e300,10,Tumor\n100,100,Stroma\n", encoding="utf-8")
     code, _, err = cdfis(
-        capsys, "import", "--project", tmp_path / "p", synthetic_slide.slide_path, "--labels", labels
+        capsys,
+        "import",
+        "--project",
+        tmp_path / "p",
+        synthetic_slide.slide_path,
+        "--labels",
+        labels,
     )
     assert code == 2
     assert_one_error_line(err, "outside the slide")
@@ -282,7 +290,9 @@ def test_csv_export_cells_cannot_become_formulas(trained_project, tmp_path, caps
     assert any(r["favour"].startswith("-") for r in rows)  # numbers are left as numbers
 
 
-def test_training_with_a_missing_slide_file_records_no_run(synthetic_slide, tmp_path, capsys) -> None:
+def test_training_with_a_missing_slide_file_records_no_run(
+    synthetic_slide, tmp_path, capsys
+) -> None:
     """Before: the run was recorded, then failed at the first batch."""
     slide = tmp_path / "moved.tiff"
     shutil.copy(synthetic_slide.slide_path, slide)
@@ -292,14 +302,18 @@ def test_training_with_a_missing_slide_file_records_no_run(synthetic_slide, tmp_
     )  # fmt: skip
     assert code == 0, err
     slide.unlink()
-    code, _, err = cdfis(capsys, "train", "--project", tmp_path / "p", "--steps", "2", "--batch", "4")
+    code, _, err = cdfis(
+        capsys, "train", "--project", tmp_path / "p", "--steps", "2", "--batch", "4"
+    )
     assert code == 2
     assert_one_error_line(err, "slide 1", "moved.tiff", "cdfis slides remove")
     with Project.open(tmp_path / "p") as project:
         assert project.runs() == []
 
 
-def test_resuming_before_the_first_checkpoint_keeps_the_history(trained_project, tmp_path, capsys) -> None:
+def test_resuming_before_the_first_checkpoint_keeps_the_history(
+    trained_project, tmp_path, capsys
+) -> None:
     """Before: the resume restarted at step 0 and deleted the run's committed history."""
     from cdfis_desktop.core.config import RunConfig
 
@@ -378,7 +392,9 @@ class read_only:  # noqa: N801 - used like a function
         self.mounted = False
 
 
-def test_a_pathological_annotation_stops_at_the_time_limit(synthetic_slide, tmp_path, capsys, monkeypatch) -> None:
+def test_a_pathological_annotation_stops_at_the_time_limit(
+    synthetic_slide, tmp_path, capsys, monkeypatch
+) -> None:
     """Shapes that cross themselves everywhere: make_valid would take minutes (one
     200-vertex polygon ~17 s, 2 MB of them 105 s). Before: no limit, no progress."""
     rng = np.random.default_rng(0)

@@ -35,7 +35,9 @@ def dead_pid() -> int:
 
 def orphan_beside(target: Path, suffix: str = ".partial") -> Path:
     """A scratch file of ``target`` as a killed process of this computer leaves it."""
-    path = target.with_name(f".{target.name}.cdfis-{scratch.host_tag()}-{dead_pid()}.x1y2z3{suffix}")
+    path = target.with_name(
+        f".{target.name}.cdfis-{scratch.host_tag()}-{dead_pid()}.x1y2z3{suffix}"
+    )
     path.write_bytes(b"half a file")
     return path
 

@@ -189,7 +189,9 @@ def run_cli(args: list[str]) -> tuple[int, str]:
     return code, (lines[-1] if lines else "")
 
 
-def case_commands(fmt: str, index: int, path: Path, inputs: dict[str, Path], work: Path) -> list[list[str]]:
+def case_commands(
+    fmt: str, index: int, path: Path, inputs: dict[str, Path], work: Path
+) -> list[list[str]]:
     """The commands one case runs; a ``slides remove`` follows each successful import."""
     slide = str(inputs["slide"])
     project = str(work / f"project-{fmt}")

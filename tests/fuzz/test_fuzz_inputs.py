@@ -42,7 +42,9 @@ def test_mutated_inputs_exit_0_or_2_and_leave_the_projects_intact(
     assert records[-1] == {"event": "finished", "cases": 300}
     done = [r for r in records if r["event"] == "done"]
     bad = [r for r in done if r["code"] not in (0, 2)]
-    assert not bad, "\n".join(f"{r['case']} {r['command']}: {r['code']} {r['message']}" for r in bad)
+    assert not bad, "\n".join(
+        f"{r['case']} {r['command']}: {r['code']} {r['message']}" for r in bad
+    )
     assert {r["command"] for r in done} == {"info", "import", "slides remove"}
     assert any(r["code"] == 0 for r in done if r["command"] == "import")  # not all refused
     for project in sorted(work.glob("project-*")):

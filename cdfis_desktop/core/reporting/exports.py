@@ -34,7 +34,6 @@ from cdfis_desktop.core.reporting.data import (
     slide_title,
 )
 from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
-from cdfis_desktop.core.reporting.plaintext import literal_text
 from cdfis_desktop.core.reporting.overlays import (
     CATEGORICAL_METRICS,
     METRIC_TITLES,
@@ -42,6 +41,7 @@ from cdfis_desktop.core.reporting.overlays import (
     read_background,
     render_overlay,
 )
+from cdfis_desktop.core.reporting.plaintext import literal_text
 from cdfis_desktop.core.storage import Project, SlideRecord
 
 CSV_COLUMNS = (

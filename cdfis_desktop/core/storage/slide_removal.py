@@ -49,8 +49,7 @@ def find_slides(project: Any, keys: Sequence[str]) -> list[SlideRecord]:
             listing = ", ".join(f"{s.id} ({Path(s.path).name})" for s in slides) or "none"
             what = "no slide" if not matches else f"{len(matches)} slides"
             raise ConfigError(
-                f"{what} of {project.folder} match {key!r}; give a slide id (its slides: "
-                f"{listing})"
+                f"{what} of {project.folder} match {key!r}; give a slide id (its slides: {listing})"
             )
         if matches[0] not in found:
             found.append(matches[0])

@@ -94,8 +94,7 @@ def read_patch_set(
     table = read_patch_table(csv_path, required=("file", "x", "y", "label"))
     column = _group_column(table, group_by)
     l0_x, l0_y = (
-        np.rint(table.numbers(axis, maximum=EXACT_INT_MAX)).astype(np.int64)
-        for axis in ("x", "y")
+        np.rint(table.numbers(axis, maximum=EXACT_INT_MAX)).astype(np.int64) for axis in ("x", "y")
     )
     labels, mapping = table.labels(class_map)
     files = [root / name for name in table.columns["file"]]

@@ -177,7 +177,9 @@ def test_a_batch_of_steps_is_synced_and_other_commits_are_not(trained_project, t
         assert levels == [2, 1]
 
 
-def test_check_fix_removes_the_scratch_of_killed_processes(trained_project, tmp_path, capsys) -> None:
+def test_check_fix_removes_the_scratch_of_killed_processes(
+    trained_project, tmp_path, capsys
+) -> None:
     import subprocess
     import sys
 

@@ -33,7 +33,9 @@ def test_small_work_runs_here_and_reports_progress(tmp_path: Path) -> None:
     square = [[0, 0], [100, 0], [100, 100], [0, 100]]
     bow_tie = [[200, 200], [300, 300], [300, 200], [200, 300]]
     updates = []
-    result = load_annotations(geojson(tmp_path / "a.geojson", [square, bow_tie]), progress=updates.append)
+    result = load_annotations(
+        geojson(tmp_path / "a.geojson", [square, bow_tie]), progress=updates.append
+    )
     assert [(u.done, u.total) for u in updates][-1] == (3, 3)
     assert result.polygon_count == 2 and any("repaired" in n for n in result.notes)
 
@@ -60,7 +62,9 @@ def test_large_work_runs_in_a_child_with_progress_and_the_same_result(
         ("CDFIS_ANNOTATION_TIMEOUT_S", "soon", "is not a positive number"),
     ],
 )
-def test_limits_name_the_variable_that_raises_them(tmp_path, monkeypatch, variable, value, words) -> None:
+def test_limits_name_the_variable_that_raises_them(
+    tmp_path, monkeypatch, variable, value, words
+) -> None:
     path = geojson(tmp_path / "c.geojson", [crossing_ring(3, 120)])
     monkeypatch.setenv(variable, value)
     with pytest.raises(AnnotationError) as caught:
