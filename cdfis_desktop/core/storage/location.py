@@ -10,8 +10,8 @@ meaning relative to the folder. Anything else is refused with a :class:`StoreErr
 
 A project on a read-only disk or folder (a DVD, a read-only share, an archive) is opened
 **read-only**: SQLite's ``mode=ro``, plus ``immutable=1`` when no ``-wal`` file is present
-(SQLite could not create its ``-shm`` file there). Every query works; writes raise
-:class:`StoreError`.
+(SQLite could not create its ``-shm`` file there; it then assumes nobody changes the
+file while it is open). Every query works; writes raise :class:`StoreError`.
 """
 
 from __future__ import annotations
