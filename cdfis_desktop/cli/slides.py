@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -41,10 +40,10 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"no slides in {args.project}")
         return 0
     for s in slides:
-        missing = "" if Path(s.path).exists() else "  (file missing)"
+        missing = "" if s.file.exists() else "  (file missing)"
         mpp = "-" if s.mpp is None else f"{s.mpp:g}"
         print(
-            f"{s.id}  {Path(s.path).name}  {s.width} x {s.height} px  mpp {mpp}  group "
+            f"{s.id}  {s.name}  {s.width} x {s.height} px  mpp {mpp}  group "
             f"{s.group or '-'}  {counts[s.id]} patches{missing}"
         )
     return 0
@@ -59,7 +58,7 @@ def run_remove(args: argparse.Namespace) -> int:
     for item in removed:
         deleted = "; its mosaic file was deleted" if item.file_deleted else ""
         print(
-            f"removed slide {item.slide.id} ({Path(item.slide.path).name}) with "
+            f"removed slide {item.slide.id} ({item.slide.name}) with "
             f"{item.patches} patches and their history{deleted}"
         )
     return 0

@@ -319,10 +319,7 @@ def test_resuming_before_the_first_checkpoint_keeps_the_history(
 
     folder = copy_of(trained_project, tmp_path)
     with Project.open(folder) as project:
-        run_id = project.create_run(
-            RunConfig(batch_size=4).to_dict(), sampler_rule="uniform", sampler_mode="presample",
-            metric="loss", seed=0, device="cpu", n_train=10,
-        )  # fmt: skip
+        run_id = project.create_run(RunConfig(batch_size=4), n_train=10, device="cpu")
         ids = project.patches().id[:8]
         with project.history_writer(run_id, flush_every_steps=2) as writer:
             for step in (1, 2, 3, 4):

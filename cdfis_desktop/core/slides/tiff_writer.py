@@ -105,7 +105,7 @@ def write_pyramidal_tiff_bands(
     try:
         scratch = scratch_folder(target.parent, ".pyramid-")
         try:
-            levels = [
+            levels: list[np.ndarray] = [
                 reserved_memmap(
                     scratch / f"level{i}.npy",
                     np.uint8,

@@ -10,7 +10,9 @@ flushed batch, as after a killed process (``benchmarks/store.py``: x1.00 the ins
 +0.4 ms per flush of 20 steps on the development disk), a busy timeout, a 64 MiB page
 cache and a 64 MiB WAL checkpoint threshold (the WAL file is truncated back to that size
 after a checkpoint), on every new connection; a new database gets 16 KiB pages (SQLite
-keeps the page size of an existing file). Projects use SQLite only (:mod:`.location`).
+keeps the page size of an existing file). The store is SQLite only: its SQL uses SQLite's
+``group_concat``, ``WITHOUT ROWID`` tables and upserts, no other database is tested, and
+a project's database is an SQLite file inside its folder (:mod:`.location`).
 
 Thread rules: the engine's pool hands each thread its own connection; every store call
 checks one out for the duration of one transaction, so calls from different threads do

@@ -165,8 +165,8 @@ class HistoryWriter:
             )
         score_a = arrays[0].astype(np.float32)
         prob_a = arrays[1].astype(np.float32)
-        chosen_a = arrays[2].astype(np.int64)
-        weight_a = arrays[3].astype(np.float64)
+        chosen_a: np.ndarray = arrays[2].astype(np.int64)
+        weight_a: np.ndarray = arrays[3].astype(np.float64)
         in_order = np.sort(ids)
         if (in_order[1:] == in_order[:-1]).any():  # cheaper check than np.unique per step
             unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)

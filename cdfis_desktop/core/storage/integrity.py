@@ -164,7 +164,7 @@ def _check_files(project: Any, report: CheckReport) -> None:
     slides = project.slides()
     report.checked.append(f"{len(slides)} slide file(s)")
     for slide in slides:
-        path = Path(slide.path)
+        path = slide.file
         if not path.exists():
             report.problems.append(
                 f"slide {slide.id}: its file {path} is missing; put it back, or remove the "

@@ -44,9 +44,9 @@ def find_slides(project: Any, keys: Sequence[str]) -> list[SlideRecord]:
         if text.isdigit():
             matches = [s for s in slides if s.id == int(text)]
         else:
-            matches = [s for s in slides if text in (Path(s.path).name, Path(s.path).stem)]
+            matches = [s for s in slides if text in (s.file.name, s.file.stem)]
         if len(matches) != 1:
-            listing = ", ".join(f"{s.id} ({Path(s.path).name})" for s in slides) or "none"
+            listing = ", ".join(f"{s.id} ({s.name})" for s in slides) or "none"
             what = "no slide" if not matches else f"{len(matches)} slides"
             raise ConfigError(
                 f"{what} of {project.folder} match {key!r}; give a slide id (its slides: {listing})"
@@ -84,12 +84,12 @@ def _refuse_while_training(project: Any) -> None:
 
 def _delete_owned_file(project: Any, slide: SlideRecord) -> bool:
     """Delete the slide's file when it is a mosaic inside the project's ``slides/``."""
-    path = Path(slide.path)
+    path = slide.file
     try:
         inside = path.resolve().is_relative_to(Path(project.slides_dir).resolve())
     except OSError:
         return False
-    if not inside or any(Path(s.path) == path for s in project.slides()):
+    if not inside or any(s.file == path for s in project.slides()):
         return False  # the user's file, or still used by another slide record
     try:
         path.unlink()

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from cdfis_desktop.cli.main import main
+from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import DamagedDatabaseError, StoreError
 from cdfis_desktop.core.scratch import host_tag
 from cdfis_desktop.core.storage import Project
@@ -162,10 +163,7 @@ def test_a_batch_of_steps_is_synced_and_other_commits_are_not(trained_project, t
             dbapi = conn.connection.dbapi_connection
             levels.append(dbapi.execute("PRAGMA synchronous").fetchone()[0])
 
-        run_id = project.create_run(
-            {}, sampler_rule="uniform", sampler_mode="presample", metric="loss", seed=0,
-            device="cpu", n_train=4,
-        )  # fmt: skip
+        run_id = project.create_run(RunConfig(), n_train=4, device="cpu")
         ids = project.patches().id[:4]
         levels.clear()
         with project.history_writer(run_id, flush_every_steps=2) as writer:

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from cdfis_desktop.cli.main import main
+from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.storage import Project
 
 
@@ -25,9 +26,9 @@ def test_removing_a_slide_removes_its_history_and_keeps_the_rest(
 ) -> None:
     folder = copy_of(trained_project, tmp_path)
     with Project.open(folder) as project:
-        kept = project.heatmap_values(trained_project.run_id, 1, "times_chosen")
+        kept = project.slide_measurements(trained_project.run_id, 1)
         gone_ids = project.patches(slide_id=2).id
-        user_file = Path(project.slides()[1].path)
+        user_file = project.slides()[1].file
     assert main(["slides", "remove", "--project", str(folder), "2"]) == 0
     out = capsys.readouterr().out
     assert f"removed slide 2 (demo-1.tiff) with {gone_ids.size} patches" in out
@@ -36,8 +37,9 @@ def test_removing_a_slide_removes_its_history_and_keeps_the_rest(
         assert [s.id for s in project.slides()] == [1]
         assert len(project.runs()) == 2
         assert project.patch_history(trained_project.run_id, int(gone_ids[0])).step.size == 0
-        after = project.heatmap_values(trained_project.run_id, 1, "times_chosen")
-        assert np.array_equal(after.value, kept.value, equal_nan=True)
+        after = project.slide_measurements(trained_project.run_id, 1)
+        assert np.array_equal(after.times_chosen, kept.times_chosen)
+        assert np.array_equal(after.score_sum, kept.score_sum)
     assert main(["check", "--project", str(folder)]) == 0
 
 
@@ -62,10 +64,7 @@ def test_a_mosaic_owned_by_the_project_is_deleted_with_its_slide(tmp_path, capsy
 def test_nothing_is_removed_while_a_run_trains(trained_project, tmp_path, capsys) -> None:
     folder = copy_of(trained_project, tmp_path)
     with Project.open(folder) as trainer:  # holds the new run's writer lock, as training does
-        run_id = trainer.create_run(
-            {}, sampler_rule="uniform", sampler_mode="presample", metric="loss", seed=0,
-            device="cpu", n_train=10,
-        )  # fmt: skip
+        run_id = trainer.create_run(RunConfig(), n_train=10, device="cpu")
         assert main(["slides", "remove", "--project", str(folder), "1"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and f"run {run_id} is being trained" in err
