@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
         run_comparison,
     )
     from cdfis_desktop.core.experiments.comparison_outputs import write_outputs, write_results
-    from cdfis_desktop.core.experiments.comparison_records import keep_in_project
     from cdfis_desktop.core.experiments.comparison_summary import conclusion
     from cdfis_desktop.core.progress import Cancelled, CancelToken
+    from cdfis_desktop.core.reporting.comparisons import keep_in_project
     from cdfis_desktop.core.storage import Project
 
     if args.time_budget is None:
