@@ -32,6 +32,7 @@ from cdfis_desktop import __version__
 from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
 from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
+from cdfis_desktop.core.heatmap.plaintext import literal_text
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.reporting.comparisons import StoredComparison, comparison_of_run
 from cdfis_desktop.core.reporting.data import patch_measurements
@@ -63,14 +64,15 @@ def write_report(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``."""
+    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``. Names (run,
+    slides, classes) are drawn as written (:func:`literal_text`)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     run = project.run(run_id)
     builder = _ReportBuilder(project, run)
     pages = list(builder.pages())
     target = Path(path)
-    with atomic_output(target) as tmp:
+    with atomic_output(target) as tmp, literal_text():
         with PdfPages(tmp, metadata=_metadata(run)) as pdf:
             for done, (title, make_page) in enumerate(pages):
                 if cancel is not None:

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from cdfis_desktop.core.config import RunConfig
-from cdfis_desktop.core.errors import CdfisError, ConfigError
+from cdfis_desktop.core.errors import CdfisError, ConfigError, StoreError
 from cdfis_desktop.core.progress import CancelToken
 from cdfis_desktop.core.sampling import DrawRecord, WarmupRule
 from cdfis_desktop.core.storage import Project
@@ -132,12 +132,20 @@ class Trainer:
 
     def iter_resume(self, run_id: int, cancel: CancelToken | None = None) -> Iterator[Report]:
         """Continue run ``run_id`` from its latest checkpoint with its stored configuration
-        (from the start when it has none). Raises :class:`StoreError` for an unknown run,
-        :class:`ConfigError` for a finished one."""
+        (from the start when it has none and recorded nothing). Raises :class:`StoreError`
+        for an unknown run, :class:`ConfigError` for a finished one or one that recorded
+        steps but has no checkpoint (resuming would drop its history)."""
         summary = self.project.run(run_id)
         if summary.status == "finished":
             raise ConfigError(f"run {run_id} has already finished; start a new run instead")
         config = RunConfig.from_dict(summary.config)
+        if summary.steps and self.project.latest_checkpoint(run_id) is None:
+            raise ConfigError(
+                f"run {run_id} stopped at step {summary.steps}, before its first checkpoint "
+                f"(every {config.checkpoint_every_steps} steps): resuming would start it again "
+                f"from step 0 and drop its {summary.steps} recorded steps. Its history is kept "
+                "as it is; start a new run with the same settings instead"
+            )
         return self._iterate(config, cancel or CancelToken(), run_id)
 
     # ---- the run ---------------------------------------------------------------------
@@ -145,6 +153,11 @@ class Trainer:
     def _iterate(
         self, config: RunConfig, cancel: CancelToken, resume_run_id: int | None
     ) -> Iterator[Report]:
+        if self.project.read_only:
+            raise StoreError(
+                f"{self.project.folder} is read-only: training records its runs in the "
+                "project; copy the project to a folder you can write to and train there"
+            )
         config.validate()
         WarmupRule.parse(config.sampler.warmup)  # a typo fails here, before any loading
         setup = resolve_device(config.device)
