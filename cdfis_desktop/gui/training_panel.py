@@ -8,6 +8,7 @@ GUI thread only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -28,14 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cdfis_desktop.core.config import (
-    MODEL_NAMES,
-    SAMPLER_MODES,
-    SAMPLER_RULES,
-    SCORE_METRICS,
-    RunConfig,
-    SamplerConfig,
-)
+from cdfis_desktop.core.config import MODEL_NAMES, SCORE_METRICS, RunConfig
+from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS, preset_config
 from cdfis_desktop.gui.live_plots import LivePlots
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -53,12 +48,13 @@ class TrainingPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from cdfis_desktop.core.demo.project import demo_run_config
+        from cdfis_desktop.core.demo.project import DEMO_PRESET, demo_run_config
 
         defaults = demo_run_config()
         sampler = defaults.sampler
-        self.rule = _combo(SAMPLER_RULES, sampler.rule)
-        self.mode = _combo(SAMPLER_MODES, sampler.mode)
+        self.preset = _combo(tuple(SAMPLER_PRESETS), DEMO_PRESET)
+        self.preset_note = QLabel()
+        self.preset_note.setWordWrap(True)
         self.metric = _combo(SCORE_METRICS, sampler.metric)
         self.presample_ratio = _float_box(1.0, 64.0, sampler.presample_ratio, 1)
         self.floor = _float_box(0.0, 1.0, sampler.floor, 2)
@@ -74,16 +70,6 @@ class TrainingPanel(QWidget):
         self.augment = QCheckBox("augment")
         self.augment.setChecked(defaults.augment)
         _explain(
-            (
-                self.rule,
-                "How candidates become a batch: cdf (importance sampling through "
-                "the CDF of scores), topk (hardest only), uniform, bottomk (easiest only)",
-            ),
-            (
-                self.mode,
-                "presample: score r x batch fresh candidates each step (the paper); "
-                "history: reuse every patch's latest score",
-            ),
             (
                 self.metric,
                 "Per-patch importance score: loss, or the last layer's gradient "
@@ -126,8 +112,8 @@ class TrainingPanel(QWidget):
         self.stop.clicked.connect(self.stop_requested)
 
         form = QFormLayout()
-        form.addRow("Sampler", self.rule)
-        form.addRow("Mode", self.mode)
+        form.addRow("Sampler", self.preset)
+        form.addRow("", self.preset_note)
         form.addRow("Score", self.metric)
         form.addRow("Presample ratio", self.presample_ratio)
         form.addRow("Floor", self.floor)
@@ -170,14 +156,24 @@ class TrainingPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
         self._paused = False
+        self.preset.currentTextChanged.connect(self._show_preset)
+        self._show_preset(self.preset.currentText())
         self.set_running(False)
 
+    def _show_preset(self, name: str) -> None:
+        """Describe the chosen preset and put its presample ratio (if it sets one) in the form."""
+        chosen = SAMPLER_PRESETS[name]
+        self.preset_note.setText(chosen.summary)
+        self.preset.setToolTip(f"{chosen.summary}\nSource: {chosen.source}")
+        if "presample_ratio" in chosen.fields:
+            self.presample_ratio.setValue(float(chosen.fields["presample_ratio"]))
+
     def config(self) -> RunConfig:
-        """The run configuration in the form; raises ``ConfigError`` when invalid."""
+        """The run configuration in the form (the chosen preset, with the form's score,
+        presample ratio and warm-up); raises ``ConfigError`` when invalid."""
         stop_by, value = self.stop_by.currentText(), self.stop_value.value()
-        sampler = SamplerConfig(
-            rule=self.rule.currentText(),
-            mode=self.mode.currentText(),
+        sampler = replace(
+            preset_config(self.preset.currentText()),
             metric=self.metric.currentText(),
             presample_ratio=self.presample_ratio.value(),
             floor=self.floor.value(),

@@ -118,3 +118,18 @@ def test_invalid_training_settings_end_in_an_error_dialog(window, qtbot):
     assert window.errors.shown and window.errors.shown[-1].user_error
     assert "sometimes" in window.errors.shown[-1].message
     assert window.training_panel.start.isEnabled()
+
+
+def test_the_form_offers_every_preset_and_builds_its_configuration(qtbot):
+    from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS
+    from cdfis_desktop.gui.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    names = [panel.preset.itemText(i) for i in range(panel.preset.count())]
+    assert names == list(SAMPLER_PRESETS)
+    panel.preset.setCurrentText("cdf-history")
+    panel.warmup.setText("epochs:1")
+    config = panel.config().sampler
+    assert (config.rule, config.mode, config.warmup) == ("cdf", "history", "epochs:1")
+    assert panel.preset_note.text() == SAMPLER_PRESETS["cdf-history"].summary

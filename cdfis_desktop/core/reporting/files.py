@@ -1,19 +1,22 @@
 """Atomic output files and output-path checks shared by reports and exports.
 
-Every report or export is written to a temporary file in the target's folder and moved
-into place with ``os.replace``: readers never see half a file, and a failure (or a cancel)
-leaves an older file of the same name untouched.
+Every report or export is written to a scratch file in the target's folder
+(:mod:`cdfis_desktop.core.scratch`: the mode a plain ``open`` gives, respecting the umask)
+and moved into place with ``os.replace``: readers never see half a file, and a failure (or a
+cancel) leaves an older file of the same name untouched. Scratch left by a killed earlier
+write of the same file is removed first.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cdfis_desktop.core.errors import ExportError
+from cdfis_desktop.core.disk import full_error, is_full_error
+from cdfis_desktop.core.errors import CdfisError, ExportError
+from cdfis_desktop.core.scratch import remove_orphans_of, scratch_file
 
 
 @contextmanager
@@ -21,11 +24,15 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on normal exit move it onto ``path``.
 
     On any exception the temporary file is removed and the exception propagates (an
-    ``OSError`` becomes :class:`ExportError` naming ``path``). The folder must exist.
+    ``OSError`` becomes :class:`ExportError` naming ``path``, or :class:`StorageFullError`
+    when the disk is full). The folder must exist.
     """
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    tmp_path = _new_file(folder, target)
+    remove_orphans_of(target)
+    try:
+        tmp_path = scratch_file(target, ".partial")
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -35,23 +42,6 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
-
-
-def _new_file(folder: Path, target: Path) -> Path:
-    """An empty, new temporary file in ``folder`` with the permissions of any new file
-    (0666 minus the umask; ``tempfile.mkstemp`` would make it 0600, and ``os.replace``
-    would give the export that mode)."""
-    for _ in range(100):
-        candidate = folder / f".{target.name}.{secrets.token_hex(4)}.partial"
-        try:
-            handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise _write_error(target, exc) from exc
-        os.close(handle)
-        return candidate
-    raise ExportError(f"cannot make a temporary file next to {target}")
 
 
 def ensure_folder(path: str | os.PathLike[str]) -> Path:
@@ -66,7 +56,9 @@ def ensure_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _write_error(path: Path, exc: OSError) -> ExportError:
+def _write_error(path: Path, exc: OSError) -> CdfisError:
+    if is_full_error(exc):
+        return full_error(path, path.name)
     reason = exc.strerror or str(exc)
     return ExportError(
         f"cannot write {path}: {reason}; choose a path in a folder that exists and that you "

@@ -32,6 +32,7 @@ from cdfis_desktop import __version__
 from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
 from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
+from cdfis_desktop.core.heatmap.plaintext import literal_text
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.reporting.comparisons import StoredComparison, comparison_of_run
 from cdfis_desktop.core.reporting.data import patch_measurements
@@ -63,14 +64,15 @@ def write_report(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``."""
+    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``. Names (run,
+    slides, classes) are drawn as written (:func:`literal_text`)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     run = project.run(run_id)
     builder = _ReportBuilder(project, run)
     pages = list(builder.pages())
     target = Path(path)
-    with atomic_output(target) as tmp:
+    with atomic_output(target) as tmp, literal_text():
         with PdfPages(tmp, metadata=_metadata(run)) as pdf:
             for done, (title, make_page) in enumerate(pages):
                 if cancel is not None:
@@ -317,9 +319,10 @@ class _ReportBuilder:
         epochs = self.project.epochs(self.run.id)
         picked = sorted({epochs[round(i * (len(epochs) - 1) / 3)] for i in range(4)})
         scores = {e: self.project.score_distribution(self.run.id, epoch=e) for e in picked}
-        hist_ax, cdf_ax = figure.subplots(
-            2, 1, gridspec_kw={"top": 0.9, "bottom": 0.07, "hspace": 0.3}
+        hist_ax, cdf_ax, age_ax = figure.subplots(
+            3, 1, gridspec_kw={"top": 0.9, "bottom": 0.06, "hspace": 0.42}
         )
+        self._score_age_panel(age_ax)
         finite = [s[np.isfinite(s)] for s in scores.values()]
         everything = np.concatenate(finite) if finite else np.zeros(0)
         if everything.size == 0:
@@ -360,6 +363,28 @@ class _ReportBuilder:
             ax.grid(alpha=0.3)
             _legend(ax)
         return figure
+
+    def _score_age_panel(self, ax: Axes) -> None:
+        """Median and 90th percentile of the score age at each epoch's end (steps)."""
+        ages = self.project.score_ages(self.run.id)
+        if ages.epoch.size == 0:
+            _empty(ax, "no scores recorded")
+            return
+        _series(ax, ages.epoch, ages.median_steps, "median", _ACCENT)
+        _series(ax, ages.epoch, ages.p90_steps, "90th percentile", "#c0504d")
+        batch = int(self.run.config.get("batch_size") or 0)
+        per_epoch = f" (an epoch: {math.ceil(self.run.n_train / batch)} steps)" if batch else ""
+        last = (
+            f"last epoch: median {ages.median_steps[-1]:.0f}, 90 % {ages.p90_steps[-1]:.0f} "
+            f"steps{per_epoch}"
+        )
+        ax.set_title(
+            f"age of each patch's latest score at the epoch's end; {last}", fontsize=9, loc="left"
+        )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("score age (steps)")
+        ax.grid(alpha=0.3)
+        _legend(ax)
 
     def _slide_page(self, slide: SlideRecord) -> Figure:
         figure = _page(

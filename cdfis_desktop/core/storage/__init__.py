@@ -13,6 +13,7 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
     Project.create(folder, *, url=None) -> Project
     Project.open(folder, *, create=False, url=None, sqlite_pragmas=None) -> Project
         .folder .db_path .checkpoints_dir .cache_dir .slides_dir .locks_dir .name .url
+        .read_only (a read-only folder: queries only)
         .close() / with-statement
     slides   .add_slide(path, *, fingerprint, width, height, mpp, mpp_overridden=False,
                         vendor="", group="") -> int
@@ -38,7 +39,7 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
              .latest_checkpoint(run_id) -> CheckpointRecord | None  .checkpoints(run_id)
     queries  .runs() -> list[RunSummary]  .run(run_id) -> RunSummary
              .metrics(run_id) -> dict[str, ndarray]  .compare_runs(ids) -> RunComparison
-             .epochs(run_id) -> list[int]
+             .epochs(run_id) -> list[int]  .score_ages(run_id) -> ScoreAges
              .slide_measurements(run_id, slide_id, epoch=None) -> SlideMeasurements
                  (every per-patch aggregate, label and prediction of one slide; heatmap
                  values per metric: core.heatmap.metrics)
@@ -57,7 +58,9 @@ a run left ``running`` by a dead process shows as ``interrupted``.
 Errors (all :class:`~cdfis_desktop.core.errors.StoreError`): StorageFullError (disk or
 size limit full; nothing committed is lost), NotAProjectError (not a project / not
 SQLite), SchemaVersionError (written by a newer version; older ones are migrated after a
-backup, see :mod:`.migrations`), RunLockedError (another process writes the run).
+backup, see :mod:`.migrations`), DamagedDatabaseError (fails the integrity check at
+open, see :mod:`.integrity`), RunLockedError (another process writes the run). Also
+here: :mod:`.location` (the database stays inside the folder), :mod:`.slide_removal`.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from cdfis_desktop.core.storage.records import (
     PatchTable,
     RunComparison,
     RunSummary,
+    ScoreAges,
     SlideMeasurements,
     SlideRecord,
 )
@@ -91,6 +95,7 @@ __all__ = [
     "Project",
     "RunComparison",
     "RunSummary",
+    "ScoreAges",
     "SlideMeasurements",
     "SlideRecord",
 ]

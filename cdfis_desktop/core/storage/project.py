@@ -42,6 +42,8 @@ from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
 from cdfis_desktop.core.storage import catalogue, queries, run_lifecycle, run_writes
 from cdfis_desktop.core.storage.database import make_engine, prepare_schema
 from cdfis_desktop.core.storage.history import HistoryWriter
+from cdfis_desktop.core.storage.integrity import ensure_intact, record_clean_close
+from cdfis_desktop.core.storage.location import DATABASE_FILE, locate_database
 from cdfis_desktop.core.storage.locks import RunLocks
 from cdfis_desktop.core.storage.records import (
     CheckpointRecord,
@@ -50,13 +52,13 @@ from cdfis_desktop.core.storage.records import (
     PatchTable,
     RunComparison,
     RunSummary,
+    ScoreAges,
     SlideMeasurements,
     SlideRecord,
 )
 from cdfis_desktop.core.storage.schema import SCHEMA_VERSION
 
 PROJECT_TOML = "project.toml"
-DATABASE_FILE = "project.db"
 
 
 class Project:
@@ -73,11 +75,14 @@ class Project:
         self.folder = folder.resolve()
         settings = _read_or_create_toml(self.folder, create=create, url=url)
         self.name: str = str(settings.get("name", self.folder.name))
-        self.url: str = url or str(settings.get("database_url") or f"sqlite:///{self.db_path}")
-        self._where = str(self.db_path) if self.url.startswith("sqlite") else self.url
+        location = locate_database(self.folder, url or settings.get("database_url"))
+        self.url: str = location.url
+        self.read_only = location.read_only
+        self._db_file = location.path
+        self._where = str(location.path)
         self._locks = RunLocks(self.locks_dir)
         self._geometry = queries.SlideGeometryCache()
-        default_database = self.url == f"sqlite:///{self.db_path}"
+        default_database = location.is_default
         if not create and default_database and not self.db_path.exists():
             raise NotAProjectError(
                 f"{self.folder} has a {PROJECT_TOML} but its database {DATABASE_FILE} is "
@@ -86,12 +91,13 @@ class Project:
             )
         self.engine = make_engine(self.url, sqlite_pragmas=sqlite_pragmas)
         try:
+            ensure_intact(self.engine, self.db_path, self.cache_dir)
             prepare_schema(
                 self.engine,
                 # beside project.toml, an empty database file is an unfinished creation
                 create=create or (default_database and (self.folder / PROJECT_TOML).exists()),
                 where=self._where,
-                db_path=self.db_path if self.engine.dialect.name == "sqlite" else None,
+                db_path=self.db_path,
             )
             self.recover_interrupted_runs()
         except BaseException:
@@ -120,12 +126,14 @@ class Project:
     ) -> Project:
         """Open the project in ``folder`` (or create it when ``create`` and absent).
 
-        ``url``: an SQLite URL instead of ``<folder>/project.db`` (the store's SQL is
-        SQLite's: ``group_concat``, ``WITHOUT ROWID`` tables, upserts). ``sqlite_pragmas``:
-        extra PRAGMAs for every SQLite connection (e.g. ``max_page_count``). An older
-        schema is migrated after a backup; runs left ``running`` whose writer is gone are
-        marked ``interrupted``. Raises :class:`NotAProjectError`,
-        :class:`SchemaVersionError`, :class:`StoreError`."""
+        ``url``: another SQLite file inside ``folder`` instead of ``project.db`` (see
+        :mod:`.location`; the store's SQL is SQLite's: ``group_concat``, ``WITHOUT ROWID``
+        tables, upserts). ``sqlite_pragmas``: extra PRAGMAs for every SQLite connection
+        (e.g. ``max_page_count``). A damaged database is refused (see :mod:`.integrity`);
+        a read-only folder is opened read-only (:attr:`read_only`). An older schema is
+        migrated after a backup; runs left ``running`` whose writer is gone are marked
+        ``interrupted``. Raises :class:`NotAProjectError`, :class:`SchemaVersionError`,
+        :class:`DamagedDatabaseError`, :class:`StoreError`."""
         path = Path(folder).expanduser()
         if path.is_file():
             raise NotAProjectError(
@@ -141,7 +149,9 @@ class Project:
 
     @property
     def db_path(self) -> Path:
-        return self.folder / DATABASE_FILE
+        """The SQLite file (``project.db`` unless project.toml names another one inside
+        the folder, see :mod:`.location`)."""
+        return self._db_file
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -164,6 +174,8 @@ class Project:
         ``interrupted`` at the next open."""
         self._locks.release_all()
         self.engine.dispose()
+        if not self.read_only:
+            record_clean_close(self.db_path, self.cache_dir)
 
     def __enter__(self) -> Project:
         return self
@@ -304,7 +316,9 @@ class Project:
         """Mark ``interrupted`` every ``running`` run whose writer lock is free (its process
         died). The lock is held while the run is marked, so a process resuming the run at
         that moment gets RunLockedError instead of running under a wrong status. Called on
-        open and by :meth:`runs`. Returns the ids marked."""
+        open and by :meth:`runs`. Returns the ids marked (none in a read-only project)."""
+        if self.read_only:
+            return []
         return run_lifecycle.recover_interrupted_runs(self.engine, self._where, self._locks)
 
     def history_writer(
@@ -417,6 +431,10 @@ class Project:
         return RunComparison(
             summaries=summaries, metrics={s.id: self.metrics(s.id) for s in summaries}
         )
+
+    def score_ages(self, run_id: int) -> ScoreAges:
+        """Score age (median, 90th percentile) at each epoch's end (see :func:`queries.score_ages`)."""
+        return queries.score_ages(self.engine, self._where, run_id)
 
     def epochs(self, run_id: int) -> list[int]:
         """Epochs with recorded history, ascending."""

@@ -39,6 +39,7 @@ from cdfis_desktop.core.storage.records import (
     PatchStat,
     PatchTable,
     RunSummary,
+    ScoreAges,
     SlideMeasurements,
     SlideRecord,
 )
@@ -160,6 +161,43 @@ def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
             {"r": run_id},
         ).scalars()
         return [int(e) for e in rows]
+
+
+def score_ages(engine: Engine, where: str, run_id: int) -> ScoreAges:
+    """Median and 90th percentile of the score age at the end of each epoch (see
+    :class:`ScoreAges`), from each epoch's ``last_step`` aggregates: O(epochs x patches)."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = [
+            (e, aggregates.load(conn, run_id, e, ("times_scored", "last_step")))
+            for e in epochs(engine, where, run_id)
+        ]
+    last_seen = np.full(0, -1, np.int64)
+    columns: list[list[float]] = [[], [], [], [], []]
+    for epoch, arrays in rows:
+        if arrays is None:
+            continue
+        scored = arrays["times_scored"] > 0
+        if not scored.any():
+            continue
+        if last_seen.shape[0] < scored.shape[0]:
+            last_seen = np.concatenate([last_seen, np.full(scored.shape[0] - len(last_seen), -1)])
+        last_seen[: scored.shape[0]][scored] = arrays["last_step"][scored]
+        end = int(arrays["last_step"][scored].max())
+        ages = end - last_seen[last_seen >= 0]
+        for column, value in zip(
+            columns,
+            (epoch, end, np.median(ages), np.percentile(ages, 90), ages.shape[0]),
+            strict=True,
+        ):
+            column.append(float(value))
+    epoch_, step, median, p90, count = (np.array(c) for c in columns)
+    return ScoreAges(
+        epoch=epoch_.astype(np.int64),
+        step=step.astype(np.int64),
+        median_steps=median.astype(np.float64),
+        p90_steps=p90.astype(np.float64),
+        scored=count.astype(np.int64),
+    )
 
 
 def _run_row(conn: Any, where: str, run_id: int) -> Any:

@@ -46,14 +46,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cdfis_desktop.core.config import RunConfig
-from cdfis_desktop.core.errors import CdfisError, ConfigError
+from cdfis_desktop.core.errors import CdfisError, ConfigError, StoreError
 from cdfis_desktop.core.progress import CancelToken
 from cdfis_desktop.core.sampling import DrawRecord, WarmupRule
 from cdfis_desktop.core.storage import Project
@@ -132,12 +132,20 @@ class Trainer:
 
     def iter_resume(self, run_id: int, cancel: CancelToken | None = None) -> Iterator[Report]:
         """Continue run ``run_id`` from its latest checkpoint with its stored configuration
-        (from the start when it has none). Raises :class:`StoreError` for an unknown run,
-        :class:`ConfigError` for a finished one."""
+        (from the start when it has none and recorded nothing). Raises :class:`StoreError`
+        for an unknown run, :class:`ConfigError` for a finished one or one that recorded
+        steps but has no checkpoint (resuming would drop its history)."""
         summary = self.project.run(run_id)
         if summary.status == "finished":
             raise ConfigError(f"run {run_id} has already finished; start a new run instead")
         config = RunConfig.from_dict(summary.config)
+        if summary.steps and self.project.latest_checkpoint(run_id) is None:
+            raise ConfigError(
+                f"run {run_id} stopped at step {summary.steps}, before its first checkpoint "
+                f"(every {config.checkpoint_every_steps} steps): resuming would start it again "
+                f"from step 0 and drop its {summary.steps} recorded steps. Its history is kept "
+                "as it is; start a new run with the same settings instead"
+            )
         return self._iterate(config, cancel or CancelToken(), run_id)
 
     # ---- the run ---------------------------------------------------------------------
@@ -145,6 +153,11 @@ class Trainer:
     def _iterate(
         self, config: RunConfig, cancel: CancelToken, resume_run_id: int | None
     ) -> Iterator[Report]:
+        if self.project.read_only:
+            raise StoreError(
+                f"{self.project.folder} is read-only: training records its runs in the "
+                "project; copy the project to a folder you can write to and train there"
+            )
         config.validate()
         WarmupRule.parse(config.sampler.warmup)  # a typo fails here, before any loading
         setup = resolve_device(config.device)
@@ -234,7 +247,9 @@ class Trainer:
     ) -> Iterator[Report]:
         session = state.session
         state.chosen.on_step(result.record)
-        gathered = context.gather_to_main((result.patch_ids, result.record, result.loss))
+        gathered = context.gather_to_main(
+            (result.patch_ids, result.record, result.loss, result.samples_forwarded)
+        )
         if gathered is None or state.store is None:
             return
         step, epoch = session.step, session.epoch_of_step(session.step)
@@ -242,8 +257,12 @@ class Trainer:
         records = [g[1] for g in gathered]
         loss = float(np.mean([g[2] for g in gathered]))
         writer = state.store.writer
-        writer.submit(state.store.recorder.on_step, step, epoch, patch_ids, _concatenate(records))
-        samples_per_s = session.config.batch_size * context.world_size / result.duration_s
+        writer.submit(
+            state.store.recorder.on_step, step, epoch, patch_ids, DrawRecord.concatenate(records)
+        )
+        forwarded = int(sum(g[3] for g in gathered))
+        backpropagated = result.samples_backpropagated * context.world_size  # equal per rank
+        samples_per_s = backpropagated / result.duration_s
         writer.submit(
             self.project.log_metrics,
             state.run_id,
@@ -264,6 +283,8 @@ class Trainer:
             is_active=session.sampler.is_active,
             candidate_scores=np.concatenate([r.score for r in records]).copy(),
             chosen_share=state.chosen.share,
+            samples_forwarded=forwarded,
+            samples_backpropagated=backpropagated,
         )
 
     def _validation_due(self, state: _RunState) -> bool:
@@ -484,12 +505,3 @@ def _step_limit(config: RunConfig, steps_per_epoch: int) -> int | None:
     if config.epochs is not None:
         limits.append(config.epochs * steps_per_epoch)
     return min(limits) if limits else None
-
-
-def _concatenate(records: list[DrawRecord]) -> DrawRecord:
-    """One draw record from the records of all ranks (entries in rank order)."""
-    if len(records) == 1:
-        return records[0]
-    return DrawRecord(
-        *(np.concatenate([getattr(r, f.name) for r in records]) for f in fields(DrawRecord))
-    )

@@ -67,9 +67,12 @@ def prepare_data(
     """Build (or check) the dataset and split it; nothing is trained or written.
 
     ``dataset``: an explicit dataset whose ``patch_ids`` are registered in ``project``
-    (default: :func:`project_dataset`). Raises :class:`ConfigError` for no labelled
-    patches, a single class, unknown patch ids or groups, validation and test groups that
-    overlap, or a split that leaves training or validation empty.
+    (default: :func:`project_dataset`). The on-disk patch cache is reserved now (without
+    room, training goes on without it and ``warning`` says so). Raises
+    :class:`ConfigError` for no labelled patches, a single class, unknown patch ids or
+    groups, validation and test groups that overlap, or a split that leaves training or
+    validation empty, and :class:`SlideOpenError` for a slide file that is missing or
+    unreadable.
     """
     dataset = project_dataset(project, config) if dataset is None else dataset
     patches = usable_patches(project, dataset)
@@ -107,13 +110,14 @@ def prepare_data(
             f"the split leaves {train_indices.size} training and {val_indices.size} validation "
             "patches; both must be non-empty (import more slides or change the splits)"
         )
+    warnings = [w for w in (warning, dataset.reserve_storage()) if w]
     return TrainingData(
         dataset=dataset,
         train_indices=train_indices.astype(np.int64),
         val_indices=val_indices.astype(np.int64),
         num_classes=num_classes,
         split_method=method,
-        warning=warning,
+        warning=" ".join(warnings),
         test_indices=positions[is_test].astype(np.int64),
     )
 
@@ -121,7 +125,8 @@ def prepare_data(
 def project_dataset(project: Project, config: RunConfig) -> PatchDataset:
     """The project's labelled patches outside the stored ``test`` split, read from their
     slides at ``config.input_px`` (preloaded when they fit in memory, through the project's
-    patch cache). Raises :class:`ConfigError` when there are none."""
+    patch cache). Every slide it reads is opened once now. Raises :class:`ConfigError` when
+    there are none, :class:`SlideOpenError` for a missing or unreadable slide file."""
     table = project.patches()
     usable = (table.label >= 0) & (table.split != "test")
     if not usable.any():
@@ -129,7 +134,9 @@ def project_dataset(project: Project, config: RunConfig) -> PatchDataset:
             f"the project {project.folder} has no labelled patches to train on; import "
             "slides with annotations or labels first (cdfis import / cdfis import-patches)"
         )
-    return SlidePatchDataset.from_project(project, table.id[usable], input_px=config.input_px)
+    dataset = SlidePatchDataset.from_project(project, table.id[usable], input_px=config.input_px)
+    dataset.check_slides()
+    return dataset
 
 
 def usable_patches(project: Project, dataset: PatchDataset) -> UsablePatches:
