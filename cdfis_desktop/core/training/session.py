@@ -94,13 +94,20 @@ class TrainingSession:
         )
         self.step = 0
         self.train_s = 0.0
+        # machine-independent cost: rows sent through the model (scoring passes included)
+        # and rows trained on (back-propagated), this process, since the run started
+        self.samples_forwarded = 0
+        self.samples_backpropagated = 0
         self._features: torch.Tensor | None = None
         if config.sampler.metric == "gradnorm_wb":
-            self.module.classifier.register_forward_pre_hook(self._keep_features)
+            classifier = self.module.classifier
+            assert isinstance(classifier, torch.nn.Module)
+            classifier.register_forward_pre_hook(self._keep_features)
 
     def epoch_of_step(self, step: int) -> int:
-        """0-based epoch in which 1-based ``step`` runs."""
-        return (step - 1) // self.steps_per_epoch
+        """0-based epoch in which 1-based ``step`` runs (step 0, before training, counts
+        as epoch 0): the one epoch numbering of the store, the reports and the GUI."""
+        return max((step - 1) // self.steps_per_epoch, 0)
 
     @property
     def epochs_done(self) -> int:
@@ -153,9 +160,12 @@ class TrainingSession:
         record = selection.completed_record(observed)
         patch_ids = self.data.dataset.patch_ids[self.shard[record.dataset_index]]
         self.step = step
+        scored = len(plan.candidate_indices) if plan.needs_scores else 0
+        trained = int(y.shape[0])
+        self.samples_forwarded += scored + trained
+        self.samples_backpropagated += trained
         duration = time.perf_counter() - started
         self.train_s += duration
-        trained = int(y.shape[0])
         return StepResult(loss_value, record, patch_ids, duration, scored + trained, trained)
 
     def _score(self, plan: BatchPlan, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -195,6 +205,8 @@ class TrainingSession:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "train_s": self.train_s,
+            "samples_forwarded": self.samples_forwarded,
+            "samples_backpropagated": self.samples_backpropagated,
         }
 
     def rank_state_dict(self) -> dict[str, Any]:
@@ -229,6 +241,8 @@ class TrainingSession:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.train_s = float(state["train_s"])
+        self.samples_forwarded = int(state.get("samples_forwarded", 0))  # older checkpoints
+        self.samples_backpropagated = int(state.get("samples_backpropagated", 0))
         self.sampler.load_state_dict(rank_state["sampler"])
         rng = rank_state["rng"]
         torch.set_rng_state(rng["torch"])
