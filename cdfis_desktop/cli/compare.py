@@ -112,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
         run_comparison,
     )
     from cdfis_desktop.core.experiments.comparison_outputs import write_outputs, write_results
-    from cdfis_desktop.core.experiments.comparison_records import keep_in_project
     from cdfis_desktop.core.experiments.comparison_summary import conclusion
     from cdfis_desktop.core.progress import Cancelled, CancelToken
     from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.storage.comparisons import keep_in_project
 
     if args.time_budget is None:
         raise ConfigError("a comparison needs --time-budget S (training seconds per run)")

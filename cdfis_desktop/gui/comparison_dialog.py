@@ -2,7 +2,7 @@
 the chosen one's summary.md and comparison.png.
 
 The files are read from ``<project>/comparisons/`` (see
-:mod:`cdfis_desktop.core.experiments.comparison_records`); they are small, so the dialog
+:mod:`cdfis_desktop.core.storage.comparisons`); they are small, so the dialog
 reads them on the GUI thread. GUI thread only.
 """
 
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cdfis_desktop.core.experiments.comparison_records import StoredComparison, stored_comparisons
+from cdfis_desktop.core.storage.comparisons import StoredComparison, stored_comparisons
 
 _ROLE = Qt.ItemDataRole.UserRole + 1
 _PLOT_WIDTH_PX = 760

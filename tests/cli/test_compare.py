@@ -13,8 +13,8 @@ from PIL import Image
 from cdfis_desktop.cli.main import main
 from cdfis_desktop.core.experiments.compare import SAMPLER_PRESETS, WARMUP_RUN_NAME, parse_samplers
 from cdfis_desktop.core.experiments.comparison_outputs import SUMMARY_COLUMNS
-from cdfis_desktop.core.experiments.comparison_records import stored_comparisons
 from cdfis_desktop.core.storage import Project
+from cdfis_desktop.core.storage.comparisons import stored_comparisons
 
 N_PATIENTS = 10
 PER_PATIENT = 12

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cdfis_desktop.core.experiments.compare import judge_comparison
 from cdfis_desktop.core.experiments.comparison_outputs import write_outputs
-from cdfis_desktop.core.experiments.comparison_records import keep_in_project
+from cdfis_desktop.core.storage.comparisons import keep_in_project
 from cdfis_desktop.gui.comparison_dialog import ComparisonDialog
 from cdfis_desktop.gui.main_window import MainWindow
 

@@ -4,7 +4,7 @@ Pages, in order: run configuration and provenance (software versions, seed, devi
 summary, sampler settings, the step importance sampling switched on); training curves;
 the comparison with the project's other runs (table and plot, when there are others);
 the conclusion and figure of the ``cdfis compare`` that made the run (when one did, see
-:mod:`cdfis_desktop.core.experiments.comparison_records`);
+:mod:`cdfis_desktop.core.storage.comparisons`);
 the score distribution and its CDF at a few epochs; one page per slide (thumbnail, label
 and prediction overlays, favour and mean-score overlays with their legends); galleries of
 the most favoured and the most ignored patches, read from the slides.
@@ -30,7 +30,6 @@ import numpy as np
 
 from cdfis_desktop import __version__
 from cdfis_desktop.core.class_names import label_name
-from cdfis_desktop.core.experiments.comparison_records import StoredComparison, comparison_of_run
 from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
 from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
@@ -38,6 +37,7 @@ from cdfis_desktop.core.reporting.data import patch_measurements
 from cdfis_desktop.core.reporting.files import atomic_output
 from cdfis_desktop.core.reporting.overlays import background_or_none, on_background
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
+from cdfis_desktop.core.storage.comparisons import StoredComparison, comparison_of_run
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

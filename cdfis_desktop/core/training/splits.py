@@ -191,10 +191,10 @@ def three_way_split(
         )
     classes = np.unique(labels)
     rarest = classes[np.argmin([np.sum(labels == c) for c in classes])]
-    rare_share = np.bincount(
+    rare_count = np.bincount(
         unit_of, weights=(labels == rarest).astype(float), minlength=len(names)
     )
-    rare_share /= np.bincount(unit_of, minlength=len(names))
+    rare_share = rare_count / np.bincount(unit_of, minlength=len(names))
     rng = np.random.default_rng(seed)
     tries = _ORDERS_TRIED if n_val + n_test > 0 else 1  # nothing drawn: one possible split
     first_lack: tuple[str, tuple[str, ...], list[int]] | None = None

@@ -16,7 +16,7 @@ from cdfis_desktop.core.experiments.comparison_outputs import (
     SUMMARY_COLUMNS,
     write_outputs,
 )
-from cdfis_desktop.core.experiments.comparison_records import (
+from cdfis_desktop.core.storage.comparisons import (
     comparison_of_run,
     keep_in_project,
     stored_comparisons,

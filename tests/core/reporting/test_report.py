@@ -80,7 +80,7 @@ def test_report_of_a_compared_run_includes_the_comparison(trained_project, tmp_p
 
     from cdfis_desktop.core.experiments.compare import judge_comparison
     from cdfis_desktop.core.experiments.comparison_outputs import write_outputs
-    from cdfis_desktop.core.experiments.comparison_records import keep_in_project
+    from cdfis_desktop.core.storage.comparisons import keep_in_project
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
     from synthetic_comparison import synthetic_runs
