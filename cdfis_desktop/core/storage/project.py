@@ -300,13 +300,15 @@ class Project:
         label: int | np.ndarray,
         tissue_fraction: float | np.ndarray,
         split: str | None | Sequence[str | None] = None,
+        source: Sequence[str | None] | None = None,
     ) -> np.ndarray:
         """Bulk-insert n patches of one slide; scalars are broadcast to n.
 
         l0_x, l0_y: int[n] level-0 top-left corners; l0_size: level-0 side px; patch_px:
         side px at ``mpp`` µm/px; label: int (-1 unlabelled); tissue_fraction in [0, 1];
-        split: ``train``/``val``/``test``/None. Returns the new ids, int64[n], in input
-        order. Raises ValueError on mismatched lengths or an unknown split."""
+        split: ``train``/``val``/``test``/None; source: each patch's image file name (a
+        patch-set import) or None. Returns the new ids, int64[n], in input order. Raises
+        ValueError on mismatched lengths or an unknown split."""
         xs = np.asarray(l0_x, dtype=np.int64).ravel()
         n = xs.shape[0]
         columns = {
@@ -318,6 +320,9 @@ class Project:
             "tissue_fraction": np.broadcast_to(np.asarray(tissue_fraction, np.float64), (n,)),
         }
         splits = _split_list(split, n)
+        sources = [None] * n if source is None else [None if s is None else str(s) for s in source]
+        if len(sources) != n:
+            raise ValueError(f"got {len(sources)} sources for {n} patches")
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         rows = list(
@@ -326,12 +331,13 @@ class Project:
                 xs.tolist(),
                 *(columns[k].tolist() for k in columns),
                 splits,
+                sources,
                 strict=True,
             )
         )
         sql = (
             "INSERT INTO patches (slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, "
-            "tissue_fraction, split) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "tissue_fraction, split, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         with translated_errors(self._where), self.engine.begin() as conn:
             begin_writing(conn)  # no other writer may change the ids between these reads

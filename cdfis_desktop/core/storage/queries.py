@@ -32,7 +32,7 @@ from cdfis_desktop.core.storage.records import (
     PatchTable,
     RunSummary,
 )
-from cdfis_desktop.core.storage.schema import ALL_EPOCHS, decode_f32
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS, NAN_BITS, decode_f32
 
 HEATMAP_METRICS = (
     "times_chosen",
@@ -74,12 +74,12 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
     """Patches filtered by slide and/or split, ordered by id (see :class:`PatchTable`)."""
     sql = (
         "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
-        "split FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
+        "split, source FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
         "AND (:split IS NULL OR split = :split) ORDER BY id"
     )
     with translated_errors(where), read_snapshot(engine) as conn:
         rows = conn.execute(text(sql), {"slide": slide_id, "split": split}).all()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 11
     return PatchTable(
         id=np.asarray(cols[0], dtype=np.int64),
         slide_id=np.asarray(cols[1], dtype=np.int64),
@@ -91,6 +91,7 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
         label=np.asarray(cols[7], dtype=np.int16),
         tissue_fraction=np.asarray(cols[8], dtype=np.float32),
         split=np.asarray(cols[9], dtype=object),
+        source=np.asarray(cols[10], dtype=object),
     )
 
 
@@ -352,14 +353,16 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
         rows = conn.execute(
             text(
                 "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
-                "h.weight FROM history h JOIN history_steps s ON s.run_id = h.run_id "
+                f"COALESCE(h.label_probability_bits, {NAN_BITS}), "
+                f"COALESCE(h.margin_bits, {NAN_BITS}), h.weight "
+                "FROM history h JOIN history_steps s ON s.run_id = h.run_id "
                 "AND s.step = h.block + h.step_offset WHERE h.run_id = :r AND h.block IN "
                 "(SELECT DISTINCT block FROM history_steps WHERE run_id = :r) "
                 "AND h.patch_id = :p ORDER BY s.step"
             ),
             {"r": run_id, "p": patch_id},
         ).all()
-    ints = np.array([r[:5] for r in rows], dtype=np.int64).reshape(len(rows), 5)
+    ints = np.array([r[:7] for r in rows], dtype=np.int64).reshape(len(rows), 7)
     return PatchHistory(
         patch_id=int(patch_id),
         step=ints[:, 0],
@@ -367,7 +370,9 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
         score=decode_f32(ints[:, 2]),
         probability=decode_f32(ints[:, 3]),
         times_chosen=ints[:, 4].astype(np.int32),
-        weight=np.array([r[5] for r in rows], dtype=np.float32),
+        weight=np.array([r[7] for r in rows], dtype=np.float32),
+        label_probability=decode_f32(ints[:, 5]),
+        margin=decode_f32(ints[:, 6]),
     )
 
 

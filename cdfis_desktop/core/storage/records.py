@@ -37,7 +37,8 @@ class PatchTable:
 
     id, slide_id: int64; l0_x, l0_y (top-left corner), l0_size (side): int64 level-0 px;
     patch_px: int32 (side at ``mpp``); mpp: float32 µm/px; label: int16 (-1 = unlabelled);
-    tissue_fraction: float32 in [0, 1]; split: object array of ``str | None``.
+    tissue_fraction: float32 in [0, 1]; split: object array of ``str | None``; source:
+    object array of ``str | None``, the image file of a patch-set import.
     """
 
     id: np.ndarray
@@ -50,6 +51,7 @@ class PatchTable:
     label: np.ndarray
     tissue_fraction: np.ndarray
     split: np.ndarray
+    source: np.ndarray
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
@@ -95,7 +97,9 @@ class PatchStat:
 @dataclass(frozen=True)
 class PatchHistory:
     """Every recorded step of one patch in a run, ordered by step: step int64[n], epoch
-    int64[n], score/probability/weight float32[n], times_chosen int32[n]."""
+    int64[n], score/probability/weight float32[n], times_chosen int32[n];
+    label_probability/margin float32[n]: the training dynamics where the step trained on
+    the patch, NaN elsewhere (see :class:`~.schema.History`)."""
 
     patch_id: int
     step: np.ndarray
@@ -104,6 +108,8 @@ class PatchHistory:
     probability: np.ndarray
     times_chosen: np.ndarray
     weight: np.ndarray
+    label_probability: np.ndarray
+    margin: np.ndarray
 
 
 @dataclass(frozen=True)

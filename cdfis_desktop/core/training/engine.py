@@ -62,6 +62,7 @@ from cdfis_desktop.core.training.checkpoints import (
 from cdfis_desktop.core.training.datasets import PatchDataset
 from cdfis_desktop.core.training.devices import resolve_device
 from cdfis_desktop.core.training.distributed import DistContext, init_from_environment
+from cdfis_desktop.core.training.dynamics import StepDynamics
 from cdfis_desktop.core.training.evaluation import Evaluation, evaluate
 from cdfis_desktop.core.training.handlers import ChosenTracker, EarlyStopping, HistoryRecorder
 from cdfis_desktop.core.training.prepare import DEFAULT_VAL_FRACTION, prepare_data
@@ -226,15 +227,20 @@ class Trainer:
     ) -> Iterator[Report]:
         session = state.session
         state.chosen.on_step(result.record)
-        gathered = context.gather_to_main((result.patch_ids, result.record, result.loss))
+        gathered = context.gather_to_main(
+            (result.patch_ids, result.record, result.loss, result.dynamics)
+        )
         if gathered is None or state.store is None:
             return
         step, epoch = session.step, session.epoch_of_step(session.step)
         patch_ids = np.concatenate([g[0] for g in gathered])
         records = [g[1] for g in gathered]
         loss = float(np.mean([g[2] for g in gathered]))
+        dynamics = StepDynamics.concatenate([g[3] for g in gathered])
         writer = state.store.writer
-        writer.submit(state.store.recorder.on_step, step, epoch, patch_ids, _concatenate(records))
+        writer.submit(
+            state.store.recorder.on_step, step, epoch, patch_ids, _concatenate(records), dynamics
+        )
         samples_per_s = session.config.batch_size * context.world_size / result.duration_s
         writer.submit(
             self.project.log_metrics,

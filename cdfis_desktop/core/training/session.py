@@ -24,6 +24,7 @@ from cdfis_desktop.core.sampling import DrawRecord, make_sampler, score_batch, s
 from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise, normalise
 from cdfis_desktop.core.training.devices import DeviceSetup, out_of_memory_as_training_error
 from cdfis_desktop.core.training.distributed import DistContext
+from cdfis_desktop.core.training.dynamics import StepDynamics, step_dynamics
 from cdfis_desktop.core.training.models import build_model
 from cdfis_desktop.core.training.prepare import TrainingData
 
@@ -32,12 +33,14 @@ from cdfis_desktop.core.training.prepare import TrainingData
 class StepResult:
     """One step done: ``loss`` the mean cross-entropy of the trained rows (unweighted, nats);
     ``record`` the completed draw record in this rank's shard index space; ``patch_ids
-    int64[n]`` the store id of each record entry; ``duration_s`` the step's wall time."""
+    int64[n]`` the store id of each record entry; ``duration_s`` the step's wall time;
+    ``dynamics`` the trained entries' label probability and margin (:mod:`.dynamics`)."""
 
     loss: float
     record: DrawRecord
     patch_ids: np.ndarray
     duration_s: float
+    dynamics: StepDynamics
 
 
 class TrainingSession:
@@ -146,11 +149,12 @@ class TrainingSession:
         observed = self._observed_scores(logits.detach(), y, per_sample.detach())
         self.sampler.observe(selection.dataset_indices, observed)
         record = selection.completed_record(observed)
+        dynamics = step_dynamics(logits, y, selection.dataset_indices, record)
         patch_ids = self.data.dataset.patch_ids[self.shard[record.dataset_index]]
         self.step = step
         duration = time.perf_counter() - started
         self.train_s += duration
-        return StepResult(loss_value, record, patch_ids, duration)
+        return StepResult(loss_value, record, patch_ids, duration, dynamics)
 
     def _observed_scores(
         self, logits: torch.Tensor, y: torch.Tensor, per_sample_loss: torch.Tensor
