@@ -20,12 +20,11 @@ from .synthetic_project import make_project
 
 
 def test_label_probability_and_margin_of_hand_made_logits() -> None:
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0], [1.0, 1.0, 1.0]])
-    labels = torch.tensor([0, 2, 1])
-    probability, margin = label_outputs(logits, labels)
-    expected = torch.softmax(logits, dim=1)[[0, 1, 2], [0, 2, 1]]
-    torch.testing.assert_close(probability, expected)
-    torch.testing.assert_close(margin, torch.tensor([2.0, -2.0, 0.0]))
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0], [1.0, 1.0, 1.0], [800.0, 0, 0]])
+    probability, margin = label_outputs(logits, np.array([0, 2, 1, 0]))
+    expected = torch.softmax(torch.from_numpy(logits), dim=1)[[0, 1, 2, 3], [0, 2, 1, 0]]
+    np.testing.assert_allclose(probability, expected.numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(margin, [2.0, -2.0, 0.0, 800.0])
 
 
 def _record(dataset_index: list[int]) -> DrawRecord:
