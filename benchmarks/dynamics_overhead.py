@@ -58,8 +58,14 @@ def _project(folder: Path) -> tuple[Project, list[int]]:
     )
     runs = [
         project.create_run(
-            {}, sampler_rule="cdf", sampler_mode="presample", metric="loss", seed=0,
-            device="cpu", n_train=N_PATCHES, name=name,
+            {},
+            sampler_rule="cdf",
+            sampler_mode="presample",
+            metric="loss",
+            seed=0,
+            device="cpu",
+            n_train=N_PATCHES,
+            name=name,
         )  # fmt: skip
         for name in ("without dynamics", "with dynamics")
     ]

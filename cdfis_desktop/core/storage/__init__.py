@@ -47,6 +47,9 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
                                epoch=None) -> list[PatchStat]
              .patch_history(run_id, patch_id) -> PatchHistory
              .score_distribution(run_id, *, step=None, epoch=None) -> float32[n]
+    dynamics .fold_dynamics(run_id, fold, *, max_epochs=None) -> last step | None
+             .save_data_map(run_id, *, last_step, n_epochs, arrays)
+             .stored_data_map(run_id) -> StoredDataMap | None        (see .datamaps)
 
 Thread rules: one Project per database per process; each call runs its own transaction
 on a pooled connection, so any method may be called from any thread. The training thread
@@ -77,6 +80,7 @@ from cdfis_desktop.core.storage.records import (
     RunComparison,
     RunSummary,
     SlideRecord,
+    StoredDataMap,
 )
 from cdfis_desktop.core.storage.schema import ALL_EPOCHS, SCHEMA_VERSION
 
@@ -96,4 +100,5 @@ __all__ = [
     "RunComparison",
     "RunSummary",
     "SlideRecord",
+    "StoredDataMap",
 ]

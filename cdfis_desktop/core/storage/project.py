@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from cdfis_desktop import __version__
 from cdfis_desktop.core.config import SAMPLER_MODES, SAMPLER_RULES, SCORE_METRICS
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
-from cdfis_desktop.core.storage import aggregates, queries
+from cdfis_desktop.core.storage import aggregates, datamaps, queries
 from cdfis_desktop.core.storage.database import (
     begin_writing,
     make_engine,
@@ -54,6 +54,7 @@ from cdfis_desktop.core.storage.records import (
     RunComparison,
     RunSummary,
     SlideRecord,
+    StoredDataMap,
 )
 from cdfis_desktop.core.storage.schema import (
     SCHEMA_VERSION,
@@ -266,6 +267,7 @@ class Project:
                     {"slide_id": slide_id},
                 )
             conn.execute(delete(Patch).where(Patch.id.in_(patch_ids)))
+            conn.exec_driver_sql("DELETE FROM data_maps")  # recomputed without those patches
             conn.exec_driver_sql(queries.BUMP_PATCHES_VERSION)
             result = conn.execute(delete(Slide).where(Slide.id == slide_id))
             if result.rowcount == 0:
@@ -754,6 +756,27 @@ class Project:
     ) -> np.ndarray:
         """float32 scores of all candidates at ``step``, or every latest score of ``epoch``."""
         return queries.score_distribution(self.engine, self._where, run_id, step, epoch)
+
+    # ---- data maps (see :mod:`.datamaps`) ---------------------------------------------
+
+    def fold_dynamics(
+        self, run_id: int, fold: datamaps.EpochFold, *, max_epochs: int | None = None
+    ) -> int | None:
+        """Feed each epoch's training-dynamics sums to ``fold``; returns the run's last
+        history step (see :func:`datamaps.fold_epochs`)."""
+        return datamaps.fold_epochs(self.engine, self._where, run_id, fold, max_epochs=max_epochs)
+
+    def save_data_map(
+        self, run_id: int, *, last_step: int, n_epochs: int, arrays: dict[str, np.ndarray]
+    ) -> None:
+        """Store the run's data map (replacing an older one)."""
+        datamaps.save(
+            self.engine, self._where, run_id, last_step=last_step, n_epochs=n_epochs, arrays=arrays
+        )
+
+    def stored_data_map(self, run_id: int) -> StoredDataMap | None:
+        """The run's stored data map, if any (``fresh`` says whether it is up to date)."""
+        return datamaps.load(self.engine, self._where, run_id)
 
 
 def repeat_int(value: int, n: int) -> list[int]:

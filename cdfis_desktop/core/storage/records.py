@@ -187,3 +187,18 @@ class RunComparison:
 
     summaries: list[RunSummary]
     metrics: dict[int, dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class StoredDataMap:
+    """A run's stored data map (see :mod:`.datamaps`): ``arrays`` name -> read-only numpy
+    array indexed by patch id; ``last_step`` the run's last history step it was computed
+    from, ``n_epochs`` the epochs folded in, ``computed_at`` Unix seconds; ``fresh`` True
+    while the run has recorded no later step."""
+
+    run_id: int
+    last_step: int
+    n_epochs: int
+    computed_at: float
+    arrays: dict[str, np.ndarray]
+    fresh: bool

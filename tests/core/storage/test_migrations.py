@@ -407,8 +407,17 @@ def test_version_5_gains_dynamics_data_maps_reviews_and_sources(
         project.set_run_status(run_id, "running")
         with project.history_writer(run_id) as writer:
             trained = np.array([0.75, np.nan], np.float32)
-            writer.record(11, 2, ids[:2], np.ones(2), np.full(2, 0.5), [1, 0], [1.0, 0.0],
-                          label_probability=trained, margin=np.array([1.5, np.nan], np.float32))
+            writer.record(
+                11,
+                2,
+                ids[:2],
+                np.ones(2),
+                np.full(2, 0.5),
+                [1, 0],
+                [1.0, 0.0],
+                label_probability=trained,
+                margin=np.array([1.5, np.nan], np.float32),
+            )
         with project.engine.connect() as conn:
             epoch_2 = load(conn, run_id, 2)
         assert epoch_2 is not None
