@@ -94,6 +94,9 @@ class RunConfig:
     device: ``auto`` (CUDA, then MPS, then CPU) or a torch device string.
     val_groups: patients (slide groups) held out for validation, the same for every seed
     (``None``: a seeded split by group, see ``core/training/splits.py``).
+    use_review: train with the project's review decisions (relabelled patches train with
+    their new label, excluded ones not at all); ``review_as_of``: the Unix time whose
+    decisions apply, set by the engine when a run starts (so a resume sees the same).
     """
 
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -115,6 +118,8 @@ class RunConfig:
     early_stopping_patience: int | None = None
     weights_path: str | None = None
     val_groups: tuple[str, ...] | None = None
+    use_review: bool = True
+    review_as_of: float | None = None
 
     def validate(self) -> None:
         self.sampler.validate()

@@ -47,6 +47,8 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
                                epoch=None) -> list[PatchStat]
              .patch_history(run_id, patch_id) -> PatchHistory
              .score_distribution(run_id, *, step=None, epoch=None) -> float32[n]
+    reviews  .add_review_decisions(decisions, *, now=None) -> list[int]      (see .reviews)
+             .review_decisions(*, in_force_at=None) -> ReviewTable
     dynamics .fold_dynamics(run_id, fold, *, max_epochs=None) -> last step | None
              .save_data_map(run_id, *, last_step, n_epochs, arrays)
              .stored_data_map(run_id) -> StoredDataMap | None        (see .datamaps)
@@ -70,6 +72,8 @@ from cdfis_desktop.core.storage.history import HistoryWriter
 from cdfis_desktop.core.storage.project import Project
 from cdfis_desktop.core.storage.queries import HEATMAP_METRICS
 from cdfis_desktop.core.storage.records import (
+    EXCLUDE_REASONS,
+    REVIEW_ACTIONS,
     RUN_STATUSES,
     SPLITS,
     CheckpointRecord,
@@ -77,6 +81,8 @@ from cdfis_desktop.core.storage.records import (
     PatchHistory,
     PatchStat,
     PatchTable,
+    ReviewInput,
+    ReviewTable,
     RunComparison,
     RunSummary,
     SlideRecord,
@@ -101,4 +107,8 @@ __all__ = [
     "RunSummary",
     "SlideRecord",
     "StoredDataMap",
+    "EXCLUDE_REASONS",
+    "REVIEW_ACTIONS",
+    "ReviewInput",
+    "ReviewTable",
 ]

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from cdfis_desktop import __version__
 from cdfis_desktop.core.config import SAMPLER_MODES, SAMPLER_RULES, SCORE_METRICS
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
-from cdfis_desktop.core.storage import aggregates, datamaps, queries
+from cdfis_desktop.core.storage import aggregates, datamaps, queries, reviews
 from cdfis_desktop.core.storage.database import (
     begin_writing,
     make_engine,
@@ -52,6 +52,8 @@ from cdfis_desktop.core.storage.records import (
     PatchStat,
     PatchTable,
     RunComparison,
+    ReviewInput,
+    ReviewTable,
     RunSummary,
     SlideRecord,
     StoredDataMap,
@@ -756,6 +758,24 @@ class Project:
     ) -> np.ndarray:
         """float32 scores of all candidates at ``step``, or every latest score of ``epoch``."""
         return queries.score_distribution(self.engine, self._where, run_id, step, epoch)
+
+    # ---- review decisions (see :mod:`.reviews`) ----------------------------------------
+
+    def add_review_decisions(
+        self, decisions: Sequence[ReviewInput], *, now: float | None = None
+    ) -> list[int]:
+        """Store review decisions, all or none (see :func:`reviews.add_decisions`)."""
+        return reviews.add_decisions(
+            self.engine,
+            self._where,
+            decisions,
+            class_count=max(len(self.class_names()), 2),
+            now=now,
+        )
+
+    def review_decisions(self, *, in_force_at: float | None = None) -> ReviewTable:
+        """All decisions, or each patch's decision in force at a time (``math.inf``: now)."""
+        return reviews.decisions(self.engine, self._where, in_force_at=in_force_at)
 
     # ---- data maps (see :mod:`.datamaps`) ---------------------------------------------
 

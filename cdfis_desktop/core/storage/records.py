@@ -202,3 +202,47 @@ class StoredDataMap:
     computed_at: float
     arrays: dict[str, np.ndarray]
     fresh: bool
+
+
+REVIEW_ACTIONS = ("confirm", "relabel", "exclude", "skip")
+"""What a reviewer decides about a patch (``undo`` takes the latest decision back)."""
+EXCLUDE_REASONS = ("artefact", "pen", "blur", "out-of-focus")
+"""Why a patch is excluded from training."""
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    """One decision to store (see :class:`~.schema.ReviewDecision`): ``action`` one of
+    :data:`REVIEW_ACTIONS` or ``undo``; ``label`` the new label of a ``relabel``;
+    ``reason`` one of :data:`EXCLUDE_REASONS` for ``exclude``, else an optional note;
+    ``reviewer`` who decides; ``run_id`` the run whose queue showed the patch."""
+
+    patch_id: int
+    action: str
+    reviewer: str
+    label: int | None = None
+    reason: str = ""
+    run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReviewTable:
+    """Review decisions as parallel arrays of length n, ordered by decision time then id:
+    ``id``, ``patch_id`` int64; ``run_id`` int64 (-1: none); ``action``, ``reason``,
+    ``reviewer`` object (str); ``label`` int64 (the label the patch trains with after the
+    decision; -1: excluded), ``original_label`` int64; ``decided_at`` float64 Unix s;
+    ``undone_at`` float64 (NaN: in force)."""
+
+    id: np.ndarray
+    patch_id: np.ndarray
+    run_id: np.ndarray
+    action: np.ndarray
+    label: np.ndarray
+    original_label: np.ndarray
+    reason: np.ndarray
+    reviewer: np.ndarray
+    decided_at: np.ndarray
+    undone_at: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.id.shape[0])

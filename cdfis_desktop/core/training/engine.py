@@ -42,6 +42,7 @@ next step; it is drained before checkpoints and status changes. Multi-process ru
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -122,7 +123,10 @@ class Trainer:
         self.run_name = run_name
 
     def iter_run(self, config: RunConfig, cancel: CancelToken | None = None) -> Iterator[Report]:
-        """Start a new run; yields its reports (see the module docstring)."""
+        """Start a new run; yields its reports (see the module docstring). With
+        ``config.use_review`` it trains with the review decisions in force now."""
+        if config.use_review and config.review_as_of is None:
+            config = replace(config, review_as_of=time.time())
         return self._iterate(config, cancel or CancelToken(), None)
 
     def iter_resume(self, run_id: int, cancel: CancelToken | None = None) -> Iterator[Report]:

@@ -1,7 +1,8 @@
 """Turning a project into training and validation index sets (checked before training).
 
 Which patches train: every labelled patch (label >= 0) whose stored split is not
-``test``. Validation: the patients named in ``RunConfig.val_groups`` when given (the same
+``test``, with the review decisions in force when the run started applied (relabelled
+patches train with their new label, excluded ones not at all; ``RunConfig.use_review``). Validation: the patients named in ``RunConfig.val_groups`` when given (the same
 split for every seed, as ``cdfis compare --val-groups`` needs); else, when the project
 already assigns some patches ``val``, that preset split; otherwise :func:`splits.choose_split`
 splits by patient group (spatial fallback with a warning, see :mod:`.splits`). The split
@@ -53,7 +54,8 @@ def prepare_data(
     """
     table = project.patches()
     if dataset is None:
-        usable = (table.label >= 0) & (table.split != "test")
+        reviewed = reviewed_labels(project, config, table.id, table.label)
+        usable = (reviewed >= 0) & (table.split != "test")
         if not usable.any():
             raise ConfigError(
                 f"the project {project.folder} has no labelled patches to train on; import "
@@ -64,6 +66,9 @@ def prepare_data(
         )
     if len(dataset) == 0:
         raise ConfigError("the dataset is empty: there is nothing to train on")
+    labels = reviewed_labels(project, config, dataset.patch_ids, dataset.labels)
+    if not np.array_equal(labels, dataset.labels):
+        dataset = dataset.relabelled(labels)
     rows = _rows_of(table.id, dataset.patch_ids, project)
     labels = dataset.labels
     keep = (labels >= 0) & (table.split[rows] != "test")
@@ -115,6 +120,26 @@ def prepare_data(
         split_method=method,
         warning=warning,
     )
+
+
+def reviewed_labels(
+    project: Project, config: RunConfig, patch_ids: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
+    """``labels`` int[n] of ``patch_ids`` int64[n] with the review decisions in force at
+    ``config.review_as_of`` applied (relabelled: the new label; excluded: -1), as int64;
+    unchanged when ``config.use_review`` is off or no time is set."""
+    out = np.asarray(labels, dtype=np.int64).copy()
+    if not config.use_review or config.review_as_of is None:
+        return out
+    decided = project.review_decisions(in_force_at=config.review_as_of)
+    changes = np.isin(decided.action, ("relabel", "exclude"))
+    ids = np.asarray(patch_ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = np.searchsorted(ids, decided.patch_id[changes], sorter=order)
+    at = order[np.minimum(at, max(len(ids) - 1, 0))] if len(ids) else at
+    found = ids[at] == decided.patch_id[changes] if len(ids) else np.zeros(0, bool)
+    out[at[found]] = decided.label[changes][found]
+    return out
 
 
 def _rows_of(table_ids: np.ndarray, patch_ids: np.ndarray, project: Project) -> np.ndarray:
