@@ -18,7 +18,9 @@ from .synthetic_project import make_project
 def _used(data) -> dict[int, int]:
     """patch id -> label of every patch the run trains or validates on."""
     rows = np.concatenate([data.train_indices, data.val_indices])
-    return dict(zip(data.dataset.patch_ids[rows].tolist(), data.dataset.labels[rows].tolist()))
+    return dict(
+        zip(data.dataset.patch_ids[rows].tolist(), data.dataset.labels[rows].tolist(), strict=True)
+    )
 
 
 def test_relabel_and_exclude_apply_as_of_the_runs_start(tmp_path: Path) -> None:
