@@ -37,7 +37,8 @@ class PatchMeasurements:
     ``patch_id``, ``slide_id``, ``l0_x``, ``l0_y``, ``l0_size``: int64[n] (level-0 px,
     top-left corner); ``patch_px`` int64[n] and ``mpp`` float64[n] (the patch at its
     resolution); ``label`` and ``prediction``: int64[n] (-1 = none); ``split``: object[n]
-    (str or None); ``values[name]`` float64[n] for each name in :data:`MEASUREMENTS`
+    (str or None); ``source``: object[n] (the patch-set image file, or None);
+    ``values[name]`` float64[n] for each name in :data:`MEASUREMENTS`
     (counts are 0 for patches the run never scored; the rest NaN where there is no value).
     """
 
@@ -51,6 +52,7 @@ class PatchMeasurements:
     label: np.ndarray
     prediction: np.ndarray
     split: np.ndarray
+    source: np.ndarray
     values: dict[str, np.ndarray]
 
     def __len__(self) -> int:
@@ -109,6 +111,7 @@ def patch_measurements(
         "label",
         "prediction",
         "split",
+        "source",
     )
     joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in fields}
     values = {name: np.concatenate([p.values[name] for p in parts]) for name in MEASUREMENTS}
@@ -152,5 +155,6 @@ def _slide_measurements(project: Project, run_id: int, slide_id: int) -> PatchMe
         label=patches.label.astype(np.int64),
         prediction=np.where(np.isnan(prediction), -1, prediction).astype(np.int64),
         split=patches.split,
+        source=patches.source,
         values=values,
     )

@@ -21,7 +21,8 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
              .set_class_names(names)  .class_names() -> list[str]   (label k -> names[k])
     patches  .add_patches(slide_id, *, l0_x, l0_y, l0_size, patch_px, mpp, label,
                           tissue_fraction, split=None) -> int64[n] ids
-             .patches(slide_id=None, split=None) -> PatchTable
+             .patches(slide_id=None, split=None, *, patch_ids=None) -> PatchTable
+             .patch_keys(patch_ids=None) -> (id, slide_id, label) int64 arrays
              .set_splits(patch_ids, splits)
     runs     .create_run(config, *, sampler_rule, sampler_mode, metric, seed, device,
                          n_train, name="") -> int          (status running, lock taken)

@@ -362,9 +362,22 @@ class Project:
             )
         return np.asarray(ids, dtype=np.int64)
 
-    def patches(self, slide_id: int | None = None, split: str | None = None) -> PatchTable:
-        """Patches, optionally of one slide and/or one split, ordered by id."""
-        return queries.patch_table(self.engine, self._where, slide_id, split)
+    def patches(
+        self,
+        slide_id: int | None = None,
+        split: str | None = None,
+        *,
+        patch_ids: np.ndarray | None = None,
+    ) -> PatchTable:
+        """Patches, optionally of one slide, one split and/or with the given ids (unknown
+        ids are left out), ordered by id."""
+        return queries.patch_table(self.engine, self._where, slide_id, split, patch_ids)
+
+    def patch_keys(
+        self, patch_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(id, slide_id, label) int64 arrays of all patches (or ``patch_ids``), by id."""
+        return queries.patch_keys(self.engine, self._where, patch_ids)
 
     def set_splits(self, patch_ids: np.ndarray, splits: str | None | Sequence[str | None]) -> None:
         """Assign ``train``/``val``/``test``/None to patches (a scalar applies to all)."""

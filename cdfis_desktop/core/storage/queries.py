@@ -70,13 +70,22 @@ METRIC_COLUMNS = (
 )
 
 
-def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | None) -> PatchTable:
-    """Patches filtered by slide and/or split, ordered by id (see :class:`PatchTable`)."""
+def patch_table(
+    engine: Engine,
+    where: str,
+    slide_id: int | None,
+    split: str | None,
+    patch_ids: np.ndarray | None = None,
+) -> PatchTable:
+    """Patches filtered by slide, split and/or ids, ordered by id (see :class:`PatchTable`)."""
     sql = (
         "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
         "split, source FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
-        "AND (:split IS NULL OR split = :split) ORDER BY id"
+        "AND (:split IS NULL OR split = :split)"
     )
+    if patch_ids is not None:
+        sql += f" AND id IN ({', '.join(str(int(i)) for i in np.ravel(patch_ids)) or 'NULL'})"
+    sql += " ORDER BY id"
     with translated_errors(where), read_snapshot(engine) as conn:
         rows = conn.execute(text(sql), {"slide": slide_id, "split": split}).all()
     cols = list(zip(*rows, strict=True)) if rows else [()] * 11
@@ -93,6 +102,22 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
         split=np.asarray(cols[9], dtype=object),
         source=np.asarray(cols[10], dtype=object),
     )
+
+
+def patch_keys(
+    engine: Engine, where: str, patch_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(id, slide_id, label) int64 arrays of every patch (or of ``patch_ids``), ordered by
+    id: what a data map needs to link its points to slides, without the whole table (the
+    numbers come back as text built by SQLite, see :func:`_concat_columns`)."""
+    sql = "SELECT group_concat(id), group_concat(slide_id), group_concat(label) FROM patches"
+    if patch_ids is not None:
+        wanted = ", ".join(str(int(i)) for i in np.asarray(patch_ids).ravel())
+        sql += f" WHERE id IN ({wanted or 'NULL'})"
+    with translated_errors(where), read_snapshot(engine) as conn:
+        ids, slide_ids, labels = _concat_columns(conn, sql, {}, 3)
+    order = np.argsort(ids, kind="stable")
+    return tuple(column[order].astype(np.int64) for column in (ids, slide_ids, labels))  # type: ignore[return-value]
 
 
 def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
