@@ -12,7 +12,7 @@ import pytest
 
 from cdfis_desktop.cli.main import main
 from cdfis_desktop.core.datamaps.review_files import QUEUE_COLUMNS
-from cdfis_desktop.core.storage import Project
+from cdfis_desktop.core.storage import Project, ReviewInput
 
 TRAIN = ("--batch", "8", "--input-px", "32", "--device", "cpu", "--sampler", "uniform")
 
@@ -169,3 +169,29 @@ def test_a_run_without_dynamics_or_an_unknown_run_exits_2(
                  str(tmp_path / "q.csv")]) == 2  # fmt: skip
     assert "recorded no training dynamics" in capsys.readouterr().err
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_report_has_the_data_map_flagged_patches_and_decisions(
+    trained: Path, tmp_path: Path
+) -> None:
+    from pypdf import PdfReader
+
+    with Project.open(trained) as project:
+        first_run = min(r.id for r in project.runs())
+        if not len(project.review_decisions()):
+            patch_id = int(project.patches().id[0])
+            project.add_review_decisions([ReviewInput(patch_id, "confirm", "ana")])
+        decisions = len(project.review_decisions())
+    pdf = tmp_path / "report.pdf"
+    assert main(["report", "--project", str(trained), "--run", str(first_run), "-o",
+                 str(pdf)]) == 0  # fmt: skip
+    pages = [page.extract_text() for page in PdfReader(pdf).pages]
+
+    def page(title: str) -> str:
+        found = [text for text in pages if title in text]
+        assert len(found) == 1, title
+        return found[0]
+
+    assert "trained patches over 2 epochs" in page(f"Run {first_run}: data map of training")
+    assert "AUM" in page(f"Run {first_run}: the 6 likeliest label errors")
+    assert f"{decisions} decisions" in page("Review decisions") == pages[-1]

@@ -5,7 +5,8 @@ summary, sampler settings, the step importance sampling switched on); training c
 the comparison with the project's other runs (table and plot, when there are others);
 the score distribution and its CDF at a few epochs; one page per slide (thumbnail, label
 and prediction overlays, favour and mean-score overlays with their legends); galleries of
-the most favoured and the most ignored patches, read from the slides.
+the most favoured and the most ignored patches, read from the slides; the data map, the
+likeliest label errors and the review decisions (:mod:`.datamap_pages`).
 
 Thread rules: any thread (the GUI calls it from a worker); ``progress`` is called from
 that thread after each page, ``cancel`` is checked between pages (a cancel raises
@@ -33,6 +34,7 @@ from cdfis_desktop.core.reporting.data import (
     slide_file,
     slide_title,
 )
+from cdfis_desktop.core.reporting.datamap_pages import data_map_pages
 from cdfis_desktop.core.reporting.files import atomic_output
 from cdfis_desktop.core.reporting.overlays import (
     METRIC_TITLES,
@@ -110,6 +112,12 @@ class _ReportBuilder:
             yield f"Slide {slide_title(slide)}", lambda s=slide: self._slide_page(s)
         yield "Most favoured patches", lambda: self._gallery_page(ignored=False)
         yield "Most ignored patches", lambda: self._gallery_page(ignored=True)
+        yield from data_map_pages(
+            self.project,
+            self.run,
+            new_page=_page,
+            patch_image=lambda patch_id: self._patch_image(self.table.index_of(patch_id)),
+        )
 
     def close(self) -> None:
         for reader in self._readers.values():
