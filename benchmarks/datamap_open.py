@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.datamaps import compute_data_map, data_map, regions
 from cdfis_desktop.core.datamaps.queue import build_queue
 from cdfis_desktop.core.storage import Project
@@ -46,15 +47,21 @@ def _project(folder: Path, n: int, epochs: int) -> tuple[Project, int]:
         k = np.arange(n // 4)
         ids.append(
             project.add_patches(
-                slide_id, l0_x=(k % 300) * 512, l0_y=(k // 300) * 512, l0_size=512,
-                patch_px=256, mpp=0.5, label=k % 2, tissue_fraction=1.0, split="train",
+                slide_id,
+                l0_x=(k % 300) * 512,
+                l0_y=(k // 300) * 512,
+                l0_size=512,
+                patch_px=256,
+                mpp=0.5,
+                label=k % 2,
+                tissue_fraction=1.0,
+                split="train",
             )  # fmt: skip
         )
     all_ids = np.concatenate(ids)
     run_id = project.create_run(
-        {}, sampler_rule="uniform", sampler_mode="presample", metric="loss", seed=0,
-        device="cpu", n_train=len(all_ids),
-    )  # fmt: skip
+        RunConfig(sampler=SamplerConfig(rule="uniform")), n_train=len(all_ids), device="cpu"
+    )
     difficulty = rng.normal(0, 1.5, all_ids.max() + 1)
     step = 0
     with project.history_writer(run_id, flush_every_steps=20) as writer:
@@ -63,7 +70,7 @@ def _project(folder: Path, n: int, epochs: int) -> tuple[Project, int]:
             for start in range(0, len(order), PER_STEP):
                 step += 1
                 batch = order[start : start + PER_STEP]
-                margin = (difficulty[batch] + 0.4 * epoch + rng.normal(0, 0.5, len(batch)))
+                margin = difficulty[batch] + 0.4 * epoch + rng.normal(0, 0.5, len(batch))
                 margin = margin.astype(np.float32)
                 probability = (1 / (1 + np.exp(-margin))).astype(np.float32)
                 ones = np.ones(len(batch))

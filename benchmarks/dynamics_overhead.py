@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.sampling import DrawRecord
 from cdfis_desktop.core.storage import HistoryWriter, Project
 from cdfis_desktop.core.training.dynamics import step_dynamics
@@ -57,16 +58,7 @@ def _project(folder: Path) -> tuple[Project, list[int]]:
         split="train",
     )
     runs = [
-        project.create_run(
-            {},
-            sampler_rule="cdf",
-            sampler_mode="presample",
-            metric="loss",
-            seed=0,
-            device="cpu",
-            n_train=N_PATCHES,
-            name=name,
-        )  # fmt: skip
+        project.create_run(RunConfig(), n_train=N_PATCHES, device="cpu", name=name)
         for name in ("without dynamics", "with dynamics")
     ]
     return project, runs

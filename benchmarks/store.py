@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
+from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.storage import Project, history
 from cdfis_desktop.core.storage.aggregates import COLUMNS, latest_epoch, load
 
@@ -53,13 +55,7 @@ def _project_with_patches(folder: Path) -> tuple[Project, int, np.ndarray, int]:
         split="train",
     )
     run_id = project.create_run(
-        {},
-        sampler_rule="cdf",
-        sampler_mode="presample",
-        metric="loss",
-        seed=0,
-        device="cpu",
-        n_train=N_PATCHES,
+        RunConfig(sampler=SamplerConfig(rule="cdf")), n_train=N_PATCHES, device="cpu"
     )
     return project, slide_id, ids, run_id
 
@@ -184,7 +180,7 @@ def bench_heatmap(project: Project, slide_id: int, run_id: int) -> None:
         times = []
         for _ in range(7):
             start = time.perf_counter()
-            values = project.heatmap_values(run_id, slide_id, metric)
+            values = metric_values(project, run_id, slide_id, metric)
             times.append(time.perf_counter() - start)
         print(
             f"heatmap {metric:<13s} {len(values):,} patches: median "

@@ -10,6 +10,13 @@ import argparse
 from typing import Any
 
 from cdfis_desktop.cli.common import fraction, positive_float, positive_int
+from cdfis_desktop.core.config import (
+    MODEL_NAMES,
+    SAMPLER_MODES,
+    SAMPLER_RULES,
+    SCORE_METRICS,
+    WEIGHTINGS,
+)
 
 # options that define a run; --resume takes them from the stored run instead
 RUN_OPTIONS = (
@@ -24,25 +31,25 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     commands that set them per run, like ``cdfis compare``)."""
     sampling = parser.add_argument_group("sampling")
     if sampler_choice:
-        sampling.add_argument("--sampler", choices=("uniform", "topk", "cdf"), help="(uniform)")
+        sampling.add_argument("--sampler", choices=SAMPLER_RULES, help="(uniform)")
         sampling.add_argument(
-            "--mode", choices=("presample", "history"), help="presample (paper) or history (ours)"
+            "--mode", choices=SAMPLER_MODES, help="presample (paper) or history (ours)"
         )
-    sampling.add_argument("--metric", choices=("loss", "gradnorm", "gradnorm_wb"), help="score")
+    sampling.add_argument("--metric", choices=SCORE_METRICS, help="score")
     sampling.add_argument(
         "--presample", type=positive_float, metavar="R", help="candidates per trained row (8)"
     )
     sampling.add_argument(
         "--warmup", metavar="RULE", help="none, steps:N, epochs:N, loss:F or variance:T"
     )
-    sampling.add_argument("--weighting", choices=("none", "unbiased", "power"), help="(none)")
+    sampling.add_argument("--weighting", choices=WEIGHTINGS, help="(none)")
     sampling.add_argument("--floor", type=fraction, metavar="F", help="uniform share in p (0)")
     stop = parser.add_argument_group("when to stop (one of)").add_mutually_exclusive_group()
     stop.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (default 1)")
     stop.add_argument("--time-budget", type=positive_float, metavar="S", help="training seconds")
     stop.add_argument("--steps", type=positive_int, metavar="N", help="training steps")
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", choices=("smallcnn", "resnet18", "resnet50"), help="(smallcnn)")
+    model.add_argument("--model", choices=MODEL_NAMES, help="(smallcnn)")
     model.add_argument("--weights", metavar="FILE", help="initial weights (local state_dict)")
     model.add_argument("--batch", type=positive_int, metavar="N", help="batch size (128)")
     model.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (1e-3)")

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     with Project.open(args.project) as project:
         if args.export_decisions is not None:
-            from cdfis_desktop.core.datamaps.review_files import write_decisions_csv
+            from cdfis_desktop.core.reporting.review_files import write_decisions_csv
 
             rows = write_decisions_csv(project, args.export_decisions)
             print(f"{rows} decisions written to {args.export_decisions}")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_queue(project: Project, run_id: int, args: argparse.Namespace) -> int:
     from cdfis_desktop.core.datamaps.queue import build_queue
-    from cdfis_desktop.core.datamaps.review_files import write_queue_csv
+    from cdfis_desktop.core.reporting.review_files import write_queue_csv
 
     queue = build_queue(project, run_id, top=args.top)
     if queue.total == 0:
@@ -101,7 +101,7 @@ def _write_queue(project: Project, run_id: int, args: argparse.Namespace) -> int
 
 
 def _apply(project: Project, run_id: int, args: argparse.Namespace) -> int:
-    from cdfis_desktop.core.datamaps.review_files import read_decisions_csv
+    from cdfis_desktop.core.reporting.review_files import read_decisions_csv
 
     reviewer = args.reviewer or getpass.getuser()
     decisions = read_decisions_csv(project, args.apply, reviewer=reviewer, run_id=run_id)

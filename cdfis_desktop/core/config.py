@@ -16,6 +16,7 @@ SAMPLER_RULES = ("uniform", "topk", "cdf", "bottomk")
 SAMPLER_MODES = ("presample", "history")
 SCORE_METRICS = ("loss", "gradnorm", "gradnorm_wb")
 WEIGHTINGS = ("none", "unbiased", "power")
+MODEL_NAMES = ("smallcnn", "resnet18", "resnet50")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class RunConfig:
 
     def validate(self) -> None:
         self.sampler.validate()
+        _one_of("model", self.model, MODEL_NAMES)
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1 (got {self.batch_size})")
         if self.epochs is None and self.time_budget_s is None and self.max_steps is None:

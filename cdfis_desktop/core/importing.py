@@ -25,10 +25,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.config import TilingConfig
 from cdfis_desktop.core.errors import AnnotationError, LabelsError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
@@ -49,6 +50,9 @@ from cdfis_desktop.core.tiling.labels import (
     read_patch_table,
 )
 from cdfis_desktop.core.tiling.patchsets import read_patch_set, safe_slide_name, write_mosaic
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.storage import Project
 
 DEFAULT_PATCH_SET_MPP = 4.0
 """µm/px given to patch-set mosaics when the user names none: the IDC patches were taken
@@ -89,9 +93,7 @@ class ImportSummary:
         return dict(sorted(total.items()))
 
     def class_label(self, value: int) -> str:
-        if value == UNLABELLED:
-            return "unlabelled"
-        return self.class_names[value] if 0 <= value < len(self.class_names) else f"class {value}"
+        return label_name(self.class_names, value)
 
     def lines(self) -> list[str]:
         """A human-readable summary: one line per slide, then totals per class."""
@@ -120,7 +122,7 @@ class _SlidePlan:
 
 
 def import_slides(
-    project: Any,
+    project: Project,
     slide_paths: Sequence[str | Path],
     *,
     annotations: Sequence[str | Path] | Mapping[str | Path, str | Path] | None = None,
@@ -205,7 +207,7 @@ def import_slides(
 
 
 def _import_one_slide(
-    project: Any,
+    project: Project,
     plan: _SlidePlan,
     fingerprint: str,
     tiling: TilingConfig,
@@ -279,7 +281,7 @@ def _import_one_slide(
     )
 
 
-def _add_patches_or_remove_slide(project: Any, slide_id: int, **columns: Any) -> None:
+def _add_patches_or_remove_slide(project: Project, slide_id: int, **columns: Any) -> None:
     try:
         project.add_patches(slide_id, **columns)
     except BaseException:
@@ -377,7 +379,7 @@ def _assign_csv_rows(plans: list[_SlidePlan], table: Any) -> None:
 
 
 def _plan_classes(
-    project: Any, names: list[str], class_map: Mapping[str, int] | None
+    project: Project, names: list[str], class_map: Mapping[str, int] | None
 ) -> tuple[dict[str, int], list[str]]:
     """(class map for this import, the project's class names after it). Writes nothing;
     raises LabelsError when the map would renumber the classes of existing patches."""
@@ -400,10 +402,10 @@ def _plan_classes(
     return mapping, wanted
 
 
-def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarray]) -> None:
+def _apply_class_names(project: Project, names: list[str], labels: Sequence[np.ndarray]) -> None:
     """Store ``names``, extended with ``class k`` for numbers used but not named."""
     top = max((int(v.max()) for v in labels if v.size), default=-1)
-    names = list(names) + [f"class {v}" for v in range(len(names), top + 1)]
+    names = list(names) + [label_name(names, v) for v in range(len(names), top + 1)]
     if names != project.class_names():
         project.set_class_names(names)
 
@@ -412,7 +414,7 @@ def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarr
 
 
 def import_patch_set(
-    project: Any,
+    project: Project,
     csv_path: str | Path,
     root: str | Path,
     *,
@@ -469,7 +471,7 @@ def import_patch_set(
     return ImportSummary(results, project.class_names())
 
 
-def _import_group(project: Any, group: Any, target: Path, mpp: float) -> SlideImport:
+def _import_group(project: Project, group: Any, target: Path, mpp: float) -> SlideImport:
     write_mosaic(group, target, mpp)
     try:
         with open_slide(target) as reader:

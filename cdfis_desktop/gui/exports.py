@@ -37,8 +37,8 @@ def start_export(window: Any, kind: str, path: Path) -> JobWorker:
     slide = window.slide
 
     def work(cancel: CancelToken, progress: ProgressCallback) -> list[Path]:
+        from cdfis_desktop.core.heatmap.overlay import downsample_for
         from cdfis_desktop.core.reporting.exports import export_csv, export_geojson, export_png
-        from cdfis_desktop.core.reporting.overlays import downsample_for
         from cdfis_desktop.core.reporting.report import write_report
 
         if kind == "pdf":

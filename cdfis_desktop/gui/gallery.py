@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.gui.thumbnails import PatchThumbnailLoader, ThumbnailRequest
 
 _ROLE_STAT = Qt.ItemDataRole.UserRole + 1
@@ -119,9 +120,7 @@ class PatchGallery(QWidget):
             for stat in stats:
                 item = QListWidgetItem(_placeholder(self._loader.size_px), f"{stat.favour:+.1f}")
                 item.setData(_ROLE_STAT, stat)
-                label = (
-                    label_names[stat.label] if 0 <= stat.label < len(label_names) else stat.label
-                )
+                label = label_name(label_names, stat.label)
                 item.setToolTip(
                     f"patch {stat.patch_id} · slide {stat.slide_id} · label {label}\n"
                     f"chosen {stat.times_chosen}× (uniform would be "

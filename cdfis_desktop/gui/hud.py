@@ -7,28 +7,16 @@ is painted in screen pixels and appears in screenshots. GUI thread only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
+from cdfis_desktop.core.heatmap import LegendSpec
 from cdfis_desktop.gui.qtimage import array_to_qimage
 
 SCALE_BAR_TARGET_PX = 120
-
-
-@dataclass(frozen=True)
-class LegendSpec:
-    """What the overlay's colours mean: ``lut`` is ``uint8[n, 3|4]`` from ``vmin`` to ``vmax``;
-    with ``categories`` (one name per ``lut`` row) it is drawn as named swatches instead."""
-
-    title: str
-    lut: np.ndarray
-    vmin: float
-    vmax: float
-    categories: tuple[str, ...] = ()
 
 
 def nice_scale_length(um_per_screen_px: float, target_px: float = SCALE_BAR_TARGET_PX) -> float:

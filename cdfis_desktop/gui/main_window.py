@@ -32,11 +32,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.errors import CdfisError
+from cdfis_desktop.core.heatmap.overlay import Overlay
 from cdfis_desktop.core.progress import Progress
 from cdfis_desktop.gui.error_dialog import ErrorInfo, ErrorReporter
 from cdfis_desktop.gui.gallery import PatchGallery
-from cdfis_desktop.gui.overlay import OverlayLayer, OverlayState, build_overlay
+from cdfis_desktop.gui.overlay import OverlayState, build_overlay
 from cdfis_desktop.gui.overlay_controls import OverlayControls
 from cdfis_desktop.gui.patch_details import PatchDetails, PatchInfo
 from cdfis_desktop.gui.qtimage import array_to_qimage
@@ -68,7 +70,7 @@ class MainWindow(QMainWindow):
         self.run_id: int | None = None
         self._patches: Any = None  # PatchTable of the slide shown
         self._slide_paths: dict[int, Path] = {}
-        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> HeatmapValues
+        self._predictions: dict[tuple[int, int], Any] = {}  # (run, slide) -> SlideMeasurements
         self._gallery_index = -1
         self._jobs: list[JobWorker] = []
         self.training: StreamWorker | None = None
@@ -218,8 +220,6 @@ class MainWindow(QMainWindow):
 
     def reload_slides(self) -> None:
         """Fill the slide list (thumbnails are read in a worker) and select the first."""
-        from cdfis_desktop.core.reporting.data import slide_file, slide_title
-
         previous = self.slide.id if self.slide is not None else None
         records = self.project.slides()
         self.slide_list.blockSignals(True)
@@ -227,16 +227,15 @@ class MainWindow(QMainWindow):
         for record in records:
             mpp = f"{record.mpp:.3g} µm/px" if record.mpp else "no mpp"
             item = QListWidgetItem(
-                f"{slide_title(record)}\n{record.width:,} × {record.height:,} px · {mpp}"
+                f"{record.name}\n{record.width:,} × {record.height:,} px · {mpp}"
             )
             item.setData(_ROLE_ID, record)
             self.slide_list.addItem(item)
         self.slide_list.blockSignals(False)
-        paths = {record.id: slide_file(self.project, record) for record in records}
-        self._slide_paths = paths
+        self._slide_paths = {record.id: record.file for record in records}
         self.run_job(
             "Slide thumbnails",
-            lambda cancel, progress: _slide_thumbnails(paths),
+            lambda cancel, progress: _slide_thumbnails(records),
             self._on_slide_thumbnails,
             quiet=True,
         )
@@ -297,10 +296,8 @@ class MainWindow(QMainWindow):
         self.refresh_gallery()
 
     def _refresh_filter_choices(self) -> None:
-        from cdfis_desktop.core.reporting.data import slide_title
-
         self.gallery.set_filter_choices(
-            [(slide_title(r), r.id) for r in self.project.slides()],
+            [(r.name, r.id) for r in self.project.slides()],
             [(name, i) for i, name in enumerate(self.project.class_names())],
             self.project.epochs(self.run_id) if self.run_id is not None else [],
         )
@@ -311,7 +308,7 @@ class MainWindow(QMainWindow):
             return
         record = next(r for r in self.project.slides() if r.id == slide_id)
         try:
-            self.viewer.open_slide(self._slide_paths[slide_id])
+            self.viewer.open_slide(record.file, lambda _path: record.open())
         except CdfisError as exc:
             self.errors.show_exception(exc, "Open slide")
             return
@@ -327,22 +324,14 @@ class MainWindow(QMainWindow):
             self.viewer.set_overlay(None)
             self.viewer.set_legend(None)
             return
-        request = _OverlayRequest(
-            self.run_id,
-            self.slide.id,
-            self.slide.width,
-            self.slide.height,
-            self.overlay_controls.state(),
-        )
+        request = _OverlayRequest(self.run_id, self.slide, self.overlay_controls.state())
         if self._overlay_worker is not None:
             self._overlay_pending = request
             return
         project = self.project
 
-        def work(_cancel: object, _progress: object) -> tuple[_OverlayRequest, OverlayLayer]:
-            return request, build_overlay(
-                project, request.run_id, request.slide_id, request.l0_w, request.l0_h, request.state
-            )
+        def work(_cancel: object, _progress: object) -> tuple[_OverlayRequest, Overlay]:
+            return request, build_overlay(project, request.run_id, request.slide, request.state)
 
         worker = JobWorker("Overlay", work, self)
         worker.succeeded.connect(self._apply_overlay)
@@ -351,11 +340,11 @@ class MainWindow(QMainWindow):
         self._overlay_worker = worker
         worker.start()
 
-    def _apply_overlay(self, result: tuple[_OverlayRequest, OverlayLayer]) -> None:
+    def _apply_overlay(self, result: tuple[_OverlayRequest, Overlay]) -> None:
         request, layer = result
         if self._overlay_pending is not None or self.slide is None:
             return  # a newer request follows
-        if (request.slide_id, request.run_id) != (self.slide.id, self.run_id):
+        if (request.slide.id, request.run_id) != (self.slide.id, self.run_id):
             return
         self.viewer.set_overlay(layer.rgba, layer.l0_rect)
         self.viewer.set_overlay_opacity(self.overlay_controls.state().opacity)
@@ -430,21 +419,19 @@ class MainWindow(QMainWindow):
             history = self.project.patch_history(self.run_id, patch_id)
             key = (self.run_id, self.slide.id)
             if key not in self._predictions:
-                self._predictions[key] = self.project.heatmap_values(*key, "prediction")
-            predicted = self._predictions[key]
-            value = predicted.value[np.searchsorted(predicted.patch_id, patch_id)]
-            if np.isfinite(value):
-                prediction = _class_text(names, int(value))
-        from cdfis_desktop.core.reporting.data import slide_title
-
+                self._predictions[key] = self.project.slide_measurements(*key)
+            measured = self._predictions[key]
+            predicted = int(measured.prediction[np.searchsorted(measured.patch_id, patch_id)])
+            if predicted >= 0:
+                prediction = label_name(names, predicted)
         self.patch_details.show_patch(
             PatchInfo(
                 patch_id,
-                slide_title(self.slide),
+                self.slide.name,
                 l0_x,
                 l0_y,
                 size,
-                _class_text(names, label),
+                label_name(names, label),
                 prediction,
             ),
             history,
@@ -742,30 +729,21 @@ class MainWindow(QMainWindow):
 
 @dataclass(frozen=True)
 class _OverlayRequest:
-    """What an overlay worker renders: run, slide (level-0 size) and the controls' state."""
+    """What an overlay worker renders: run, slide and the controls' state."""
 
     run_id: int
-    slide_id: int
-    l0_w: int
-    l0_h: int
+    slide: Any  # SlideRecord
     state: OverlayState
 
 
-def _class_text(names: list[str], label: int) -> str:
-    if label < 0:
-        return "unlabelled"
-    return names[label] if label < len(names) else f"class {label}"
-
-
-def _slide_thumbnails(paths: dict[int, Path]) -> dict[int, np.ndarray]:
-    """Worker thread: a 64 px thumbnail per slide (slides that fail to open are skipped)."""
-    from cdfis_desktop.core.slides import open_slide
-
+def _slide_thumbnails(records: list[Any]) -> dict[int, np.ndarray]:
+    """Worker thread: a 64 px thumbnail per slide record (slides that fail to open are
+    skipped)."""
     thumbnails: dict[int, np.ndarray] = {}
-    for slide_id, path in paths.items():
+    for record in records:
         try:
-            with open_slide(path) as slide:
-                thumbnails[slide_id] = slide.thumbnail(64)
+            with record.open() as slide:
+                thumbnails[record.id] = slide.thumbnail(64)
         except CdfisError:
             continue
     return thumbnails

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from cdfis_desktop.core.heatmap import DEFAULT_COLORMAP, available_colormaps
-from cdfis_desktop.gui.overlay import METRICS, OverlayState
+from cdfis_desktop.core.heatmap.metrics import METRICS
+from cdfis_desktop.gui.overlay import OverlayState
 
 REPLAY_INTERVAL_MS = 700
 
@@ -37,8 +38,12 @@ class OverlayControls(QWidget):
         super().__init__(parent)
         self._epochs: list[int] = []
         self.metric = QComboBox()
-        for key, text in METRICS:
-            self.metric.addItem(text, key)
+        for entry in METRICS:
+            self.metric.addItem(entry.title, entry.key)
+            self.metric.setItemData(
+                self.metric.count() - 1, entry.definition, Qt.ItemDataRole.ToolTipRole
+            )
+        self.metric.setCurrentIndex(self.metric.findData(OverlayState().metric))
         self.colormap = QComboBox()
         for name in available_colormaps():
             self.colormap.addItem(name, name)

@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from cdfis_desktop.core.config import (
+    MODEL_NAMES,
     SAMPLER_MODES,
     SAMPLER_RULES,
     SCORE_METRICS,
     RunConfig,
     SamplerConfig,
 )
-from cdfis_desktop.core.training.models import MODEL_NAMES
 from cdfis_desktop.gui.live_plots import LivePlots
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -165,7 +165,7 @@ class TrainingPanel(QWidget):
             self.plots.set_scores(last_step.candidate_scores)
             phase = "importance sampling" if last_step.is_active else "uniform warm-up"
             self.set_status(
-                f"step {last_step.step} · epoch {last_step.epoch:.2f} · "
+                f"step {last_step.step} · epoch {last_step.epoch} ({last_step.epoch_progress:.2f}) · "
                 f"{last_step.samples_per_s:.0f} samples/s · {phase}"
             )
 

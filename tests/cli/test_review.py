@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cdfis_desktop.cli.main import main
-from cdfis_desktop.core.datamaps.review_files import QUEUE_COLUMNS
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
+from cdfis_desktop.core.reporting.review_files import QUEUE_COLUMNS
 from cdfis_desktop.core.storage import Project, ReviewInput
 
 TRAIN = ("--batch", "8", "--input-px", "32", "--device", "cpu", "--sampler", "uniform")
@@ -112,12 +113,10 @@ def test_decisions_round_trip_to_store_exports_and_the_next_run(
     with Project.open(trained) as project:
         reviewed, ignored = project.runs()[1], project.runs()[0]
         assert reviewed.config["use_review"] and not ignored.config["use_review"]
-        predicted = {
-            run.id: set(project.heatmap_values(run.id, 1, "prediction").patch_id[
-                ~np.isnan(project.heatmap_values(run.id, 1, "prediction").value)
-            ].tolist())
-            for run in (reviewed, ignored)
-        }  # fmt: skip
+        predicted = {}
+        for run in (reviewed, ignored):
+            measured = project.slide_measurements(run.id, 1)
+            predicted[run.id] = set(measured.patch_id[measured.prediction >= 0].tolist())
     assert excluded not in predicted[reviewed.id] and excluded in predicted[ignored.id]
 
     undo = tmp_path / "undo.csv"
@@ -161,9 +160,8 @@ def test_a_run_without_dynamics_or_an_unknown_run_exits_2(
     assert "has no run 99" in capsys.readouterr().err
     with Project.open(trained) as project:
         run_id = project.create_run(
-            {}, sampler_rule="uniform", sampler_mode="presample", metric="loss", seed=0,
-            device="cpu", n_train=1,
-        )  # fmt: skip
+            RunConfig(sampler=SamplerConfig(rule="uniform")), n_train=1, device="cpu"
+        )
         project.set_run_status(run_id, "failed")
     assert main(["review", "--project", str(trained), "--run", str(run_id), "--csv",
                  str(tmp_path / "q.csv")]) == 2  # fmt: skip

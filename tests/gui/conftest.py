@@ -62,7 +62,8 @@ def no_threads_left(qapp):
 
 @dataclass(frozen=True)
 class GuiProject:
-    """A real project folder with one slide, a patch grid, and one finished run."""
+    """A real project folder with one slide, a patch grid, and one finished run trained by
+    the engine (epochs 0, 1, 2)."""
 
     folder: Path
     slide_path: Path
@@ -73,14 +74,17 @@ class GuiProject:
     l0_y: np.ndarray
 
 
-def build_project(folder: Path, slide_path: Path, steps: int = 30, seed: int = 0) -> GuiProject:
-    """Fill a new project through the store's API: a patch grid over the slide (label 1 on
-    the right half), a run whose sampler favours the right half, metrics and predictions."""
-    from cdfis_desktop.core.config import RunConfig
+def build_project(folder: Path, slide_path: Path, epochs: int = 3, seed: int = 0) -> GuiProject:
+    """A new project with a patch grid over the slide (label 1 on the right half, every
+    5th patch held out for validation) and one finished CDF/presample/loss run trained on
+    it by the engine itself (``Trainer.iter_run``): its epochs, metrics, predictions and
+    history are what a real run writes, numbered as the engine numbers them."""
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
     from cdfis_desktop.core.slides import open_slide
     from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.training.engine import Trainer
+    from cdfis_desktop.core.training.reports import RunFinished
 
-    rng = np.random.default_rng(seed)
     with open_slide(slide_path) as slide:
         width, height = slide.dimensions
         fingerprint, mpp = slide.fingerprint(), slide.mpp
@@ -108,48 +112,22 @@ def build_project(folder: Path, slide_path: Path, steps: int = 30, seed: int = 0
             tissue_fraction=1.0,
             split=split,
         )
-        train = ids[np.asarray(split) == "train"]
-        config = RunConfig()
-        run_id = project.create_run(
-            config.to_dict(),
-            sampler_rule="cdf",
-            sampler_mode="presample",
-            metric="loss",
+        config = RunConfig(
+            sampler=SamplerConfig(rule="cdf", presample_ratio=4.0),
+            batch_size=16,
+            epochs=epochs,
+            input_px=32,
+            augment=False,
             seed=seed,
             device="cpu",
-            n_train=int(train.size),
-            name="test run",
+            history_flush_steps=10,
         )
-        right = np.isin(ids, ids[label == 1])
-        with project.history_writer(run_id, flush_every_steps=10) as writer:
-            for step in range(1, steps + 1):
-                epoch = (step - 1) // 10 + 1
-                candidates = rng.choice(train, size=min(64, train.size), replace=False)
-                favoured = right[np.searchsorted(ids, candidates)]
-                score = (rng.random(candidates.size) + 2.0 * favoured).astype(np.float32)
-                prob = score / score.sum()
-                counts = rng.multinomial(16, prob).astype(np.int32)
-                writer.record(
-                    step, epoch, candidates, score, prob, counts, (counts > 0).astype(np.float32)
-                )
-                project.log_metrics(
-                    run_id, step, epoch, step * 0.1, train_loss=1.0 / step, samples_per_s=100.0
-                )
-        for epoch in range(1, (steps - 1) // 10 + 2):
-            project.log_metrics(
-                run_id,
-                epoch * 10,
-                epoch,
-                epoch * 1.0,
-                val_loss=0.5 / epoch,
-                val_accuracy=0.6 + 0.1 * epoch,
-            )
-            predicted = (rng.random(ids.size) < 0.5 + 0.4 * (label == 1)).astype(np.int64)
-            project.set_predictions(run_id, epoch, ids, predicted, np.full(ids.size, 0.8))
-        project.set_run_status(run_id, "finished")
+        reports = list(Trainer(project, run_name="test run").iter_run(config))
+        finished = reports[-1]
+        assert isinstance(finished, RunFinished) and finished.status == "finished", finished
     finally:
         project.close()
-    return GuiProject(folder, slide_path, slide_id, run_id, ids, l0_x, l0_y)
+    return GuiProject(folder, slide_path, slide_id, finished.run_id, ids, l0_x, l0_y)
 
 
 @pytest.fixture(scope="session")

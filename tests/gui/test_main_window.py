@@ -42,7 +42,8 @@ def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, 
     # the sampler of the test run favoured the right half: more chosen there
     rgba = _overlay(window)
     assert rgba.shape[2] == 4 and rgba[..., 3].max() == 255
-    assert window.training_panel.plots.series["val_acc"].size == 3
+    # validations before training and after each of the 3 epochs
+    assert window.training_panel.plots.series["val_acc"].size == 4
     assert window.slide_list.item(0).icon().isNull() is False
     assert str(gui_project.folder.resolve()) in window.recent_projects()
     window.grab().save(str(screenshot_dir / "main_window.png"))
@@ -88,16 +89,16 @@ def test_manual_range_and_opacity(window, qtbot):
 
 def test_time_slider_replays_epochs_and_difference_view(window, qtbot, gui_project):
     controls = window.overlay_controls
-    assert controls.epoch.maximum() == 3  # "all" + epochs 1..3
+    assert controls.epoch.maximum() == 3  # "all" + epochs 0..2
     cumulative = _overlay(window)
     _change(window, qtbot, lambda: controls.epoch.setValue(1))
-    assert controls.selected_epoch() == 1
-    assert window.viewer.hud.legend.title.endswith("epoch 1")
+    assert controls.selected_epoch() == 0
+    assert window.viewer.hud.legend.title.endswith("epoch 0")
     assert not np.array_equal(cumulative, _overlay(window))
     _change(
         window,
         qtbot,
-        lambda: controls.compare_epoch.setCurrentIndex(controls.compare_epoch.findData(3)),
+        lambda: controls.compare_epoch.setCurrentIndex(controls.compare_epoch.findData(2)),
     )
     _change(
         window, qtbot, lambda: controls.compare.setCurrentIndex(controls.compare.findData("epoch"))
@@ -108,8 +109,8 @@ def test_time_slider_replays_epochs_and_difference_view(window, qtbot, gui_proje
     controls.play.setChecked(True)  # replay walks the slider to the last epoch
     qtbot.waitUntil(lambda: not controls.play.isChecked(), timeout=5000)
     qtbot.waitUntil(lambda: not window.overlay_busy(), timeout=10_000)
-    assert window.viewer.hud.legend.title.endswith("epoch 3 − epoch 3")
-    assert controls.selected_epoch() == 3
+    assert window.viewer.hud.legend.title.endswith("epoch 2 − epoch 2")
+    assert controls.selected_epoch() == 2
 
 
 def test_click_on_slide_shows_patch_details_and_history(window, qtbot, gui_project, screenshot_dir):

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.gui.latency import LatencyProbe
 from cdfis_desktop.gui.main_window import MainWindow
@@ -63,7 +64,7 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
         assert run.status == "cancelled"
         assert run.steps is not None and run.steps >= 15
         history = project.patch_history(run_id, int(gui_project.patch_ids[1]))
-        chosen = project.heatmap_values(run_id, gui_project.slide_id, "times_chosen")
+        chosen = metric_values(project, run_id, gui_project.slide_id, "times_chosen")
         assert np.nansum(chosen.value) >= 16 * 15  # every trained step recorded its draws
         assert history.step.dtype.kind == "i"
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from cdfis_desktop.core.datamaps.queue import class_name
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.storage import Project
 
 REVIEW_KEYS = (
@@ -33,8 +33,8 @@ def review_properties(project: Project) -> dict[int, dict[str, object]]:
     return {
         int(decided.patch_id[k]): {
             "decision": str(decided.action[k]),
-            "original_label": class_name(names, int(decided.original_label[k])),
-            "label": class_name(names, int(decided.label[k])),
+            "original_label": label_name(names, int(decided.original_label[k]), unlabelled=""),
+            "label": label_name(names, int(decided.label[k]), unlabelled=""),
             "label_id": int(decided.label[k]),
             "reason": str(decided.reason[k]),
             "reviewer": str(decided.reviewer[k]),

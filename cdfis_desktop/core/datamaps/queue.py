@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.datamaps.service import data_map
 from cdfis_desktop.core.datamaps.statistics import (
     NONE,
@@ -95,7 +95,7 @@ def build_queue(project: Project, run_id: int, *, top: int | None = None) -> Rev
     chosen = ranked if top is None else ranked[: max(int(top), 0)]
     codes = regions(result.confidence, result.variability)
     table = project.patches(patch_ids=chosen)
-    slides = {s.id: Path(s.path).name for s in project.slides()}
+    slides = {s.id: s.name for s in project.slides()}
     names = project.class_names()
     decided = project.review_decisions(in_force_at=math.inf)
     decision_of = {int(p): k for k, p in enumerate(decided.patch_id)}
@@ -116,7 +116,7 @@ def build_queue(project: Project, run_id: int, *, top: int | None = None) -> Rev
                 l0_y=int(table.l0_y[row]),
                 l0_size=int(table.l0_size[row]),
                 label=label,
-                label_name=class_name(names, label),
+                label_name=label_name(names, label, unlabelled=""),
                 source=table.source[row] or "",
                 flag=flag_of(scores["aum"], int(codes[patch_id])),
                 region=region_name(int(codes[patch_id])),
@@ -128,10 +128,3 @@ def build_queue(project: Project, run_id: int, *, top: int | None = None) -> Rev
             )
         )
     return ReviewQueue(run_id=run_id, entries=entries, total=int(trained.size), data_map=result)
-
-
-def class_name(names: list[str], label: int) -> str:
-    """Display name of ``label`` ("" for -1, ``class k`` past the named ones)."""
-    if label < 0:
-        return ""
-    return names[label] if label < len(names) else f"class {label}"

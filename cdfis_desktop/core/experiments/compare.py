@@ -131,8 +131,8 @@ def run_comparison(
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds})")
     configs = {name: sampler_config(name, base.sampler) for name in samplers}
-    for config in configs.values():
-        replace(base, sampler=config).validate()
+    for sampler in configs.values():
+        replace(base, sampler=sampler).validate()
     cancel = cancel or CancelToken()
     points: list[CurvePoint] = []
     for seed in range(base.seed, base.seed + seeds):

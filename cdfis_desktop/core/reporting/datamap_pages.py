@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.datamaps import NONE, REGION_NAMES, regions
 from cdfis_desktop.core.datamaps.decisions import iso_time
-from cdfis_desktop.core.datamaps.queue import ReviewQueue, build_queue, class_name
+from cdfis_desktop.core.datamaps.queue import ReviewQueue, build_queue
 from cdfis_desktop.core.storage import Project, RunSummary
 
 FLAGGED = 6
@@ -43,8 +44,9 @@ def data_map_pages(
     queue = build_queue(project, run.id, top=FLAGGED)
     if queue.total:
         yield "Data map", lambda: _data_map_page(queue, run, new_page)
-        yield "Likely label errors", lambda: _flagged_page(
-            project, queue, run, new_page, patch_image
+        yield (
+            "Likely label errors",
+            lambda: _flagged_page(project, queue, run, new_page, patch_image),
         )
     if len(project.review_decisions()):
         yield "Review decisions", lambda: _decisions_page(project, new_page)
@@ -170,8 +172,8 @@ def _decisions_page(project: Project, new_page: Page) -> Any:
             iso_time(float(decisions.decided_at[k])).replace("T", " ")[:16],
             str(int(decisions.patch_id[k])),
             str(decisions.action[k]) + (" (undone)" if not active[k] else ""),
-            class_name(names, int(decisions.original_label[k])),
-            class_name(names, int(decisions.label[k])) or "-",
+            label_name(names, int(decisions.original_label[k]), unlabelled=""),
+            label_name(names, int(decisions.label[k]), unlabelled="") or "-",
             str(decisions.reason[k])[:24],
             str(decisions.reviewer[k])[:16],
         ]

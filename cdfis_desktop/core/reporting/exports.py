@@ -19,30 +19,26 @@ import math
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.datamaps.decisions import REVIEW_KEYS, review_properties
 from cdfis_desktop.core.errors import ConfigError
-from cdfis_desktop.core.heatmap import class_colors, render_legend
+from cdfis_desktop.core.heatmap import class_colors, legend_image
+from cdfis_desktop.core.heatmap.metrics import measurement_metrics
+from cdfis_desktop.core.heatmap.overlay import OverlayRequest, render_overlay
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.reporting.data import (
-    MEASUREMENTS,
     PatchMeasurements,
     patch_measurements,
-    slide_title,
 )
 from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
-from cdfis_desktop.core.reporting.overlays import (
-    CATEGORICAL_METRICS,
-    METRIC_TITLES,
-    SlideOverlay,
-    read_background,
-    render_overlay,
-)
+from cdfis_desktop.core.reporting.overlays import on_background, read_background
 from cdfis_desktop.core.storage import Project, SlideRecord
+
+MEASUREMENT_KEYS = tuple(m.key for m in measurement_metrics())
 
 CSV_COLUMNS = (
     "patch_id",
@@ -58,7 +54,7 @@ CSV_COLUMNS = (
     "label_name",
     "prediction",
     "prediction_name",
-    *MEASUREMENTS,
+    *MEASUREMENT_KEYS,
     "source",
     *(f"review_{key}" for key in REVIEW_KEYS),
 )
@@ -78,7 +74,7 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
     """
     table = patch_measurements(project, run_id)
     names = project.class_names()
-    slides = {s.id: slide_title(s) for s in project.slides()}
+    slides = {s.id: s.name for s in project.slides()}
     reviews = review_properties(project)
     with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -97,10 +93,10 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
                     _cell(table.mpp[row]),
                     table.split[row] or "",
                     _class_cell(label),
-                    _name(names, label),
+                    label_name(names, label, unlabelled=""),
                     _class_cell(prediction),
-                    _name(names, prediction),
-                    *(_cell(table.values[m][row]) for m in MEASUREMENTS),
+                    label_name(names, prediction, unlabelled=""),
+                    *(_cell(table.values[m][row]) for m in MEASUREMENT_KEYS),
                     table.source[row] or "",
                     *(
                         reviews.get(int(table.patch_id[row]), {}).get(key, "")
@@ -129,10 +125,10 @@ def export_geojson(
     exports) and ``properties``: ``objectType`` ``"tile"``, ``name`` ``"patch <id>"``,
     ``classification`` ``{"name", "color": [r, g, b]}`` from the patch label (absent when
     unlabelled) and ``measurements``: a flat name -> number object (patch id, prediction,
-    and :data:`MEASUREMENTS`; a value that does not exist is left out, since JSON has no
-    NaN); ``source``, the patch-set image file, when there is one; ``review``, the review
-    decision in force (decision, original and new label, reason, reviewer, time), whose
-    label is then the classification (an excluded patch keeps its original one). In
+    and the registry's measurements; a value that does not exist is left out, since JSON
+    has no NaN); ``source``, the patch-set image file, when there is one; ``review``, the
+    review decision in force (decision, original and new label, reason, reviewer, time),
+    whose label is then the classification (an excluded patch keeps its original one). In
     QuPath: File > Import objects, then Measure > Show measurement maps.
     Returns the files written.
     """
@@ -145,9 +141,9 @@ def export_geojson(
     for done, slide in enumerate(slides):
         _check_cancel(cancel)
         table = patch_measurements(project, run_id, slide.id)
-        rows = range(len(table))
-        if reviewed_only:
-            rows = [r for r in rows if int(table.patch_id[r]) in reviews]
+        rows = [
+            r for r in range(len(table)) if not reviewed_only or int(table.patch_id[r]) in reviews
+        ]
         collection = {
             "type": "FeatureCollection",
             "features": [
@@ -158,7 +154,7 @@ def export_geojson(
         with atomic_output(targets[slide.id]) as tmp:
             tmp.write_text(json.dumps(collection, allow_nan=False), encoding="utf-8")
         written.append(targets[slide.id])
-        _report(progress, done + 1, len(slides), f"GeoJSON of {slide_title(slide)}")
+        _report(progress, done + 1, len(slides), f"GeoJSON of {slide.name}")
     return written
 
 
@@ -179,8 +175,9 @@ def export_png(
     ``-legend.png`` (with a pattern ``out``: the pattern's name plus those suffixes).
 
     ``downsample_of``: slide id -> level-0 px per output pixel (only these slides are
-    exported; see ``overlays.downsample_for``). Raises :class:`SlideOpenError` when a
-    slide file cannot be read for the on-slide image.
+    exported; see ``core.heatmap.overlay.downsample_for``). ``colormap`` None: the
+    metric's default. The layer is drawn by the overlay service, as in the GUI. Raises
+    :class:`SlideOpenError` when a slide file cannot be read for the on-slide image.
     """
     slides = select_slides(project, list(downsample_of))
     targets = per_slide_paths(out, slides, "")
@@ -190,26 +187,27 @@ def export_png(
         downsample = downsample_of[slide.id]
         overlay = render_overlay(
             project,
-            run_id,
-            slide,
-            metric,
-            downsample=downsample,
-            colormap=colormap,
-            opacity=opacity,
-            with_background=False,
+            OverlayRequest(
+                slide,
+                run_id,
+                metric,
+                colormap=colormap,
+                opacity=opacity,
+                downsample=downsample,
+            ),
         )
-        background = read_background(project, slide, downsample)
+        background = read_background(slide, downsample)
         stem = targets[slide.id]
         images = {
-            f"-{metric}-overlay.png": overlay.layer,
-            f"-{metric}-on-slide.png": replace(overlay, background=background).composited(),
-            f"-{metric}-legend.png": _legend_image(overlay),
+            f"-{metric}-overlay.png": overlay.rgba,
+            f"-{metric}-on-slide.png": on_background(overlay.rgba, background),
+            f"-{metric}-legend.png": legend_image(overlay.legend, 480, 90),
         }
         for suffix, image in images.items():
             target = stem.with_name(stem.name + suffix)
             save_png(image, target)
             written.append(target)
-        _report(progress, done + 1, len(slides), f"PNG of {slide_title(slide)}")
+        _report(progress, done + 1, len(slides), f"PNG of {slide.name}")
     return written
 
 
@@ -227,7 +225,7 @@ def per_slide_paths(
     """Output path per slide id for a folder or a ``{slide}``/``{slide_id}`` pattern (see
     the module docstring); creates the folders. ExportError if a folder cannot be made."""
     text = os.fspath(out)
-    stems = [Path(slide_title(s)).stem for s in slides]
+    stems = [s.file.stem for s in slides]
     unique = {stem: stems.count(stem) == 1 for stem in stems}
     paths = {}
     for slide, stem in zip(slides, stems, strict=True):
@@ -279,7 +277,7 @@ def _feature(
     measurements: dict[str, float] = {"patch_id": patch_id}
     if table.prediction[row] >= 0:
         measurements["prediction"] = int(table.prediction[row])
-    for name in MEASUREMENTS:
+    for name in MEASUREMENT_KEYS:
         value = float(table.values[name][row])
         if math.isfinite(value):
             measurements[name] = value
@@ -289,7 +287,7 @@ def _feature(
         label = int(review["label_id"])  # type: ignore[call-overload]
     if label >= 0:
         properties["classification"] = {
-            "name": _name(names, label),
+            "name": label_name(names, label),
             "color": [int(c) for c in colors[label % len(colors)]],
         }
     properties["measurements"] = measurements
@@ -306,38 +304,6 @@ def _feature(
         },
         "properties": properties,
     }
-
-
-def _legend_image(overlay: SlideOverlay) -> np.ndarray:
-    title = METRIC_TITLES.get(overlay.metric, overlay.metric)
-    if overlay.metric in CATEGORICAL_METRICS:
-        assert overlay.colors is not None
-        return _class_legend(overlay.class_names, overlay.colors, title)
-    assert overlay.colormap is not None and overlay.value_range is not None
-    return render_legend(overlay.colormap, overlay.value_range, title, 480, 90)
-
-
-def _class_legend(names: Sequence[str], colors: np.ndarray, title: str) -> np.ndarray:
-    """uint8[h, w, 4]: coloured boxes with class names (matplotlib Agg, no display)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    figure = Figure(figsize=(4.8, 0.3 + 0.25 * max(len(colors), 1)), dpi=100, facecolor="white")
-    FigureCanvasAgg(figure)
-    handles = [
-        Patch(facecolor=colors[k] / 255.0, edgecolor="none", label=_name(list(names), k))
-        for k in range(len(colors))
-    ]
-    figure.legend(handles=handles, title=title, loc="center", frameon=False)
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba(), dtype=np.uint8).copy()
-
-
-def _name(names: list[str], label: int) -> str:
-    if label < 0:
-        return ""
-    return names[label] if label < len(names) else f"class {label}"
 
 
 def _class_cell(label: int) -> str:

@@ -336,6 +336,12 @@ class HistorySampler(Sampler):
         self._tree = FenwickTree(self._tree_values(self._scores))
         self._draws_since_rebuild = 0
 
+    @property
+    def _built_tree(self) -> FenwickTree:
+        """The tree, once :meth:`refresh` has built it (it runs before every active plan)."""
+        assert self._tree is not None, "refresh() builds the tree before it is used"
+        return self._tree
+
     def _tree_values(self, scores: torch.Tensor) -> torch.Tensor:
         """Latest scores float32[m] -> tree weights float64[m] (NaN -> unknown value)."""
         s = scores.to(torch.float64)
@@ -348,7 +354,7 @@ class HistorySampler(Sampler):
         self._draws_since_rebuild += 1
         b, cfg = self.batch_size, self.config
         if cfg.rule in ("topk", "bottomk"):
-            values = torch.from_numpy(self._tree.weights.copy())
+            values = torch.from_numpy(self._built_tree.weights.copy())
             values[torch.isposinf(self._scores)] = math.inf
             chosen = rank_indices(values, b, largest=cfg.rule == "topk")
             p_chosen = torch.full((b,), 1.0 / b, dtype=torch.float64)
@@ -372,9 +378,9 @@ class HistorySampler(Sampler):
         if self._infinite_count > 0:
             infinite = torch.nonzero(torch.isposinf(self._scores)).squeeze(1)
             picks = infinite[torch.randint(infinite.shape[0], (k,), generator=gen)]
-        elif self._tree.total > 0:
-            targets = torch.rand(k, generator=gen, dtype=torch.float64) * self._tree.total
-            picks = torch.from_numpy(self._tree.find(targets.numpy()))
+        elif self._built_tree.total > 0:
+            targets = torch.rand(k, generator=gen, dtype=torch.float64) * self._built_tree.total
+            picks = torch.from_numpy(self._built_tree.find(targets.numpy()))
         else:
             picks = torch.randint(n, (k,), generator=gen)
         uniform = torch.randint(n, (k,), generator=gen)
@@ -402,8 +408,10 @@ class HistorySampler(Sampler):
         floor, n = self.config.floor, self.dataset_size
         if self._infinite_count > 0:
             share = torch.isposinf(self._scores[indices]).double() / self._infinite_count
-        elif self._tree.total > 0:
-            share = torch.from_numpy(self._tree.weights[indices.numpy()]) / self._tree.total
+        elif self._built_tree.total > 0:
+            share = (
+                torch.from_numpy(self._built_tree.weights[indices.numpy()]) / self._built_tree.total
+            )
         else:
             share = torch.full(indices.shape, 1.0 / n, dtype=torch.float64)
         return (1.0 - floor) * share + floor / n
@@ -424,7 +432,7 @@ def _first_positions(values: torch.Tensor, unique: torch.Tensor) -> torch.Tensor
 
 
 def make_sampler(config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> Sampler:
-    """The sampler for ``config.mode`` (``presample`` or ``history``)."""
-    config.validate()
+    """The sampler for ``config.mode`` (``presample`` or ``history``); the sampler
+    validates ``config``."""
     cls = PresampleSampler if config.mode == "presample" else HistorySampler
     return cls(config, dataset_size, batch_size, seed)

@@ -93,7 +93,7 @@ def write_pyramidal_tiff_bands(
     os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a slide is an ordinary file
     try:
         with tempfile.TemporaryDirectory(prefix=".pyramid-", dir=target.parent) as scratch:
-            levels = [
+            levels: list[np.ndarray] = [
                 np.lib.format.open_memmap(
                     Path(scratch) / f"level{i}.npy", mode="w+", dtype=np.uint8, shape=(h, w, 3)
                 )

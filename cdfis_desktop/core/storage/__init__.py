@@ -1,4 +1,4 @@
-"""The project store: one folder per project, one SQLAlchemy database (SQLite by default).
+"""The project store: one folder per project, one SQLite database (through SQLAlchemy).
 
 Storage layout and its size/speed trade-offs: :mod:`.schema` (history keyed by flushed
 block, float32 values as 4-byte bit patterns), :mod:`.aggregates` (per-epoch aggregates as
@@ -24,8 +24,8 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
              .patches(slide_id=None, split=None, *, patch_ids=None) -> PatchTable
              .patch_keys(patch_ids=None) -> (id, slide_id, label) int64 arrays
              .set_splits(patch_ids, splits)
-    runs     .create_run(config, *, sampler_rule, sampler_mode, metric, seed, device,
-                         n_train, name="") -> int          (status running, lock taken)
+    runs     .create_run(config: RunConfig, *, n_train, device=None, name="") -> int
+                 (validates the config once; status running, lock taken)
              .set_run_status(run_id, status, *, error=None)  .set_switch_step(run_id, step)
              .history_writer(run_id, *, flush_every_steps=20, resume_after_step=None)
                  -> HistoryWriter: .record(step, epoch, patch_ids, score, probability,
@@ -40,10 +40,9 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
     queries  .runs() -> list[RunSummary]  .run(run_id) -> RunSummary
              .metrics(run_id) -> dict[str, ndarray]  .compare_runs(ids) -> RunComparison
              .epochs(run_id) -> list[int]
-             .heatmap_values(run_id, slide_id, metric, epoch=None) -> HeatmapValues
-                 metric in HEATMAP_METRICS: times_chosen, times_scored, favour,
-                 mean_score, last_score, label, prediction, prediction_probability,
-                 loss/gradnorm/gradnorm_wb (= mean_score of a run scored by that metric)
+             .slide_measurements(run_id, slide_id, epoch=None) -> SlideMeasurements
+                 (every per-patch aggregate, label and prediction of one slide; heatmap
+                 values per metric: core.heatmap.metrics)
              .favoured_patches(run_id, n, *, ignored=False, slide_id=None, label=None,
                                epoch=None) -> list[PatchStat]
              .patch_history(run_id, patch_id) -> PatchHistory
@@ -71,14 +70,12 @@ from __future__ import annotations
 
 from cdfis_desktop.core.storage.history import HistoryWriter
 from cdfis_desktop.core.storage.project import Project
-from cdfis_desktop.core.storage.queries import HEATMAP_METRICS
 from cdfis_desktop.core.storage.records import (
     EXCLUDE_REASONS,
     REVIEW_ACTIONS,
     RUN_STATUSES,
     SPLITS,
     CheckpointRecord,
-    HeatmapValues,
     PatchHistory,
     PatchStat,
     PatchTable,
@@ -86,6 +83,7 @@ from cdfis_desktop.core.storage.records import (
     ReviewTable,
     RunComparison,
     RunSummary,
+    SlideMeasurements,
     SlideRecord,
     StoredDataMap,
 )
@@ -93,12 +91,10 @@ from cdfis_desktop.core.storage.schema import ALL_EPOCHS, SCHEMA_VERSION
 
 __all__ = [
     "ALL_EPOCHS",
-    "HEATMAP_METRICS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "SPLITS",
     "CheckpointRecord",
-    "HeatmapValues",
     "HistoryWriter",
     "PatchHistory",
     "PatchStat",
@@ -106,6 +102,7 @@ __all__ = [
     "Project",
     "RunComparison",
     "RunSummary",
+    "SlideMeasurements",
     "SlideRecord",
     "StoredDataMap",
     "EXCLUDE_REASONS",

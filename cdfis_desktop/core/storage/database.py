@@ -5,8 +5,9 @@ last committed transaction), ``foreign_keys=ON``, ``synchronous=NORMAL`` (in WAL
 killed process loses nothing it committed; only a power cut may lose the last commits), a
 busy timeout, a 64 MiB page cache and a 64 MiB WAL checkpoint threshold (the WAL file is
 truncated back to that size after a checkpoint), on every new connection; a new database
-gets 16 KiB pages (SQLite keeps the page size of an existing file). Other SQLAlchemy URLs
-are passed through as they are; only SQLite ships and is tested.
+gets 16 KiB pages (SQLite keeps the page size of an existing file). The store is SQLite
+only: its SQL uses SQLite's ``group_concat``, ``WITHOUT ROWID`` tables and upserts, and no
+other database is tested.
 
 Thread rules: the engine's pool hands each thread its own connection; every store call
 checks one out for the duration of one transaction, so calls from different threads do

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Table, text
 from sqlalchemy.engine import Connection
 
 from cdfis_desktop.core.storage.aggregates import (
@@ -57,16 +57,23 @@ V2_BLOCK_STEPS = 64
 """Block length (steps) given to history rows migrated from version 2."""
 
 
+def _table(model: type) -> Table:
+    """The ``Table`` of an ORM class (typed as such for the type checker)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
 def _v1_to_v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE slides ADD COLUMN group_name VARCHAR(200) NOT NULL DEFAULT ''"))
-    Prediction.__table__.create(conn, checkfirst=True)
+    _table(Prediction).create(conn, checkfirst=True)
 
 
 def _v2_to_v3(conn: Connection) -> None:
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_history_patch")
     conn.exec_driver_sql("ALTER TABLE history RENAME TO history_v2")
-    History.__table__.create(conn)
-    HistoryStep.__table__.create(conn, checkfirst=True)
+    _table(History).create(conn)
+    _table(HistoryStep).create(conn, checkfirst=True)
     conn.exec_driver_sql(
         "INSERT INTO history_steps (run_id, step, epoch, block) SELECT run_id, step, "
         f"MIN(epoch), step - step % {V2_BLOCK_STEPS} FROM history_v2 GROUP BY run_id, step"
@@ -90,8 +97,8 @@ def _v2_to_v3(conn: Connection) -> None:
                     [block] * len(rows),
                     columns[0],
                     [step - block for step in columns[1]],
-                    encode_f32(columns[2]),
-                    encode_f32(columns[3]),
+                    encode_f32(np.asarray(columns[2])),
+                    encode_f32(np.asarray(columns[3])),
                     columns[4],
                     columns[5],
                     strict=True,
@@ -102,7 +109,7 @@ def _v2_to_v3(conn: Connection) -> None:
 
 
 def _v3_to_v4(conn: Connection) -> None:
-    RunAggregate.__table__.create(conn)
+    _table(RunAggregate).create(conn)
     length = max_patch_id(conn) + 1
     keys = conn.exec_driver_sql(
         "SELECT DISTINCT run_id, epoch FROM epoch_stats ORDER BY run_id, epoch"
@@ -127,7 +134,7 @@ def _v3_to_v4(conn: Connection) -> None:
 def _v4_to_v5(conn: Connection) -> None:
     _add_dynamics_columns(conn)
     conn.exec_driver_sql("ALTER TABLE history RENAME TO history_v4")
-    History.__table__.create(conn)
+    _table(History).create(conn)
     old = _column_names(conn, "history_v4")
     columns = ", ".join(c.name for c in History.__table__.columns if c.name in old)
     conn.exec_driver_sql(
@@ -154,8 +161,8 @@ def _v4_to_v5(conn: Connection) -> None:
 def _v5_to_v6(conn: Connection) -> None:
     _add_dynamics_columns(conn)
     conn.exec_driver_sql("ALTER TABLE patches ADD COLUMN source TEXT")
-    DataMap.__table__.create(conn)
-    ReviewDecision.__table__.create(conn)
+    _table(DataMap).create(conn)
+    _table(ReviewDecision).create(conn)
 
 
 DYNAMICS_COLUMNS = {

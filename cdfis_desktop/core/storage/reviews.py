@@ -69,7 +69,7 @@ def add_decisions(
     with translated_errors(where), engine.begin() as conn:
         begin_writing(conn)
         ids = sorted({int(d.patch_id) for d in decisions})
-        labels = dict(
+        labels: dict[int, int] = dict(
             conn.exec_driver_sql(
                 f"SELECT id, label FROM patches WHERE id IN ({', '.join(map(str, ids)) or 'NULL'})"
             ).all()

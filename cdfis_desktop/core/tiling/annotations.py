@@ -62,7 +62,7 @@ class Annotations:
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(min_x, min_y, max_x, max_y) of all polygons, level-0 px."""
-        return tuple(shapely.union_all(list(self.geometries.values())).bounds)  # type: ignore[return-value]
+        return tuple(shapely.union_all(list(self.geometries.values())).bounds)
 
 
 def load_annotations(path: str | Path) -> Annotations:

@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from cdfis_desktop.core.errors import CdfisError, LabelsError, SlideOpenError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.slides.imageops import resize_rgb
 from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.storage import Project
 
 DEFAULT_PRELOAD_LIMIT_BYTES = 1 << 30
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -174,7 +177,8 @@ class PatchDataset(Dataset[Item], ABC):
                 progress(Progress(total - missing.size + done, total, "loading patches"))
         if isinstance(self._images, np.memmap):
             self._images.flush()
-            self._filled.flush()  # type: ignore[union-attr]
+            assert isinstance(self._filled, np.memmap)
+            self._filled.flush()
             self._images = np.array(self._images)
             self._filled = np.ones(total, dtype=bool)
         self._complete = True
@@ -276,7 +280,7 @@ class SlidePatchDataset(PatchDataset):
     @classmethod
     def from_project(
         cls,
-        project: Any,
+        project: Project,
         patch_ids: np.ndarray | None = None,
         *,
         input_px: int,
@@ -298,7 +302,7 @@ class SlidePatchDataset(PatchDataset):
         else:
             rows = np.arange(len(table))
         sources = {
-            record.id: SlideSource(record.path, record.mpp if record.mpp_overridden else None)
+            record.id: SlideSource(str(record.file), record.mpp_override)
             for record in project.slides()
         }
         arrays = {

@@ -258,7 +258,8 @@ class Trainer:
         yield StepReport(
             run_id=state.run_id,
             step=step,
-            epoch=step / session.steps_per_epoch,
+            epoch=epoch,
+            epoch_progress=step / session.steps_per_epoch,
             wall_s=session.train_s,
             train_loss=loss,
             samples_per_s=samples_per_s,
@@ -294,7 +295,7 @@ class Trainer:
         if evaluation is None or state.store is None:
             return
         m = evaluation.metrics
-        epoch_index = max(session.epoch_of_step(session.step), 0)
+        epoch_index = session.epoch_of_step(session.step)
         writer = state.store.writer
         writer.submit(
             self.project.log_metrics,
@@ -319,7 +320,7 @@ class Trainer:
         yield EpochReport(
             run_id=state.run_id,
             step=session.step,
-            epoch=session.epochs_done,
+            epoch=epoch_index,
             wall_s=session.train_s,
             val_loss=m.loss,
             val_accuracy=m.accuracy,
@@ -341,15 +342,10 @@ class Trainer:
     ) -> tuple[int, _Store]:
         flush = config.history_flush_steps
         if resume_run_id is None:
-            sampler = config.sampler
             run_id = self.project.create_run(
-                config.to_dict(),
-                sampler_rule=sampler.rule,
-                sampler_mode=sampler.mode,
-                metric=sampler.metric,
-                seed=config.seed,
-                device=str(session.setup.device),
+                config,
                 n_train=len(session.data.train_indices),
+                device=str(session.setup.device),
                 name=self.run_name,
             )
             writer = self.project.history_writer(run_id, flush_every_steps=flush)
@@ -407,7 +403,7 @@ class Trainer:
             },
         )
         self.project.register_checkpoint(
-            state.run_id, session.step, max(session.epoch_of_step(session.step), 0), path
+            state.run_id, session.step, session.epoch_of_step(session.step), path
         )
         state.last_checkpoint = str(path)
 

@@ -3,8 +3,13 @@
 They hold no live tensors and no reference to the model, so a worker thread can hand them
 to the GUI thread (queued signals) and the CLI can print them. Times: ``wall_s`` is
 training time in seconds since the run started, evaluation excluded (the paper's
-convention; it continues across a resume). ``epoch`` in a :class:`StepReport` is
-fractional (steps x batch / training patches).
+convention; it continues across a resume).
+
+Epochs (one convention everywhere: store, reports, CLI, GUI, docs): ``epoch`` is the
+0-based index of the epoch a step runs in, ``(step - 1) // steps_per_epoch``, the epoch
+under which the store files the step's history, metrics and predictions. A validation
+belongs to the epoch of the step it follows (the one at step 0, before training, to
+epoch 0). ``epoch_progress`` is the fractional count of epochs trained so far.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class StepReport:
-    """One training step done (``step`` counts from 1).
+    """One training step done (``step`` counts from 1) in epoch ``epoch`` (0-based);
+    ``epoch_progress`` = step / steps per epoch.
 
     ``candidate_scores float32[n]``: the scores the sampler saw at this step (the presample
     candidates, or the chosen rows in history mode and in the uniform phase), for the score
@@ -48,7 +54,8 @@ class StepReport:
 
     run_id: int
     step: int
-    epoch: float
+    epoch: int
+    epoch_progress: float
     wall_s: float
     train_loss: float
     samples_per_s: float
@@ -61,7 +68,8 @@ class StepReport:
 class EpochReport:
     """A validation pass (at each epoch end, every ``val_every_steps``, and once at step 0).
 
-    ``epoch``: completed epochs (int). Metrics as in :mod:`.metrics` (nan when undefined).
+    ``epoch``: the 0-based epoch of ``step`` (see the module docstring: after the first
+    epoch's last step it is 0, as in the store and the GUI's time slider). Metrics as in :mod:`.metrics` (nan when undefined).
     ``switched_on``: importance sampling switched on at this validation (warm-up ended).
     ``is_best``: lowest validation loss so far.
     """

@@ -89,11 +89,14 @@ class TrainingSession:
         self.train_s = 0.0
         self._features: torch.Tensor | None = None
         if config.sampler.metric == "gradnorm_wb":
-            self.module.classifier.register_forward_pre_hook(self._keep_features)
+            classifier = self.module.classifier
+            assert isinstance(classifier, torch.nn.Module)
+            classifier.register_forward_pre_hook(self._keep_features)
 
     def epoch_of_step(self, step: int) -> int:
-        """0-based epoch in which 1-based ``step`` runs."""
-        return (step - 1) // self.steps_per_epoch
+        """0-based epoch in which 1-based ``step`` runs (step 0, before training, counts
+        as epoch 0): the one epoch numbering of the store, the reports and the GUI."""
+        return max((step - 1) // self.steps_per_epoch, 0)
 
     @property
     def epochs_done(self) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.datamaps import (
     NONE,
     DataMapAccumulator,
@@ -112,9 +113,8 @@ def test_data_map_of_a_stored_history_is_kept_until_the_run_records_more(
             tissue_fraction=1.0, split="train",
         )  # fmt: skip
         run_id = project.create_run(
-            {}, sampler_rule="uniform", sampler_mode="presample", metric="loss", seed=0,
-            device="cpu", n_train=3,
-        )  # fmt: skip
+            RunConfig(sampler=SamplerConfig(rule="uniform")), n_train=3, device="cpu"
+        )
         _record_epochs(project, run_id, ids, [[0.2, 0.9, 0.5], [0.4, 0.7, 0.5], [0.9, 0.8, 0.5]])
         first = data_map(project, run_id)
         np.testing.assert_allclose(first.confidence[ids], [0.5, 0.8, 0.5], rtol=1e-6)

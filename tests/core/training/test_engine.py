@@ -85,6 +85,13 @@ def test_a_run_yields_reports_and_records_everything(project_and_data) -> None:
             "SELECT COUNT(*) FROM predictions WHERE run_id = ? AND epoch = 1", (finished.run_id,)
         ).fetchone()
     assert n_final == len(dataset)  # all patches at the end, training ones included
+    # one epoch numbering: the reports say the epoch the store files the step under
+    assert [e.epoch for e in epochs] == [0, 0, 1]
+    stored = dict(zip(metrics["step"].tolist(), metrics["epoch"].tolist(), strict=True))
+    assert all(stored[e.step] == e.epoch for e in epochs)
+    assert all(stored[s.step] == s.epoch == (s.step - 1) // spe for s in steps)
+    assert steps[spe - 1].epoch_progress == 1.0
+    assert project.epochs(finished.run_id) == [0, 1]
 
 
 @pytest.mark.slow

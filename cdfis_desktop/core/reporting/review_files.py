@@ -23,8 +23,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.datamaps.decisions import iso_time
-from cdfis_desktop.core.datamaps.queue import SCORES, ReviewQueue, class_name
+from cdfis_desktop.core.datamaps.queue import SCORES, ReviewQueue
 from cdfis_desktop.core.errors import ReviewError
 from cdfis_desktop.core.reporting.files import atomic_output
 from cdfis_desktop.core.storage import Project, ReviewInput, ReviewTable
@@ -141,7 +142,7 @@ def write_decisions_csv(project: Project, path: str | os.PathLike[str]) -> int:
 def _decision_rows(project: Project, decisions: ReviewTable) -> list[list[object]]:
     patches = project.patches(patch_ids=decisions.patch_id)
     row_of = {int(p): k for k, p in enumerate(patches.id)}
-    slides = {s.id: Path(s.path).name for s in project.slides()}
+    slides = {s.id: s.name for s in project.slides()}
     names = project.class_names()
     rows: list[list[object]] = []
     for k in range(len(decisions)):
@@ -155,8 +156,8 @@ def _decision_rows(project: Project, decisions: ReviewTable) -> list[list[object
                 int(patches.l0_y[p]),
                 patches.source[p] or "",
                 decisions.action[k],
-                class_name(names, int(decisions.original_label[k])),
-                class_name(names, int(decisions.label[k])),
+                label_name(names, int(decisions.original_label[k]), unlabelled=""),
+                label_name(names, int(decisions.label[k]), unlabelled=""),
                 decisions.reason[k],
                 decisions.reviewer[k],
                 "" if decisions.run_id[k] < 0 else int(decisions.run_id[k]),
