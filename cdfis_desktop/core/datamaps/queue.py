@@ -24,7 +24,6 @@ from cdfis_desktop.core.datamaps.statistics import (
     REGION_NAMES,
     DataMap,
     label_error_ranking,
-    regions,
 )
 from cdfis_desktop.core.storage import Project
 
@@ -93,7 +92,7 @@ def build_queue(project: Project, run_id: int, *, top: int | None = None) -> Rev
     trained = result.trained_ids()
     ranked = trained[label_error_ranking(result, trained)]
     chosen = ranked if top is None else ranked[: max(int(top), 0)]
-    codes = regions(result.confidence, result.variability)
+    codes = result.region
     table = project.patches(patch_ids=chosen)
     slides = {s.id: s.name for s in project.slides()}
     names = project.class_names()

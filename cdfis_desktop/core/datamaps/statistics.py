@@ -47,7 +47,9 @@ class DataMap:
 
     ``epochs_seen`` int32[n]: epochs that trained the patch (0: never, values NaN);
     ``confidence``, ``variability``, ``correctness`` float32[n] in [0, 1]; ``aum`` float32[n]
-    (logit units); ``final_loss`` float32[n] (nats). ``n_epochs``: epochs folded in."""
+    (logit units); ``final_loss`` float32[n] (nats); ``region`` int8[n] (:func:`regions`
+    of the whole map: 0 easy, 1 ambiguous, 2 hard, :data:`NONE`). ``n_epochs``: epochs
+    folded in."""
 
     epochs_seen: np.ndarray
     confidence: np.ndarray
@@ -55,9 +57,18 @@ class DataMap:
     correctness: np.ndarray
     aum: np.ndarray
     final_loss: np.ndarray
+    region: np.ndarray
     n_epochs: int
 
-    ARRAYS = ("epochs_seen", "confidence", "variability", "correctness", "aum", "final_loss")
+    ARRAYS = (
+        "epochs_seen",
+        "confidence",
+        "variability",
+        "correctness",
+        "aum",
+        "final_loss",
+        "region",
+    )
 
     def __len__(self) -> int:
         return int(self.epochs_seen.shape[0])
@@ -72,16 +83,13 @@ class DataMap:
         return cls(**{name: arrays[name] for name in cls.ARRAYS}, n_epochs=n_epochs)
 
     def at(self, name: str, patch_ids: np.ndarray) -> np.ndarray:
-        """``name``'s values of ``patch_ids`` (int64[k]); NaN (0 for ``epochs_seen``) for ids
-        past the end."""
+        """``name``'s values of ``patch_ids`` (int64[k]); for ids past the end NaN (0 for
+        ``epochs_seen``, :data:`NONE` for ``region``)."""
         values = getattr(self, name)
         ids = np.asarray(patch_ids, dtype=np.int64)
         inside = (ids >= 0) & (ids < values.shape[0])
-        out = (
-            np.zeros(ids.shape[0], values.dtype)
-            if name == "epochs_seen"
-            else np.full(ids.shape[0], np.nan, values.dtype)
-        )
+        missing = {"epochs_seen": 0, "region": NONE}.get(name, np.nan)
+        out = np.full(ids.shape[0], missing, values.dtype)
         out[inside] = values[ids[inside]]
         return out
 
@@ -142,13 +150,15 @@ class DataMapAccumulator:
             correctness = s["c"] / epochs
             aum = s["m"] / epochs
         final_loss = np.where(epochs > 0, -np.log(np.maximum(s["last_p"], MIN_PROBABILITY)), np.nan)
+        variability = np.sqrt(variance)
         return DataMap(
             epochs_seen=epochs.astype(np.int32),
             confidence=confidence.astype(np.float32),
-            variability=np.sqrt(variance).astype(np.float32),
+            variability=variability.astype(np.float32),
             correctness=correctness.astype(np.float32),
             aum=aum.astype(np.float32),
             final_loss=final_loss.astype(np.float32),
+            region=regions(confidence, variability),
             n_epochs=self._epochs,
         )
 

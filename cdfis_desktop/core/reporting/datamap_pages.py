@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cdfis_desktop.core.class_names import label_name
-from cdfis_desktop.core.datamaps import NONE, REGION_NAMES, regions
+from cdfis_desktop.core.datamaps import NONE, REGION_NAMES
 from cdfis_desktop.core.datamaps.decisions import iso_time
 from cdfis_desktop.core.datamaps.queue import ReviewQueue, build_queue
 from cdfis_desktop.core.storage import Project, RunSummary
@@ -56,7 +56,7 @@ def _data_map_page(queue: ReviewQueue, run: RunSummary, new_page: Page) -> Any:
     dm = queue.data_map
     figure = new_page(f"Run {run.id}: data map of training dynamics")
     ids = dm.trained_ids()
-    codes = regions(dm.confidence, dm.variability)[ids]
+    codes = dm.region[ids]
     counts = Counter(REGION_NAMES[c] for c in codes.tolist() if c != NONE)
     figure.text(
         0.06, 0.915,

@@ -3,7 +3,8 @@
 The computation itself is SQL-free (:mod:`cdfis_desktop.core.datamaps.statistics`); this
 module reads its inputs (the dynamics columns of each epoch's ``run_aggregates`` row, in
 one snapshot) and keeps its output in ``data_maps``: one row per run of packed arrays
-indexed by patch id (``epochs_seen`` int32, the rest float32, little-endian), with the run's
+indexed by patch id (``epochs_seen`` int32, ``region`` int8, the rest float32,
+little-endian), with the run's
 last recorded step when it was computed. A map is fresh while that step is the run's
 latest: a run that records more steps (or a resume that truncates) makes it stale.
 
@@ -30,6 +31,7 @@ DATA_MAP_DTYPES: dict[str, np.dtype] = {
     "correctness": np.dtype("<f4"),
     "aum": np.dtype("<f4"),
     "final_loss": np.dtype("<f4"),
+    "region": np.dtype("i1"),
 }
 """The stored arrays and their dtypes, in column order."""
 DYNAMICS_INPUTS = ("label_seen", "label_probability_sum", "margin_sum", "label_correct")

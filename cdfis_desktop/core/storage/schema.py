@@ -297,6 +297,7 @@ class DataMap(Base):
     correctness: Mapped[bytes] = mapped_column(LargeBinary)
     aum: Mapped[bytes] = mapped_column(LargeBinary)
     final_loss: Mapped[bytes] = mapped_column(LargeBinary)
+    region: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ReviewDecision(Base):

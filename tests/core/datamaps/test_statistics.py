@@ -123,6 +123,7 @@ def test_data_map_of_a_stored_history_is_kept_until_the_run_records_more(
             rtol=1e-5, atol=1e-7,
         )  # fmt: skip
         np.testing.assert_allclose(first.correctness[ids], [1 / 3, 1.0, 0.0])
+        assert first.region[ids].tolist() == [1, 0, 0]  # the most variable third: ambiguous
         logit = np.log(np.array([0.2, 0.4, 0.9]) / (1 - np.array([0.2, 0.4, 0.9])))
         assert first.aum[ids[0]] == pytest.approx(logit.mean(), rel=1e-5)
         assert first.final_loss[ids[1]] == pytest.approx(-math.log(0.8), rel=1e-6)
