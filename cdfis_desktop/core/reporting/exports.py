@@ -54,9 +54,9 @@ CSV_COLUMNS = (
     "label_name",
     "prediction",
     "prediction_name",
-    *MEASUREMENT_KEYS,
     "source",
     *(f"review_{key}" for key in REVIEW_KEYS),
+    *MEASUREMENT_KEYS,
 )
 """Columns of :func:`export_csv`; empty cells where there is no value. ``review_*``: the
 patch's review decision in force (see :func:`~cdfis_desktop.core.datamaps.decisions.
@@ -96,12 +96,12 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
                     label_name(names, label, unlabelled=""),
                     _class_cell(prediction),
                     label_name(names, prediction, unlabelled=""),
-                    *(_cell(table.values[m][row]) for m in MEASUREMENT_KEYS),
                     table.source[row] or "",
                     *(
                         reviews.get(int(table.patch_id[row]), {}).get(key, "")
                         for key in REVIEW_KEYS
                     ),
+                    *(_cell(table.values[m][row]) for m in MEASUREMENT_KEYS),
                 ]
             )
     return len(table)

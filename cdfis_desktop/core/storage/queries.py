@@ -294,13 +294,18 @@ def slide_measurements(
         geometry = cache.get(conn, slide_id)
         ids = geometry.patch_id
         stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
-        arrays = aggregates.load(
-            conn, run_id, stat_epoch, ("times_scored", "times_chosen", "score_sum", "last_score")
-        )
+        arrays = aggregates.load(conn, run_id, stat_epoch, _MEASURED)
         prediction_epoch, predicted, probability = _predictions(conn, run_id, ids, epoch)
+        region_blob = conn.exec_driver_sql(
+            "SELECT region FROM data_maps WHERE run_id = ?", (run_id,)
+        ).scalar()
     if arrays is None:
-        arrays = {name: np.zeros(0) for name in ("times_scored", "times_chosen")}
-        arrays.update(score_sum=np.zeros(0), last_score=np.zeros(0))
+        arrays = {name: np.zeros(0) for name in _MEASURED}
+    region = np.full(ids.shape[0], -1, np.int64)
+    if region_blob is not None:
+        stored = np.frombuffer(region_blob, np.int8)
+        inside = ids < stored.shape[0]
+        region[inside] = stored[ids[inside]]
     return SlideMeasurements(
         run_id=int(run_id),
         slide_id=int(slide_id),
@@ -321,7 +326,25 @@ def slide_measurements(
         run_draws=int(arrays["times_chosen"].sum(dtype=np.int64)),
         n_train=int(run.n_train),
         score_metric=str(run.metric),
+        label_seen=_at(arrays["label_seen"], ids).astype(np.int64),
+        label_correct=_at(arrays["label_correct"], ids).astype(np.int64),
+        label_probability_sum=_at(arrays["label_probability_sum"], ids).astype(np.float64),
+        margin_sum=_at(arrays["margin_sum"], ids).astype(np.float64),
+        region=region,
     )
+
+
+_MEASURED = (
+    "times_scored",
+    "times_chosen",
+    "score_sum",
+    "last_score",
+    "label_seen",
+    "label_correct",
+    "label_probability_sum",
+    "margin_sum",
+)
+"""The aggregate arrays :func:`slide_measurements` reads."""
 
 
 def _predictions(

@@ -91,7 +91,10 @@ class SlideMeasurements:
     ``label`` int64 (-1 = unlabelled); ``times_scored``, ``times_chosen`` int64 (0 when
     never); ``score_sum`` float64 and ``last_score`` float64 (0 when never scored);
     ``prediction`` int64 (-1 = none) and ``prediction_probability`` float64 (NaN = none)
-    from ``prediction_epoch``.
+    from ``prediction_epoch``; training dynamics (:mod:`.aggregates`): ``label_seen``,
+    ``label_correct`` int64 and ``label_probability_sum``, ``margin_sum`` float64 (0 when
+    never trained); ``region`` int64 the data-map region from the run's stored data map
+    (0 easy, 1 ambiguous, 2 hard; -1 none or no map stored).
 
     Per run: ``epoch`` the aggregates are of (None = cumulative over all epochs so far);
     ``run_draws`` the draws of the run in that span over *all* its patches (sum of
@@ -120,6 +123,11 @@ class SlideMeasurements:
     run_draws: int
     n_train: int
     score_metric: str
+    label_seen: np.ndarray
+    label_correct: np.ndarray
+    label_probability_sum: np.ndarray
+    margin_sum: np.ndarray
+    region: np.ndarray
 
     def __len__(self) -> int:
         return int(self.patch_id.shape[0])
