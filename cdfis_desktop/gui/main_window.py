@@ -33,15 +33,18 @@ from PySide6.QtWidgets import (
 )
 
 from cdfis_desktop.core.class_names import label_name
+from cdfis_desktop.core.datamaps.queue import ReviewQueue, build_queue
 from cdfis_desktop.core.errors import CdfisError
 from cdfis_desktop.core.heatmap.overlay import Overlay
 from cdfis_desktop.core.progress import Progress
+from cdfis_desktop.gui.data_map import DataMapView, SlideSelection
 from cdfis_desktop.gui.error_dialog import ErrorInfo, ErrorReporter
 from cdfis_desktop.gui.gallery import PatchGallery
 from cdfis_desktop.gui.overlay import OverlayState, build_overlay
 from cdfis_desktop.gui.overlay_controls import OverlayControls
 from cdfis_desktop.gui.patch_details import PatchDetails, PatchInfo
 from cdfis_desktop.gui.qtimage import array_to_qimage
+from cdfis_desktop.gui.review_queue import ReviewQueuePanel
 from cdfis_desktop.gui.slide_viewer import SlideViewer
 from cdfis_desktop.gui.thumbnails import PatchThumbnailLoader, ThumbnailRequest
 from cdfis_desktop.gui.training_panel import TrainingPanel
@@ -50,6 +53,8 @@ from cdfis_desktop.gui.workers import JobFn, JobWorker, StreamWorker
 MAX_RECENT = 8
 GALLERY_SIZE = 24
 _ROLE_ID = Qt.ItemDataRole.UserRole + 1
+REVIEW_TOP = 500
+"""Entries of the review queue loaded for the GUI (it shows one at a time)."""
 
 
 class MainWindow(QMainWindow):
@@ -83,11 +88,15 @@ class MainWindow(QMainWindow):
         self._gallery_thumbs = PatchThumbnailLoader(96, parent=self)
         self._detail_thumbs = PatchThumbnailLoader(128, parent=self)
         self.gallery = PatchGallery(self._gallery_thumbs)
+        self._review_thumbs = PatchThumbnailLoader(240, parent=self)
+        self.data_map_view = DataMapView()
+        self.review_panel = ReviewQueuePanel(self._review_thumbs)
         self.training_panel = TrainingPanel()
         self.slide_list = QListWidget()
         self.slide_list.setIconSize(QPixmap(64, 64).size())
         self.run_list = QListWidget()
         self.setCentralWidget(self.viewer)
+        self.slide_selection = SlideSelection(self.viewer)
         self._build_docks()
         self._build_status_bar()
         self._build_menus()
@@ -118,6 +127,8 @@ class MainWindow(QMainWindow):
         self.bottom_tabs = QTabWidget()
         self.bottom_tabs.addTab(self.training_panel, "Training")
         self.bottom_tabs.addTab(self.gallery, "Patch browser")
+        self.bottom_tabs.addTab(self.data_map_view, "Data map")
+        self.bottom_tabs.addTab(self.review_panel, "Review queue")
         self._dock("Work", self.bottom_tabs, Qt.DockWidgetArea.BottomDockWidgetArea)
 
     def _build_status_bar(self) -> None:
@@ -176,6 +187,11 @@ class MainWindow(QMainWindow):
         self.viewer.tile_error.connect(lambda m: self.statusBar().showMessage(m, 10_000))
         self.gallery.patch_activated.connect(self.go_to_patch)
         self.gallery.filters_changed.connect(self.refresh_gallery)
+        self.data_map_view.patches_selected.connect(self._on_data_map_selection)
+        self.review_panel.patch_shown.connect(self.go_to_patch)
+        self.review_panel.failed.connect(
+            lambda message: self.errors.show(ErrorInfo("Review", message, "", True))
+        )
         self._detail_thumbs.thumbnail_loaded.connect(self._on_detail_thumbnail)
         self.training_panel.start_requested.connect(self.start_training)
         self.training_panel.pause_requested.connect(self.pause_training)
@@ -294,6 +310,38 @@ class MainWindow(QMainWindow):
                 plots.set_scores(self.project.score_distribution(self.run_id, epoch=epochs[-1]))
         self.refresh_overlay()
         self.refresh_gallery()
+        self.refresh_review()
+
+    def refresh_review(self, top: int = REVIEW_TOP) -> None:
+        """Load the run's data map and review queue in a worker, then show both."""
+        project, run_id = self.project, self.run_id
+        if project is None or run_id is None:
+            return
+
+        def work(_cancel: object, _progress: object) -> ReviewQueue:
+            return build_queue(project, run_id, top=top)
+
+        self.run_job("Data map", work, self._show_review, quiet=True)
+
+    def _show_review(self, queue: ReviewQueue) -> None:
+        if queue.run_id != self.run_id:
+            return  # another run was selected meanwhile
+        self.data_map_view.set_data_map(queue.data_map)
+        self.review_panel.set_queue(self.project, queue)
+        self.slide_selection.clear()
+
+    def _on_data_map_selection(self, ids: np.ndarray) -> None:
+        """Outline the selected patches of the slide shown; go to a single one."""
+        table = self._patches
+        if ids.size == 1 and self.project is not None:
+            found = self.project.patches(patch_ids=ids)
+            if len(found):
+                self.go_to_patch(_PatchRef(int(ids[0]), *(int(a[0]) for a in (
+                    found.slide_id, found.l0_x, found.l0_y, found.l0_size))))  # fmt: skip
+        if table is None:
+            return
+        mine = np.isin(table.id, ids)
+        self.slide_selection.show(table.l0_x[mine], table.l0_y[mine], table.l0_size[mine])
 
     def _refresh_filter_choices(self) -> None:
         self.gallery.set_filter_choices(
@@ -412,6 +460,7 @@ class MainWindow(QMainWindow):
         row = int(rows[0])
         l0_x, l0_y, size = int(table.l0_x[row]), int(table.l0_y[row]), int(table.l0_size[row])
         self.viewer.highlight(l0_x, l0_y, size)
+        self.data_map_view.mark_patch(patch_id)
         names = self.project.class_names()
         label = int(table.label[row])
         history, prediction = None, "—"
@@ -433,6 +482,7 @@ class MainWindow(QMainWindow):
                 size,
                 label_name(names, label),
                 prediction,
+                table.source[row] or "",
             ),
             history,
         )
@@ -723,8 +773,20 @@ class MainWindow(QMainWindow):
         self.close_project()
         self._gallery_thumbs.shutdown()
         self._detail_thumbs.shutdown()
+        self._review_thumbs.shutdown()
         self.errors.close_all()
         event.accept()
+
+
+@dataclass(frozen=True)
+class _PatchRef:
+    """What :meth:`MainWindow.go_to_patch` needs of a patch (level-0 px)."""
+
+    patch_id: int
+    slide_id: int
+    l0_x: int
+    l0_y: int
+    l0_size: int
 
 
 @dataclass(frozen=True)
