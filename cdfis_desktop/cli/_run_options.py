@@ -61,9 +61,14 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     model.add_argument(
         "--val-groups",
         metavar="G,G",
-        type=lambda text: tuple(g.strip() for g in text.split(",") if g.strip()),
+        type=group_names,
         help="patients (slide groups) to validate on, the same for every seed",
     )
+
+
+def group_names(text: str) -> tuple[str, ...]:
+    """``"a, b,c"`` -> ``("a", "b", "c")``: patients (slide groups) named on the command line."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def run_config_from(args: argparse.Namespace) -> Any:

@@ -94,7 +94,12 @@ class RunConfig:
     excluded), or ``max_steps`` steps, whichever comes first (``None`` = not used).
     device: ``auto`` (CUDA, then MPS, then CPU) or a torch device string.
     val_groups: patients (slide groups) held out for validation, the same for every seed
-    (``None``: a seeded split by group, see ``core/training/splits.py``).
+    (``None``: a seeded split by group, see ``core/training/splits.py``). test_groups:
+    patients held out for testing (never trained on nor validated on); the test set is
+    scored at the first validation at or after each training time in ``test_at_s`` (None:
+    never).
+    Validation runs at each epoch end, or every ``val_every_steps`` steps, or each time the
+    training time passes a multiple of ``val_every_s`` seconds (at most one of the two).
     use_review: train with the project's review decisions (relabelled patches train with
     their new label, excluded ones not at all); ``review_as_of``: the Unix time whose
     decisions apply, set by the engine when a run starts (so a resume sees the same).
@@ -119,6 +124,9 @@ class RunConfig:
     early_stopping_patience: int | None = None
     weights_path: str | None = None
     val_groups: tuple[str, ...] | None = None
+    test_groups: tuple[str, ...] | None = None
+    test_at_s: tuple[float, ...] | None = None
+    val_every_s: float | None = None
     use_review: bool = True
     review_as_of: float | None = None
 
@@ -137,6 +145,14 @@ class RunConfig:
             raise ConfigError(f"steps must be at least 1 (got {self.max_steps})")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning rate must be positive (got {self.learning_rate})")
+        if self.val_every_s is not None and self.val_every_s <= 0:
+            raise ConfigError(f"validation cadence must be positive (got {self.val_every_s} s)")
+        if self.val_every_s is not None and self.val_every_steps is not None:
+            raise ConfigError("validate every N steps or every S seconds, not both")
+        if self.test_at_s and not self.test_groups:
+            raise ConfigError("test times are given but no test groups to score")
+        if any(t < 0 for t in self.test_at_s or ()):
+            raise ConfigError(f"test times must not be negative (got {self.test_at_s})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,8 +161,9 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         data = dict(data)
         sampler = SamplerConfig(**_known_fields(SamplerConfig, data.pop("sampler", {}) or {}))
-        if data.get("val_groups") is not None:
-            data["val_groups"] = tuple(data["val_groups"])  # JSON stores it as a list
+        for key in ("val_groups", "test_groups", "test_at_s"):  # JSON stores lists
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
         return cls(sampler=sampler, **_known_fields(cls, data))
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cdfis_desktop.core import scratch
 from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.config import TilingConfig
 from cdfis_desktop.core.errors import AnnotationError, LabelsError
@@ -50,6 +51,7 @@ from cdfis_desktop.core.tiling.labels import (
     read_patch_table,
 )
 from cdfis_desktop.core.tiling.patchsets import read_patch_set, safe_slide_name, write_mosaic
+from cdfis_desktop.core.tiling.tissue import check_tissue_readable
 
 if TYPE_CHECKING:
     from cdfis_desktop.core.storage import Project
@@ -155,7 +157,7 @@ def import_slides(
         )
     plans = [_SlidePlan(p) for p in paths]
     if annotations is not None:
-        _pair_annotations(plans, annotations)
+        _pair_annotations(plans, annotations, progress)
     table = None
     if labels_csv is not None:
         table = read_patch_table(labels_csv, required=("x", "y", "label"))
@@ -173,6 +175,10 @@ def import_slides(
             fingerprint = reader.fingerprint()
             if plan.annotations is not None:
                 check_annotation_bounds(plan.annotations, *reader.dimensions)
+            if plan.csv_rows is None:  # tiled from its tissue: that read must fit
+                check_tissue_readable(reader)
+            else:
+                _check_csv_rows(table, plan.csv_rows, reader.dimensions)
         if fingerprint in known:
             skipped.append(f"{plan.path}: already in the project")
             continue
@@ -226,6 +232,7 @@ def _import_one_slide(
         l0_per_px = tiling.mpp / reader.effective_mpp
         if plan.csv_rows is not None and csv_labels is not None:
             rows = plan.csv_rows
+            # bounds were checked before anything was written (_check_csv_rows)
             l0_x = np.rint(table.numbers("x")[rows]).astype(np.int64)
             l0_y = np.rint(table.numbers("y")[rows]).astype(np.int64)
             default_size = round(tiling.patch_px * l0_per_px)
@@ -233,7 +240,6 @@ def _import_one_slide(
             l0_size = np.rint(np.max(sides, axis=0)).astype(np.int64) if sides else default_size
             label = csv_labels[rows]
             tissue = np.ones(rows.size)
-            _check_inside(table.path, l0_x, l0_y, reader.dimensions)
         else:
             grid = build_patch_grid(reader, tiling)
             l0_x, l0_y, l0_size = grid.l0_x, grid.l0_y, grid.l0_size
@@ -294,20 +300,34 @@ def _counts(labels: np.ndarray) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def _check_inside(
-    csv_path: Path, l0_x: np.ndarray, l0_y: np.ndarray, size: tuple[int, int]
-) -> None:
+def _check_csv_rows(table: Any, rows: np.ndarray, size: tuple[int, int]) -> None:
+    """Refuse CSV rows whose patch starts outside the slide (``size`` = level-0 w, h) or
+    whose stated side is larger than the slide; done on the float values, before any
+    cast to integers (which would overflow on e.g. ``1e300``)."""
+    if rows.size == 0:
+        return
+    l0_x, l0_y = table.numbers("x")[rows], table.numbers("y")[rows]
     outside = (l0_x >= size[0]) | (l0_y >= size[1])
     if outside.all():
         raise LabelsError(
-            f"{csv_path}: every patch lies outside the slide ({size[0]} x {size[1]} level-0 px; "
-            f"x up to {int(l0_x.max())}, y up to {int(l0_y.max())}); are x and y level-0 pixels?"
+            f"{table.path}: every patch lies outside the slide ({size[0]} x {size[1]} level-0 "
+            f"px; x up to {l0_x.max():.6g}, y up to {l0_y.max():.6g}); are x and y level-0 "
+            "pixels?"
         )
     if outside.any():
         raise LabelsError(
-            f"{csv_path}: {int(outside.sum())} patch(es) start outside the slide "
+            f"{table.path}: {int(outside.sum())} patch(es) start outside the slide "
             f"({size[0]} x {size[1]} level-0 px); remove them or fix their coordinates"
         )
+    for column in ("width", "height"):
+        if table.has(column):
+            sides = table.numbers(column, minimum=1)[rows]
+            if sides.max() > max(size):
+                row = int(rows[int(np.argmax(sides))])
+                raise LabelsError(
+                    f"{table.path}: row {row + 2}, column {column!r}: {sides.max():.6g} is "
+                    f"larger than the slide ({size[0]} x {size[1]} level-0 px)"
+                )
 
 
 def _slide_keys(path: Path) -> set[str]:
@@ -316,14 +336,16 @@ def _slide_keys(path: Path) -> set[str]:
 
 
 def _pair_annotations(
-    plans: list[_SlidePlan], annotations: Sequence[str | Path] | Mapping[str | Path, str | Path]
+    plans: list[_SlidePlan],
+    annotations: Sequence[str | Path] | Mapping[str | Path, str | Path],
+    progress: ProgressCallback | None,
 ) -> None:
     if isinstance(annotations, Mapping):
         by_slide = {Path(k).expanduser().resolve(): Path(v) for k, v in annotations.items()}
         for plan in plans:
             target = by_slide.pop(plan.path.resolve(), None)
             if target is not None:
-                plan.annotations = load_annotations(target)
+                plan.annotations = load_annotations(target, progress=progress)
         if by_slide:
             raise AnnotationError(
                 f"annotations given for slide(s) not imported: {', '.join(map(str, by_slide))}"
@@ -331,7 +353,7 @@ def _pair_annotations(
         return
     files = [Path(a).expanduser() for a in annotations]
     if len(files) == 1 and len(plans) == 1:
-        plans[0].annotations = load_annotations(files[0])
+        plans[0].annotations = load_annotations(files[0], progress=progress)
         return
     for file in files:
         stem_keys = {file.stem.casefold(), Path(file.stem).stem.casefold()}
@@ -345,7 +367,7 @@ def _pair_annotations(
             raise AnnotationError(
                 f"{file}: slide {matches[0].path.name} already has an annotation file"
             )
-        matches[0].annotations = load_annotations(file)
+        matches[0].annotations = load_annotations(file, progress=progress)
 
 
 def _assign_csv_rows(plans: list[_SlidePlan], table: Any) -> None:
@@ -430,7 +452,12 @@ def import_patch_set(
     source = the image file as the CSV names it).
     Numeric labels are used as class numbers (``class_map`` then only names them, e.g.
     ``{"non-IDC": 0, "IDC": 1}``); text labels go through the class map.
-    Raises LabelsError (bad CSV or images) or ConfigError before writing anything.
+
+    A rerun finishes an interrupted import: groups whose slide is registered with its
+    patches are skipped (listed in ``skipped``); a mosaic written but not registered, or
+    registered without patches, is written again (listed in ``notes``); scratch files of
+    the killed import are deleted. Raises LabelsError (bad CSV or images) or ConfigError
+    before writing anything.
     """
     if not mpp > 0:
         raise LabelsError(f"the mosaic mpp must be positive (got {mpp})")
@@ -439,8 +466,14 @@ def import_patch_set(
     patch_set = read_patch_set(csv_path, root, group_by=group_by, class_map=mapping)
 
     project.slides_dir.mkdir(parents=True, exist_ok=True)
-    registered = {Path(s.path).resolve() for s in project.slides()}
-    targets: list[Path] = []
+    scratch.remove(scratch.orphans_in([project.slides_dir]))  # a killed import's scratch
+    registered = {s.file.resolve(): s.id for s in project.slides()}
+    ids, counts = np.unique(project.patches().slide_id, return_counts=True)
+    patch_count = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    todo: list[tuple[Any, Path]] = []
+    unfinished: list[int] = []
+    skipped: list[str] = []
+    notes: list[str] = []
     used: set[str] = set()
     for group in patch_set.groups:
         name = safe_slide_name(group.name)
@@ -448,17 +481,25 @@ def import_patch_set(
             name += "_"
         used.add(name.casefold())
         target = (project.slides_dir / f"{name}.tiff").resolve()
-        if target in registered or target.exists():
-            raise LabelsError(
-                f"{target} already exists: group {group.name!r} seems imported already; "
-                "delete that slide from the project first or import into another project"
+        slide_id = registered.get(target)
+        if slide_id is not None and patch_count.get(slide_id, 0) > 0:
+            skipped.append(
+                f"{target.name}: group {group.name!r} is already imported (to import it "
+                f"again, first: cdfis slides remove --project DIR {slide_id})"
             )
-        targets.append(target)
+            continue
+        if slide_id is not None:  # registered, but killed before its patches were
+            unfinished.append(slide_id)
+        if slide_id is not None or target.exists():
+            notes.append(f"{target.name}: left unfinished by an interrupted import; redone")
+        todo.append((group, target))
 
     _apply_class_names(project, class_names, [g.label for g in patch_set.groups])
+    for slide_id in unfinished:
+        project.delete_slide(slide_id)
     results: list[SlideImport] = []
-    total = len(patch_set.groups)
-    for number, (group, target) in enumerate(zip(patch_set.groups, targets, strict=True)):
+    total = len(todo)
+    for number, (group, target) in enumerate(todo):
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:
@@ -468,7 +509,7 @@ def import_patch_set(
         results.append(_import_group(project, group, target, mpp))
     if progress is not None:
         progress(Progress(total, total, "import finished"))
-    return ImportSummary(results, project.class_names())
+    return ImportSummary(results, project.class_names(), skipped, notes)
 
 
 def _import_group(project: Project, group: Any, target: Path, mpp: float) -> SlideImport:

@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Fit slide", self.viewer.fit)
         self._action(view_menu, "&Next patch", lambda: self.step_patch(1), ["N", "PgDown"])
         self._action(view_menu, "&Previous patch", lambda: self.step_patch(-1), ["P", "PgUp"])
+        self._action(view_menu, "Sampler &comparisons…", self.show_comparisons)
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About", self._about)
         self._fill_recent_menu()
@@ -683,6 +684,15 @@ class MainWindow(QMainWindow):
 
         if self._require_project() and self._require_run():
             ask_export(self, kind)
+
+    def show_comparisons(self) -> None:
+        """The project's sampler comparisons (cdfis compare), the selected run's first."""
+        from cdfis_desktop.gui.comparison_dialog import ComparisonDialog
+
+        if self._require_project():
+            dialog = ComparisonDialog(self.project.folder, self, select_run=self.run_id)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
 
     def _require_project(self) -> bool:
         if self.project is None:

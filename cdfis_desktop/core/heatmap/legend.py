@@ -16,6 +16,7 @@ import numpy as np
 
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.heatmap.colormaps import colormap_lut
+from cdfis_desktop.core.heatmap.plaintext import literal_text
 from cdfis_desktop.core.heatmap.ranges import ValueRange
 
 
@@ -132,7 +133,8 @@ def legend_image(spec: LegendSpec, width_px: int, height_px: int) -> np.ndarray:
         Patch(facecolor=_rgb(spec.lut[k]), edgecolor="none", label=name)
         for k, name in enumerate(spec.categories)
     ]
-    figure.legend(handles=handles, title=spec.title, loc="center", frameon=False)
+    with literal_text():  # class names are the user's: "$" is not mathtext
+        figure.legend(handles=handles, title=spec.title, loc="center", frameon=False)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba(), dtype=np.uint8).copy()
 

@@ -62,6 +62,7 @@ CSV_COLUMNS = (
 patch's review decision in force (see :func:`~cdfis_desktop.core.datamaps.decisions.
 review_properties`)."""
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _GEOJSON_NAMESPACE = uuid.UUID("6f1c3e52-3a51-4a43-9c5e-2f0f5b8b7c11")
 
 
@@ -70,7 +71,8 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
 
     Columns :data:`CSV_COLUMNS`: level-0 coordinates and size, label and prediction (index
     and class name), times scored, times chosen, favour, mean and last score, prediction
-    probability. Returns the number of rows written.
+    probability. Slide and class names go through :func:`spreadsheet_text`. Returns the
+    number of rows written.
     """
     table = patch_measurements(project, run_id)
     names = project.class_names()
@@ -85,7 +87,7 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
                 [
                     int(table.patch_id[row]),
                     int(table.slide_id[row]),
-                    slides[int(table.slide_id[row])],
+                    spreadsheet_text(slides[int(table.slide_id[row])]),
                     int(table.l0_x[row]),
                     int(table.l0_y[row]),
                     int(table.l0_size[row]),
@@ -93,12 +95,14 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
                     _cell(table.mpp[row]),
                     table.split[row] or "",
                     _class_cell(label),
-                    label_name(names, label, unlabelled=""),
+                    spreadsheet_text(label_name(names, label, unlabelled="")),
                     _class_cell(prediction),
-                    label_name(names, prediction, unlabelled=""),
-                    table.source[row] or "",
+                    spreadsheet_text(label_name(names, prediction, unlabelled="")),
+                    spreadsheet_text(table.source[row] or ""),
                     *(
-                        reviews.get(int(table.patch_id[row]), {}).get(key, "")
+                        spreadsheet_text(
+                            str(reviews.get(int(table.patch_id[row]), {}).get(key, ""))
+                        )
                         for key in REVIEW_KEYS
                     ),
                     *(_cell(table.values[m][row]) for m in MEASUREMENT_KEYS),
@@ -225,7 +229,7 @@ def per_slide_paths(
     """Output path per slide id for a folder or a ``{slide}``/``{slide_id}`` pattern (see
     the module docstring); creates the folders. ExportError if a folder cannot be made."""
     text = os.fspath(out)
-    stems = [s.file.stem for s in slides]
+    stems = [_file_stem(s) for s in slides]
     unique = {stem: stems.count(stem) == 1 for stem in stems}
     paths = {}
     for slide, stem in zip(slides, stems, strict=True):
@@ -246,6 +250,21 @@ def per_slide_paths(
             f"output pattern {text!r} gives two slides the same file; add {{slide_id}}"
         )
     return paths
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows as text: a cell starting with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return would be run as a formula by Excel,
+    LibreOffice or Sheets (CSV injection), so it gets a leading apostrophe (OWASP)."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _file_stem(slide: SlideRecord) -> str:
+    """The slide file's stem for output names; ``slide-<id>`` when the stored path has
+    none or names a folder link (``..``, ``.``), so a path can never lead out of the
+    output folder."""
+    stem = slide.file.stem
+    return stem if stem not in ("", ".", "..") else f"slide-{slide.id}"
 
 
 def select_slides(project: Project, slide_ids: Sequence[int] | None) -> list[SlideRecord]:

@@ -3,6 +3,8 @@
 Pages, in order: run configuration and provenance (software versions, seed, device, data
 summary, sampler settings, the step importance sampling switched on); training curves;
 the comparison with the project's other runs (table and plot, when there are others);
+the conclusion and figure of the ``cdfis compare`` that made the run (when one did, see
+:mod:`cdfis_desktop.core.reporting.comparisons`);
 the score distribution and its CDF at a few epochs; one page per slide (thumbnail, label
 and prediction overlays, favour and mean-score overlays with their legends); galleries of
 the most favoured and the most ignored patches, read from the slides; the data map, the
@@ -31,7 +33,9 @@ from cdfis_desktop import __version__
 from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
 from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
+from cdfis_desktop.core.heatmap.plaintext import literal_text
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
+from cdfis_desktop.core.reporting.comparisons import StoredComparison, comparison_of_run
 from cdfis_desktop.core.reporting.data import patch_measurements
 from cdfis_desktop.core.reporting.datamap_pages import data_map_pages
 from cdfis_desktop.core.reporting.files import atomic_output
@@ -62,14 +66,15 @@ def write_report(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``."""
+    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``. Names (run,
+    slides, classes) are drawn as written (:func:`literal_text`)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     run = project.run(run_id)
     builder = _ReportBuilder(project, run)
     pages = list(builder.pages())
     target = Path(path)
-    with atomic_output(target) as tmp:
+    with atomic_output(target) as tmp, literal_text():
         with PdfPages(tmp, metadata=_metadata(run)) as pdf:
             for done, (title, make_page) in enumerate(pages):
                 if cancel is not None:
@@ -108,6 +113,9 @@ class _ReportBuilder:
         others = [r for r in self.project.runs() if r.id != self.run.id]
         if others:
             yield "Comparison of samplers", lambda: self._comparison_page(others)
+        stored = comparison_of_run(self.project.folder, self.run.id)
+        if stored is not None:
+            yield "Sampler comparison summary", lambda: self._comparison_summary_page(stored)
         if self.project.epochs(self.run.id):
             yield "Score distribution", self._scores_page
         for slide in self.slides:
@@ -282,6 +290,36 @@ class _ReportBuilder:
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
         _legend(ax)
+        return figure
+
+    def _comparison_summary_page(self, stored: StoredComparison) -> Figure:
+        import textwrap
+
+        from matplotlib.image import imread
+
+        figure = _page(f"Sampler comparison {stored.name}")
+        figure.text(
+            0.06,
+            0.925,
+            f"cdfis compare made this run and {len(stored.run_ids) - 1} others "
+            f"(runs {', '.join(map(str, stored.run_ids))}); conclusion from its summary.md:",
+            fontsize=8.5,
+            color="#444444",
+        )
+        y = 0.9
+        for item in stored.conclusion():
+            for k, line in enumerate(textwrap.wrap(item.replace("`", ""), 112)):
+                figure.text(
+                    0.06 if k == 0 else 0.075, y, ("• " if k == 0 else "") + line, fontsize=8
+                )
+                y -= 0.016
+            y -= 0.006
+        ax = figure.add_axes((0.04, 0.05, 0.92, max(0.1, min(0.42, y - 0.08))))
+        ax.axis("off")
+        if stored.plot_path.is_file():
+            ax.imshow(imread(stored.plot_path))
+        else:
+            _empty(ax, "comparison.png is missing")
         return figure
 
     def _scores_page(self) -> Figure:

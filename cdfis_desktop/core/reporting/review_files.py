@@ -27,6 +27,7 @@ from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.datamaps.decisions import iso_time
 from cdfis_desktop.core.datamaps.queue import SCORES, ReviewQueue
 from cdfis_desktop.core.errors import ReviewError
+from cdfis_desktop.core.reporting.exports import spreadsheet_text
 from cdfis_desktop.core.reporting.files import atomic_output
 from cdfis_desktop.core.storage import Project, ReviewInput, ReviewTable
 from cdfis_desktop.core.tiling.labels import read_patch_table
@@ -81,10 +82,11 @@ def write_queue_csv(queue: ReviewQueue, path: str | os.PathLike[str]) -> int:
                 current = f"exclude ({e.reason})"
             writer.writerow(
                 [
-                    e.rank, e.slide, e.slide_id, e.patch_id, e.l0_x, e.l0_y, e.l0_size,
-                    e.label_name, _label_cell(e.label), e.source, e.flag, e.region,
+                    e.rank, spreadsheet_text(e.slide), e.slide_id, e.patch_id, e.l0_x, e.l0_y,
+                    e.l0_size, spreadsheet_text(e.label_name), _label_cell(e.label),
+                    spreadsheet_text(e.source), e.flag, e.region,
                     *(_number(e.scores[name]) for name in SCORES),
-                    current, "", "", "",
+                    spreadsheet_text(current), "", "", "",
                 ]
             )  # fmt: skip
     return len(queue.entries)
@@ -135,7 +137,9 @@ def write_decisions_csv(project: Project, path: str | os.PathLike[str]) -> int:
     with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(DECISION_COLUMNS)
-        writer.writerows(rows)
+        writer.writerows(
+            [[spreadsheet_text(c) if isinstance(c, str) else c for c in r] for r in rows]
+        )
     return len(rows)
 
 

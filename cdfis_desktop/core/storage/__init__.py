@@ -13,6 +13,7 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
     Project.create(folder, *, url=None) -> Project
     Project.open(folder, *, create=False, url=None, sqlite_pragmas=None) -> Project
         .folder .db_path .checkpoints_dir .cache_dir .slides_dir .locks_dir .name .url
+        .read_only (a read-only folder: queries only)
         .close() / with-statement
     slides   .add_slide(path, *, fingerprint, width, height, mpp, mpp_overridden=False,
                         vendor="", group="") -> int
@@ -63,7 +64,9 @@ a run left ``running`` by a dead process shows as ``interrupted``.
 Errors (all :class:`~cdfis_desktop.core.errors.StoreError`): StorageFullError (disk or
 size limit full; nothing committed is lost), NotAProjectError (not a project / not
 SQLite), SchemaVersionError (written by a newer version; older ones are migrated after a
-backup, see :mod:`.migrations`), RunLockedError (another process writes the run).
+backup, see :mod:`.migrations`), DamagedDatabaseError (fails the integrity check at
+open, see :mod:`.integrity`), RunLockedError (another process writes the run). Also
+here: :mod:`.location` (the database stays inside the folder), :mod:`.slide_removal`.
 """
 
 from __future__ import annotations

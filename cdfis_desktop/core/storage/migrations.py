@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from sqlalchemy import Engine, Table, text
 from sqlalchemy.engine import Connection
 
+from cdfis_desktop.core.scratch import scratch_file
 from cdfis_desktop.core.storage.aggregates import (
     COLUMNS,
     EARLIER_EPOCHS,
@@ -217,9 +217,7 @@ def backup_sqlite(engine: Engine, db_path: Path, version: int) -> Path:
     online backup (consistent even with a WAL), atomically (temp file + rename).
     Returns the backup path."""
     target = db_path.with_name(f"{db_path.name}.v{version}-backup-{int(time.time())}")
-    handle, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=db_path.parent)
-    os.close(handle)  # unique, so two processes opening the project at once do not collide
-    partial = Path(name)
+    partial = scratch_file(target, ".partial")  # unique: two processes may open at once
     try:
         with engine.connect() as conn:
             source = conn.connection.dbapi_connection

@@ -49,6 +49,8 @@ from cdfis_desktop.core.storage import (
 )
 from cdfis_desktop.core.storage.database import make_engine, prepare_schema
 from cdfis_desktop.core.storage.history import HistoryWriter
+from cdfis_desktop.core.storage.integrity import ensure_intact, record_clean_close
+from cdfis_desktop.core.storage.location import DATABASE_FILE, locate_database
 from cdfis_desktop.core.storage.locks import RunLocks
 from cdfis_desktop.core.storage.records import (
     CheckpointRecord,
@@ -66,7 +68,6 @@ from cdfis_desktop.core.storage.records import (
 from cdfis_desktop.core.storage.schema import SCHEMA_VERSION
 
 PROJECT_TOML = "project.toml"
-DATABASE_FILE = "project.db"
 
 
 class Project:
@@ -83,11 +84,14 @@ class Project:
         self.folder = folder.resolve()
         settings = _read_or_create_toml(self.folder, create=create, url=url)
         self.name: str = str(settings.get("name", self.folder.name))
-        self.url: str = url or str(settings.get("database_url") or f"sqlite:///{self.db_path}")
-        self._where = str(self.db_path) if self.url.startswith("sqlite") else self.url
+        location = locate_database(self.folder, url or settings.get("database_url"))
+        self.url: str = location.url
+        self.read_only = location.read_only
+        self._db_file = location.path
+        self._where = str(location.path)
         self._locks = RunLocks(self.locks_dir)
         self._geometry = queries.SlideGeometryCache()
-        default_database = self.url == f"sqlite:///{self.db_path}"
+        default_database = location.is_default
         if not create and default_database and not self.db_path.exists():
             raise NotAProjectError(
                 f"{self.folder} has a {PROJECT_TOML} but its database {DATABASE_FILE} is "
@@ -96,12 +100,13 @@ class Project:
             )
         self.engine = make_engine(self.url, sqlite_pragmas=sqlite_pragmas)
         try:
+            ensure_intact(self.engine, self.db_path, self.cache_dir)
             prepare_schema(
                 self.engine,
                 # beside project.toml, an empty database file is an unfinished creation
                 create=create or (default_database and (self.folder / PROJECT_TOML).exists()),
                 where=self._where,
-                db_path=self.db_path if self.engine.dialect.name == "sqlite" else None,
+                db_path=self.db_path,
             )
             self.recover_interrupted_runs()
         except BaseException:
@@ -130,12 +135,14 @@ class Project:
     ) -> Project:
         """Open the project in ``folder`` (or create it when ``create`` and absent).
 
-        ``url``: an SQLite URL instead of ``<folder>/project.db`` (the store's SQL is
-        SQLite's: ``group_concat``, ``WITHOUT ROWID`` tables, upserts). ``sqlite_pragmas``:
-        extra PRAGMAs for every SQLite connection (e.g. ``max_page_count``). An older
-        schema is migrated after a backup; runs left ``running`` whose writer is gone are
-        marked ``interrupted``. Raises :class:`NotAProjectError`,
-        :class:`SchemaVersionError`, :class:`StoreError`."""
+        ``url``: another SQLite file inside ``folder`` instead of ``project.db`` (see
+        :mod:`.location`; the store's SQL is SQLite's: ``group_concat``, ``WITHOUT ROWID``
+        tables, upserts). ``sqlite_pragmas``: extra PRAGMAs for every SQLite connection
+        (e.g. ``max_page_count``). A damaged database is refused (see :mod:`.integrity`);
+        a read-only folder is opened read-only (:attr:`read_only`). An older schema is
+        migrated after a backup; runs left ``running`` whose writer is gone are marked
+        ``interrupted``. Raises :class:`NotAProjectError`, :class:`SchemaVersionError`,
+        :class:`DamagedDatabaseError`, :class:`StoreError`."""
         path = Path(folder).expanduser()
         if path.is_file():
             raise NotAProjectError(
@@ -151,7 +158,9 @@ class Project:
 
     @property
     def db_path(self) -> Path:
-        return self.folder / DATABASE_FILE
+        """The SQLite file (``project.db`` unless project.toml names another one inside
+        the folder, see :mod:`.location`)."""
+        return self._db_file
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -174,6 +183,8 @@ class Project:
         ``interrupted`` at the next open."""
         self._locks.release_all()
         self.engine.dispose()
+        if not self.read_only:
+            record_clean_close(self.db_path, self.cache_dir)
 
     def __enter__(self) -> Project:
         return self
@@ -330,7 +341,9 @@ class Project:
         """Mark ``interrupted`` every ``running`` run whose writer lock is free (its process
         died). The lock is held while the run is marked, so a process resuming the run at
         that moment gets RunLockedError instead of running under a wrong status. Called on
-        open and by :meth:`runs`. Returns the ids marked."""
+        open and by :meth:`runs`. Returns the ids marked (none in a read-only project)."""
+        if self.read_only:
+            return []
         return run_lifecycle.recover_interrupted_runs(self.engine, self._where, self._locks)
 
     def history_writer(

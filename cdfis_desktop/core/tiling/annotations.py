@@ -18,6 +18,9 @@ Invalid geometry (self-intersections, bow ties, unclosed rings) is **repaired** 
 shows the notes as warnings); a polygon that has no area even after repair is dropped with a
 note. A file that yields no polygon at all raises :class:`AnnotationError`.
 
+Limits (file size, vertices, nesting, non-finite coordinates, and the time the repair may
+take, in a child process when it may be long) are in :mod:`.annotation_limits`.
+
 Coordinates are level-0 px with the origin at the top-left of the slide.
 :func:`check_annotation_bounds` rejects files whose polygons all lie outside the slide or
 look normalised to 0..1 (wrong scale).
@@ -32,10 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cdfis_desktop.core.errors import AnnotationError
+from cdfis_desktop.core.inputs import special_file_kind
+from cdfis_desktop.core.progress import Progress, ProgressCallback
+from cdfis_desktop.core.tiling.annotation_limits import (
+    build_within_limits,
+    check_file_size,
+    too_deep,
+)
 
 UNCLASSIFIED = "Unclassified"
 GEOJSON_SUFFIXES = (".geojson", ".json")
@@ -65,26 +76,35 @@ class Annotations:
         return tuple(shapely.union_all(list(self.geometries.values())).bounds)
 
 
-def load_annotations(path: str | Path) -> Annotations:
+def load_annotations(path: str | Path, *, progress: ProgressCallback | None = None) -> Annotations:
     """Read a QuPath GeoJSON or ASAP XML file (chosen by suffix, else by content).
 
-    Raises :class:`AnnotationError` for a missing file, a folder, an empty or unparsable
-    file, or a file with no polygon.
+    ``progress`` gets updates while the shapes are repaired and merged (at most about one
+    a second). Raises :class:`AnnotationError` for a missing file, a folder, an empty or
+    unparsable file, a file with no polygon, and past the limits of
+    :mod:`.annotation_limits` (size, nesting, non-finite coordinates, repair time).
     """
     path = Path(path)
     text = _read_text(path)
+    try:
+        with np.errstate(invalid="ignore"):  # NaN coordinates are refused below, quietly
+            raw, notes = _parse(path, text)
+    except RecursionError:
+        raise too_deep(path) from None
+    return build_within_limits(_build, path, raw, notes, progress)
+
+
+def _parse(path: Path, text: str) -> tuple[list[tuple[str, BaseGeometry]], list[str]]:
     suffix = path.suffix.lower()
     stripped = text.lstrip()
     if suffix in XML_SUFFIXES or (suffix not in GEOJSON_SUFFIXES and stripped.startswith("<")):
-        raw, notes = _parse_asap_xml(path, text)
-    elif suffix in GEOJSON_SUFFIXES or stripped[:1] in "{[":
-        raw, notes = _parse_geojson(path, text)
-    else:
-        raise AnnotationError(
-            f"{path}: unknown annotation format; give a QuPath GeoJSON (.geojson) or an "
-            "ASAP/Camelyon16 XML (.xml) file"
-        )
-    return _build(path, raw, notes)
+        return _parse_asap_xml(path, text)
+    if suffix in GEOJSON_SUFFIXES or stripped[:1] in "{[":
+        return _parse_geojson(path, text)
+    raise AnnotationError(
+        f"{path}: unknown annotation format; give a QuPath GeoJSON (.geojson) or an "
+        "ASAP/Camelyon16 XML (.xml) file"
+    )
 
 
 def check_annotation_bounds(annotations: Annotations, l0_width: int, l0_height: int) -> None:
@@ -114,6 +134,10 @@ def _read_text(path: Path) -> str:
         raise AnnotationError(f"{path}: no such annotation file")
     if path.is_dir():
         raise AnnotationError(f"{path}: is a folder; give the annotation file inside it")
+    special = special_file_kind(path)
+    if special is not None:
+        raise AnnotationError(f"{path}: is {special}, not an annotation file")
+    check_file_size(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -257,11 +281,19 @@ def _coordinates(
 # -- merging and repair -----------------------------------------------------------------
 
 
-def _build(path: Path, raw: list[tuple[str, BaseGeometry]], notes: list[str]) -> Annotations:
+def _build(
+    path: Path,
+    raw: list[tuple[str, BaseGeometry]],
+    notes: list[str],
+    progress: ProgressCallback | None = None,
+) -> Annotations:
     per_class: dict[str, list[BaseGeometry]] = {}
     skipped_non_area = 0
     count = 0
+    steps = len(raw) + 1  # every shape, then the merge
     for number, (name, shape) in enumerate(raw, start=1):
+        if progress is not None:
+            progress(Progress(number - 1, steps, f"{path.name}: checking shape {number}"))
         polygons = _area_part(shape)
         if polygons is None:
             skipped_non_area += 1
@@ -287,7 +319,11 @@ def _build(path: Path, raw: list[tuple[str, BaseGeometry]], notes: list[str]) ->
             f"{path}: contains no polygon with an area; annotate regions (polygons, "
             "rectangles, brush areas), not points or lines"
         )
+    if progress is not None:
+        progress(Progress(len(raw), steps, f"{path.name}: merging {count} polygons"))
     geometries = {name: shapely.union_all(parts) for name, parts in per_class.items()}
+    if progress is not None:
+        progress(Progress(steps, steps, f"{path.name}: {count} polygons read"))
     return Annotations(path=path, geometries=geometries, polygon_count=count, notes=tuple(notes))
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import color, filters
 
+from cdfis_desktop.core.slides.guards import check_read_at_mpp
 from cdfis_desktop.core.slides.reader import SlideReader
 
 DEFAULT_MASK_MPP = 8.0
@@ -132,12 +133,10 @@ def detect_tissue(
 ) -> TissueMask:
     """Tissue mask of a whole slide, computed at ``mask_mpp`` µm/px (or the slide's own
     resolution if coarser is impossible). Object and hole limits are in µm². Reads the slide
-    once through ``read_region_at_mpp`` at the best level; call from the thread owning it."""
-    slide_mpp = slide.effective_mpp
-    mask_mpp = max(mask_mpp, slide_mpp)
-    l0_per_px = mask_mpp / slide_mpp
-    width, height = slide.dimensions
-    out_w, out_h = max(1, int(np.ceil(width / l0_per_px))), max(1, int(np.ceil(height / l0_per_px)))
+    once through ``read_region_at_mpp`` at the best level; call from the thread owning it.
+    Raises SlideTooLargeError (before reading) when that read passes the read-size limit
+    (:mod:`cdfis_desktop.core.slides.guards`), e.g. on a large slide without a pyramid."""
+    mask_mpp, l0_per_px, out_w, out_h = _mask_geometry(slide, mask_mpp)
     image = slide.read_region_at_mpp(0, 0, out_w, out_h, mask_mpp)
     px_um2 = mask_mpp * mask_mpp
     params = TissueParams(
@@ -145,3 +144,20 @@ def detect_tissue(
         max_hole_px=max(1, round(max_hole_um2 / px_um2)),
     )
     return TissueMask(mask=tissue_mask(image, params), l0_per_px=l0_per_px, mpp=mask_mpp)
+
+
+def check_tissue_readable(slide: SlideReader, mask_mpp: float = DEFAULT_MASK_MPP) -> None:
+    """Raise SlideTooLargeError when :func:`detect_tissue` would read more than the
+    read-size limit from ``slide``; reads nothing (an import checks every slide first)."""
+    mask_mpp, _, out_w, out_h = _mask_geometry(slide, mask_mpp)
+    check_read_at_mpp(slide, out_w, out_h, mask_mpp)
+
+
+def _mask_geometry(slide: SlideReader, mask_mpp: float) -> tuple[float, float, int, int]:
+    """(mask µm/px, level-0 px per mask px, mask width, mask height) for ``slide``."""
+    slide_mpp = slide.effective_mpp
+    mask_mpp = max(mask_mpp, slide_mpp)
+    l0_per_px = mask_mpp / slide_mpp
+    width, height = slide.dimensions
+    out_w, out_h = max(1, int(np.ceil(width / l0_per_px))), max(1, int(np.ceil(height / l0_per_px)))
+    return mask_mpp, l0_per_px, out_w, out_h

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cdfis_desktop.core.training.metrics import ClassificationMetrics
+
 
 @dataclass(frozen=True)
 class RunStarted:
@@ -66,12 +68,16 @@ class StepReport:
 
 @dataclass(frozen=True)
 class EpochReport:
-    """A validation pass (at each epoch end, every ``val_every_steps``, and once at step 0).
+    """A validation pass (at each epoch end, every ``val_every_steps`` steps or
+    ``val_every_s`` training seconds, and once at step 0).
 
     ``epoch``: the 0-based epoch of ``step`` (see the module docstring: after the first
     epoch's last step it is 0, as in the store and the GUI's time slider). Metrics as in :mod:`.metrics` (nan when undefined).
     ``switched_on``: importance sampling switched on at this validation (warm-up ended).
-    ``is_best``: lowest validation loss so far.
+    ``is_best``: lowest validation loss so far. ``samples_forwarded`` /
+    ``samples_backpropagated``: rows sent through the model (scoring passes included) /
+    rows trained on since the run started, all processes. ``test``: the test set's metrics
+    when it was scored at this validation (``RunConfig.test_at_s``), else None.
     """
 
     run_id: int
@@ -84,6 +90,9 @@ class EpochReport:
     val_auc: float
     switched_on: bool
     is_best: bool
+    samples_forwarded: int = 0
+    samples_backpropagated: int = 0
+    test: ClassificationMetrics | None = None
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,10 @@ class TrainingSession:
         )
         self.step = 0
         self.train_s = 0.0
+        # machine-independent cost: rows sent through the model (scoring passes included)
+        # and rows trained on (back-propagated), this process, since the run started
+        self.samples_forwarded = 0
+        self.samples_backpropagated = 0
         self._features: torch.Tensor | None = None
         if config.sampler.metric == "gradnorm_wb":
             classifier = self.module.classifier
@@ -155,6 +159,9 @@ class TrainingSession:
         dynamics = step_dynamics(logits, y, selection.dataset_indices, record)
         patch_ids = self.data.dataset.patch_ids[self.shard[record.dataset_index]]
         self.step = step
+        scored = len(plan.candidate_indices) if plan.needs_scores else 0
+        self.samples_forwarded += scored + len(y)
+        self.samples_backpropagated += len(y)
         duration = time.perf_counter() - started
         self.train_s += duration
         return StepResult(loss_value, record, patch_ids, duration, dynamics)
@@ -181,6 +188,8 @@ class TrainingSession:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "train_s": self.train_s,
+            "samples_forwarded": self.samples_forwarded,
+            "samples_backpropagated": self.samples_backpropagated,
         }
 
     def rank_state_dict(self) -> dict[str, Any]:
@@ -215,6 +224,8 @@ class TrainingSession:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.train_s = float(state["train_s"])
+        self.samples_forwarded = int(state.get("samples_forwarded", 0))  # older checkpoints
+        self.samples_backpropagated = int(state.get("samples_backpropagated", 0))
         self.sampler.load_state_dict(rank_state["sampler"])
         rng = rank_state["rng"]
         torch.set_rng_state(rng["torch"])

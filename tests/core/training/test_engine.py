@@ -152,7 +152,8 @@ def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: s
     sampler = SamplerConfig(rule="cdf", mode=mode, presample_ratio=2.0, warmup="steps:2")
     config = _config(sampler=sampler, epochs=None, max_steps=9, checkpoint_every_steps=100)
     project_a, data_a = make_project(tmp_path / "a", n_per_group=16, n_groups=4, px=PX)
-    straight = list(Trainer(project_a, dataset=data_a).iter_run(config))[-1]
+    straight_reports = list(Trainer(project_a, dataset=data_a).iter_run(config))
+    straight = straight_reports[-1]
     project_b, data_b = make_project(tmp_path / "b", n_per_group=16, n_groups=4, px=PX)
     cancel = CancelToken()
     first = []
@@ -170,6 +171,17 @@ def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: s
     a, b = _weights(project_a, straight.checkpoint), _weights(project_b, resumed[-1].checkpoint)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    # the cost counters continue across the resume
+    costs = [
+        [
+            (r.samples_forwarded, r.samples_backpropagated)
+            for r in reports
+            if isinstance(r, EpochReport)
+        ][-1]
+        for reports in (straight_reports, resumed)
+    ]
+    scored = 7 * 16 if mode == "presample" else 0  # 7 steps after warm-up score 16 candidates
+    assert costs[0] == costs[1] == (9 * 8 + scored, 9 * 8)
     # the history is the same, recorded once per step
     assert _history_rows(project_a, straight.run_id) == _history_rows(project_b, stopped.run_id)
     project_a.close()
@@ -283,3 +295,56 @@ def test_named_validation_groups_fix_the_split_for_every_seed(project_and_data) 
     with pytest.raises(ConfigError, match="patient-9"):
         next(Trainer(project, dataset=dataset).iter_run(_config(val_groups=("patient-9",))))
     project.close()
+
+
+def test_validation_on_a_grid_of_training_seconds_with_test_scores_and_costs(
+    project_and_data,
+) -> None:
+    project, dataset = project_and_data
+    config = _config(
+        sampler=SamplerConfig(rule="cdf", presample_ratio=2.0),
+        epochs=None,
+        time_budget_s=0.4,
+        val_every_s=0.05,
+        val_groups=("patient-1",),
+        test_groups=("patient-3",),
+        test_at_s=(0.1, 0.2, 0.4),
+    )
+    reports = list(Trainer(project, dataset=dataset).iter_run(config))
+    started = reports[0]
+    per_group = len(dataset) // 4
+    assert (started.n_train, started.n_val) == (2 * per_group, per_group)  # test held out
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    validations = [r for r in reports if isinstance(r, EpochReport)]
+    # a validation at step 0, then at each step whose training time passed a multiple of
+    # 0.05 s since the one before, and at the end
+    crossed = [
+        s.step
+        for s, before in zip(steps, [0.0] + [s.wall_s for s in steps[:-1]], strict=True)
+        if s.wall_s // 0.05 > before // 0.05
+    ]
+    expected = sorted({0, *crossed, steps[-1].step})
+    assert [v.step for v in validations] == expected
+    # the test set is scored at the first validation at or after each test time, only there
+    tested = [v for v in validations if v.test is not None]
+    firsts = sorted({next(v.step for v in validations if v.wall_s >= t) for t in (0.1, 0.2, 0.4)})
+    assert [v.step for v in tested] == firsts
+    assert all(0.0 <= v.test.balanced_accuracy <= 1.0 for v in tested)
+    # every step trains 8 rows and, with presample ratio 2, scores 16 candidates first
+    last = validations[-1]
+    assert last.samples_backpropagated == 8 * last.step
+    assert last.samples_forwarded == (8 + 16) * last.step
+
+
+def test_time_cadence_and_test_settings_are_checked(project_and_data) -> None:
+    project, dataset = project_and_data
+    trainer = Trainer(project, dataset=dataset)
+    with pytest.raises(ConfigError, match="not both"):
+        next(trainer.iter_run(_config(val_every_s=1.0, val_every_steps=3)))
+    with pytest.raises(ConfigError, match="no test groups"):
+        next(trainer.iter_run(_config(test_at_s=(1.0,))))
+    with pytest.raises(ConfigError, match="both validation and test"):
+        next(trainer.iter_run(_config(val_groups=("patient-1",), test_groups=("patient-1",))))
+    with pytest.raises(ConfigError, match="test group"):
+        next(trainer.iter_run(_config(test_groups=("patient-9",))))
+    assert project.runs() == []
