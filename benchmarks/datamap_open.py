@@ -1,8 +1,7 @@
 """Benchmark: opening a run's data map and review queue at 100,000 patches (target < 1 s).
 
-Run: ``python benchmarks/datamap_open.py [--patches 100000] [--epochs 10]``.
-A project with ``--patches`` patches on 4 slides and one run whose history trains every
-patch once per epoch (``--epochs``), written by the store's real history writer (label
+Run: ``python benchmarks/datamap_open.py [--epochs 10]``.
+A project with 100,000 patches and one run whose history trains every patch once per epoch (``--epochs``), written by the store's real history writer (label
 probability and margin per trained row). Timed (median of 5, after one untimed call):
 
 - computing the data map from the per-epoch aggregates (what the first open does; the
@@ -26,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from store import N_PATCHES, _project_with_patches  # benchmarks/
 
-from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.datamaps import compute_data_map, data_map, regions
 from cdfis_desktop.core.datamaps.queue import build_queue
 from cdfis_desktop.core.storage import Project
@@ -35,38 +34,17 @@ from cdfis_desktop.core.storage import Project
 PER_STEP = 1000
 
 
-def _project(folder: Path, n: int, epochs: int) -> tuple[Project, int]:
-    project = Project.create(folder)
+def _project(folder: Path, epochs: int) -> tuple[Project, int]:
+    """``benchmarks/store.py``'s project (100,000 patches, one run) with ``epochs`` epochs of
+    history training every patch once per epoch, with dynamics."""
+    project, _slide_id, ids, run_id = _project_with_patches(folder)
     project.set_class_names(["normal", "tumour"])
     rng = np.random.default_rng(0)
-    ids = []
-    for slide in range(4):
-        slide_id = project.add_slide(
-            f"/s{slide}.svs", fingerprint=f"s{slide}", width=200_000, height=200_000, mpp=0.25
-        )
-        k = np.arange(n // 4)
-        ids.append(
-            project.add_patches(
-                slide_id,
-                l0_x=(k % 300) * 512,
-                l0_y=(k // 300) * 512,
-                l0_size=512,
-                patch_px=256,
-                mpp=0.5,
-                label=k % 2,
-                tissue_fraction=1.0,
-                split="train",
-            )  # fmt: skip
-        )
-    all_ids = np.concatenate(ids)
-    run_id = project.create_run(
-        RunConfig(sampler=SamplerConfig(rule="uniform")), n_train=len(all_ids), device="cpu"
-    )
-    difficulty = rng.normal(0, 1.5, all_ids.max() + 1)
+    difficulty = rng.normal(0, 1.5, ids.max() + 1)
     step = 0
     with project.history_writer(run_id, flush_every_steps=20) as writer:
         for epoch in range(epochs):
-            order = rng.permutation(all_ids)
+            order = rng.permutation(ids)
             for start in range(0, len(order), PER_STEP):
                 step += 1
                 batch = order[start : start + PER_STEP]
@@ -98,15 +76,14 @@ def _ms(times: tuple[float, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patches", type=int, default=100_000)
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        project, run_id = _project(Path(tmp) / "p", args.patches, args.epochs)
+        project, run_id = _project(Path(tmp) / "p", args.epochs)
         print(
-            f"{args.patches:,} patches, {args.epochs} epochs of history written in "
+            f"{N_PATCHES:,} patches, {args.epochs} epochs of history written in "
             f"{time.perf_counter() - started:.0f} s"
         )
         with project:
@@ -128,7 +105,7 @@ def main() -> None:
     )
     print(f"open the data map with slides/labels and regions: {_ms(stored)} (target < 1000 ms)")
     print(
-        f"open the review queue ({entries} entries of {args.patches:,}): {_ms(queue)} "
+        f"open the review queue ({entries} entries of {N_PATCHES:,}): {_ms(queue)} "
         "(target < 1000 ms)"
     )
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")

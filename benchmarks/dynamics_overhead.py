@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from store import BATCH, CANDIDATES, FLUSH, N_PATCHES, _project_with_patches  # benchmarks/
 
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.sampling import DrawRecord
@@ -33,35 +34,13 @@ from cdfis_desktop.core.storage import HistoryWriter, Project
 from cdfis_desktop.core.training.dynamics import step_dynamics
 from cdfis_desktop.core.training.models import build_model
 
-CANDIDATES = 1024
-BATCH = 128
-N_PATCHES = 100_000
-FLUSH = 20
-
 
 def _project(folder: Path) -> tuple[Project, list[int]]:
-    """100,000 patches and two runs (without / with dynamics)."""
-    project = Project.create(folder)
-    slide_id = project.add_slide(
-        "/bench.svs", fingerprint="bench", width=200_000, height=200_000, mpp=0.25
-    )
-    k = np.arange(N_PATCHES)
-    project.add_patches(
-        slide_id,
-        l0_x=(k % 400) * 512,
-        l0_y=(k // 400) * 512,
-        l0_size=512,
-        patch_px=256,
-        mpp=0.5,
-        label=k % 2,
-        tissue_fraction=1.0,
-        split="train",
-    )
-    runs = [
-        project.create_run(RunConfig(), n_train=N_PATCHES, device="cpu", name=name)
-        for name in ("without dynamics", "with dynamics")
-    ]
-    return project, runs
+    """100,000 patches (``benchmarks/store.py``'s project) and two runs: without / with
+    dynamics."""
+    project, _slide_id, _ids, run_id = _project_with_patches(folder)
+    other = project.create_run(RunConfig(), n_train=N_PATCHES, device="cpu", name="dynamics")
+    return project, [run_id, other]
 
 
 def _store_cost(n: int, steps: int) -> float:

@@ -325,8 +325,8 @@ class MainWindow(QMainWindow):
         self.run_job("Data map", work, self._show_review, quiet=True)
 
     def _show_review(self, queue: ReviewQueue) -> None:
-        if queue.run_id != self.run_id:
-            return  # another run was selected meanwhile
+        if self.project is None or queue.run_id != self.run_id:
+            return  # the project was closed or another run selected meanwhile
         self.data_map_view.set_data_map(queue.data_map)
         self.review_panel.set_queue(self.project, queue)
         self.slide_selection.clear()
