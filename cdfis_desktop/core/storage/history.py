@@ -91,10 +91,12 @@ def rebuild_aggregates(conn: Connection, run_id: int) -> None:
 
 def _bits_or_null(values: np.ndarray) -> list[int | None]:
     """float32[m] -> :func:`encode_f32` bit patterns, None (SQL NULL) where NaN."""
-    bits: list[int | None] = list(encode_f32(values))
-    for index in np.flatnonzero(np.isnan(values)).tolist():
-        bits[index] = None
-    return bits
+    missing = np.isnan(values)
+    if missing.all():  # most rows of a presample step: candidates not trained
+        return [None] * int(values.shape[0])
+    bits = np.asarray(values, dtype=np.float32).view(np.int32).astype(object)
+    bits[missing] = None
+    return bits.tolist()
 
 
 def _insert_history(
