@@ -194,7 +194,7 @@ def main() -> int:
     pan = [lambda: viewer.pan_by(0.1, 0.04)] * 80
     zoom_out = [lambda: viewer.zoom_by(1 / 1.15)] * 32
     viewer.centre_on(centre, centre)
-    reads_before = viewer._loader.reads
+    reads_before = viewer._loader.completed
     _stats("zoom in 32 frames (fit -> level 0)", _frame_times(app, viewer, zoom_in), baseline)
     print(
         f"  ended at level {viewer.current_level()}, "
@@ -204,7 +204,7 @@ def main() -> int:
     _stats("zoom out 32 frames", _frame_times(app, viewer, zoom_out), baseline)
     settle_s = _wait_settled(app, viewer)
     print(
-        f"  tiles read during the sequence: {viewer._loader.reads - reads_before}; "
+        f"  tiles read during the sequence: {viewer._loader.completed - reads_before}; "
         f"settled {settle_s * 1000:.0f} ms after the last frame; "
         f"cache {viewer._cache.bytes_used / 2**20:.0f} MB in {len(viewer._cache)} tiles"
     )

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from cdfis_desktop.cli.common import fraction, positive_float, positive_int
@@ -20,7 +21,7 @@ from cdfis_desktop.core.config import (
 
 # options that define a run; --resume takes them from the stored run instead
 RUN_OPTIONS = (
-    "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
+    "preset", "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
     "warmup", "weighting", "floor", "model", "seed", "lr", "input_px", "no_augment",
     "val_every", "patience", "weights", "val_groups",
 )  # fmt: skip
@@ -31,6 +32,13 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     commands that set them per run, like ``cdfis compare``)."""
     sampling = parser.add_argument_group("sampling")
     if sampler_choice:
+        sampling.add_argument(
+            "--preset",
+            metavar="NAME",
+            help="a named sampler: uniform, topk, cdf-presample, cdf-history, ... (the full "
+            "list is in docs/method.md and in the error for an unknown name); the options "
+            "below override its fields",
+        )
         sampling.add_argument("--sampler", choices=SAMPLER_RULES, help="(uniform)")
         sampling.add_argument(
             "--mode", choices=SAMPLER_MODES, help="presample (paper) or history (ours)"
@@ -72,8 +80,11 @@ def group_names(text: str) -> tuple[str, ...]:
 
 
 def run_config_from(args: argparse.Namespace) -> Any:
-    """A RunConfig from the options given (RunConfig defaults for the rest)."""
+    """A RunConfig from the options given (RunConfig defaults for the rest). With
+    ``--preset``, the sampler starts from the preset and the sampling options given
+    override its fields."""
     from cdfis_desktop.core.config import RunConfig, SamplerConfig
+    from cdfis_desktop.core.sampling.presets import preset_config
 
     sampler_values = {
         "rule": getattr(args, "sampler", None),
@@ -84,7 +95,10 @@ def run_config_from(args: argparse.Namespace) -> Any:
         "weighting": args.weighting,
         "floor": args.floor,
     }
-    sampler = SamplerConfig(**{k: v for k, v in sampler_values.items() if v is not None})
+    given = {k: v for k, v in sampler_values.items() if v is not None}
+    preset_name = getattr(args, "preset", None)
+    base = SamplerConfig() if preset_name is None else preset_config(preset_name)
+    sampler = replace(base, **given)
     run_values = {
         "model": args.model,
         "weights_path": args.weights,

@@ -24,12 +24,22 @@ class SamplerConfig:
     """How mini-batches are chosen (see ``../METHOD`` in docs/method.md).
 
     rule: ``uniform`` | ``topk`` | ``cdf`` | ``bottomk``. mode: ``presample`` (score a
-    uniform candidate batch of ``presample_ratio * batch`` fresh each step, as the paper)
-    or ``history`` (draw from the dataset-wide CDF of each sample's latest score). metric: ``loss``,
-    ``gradnorm`` (last-layer bias gradient norm) or ``gradnorm_wb`` (weight + bias).
-    floor: share of the uniform distribution mixed into p (0..1). warmup: ``none``,
-    ``steps:N``, ``epochs:N``, ``loss:F`` (held-out loss below F x its initial value, the
-    authors' rule) or ``variance:T`` (estimated variance reduction above T).
+    uniform candidate batch fresh each step, as the paper) or ``history`` (draw from the
+    dataset-wide CDF of each sample's latest score). metric: ``loss``, ``gradnorm``
+    (last-layer bias gradient norm) or ``gradnorm_wb`` (weight + bias).
+
+    Presample mode trains ``k = round(train_fraction * batch)`` rows per step, chosen from
+    ``round(presample_ratio * k)`` scored candidates (``presample_ratio`` = candidates per
+    trained row; ``train_fraction`` < 1 is how the cheaper variants back-propagate less
+    than a batch). History mode rescores the ``refresh * batch`` stalest samples each step
+    (0 = never; see docs/method.md). ``score_in_train_mode``: presample scores use the
+    BatchNorm batch statistics (True) or the running ones (False).
+
+    floor: share of the uniform distribution mixed into p (0..1). weighting: ``none``,
+    ``unbiased`` or ``power`` (loss weights; unbiased with and without replacement).
+    warmup: ``none``, ``steps:N``, ``epochs:N``, ``loss:F`` (held-out loss below F x its
+    initial value, the authors' rule) or ``variance:T`` (estimated variance reduction
+    above T).
     """
 
     rule: str = "uniform"
@@ -41,7 +51,15 @@ class SamplerConfig:
     power_exponent: float = 0.5
     replacement: bool = True
     warmup: str = "none"
-    score_in_train_mode: bool = False
+    score_in_train_mode: bool = True
+    train_fraction: float = 1.0
+    refresh: float = 0.25
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplerConfig:
+        """The configuration stored as ``dataclasses.asdict``; keys another version added
+        are dropped and fields it lacked take their defaults."""
+        return cls(**_known_fields(cls, data))
 
     def validate(self) -> None:
         _one_of("sampler rule", self.rule, SAMPLER_RULES)
@@ -57,6 +75,21 @@ class SamplerConfig:
             raise ConfigError(f"floor must be between 0 and 1 (got {self.floor})")
         if not 0.0 < self.power_exponent < 1.0 and self.weighting == "power":
             raise ConfigError(f"power exponent must be in (0, 1) (got {self.power_exponent})")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(
+                f"train fraction must be in (0, 1] (got {self.train_fraction}): the share of "
+                "the batch size that is back-propagated each step"
+            )
+        if self.train_fraction < 1.0 and self.mode != "presample":
+            raise ConfigError(
+                "a train fraction below 1 needs presample mode (the rows are chosen among "
+                "scored candidates); use --mode presample or a train fraction of 1"
+            )
+        if not 0.0 <= self.refresh <= 4.0:
+            raise ConfigError(
+                f"refresh must be between 0 and 4 rescored rows per trained row (got "
+                f"{self.refresh})"
+            )
 
 
 @dataclass(frozen=True)
@@ -160,7 +193,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         data = dict(data)
-        sampler = SamplerConfig(**_known_fields(SamplerConfig, data.pop("sampler", {}) or {}))
+        sampler = SamplerConfig.from_dict(data.pop("sampler", {}) or {})
         for key in ("val_groups", "test_groups", "test_at_s"):  # JSON stores lists
             if data.get(key) is not None:
                 data[key] = tuple(data[key])

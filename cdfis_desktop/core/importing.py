@@ -38,6 +38,7 @@ from cdfis_desktop.core.slides import open_slide
 from cdfis_desktop.core.tiling.annotations import (
     Annotations,
     check_annotation_bounds,
+    keep_annotations,
     load_annotations,
 )
 from cdfis_desktop.core.tiling.labels import (
@@ -277,6 +278,8 @@ def _import_one_slide(
         label=label[keep],
         tissue_fraction=np.broadcast_to(np.asarray(tissue), keep.shape)[keep],
     )
+    if plan.annotations is not None:
+        keep_annotations(project.folder, slide_id, plan.annotations.path)
     return SlideImport(
         slide_id,
         str(plan.path),

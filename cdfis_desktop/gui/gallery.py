@@ -39,7 +39,7 @@ class PatchGallery(QWidget):
     def __init__(self, loader: PatchThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._loader = loader
-        loader.thumbnail_loaded.connect(self._on_thumbnail)
+        loader.loaded.connect(self._on_thumbnail)
         self._items: dict[tuple[str, int], QListWidgetItem] = {}
         self.thumbnails_shown = 0  # since the last set_patches
         self.slide_filter = QComboBox()
@@ -145,8 +145,8 @@ class PatchGallery(QWidget):
             for row in range(grid.count())
         ]
 
-    def _on_thumbnail(self, key: object, image: QImage) -> None:
-        item = self._items.get(key)  # type: ignore[arg-type]
+    def _on_thumbnail(self, request: ThumbnailRequest, image: QImage) -> None:
+        item = self._items.get(request.key)  # type: ignore[arg-type]
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
             self.thumbnails_shown += 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cdfis_desktop.core.heatmap import DEFAULT_COLORMAP
 from cdfis_desktop.core.heatmap.overlay import Overlay, OverlayRequest, render_overlay
 
 if TYPE_CHECKING:
@@ -24,17 +23,20 @@ if TYPE_CHECKING:
 class OverlayState:
     """The overlay the user asked for.
 
-    ``metric``: a key of the registry (``core.heatmap.metrics``). ``epoch`` None =
-    cumulative over the run. ``value_range`` None = automatic. ``compare``: ``none``,
+    ``metric``: a key of the registry (``core.heatmap.metrics``); ``colormap`` None = the
+    metric's default. ``epoch`` None = cumulative over the run. ``value_range`` None =
+    automatic, over every epoch of the run (``range_over="run"``, so epochs compare) or
+    over the values shown (``"view"``). ``compare``: ``none``,
     ``epoch`` (this epoch minus ``compare_epoch``) or ``run`` (this run minus
     ``compare_run`` at the same epoch). ``opacity`` is applied by the viewer, not baked
     into the layer.
     """
 
-    metric: str = "times_chosen"
-    colormap: str | None = DEFAULT_COLORMAP
+    metric: str = "favour"
+    colormap: str | None = None
     opacity: float = 0.45
     value_range: tuple[float, float] | None = None
+    range_over: str = "run"
     epoch: int | None = None
     compare: str = "none"
     compare_epoch: int | None = None
@@ -59,5 +61,6 @@ def build_overlay(
             compare_run=state.compare_run,
             colormap=state.colormap,
             value_range=state.value_range,
+            range_over=state.range_over,
         ),
     )

@@ -67,7 +67,7 @@ class ReviewQueuePanel(QWidget):
         self.reviewer = getpass.getuser()
         self._slide_files: dict[int, Path] = {}
         self._loader = loader
-        loader.thumbnail_loaded.connect(self._on_image)
+        loader.loaded.connect(self._on_image)
         self.patch_image = _image_label(160)
         self.context_image = _image_label(240)
         self.text = QLabel("Select a run to review its flagged patches.")
@@ -249,8 +249,8 @@ class ReviewQueuePanel(QWidget):
         margin = history.margin[trained].astype(np.float64)
         self.margin_curve.setData(steps, 1.0 / (1.0 + np.exp(-margin)))
 
-    def _on_image(self, key: object, image: QImage) -> None:
-        entry = self.entry
+    def _on_image(self, request: ThumbnailRequest, image: QImage) -> None:
+        entry, key = self.entry, request.key
         if entry is None or not isinstance(key, tuple) or key[1] != entry.patch_id:
             return
         if key[0] == "patch":

@@ -29,8 +29,7 @@ def test_the_dialog_shows_the_comparison_of_the_selected_run(qtbot, tmp_path: Pa
     older = _keep(tmp_path / "project", tmp_path / "a", first_run_id=1)
     newer = _keep(tmp_path / "project", tmp_path / "b", first_run_id=100)
     assert older.name != newer.name
-    window.run_id = older.run_ids[2]  # as if that run were selected in the run list
-    window.show_comparisons()
+    window.show_comparisons(select_run=older.run_ids[2])  # a run of the older comparison
     dialog = window.findChild(ComparisonDialog)
     assert dialog is not None and dialog.isVisible()
     assert dialog.list.count() == 2

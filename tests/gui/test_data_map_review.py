@@ -14,42 +14,36 @@ from cdfis_desktop.gui.main_window import MainWindow
 
 
 @pytest.fixture
-def window(qtbot, gui_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(gui_project.folder)
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and win.overlay_shown(), timeout=10_000)
-    qtbot.waitUntil(lambda: not win.jobs_running(), timeout=20_000)
-    qtbot.waitUntil(lambda: win.data_map_view.ids.size > 0, timeout=20_000)
-    yield win
-    win.close()
+def window(window_on, gui_project, qtbot):
+    win = window_on(gui_project.folder)
+    qtbot.waitUntil(lambda: win.review.data_map_view.ids.size > 0, timeout=20_000)
+    return win
 
 
 def _centre(win: MainWindow, patch_id: int) -> tuple[float, float]:
-    table = win._patches
+    table = win.patches.patches
     row = int(np.flatnonzero(table.id == patch_id)[0])
     size = float(table.l0_size[row])
     return float(table.l0_x[row]) + size / 2, float(table.l0_y[row]) + size / 2
 
 
 def test_scatter_selection_outlines_patches_on_the_slide(window, gui_project, screenshot_dir):
-    view = window.data_map_view
+    view = window.review.data_map_view
     trained = set(view.ids.tolist())
     assert trained and trained <= set(gui_project.patch_ids.tolist())
     selected = view.select_in(-1.0, -1.0, 2.0, 2.0)  # everything
     assert set(selected.tolist()) == trained
-    assert window.slide_selection.count == len(trained)
+    assert window.review.slide_selection.count == len(trained)
     high = view.select_in(-1.0, 0.9, 2.0, 2.0)  # confident patches only
     confident = {i for i, y in zip(view.ids.tolist(), view._y.tolist(), strict=True) if y >= 0.9}
     assert set(high.tolist()) == confident
-    assert window.slide_selection.count == len(confident)
+    assert window.review.slide_selection.count == len(confident)
     window.bottom_tabs.setCurrentWidget(view)
     window.grab().save(str(screenshot_dir / "data_map.png"))
 
 
 def test_one_point_goes_to_its_patch_and_slide_clicks_mark_the_scatter(window, qtbot):
-    view = window.data_map_view
+    view = window.review.data_map_view
     patch_id = int(view.ids[len(view.ids) // 2])
     view._select(np.array([patch_id]))  # what a click on the point emits
     rect = window.viewer.highlighted_rect()
@@ -64,7 +58,7 @@ def test_one_point_goes_to_its_patch_and_slide_clicks_mark_the_scatter(window, q
 
 def test_gallery_activation_marks_the_scatter(window, qtbot):
     qtbot.waitUntil(lambda: bool(window.gallery.all_stats()), timeout=10_000)
-    view = window.data_map_view
+    view = window.review.data_map_view
     stat = next(s for s in window.gallery.all_stats() if s.patch_id in set(view.ids.tolist()))
     window.gallery.patch_activated.emit(stat)
     k = int(np.flatnonzero(view.ids == stat.patch_id)[0])
@@ -74,7 +68,7 @@ def test_gallery_activation_marks_the_scatter(window, qtbot):
 def test_keyboard_triage_stores_decisions_and_follows_on_the_slide(
     window, qtbot, gui_project, screenshot_dir
 ):
-    panel = window.review_panel
+    panel = window.review.review_panel
     queue = panel.queue
     assert queue is not None and panel.index == 0 and queue.entries[0].rank == 1
     qtbot.waitUntil(panel.context_shown, timeout=10_000)
@@ -109,7 +103,7 @@ def test_keyboard_triage_stores_decisions_and_follows_on_the_slide(
 
 
 def test_a_refused_decision_shows_a_dialog(window, qtbot):
-    panel = window.review_panel
+    panel = window.review.review_panel
     qtbot.keyClick(panel, Qt.Key.Key_U)  # nothing to undo on a fresh patch
     assert window.errors.shown and "nothing to undo" in window.errors.shown[-1].message
     assert panel.index == 0 and window.errors.shown[-1].user_error

@@ -45,17 +45,12 @@ from cdfis_desktop.core.experiments.comparison_stats import (
     summarise,
 )
 from cdfis_desktop.core.progress import CancelToken
+from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS, preset_config
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.datasets import PatchDataset
 from cdfis_desktop.core.training.metrics import BASELINE_METRICS, class_counts, majority_baseline
 from cdfis_desktop.core.training.splits import GroupSplit
 
-SAMPLER_PRESETS: dict[str, dict[str, str]] = {
-    "uniform": {"rule": "uniform", "mode": "presample"},
-    "topk": {"rule": "topk", "mode": "presample"},
-    "cdf-presample": {"rule": "cdf", "mode": "presample"},
-    "cdf-history": {"rule": "cdf", "mode": "history"},
-}
 WARMUP_RUN_NAME = "compare warm-up (discarded)"
 
 
@@ -78,11 +73,9 @@ def parse_samplers(text: str) -> list[str]:
 
 
 def sampler_config(name: str, base: SamplerConfig) -> SamplerConfig:
-    """``base`` (presample ratio, floor, warm-up, weighting, metric) with the preset's rule
-    and mode. Uniform ignores the warm-up, which only delays importance sampling."""
-    preset = SAMPLER_PRESETS[name]
-    config = replace(base, rule=preset["rule"], mode=preset["mode"])
-    return replace(config, warmup="none") if name == "uniform" else config
+    """``base`` (presample ratio, floor, warm-up, weighting, metric) with the preset's
+    fields (see :mod:`cdfis_desktop.core.sampling.presets`)."""
+    return preset_config(name, base)
 
 
 @dataclass(frozen=True)

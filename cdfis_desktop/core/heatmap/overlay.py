@@ -262,7 +262,7 @@ def _value_range(
             entry.values(project.slide_measurements(request.run_id, request.slide.id, epoch))
             for epoch in project.epochs(request.run_id)
         ]
-        value = np.concatenate([value, *per_epoch])
+        value = np.concatenate(per_epoch)  # each epoch once, whichever is shown
     return resolve_range(value, None, colormap)
 
 

@@ -327,9 +327,10 @@ class _ReportBuilder:
         epochs = self.project.epochs(self.run.id)
         picked = sorted({epochs[round(i * (len(epochs) - 1) / 3)] for i in range(4)})
         scores = {e: self.project.score_distribution(self.run.id, epoch=e) for e in picked}
-        hist_ax, cdf_ax = figure.subplots(
-            2, 1, gridspec_kw={"top": 0.9, "bottom": 0.07, "hspace": 0.3}
+        hist_ax, cdf_ax, age_ax = figure.subplots(
+            3, 1, gridspec_kw={"top": 0.9, "bottom": 0.06, "hspace": 0.42}
         )
+        self._score_age_panel(age_ax)
         finite = [s[np.isfinite(s)] for s in scores.values()]
         everything = np.concatenate(finite) if finite else np.zeros(0)
         if everything.size == 0:
@@ -370,6 +371,28 @@ class _ReportBuilder:
             ax.grid(alpha=0.3)
             _legend(ax)
         return figure
+
+    def _score_age_panel(self, ax: Axes) -> None:
+        """Median and 90th percentile of the score age at each epoch's end (steps)."""
+        ages = self.project.score_ages(self.run.id)
+        if ages.epoch.size == 0:
+            _empty(ax, "no scores recorded")
+            return
+        _series(ax, ages.epoch, ages.median_steps, "median", _ACCENT)
+        _series(ax, ages.epoch, ages.p90_steps, "90th percentile", "#c0504d")
+        batch = int(self.run.config.get("batch_size") or 0)
+        per_epoch = f" (an epoch: {math.ceil(self.run.n_train / batch)} steps)" if batch else ""
+        last = (
+            f"last epoch: median {ages.median_steps[-1]:.0f}, 90 % {ages.p90_steps[-1]:.0f} "
+            f"steps{per_epoch}"
+        )
+        ax.set_title(
+            f"age of each patch's latest score at the epoch's end; {last}", fontsize=9, loc="left"
+        )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("score age (steps)")
+        ax.grid(alpha=0.3)
+        _legend(ax)
 
     def _slide_page(self, slide: SlideRecord) -> Figure:
         figure = _page(

@@ -40,7 +40,7 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
              .latest_checkpoint(run_id) -> CheckpointRecord | None  .checkpoints(run_id)
     queries  .runs() -> list[RunSummary]  .run(run_id) -> RunSummary
              .metrics(run_id) -> dict[str, ndarray]  .compare_runs(ids) -> RunComparison
-             .epochs(run_id) -> list[int]
+             .epochs(run_id) -> list[int]  .score_ages(run_id) -> ScoreAges
              .slide_measurements(run_id, slide_id, epoch=None) -> SlideMeasurements
                  (every per-patch aggregate, label and prediction of one slide; heatmap
                  values per metric: core.heatmap.metrics)
@@ -86,6 +86,7 @@ from cdfis_desktop.core.storage.records import (
     ReviewTable,
     RunComparison,
     RunSummary,
+    ScoreAges,
     SlideMeasurements,
     SlideRecord,
     StoredDataMap,
@@ -105,6 +106,7 @@ __all__ = [
     "Project",
     "RunComparison",
     "RunSummary",
+    "ScoreAges",
     "SlideMeasurements",
     "SlideRecord",
     "StoredDataMap",

@@ -61,6 +61,7 @@ from cdfis_desktop.core.storage.records import (
     ReviewTable,
     RunComparison,
     RunSummary,
+    ScoreAges,
     SlideMeasurements,
     SlideRecord,
     StoredDataMap,
@@ -456,6 +457,10 @@ class Project:
         return RunComparison(
             summaries=summaries, metrics={s.id: self.metrics(s.id) for s in summaries}
         )
+
+    def score_ages(self, run_id: int) -> ScoreAges:
+        """Score age (median, 90th percentile) at each epoch's end (see :func:`queries.score_ages`)."""
+        return queries.score_ages(self.engine, self._where, run_id)
 
     def epochs(self, run_id: int) -> list[int]:
         """Epochs with recorded history, ascending."""

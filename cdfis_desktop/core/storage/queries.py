@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Row, text
 
 from cdfis_desktop.core import statistics
 from cdfis_desktop.core.errors import StoreError
@@ -39,6 +40,7 @@ from cdfis_desktop.core.storage.records import (
     PatchStat,
     PatchTable,
     RunSummary,
+    ScoreAges,
     SlideMeasurements,
     SlideRecord,
 )
@@ -61,8 +63,7 @@ def patch_table(
     if patch_ids is not None:
         sql += f" AND id IN ({', '.join(str(int(i)) for i in np.ravel(patch_ids)) or 'NULL'})"
     sql += " ORDER BY id"
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text(sql), {"slide": slide_id, "split": split}).all()
+    rows = _fetch(engine, where, sql, {"slide": slide_id, "split": split})
     cols = list(zip(*rows, strict=True)) if rows else [()] * 11
     return PatchTable(
         id=np.asarray(cols[0], dtype=np.int64),
@@ -102,8 +103,6 @@ def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]
         "SELECT id, path, fingerprint, width, height, mpp, mpp_overridden, vendor, group_name "
         "FROM slides ORDER BY id"
     )
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text(sql)).all()
     return [
         SlideRecord(
             id=r.id,
@@ -117,14 +116,13 @@ def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]
             group=r.group_name,
             file=folder / r.path,
         )
-        for r in rows
+        for r in _fetch(engine, where, sql)
     ]
 
 
 def class_names(engine: Engine, where: str) -> list[str]:
     """Class names in label order (empty when none set)."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        return list(conn.execute(text("SELECT name FROM class_names ORDER BY label")).scalars())
+    return [r.name for r in _fetch(engine, where, "SELECT name FROM class_names ORDER BY label")]
 
 
 def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[CheckpointRecord]:
@@ -133,8 +131,6 @@ def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[C
         "SELECT id, run_id, step, epoch, path, created_at FROM checkpoints WHERE run_id = :r "
         "ORDER BY step, id"
     )
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text(sql), {"r": run_id}).all()
     return [
         CheckpointRecord(
             id=r.id,
@@ -144,48 +140,81 @@ def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[C
             path=str(folder / r.path),
             created_at=r.created_at,
         )
-        for r in rows
+        for r in _fetch(engine, where, sql, {"r": run_id})
     ]
 
 
 def run_status(engine: Engine, where: str, run_id: int) -> str:
     """The run's status; StoreError for an unknown run."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        status = conn.execute(text("SELECT status FROM runs WHERE id = :r"), {"r": run_id}).scalar()
-    if status is None:
+    rows = _fetch(engine, where, "SELECT status FROM runs WHERE id = :r", {"r": run_id})
+    if not rows:
         raise StoreError(f"no run with id {run_id} in {where}")
-    return str(status)
+    return str(rows[0].status)
 
 
 def running_run_ids(engine: Engine, where: str) -> list[int]:
     """Ids of the runs whose status is ``running``."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text("SELECT id FROM runs WHERE status = 'running'")).scalars()
-        return [int(r) for r in rows]
+    return [
+        int(r.id) for r in _fetch(engine, where, "SELECT id FROM runs WHERE status = 'running'")
+    ]
 
 
 def last_recorded_step(engine: Engine, where: str, run_id: int) -> tuple[int, int] | None:
     """``(step, epoch)`` of the run's last step with history, or None."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        row = conn.execute(
-            text(
-                "SELECT step, epoch FROM history_steps WHERE run_id = :r ORDER BY step DESC LIMIT 1"
-            ),
-            {"r": run_id},
-        ).one_or_none()
-    return None if row is None else (int(row[0]), int(row[1]))
+    sql = "SELECT step, epoch FROM history_steps WHERE run_id = :r ORDER BY step DESC LIMIT 1"
+    rows = _fetch(engine, where, sql, {"r": run_id})
+    return (int(rows[0].step), int(rows[0].epoch)) if rows else None
 
 
 def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
     """Epochs of the run that have history aggregates, ascending."""
+    sql = "SELECT epoch FROM run_aggregates WHERE run_id = :r AND epoch >= 0 ORDER BY epoch"
+    return [int(r.epoch) for r in _fetch(engine, where, sql, {"r": run_id})]
+
+
+def _fetch(
+    engine: Engine, where: str, sql: str, params: dict[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """All rows of one SELECT, read in one snapshot."""
     with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(
-            text(
-                "SELECT epoch FROM run_aggregates WHERE run_id = :r AND epoch >= 0 ORDER BY epoch"
-            ),
-            {"r": run_id},
-        ).scalars()
-        return [int(e) for e in rows]
+        return conn.execute(text(sql), params or {}).all()
+
+
+def score_ages(engine: Engine, where: str, run_id: int) -> ScoreAges:
+    """Median and 90th percentile of the score age at the end of each epoch (see
+    :class:`ScoreAges`), from each epoch's ``last_step`` aggregates: O(epochs x patches)."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = [
+            (e, aggregates.load(conn, run_id, e, ("times_scored", "last_step")))
+            for e in epochs(engine, where, run_id)
+        ]
+    last_seen = np.full(0, -1, np.int64)
+    columns: list[list[float]] = [[], [], [], [], []]
+    for epoch, arrays in rows:
+        if arrays is None:
+            continue
+        scored = arrays["times_scored"] > 0
+        if not scored.any():
+            continue
+        if last_seen.shape[0] < scored.shape[0]:
+            last_seen = np.concatenate([last_seen, np.full(scored.shape[0] - len(last_seen), -1)])
+        last_seen[: scored.shape[0]][scored] = arrays["last_step"][scored]
+        end = int(arrays["last_step"][scored].max())
+        ages = end - last_seen[last_seen >= 0]
+        for column, value in zip(
+            columns,
+            (epoch, end, np.median(ages), np.percentile(ages, 90), ages.shape[0]),
+            strict=True,
+        ):
+            column.append(float(value))
+    epoch_, step, median, p90, count = (np.array(c) for c in columns)
+    return ScoreAges(
+        epoch=epoch_.astype(np.int64),
+        step=step.astype(np.int64),
+        median_steps=median.astype(np.float64),
+        p90_steps=p90.astype(np.float64),
+        scored=count.astype(np.int64),
+    )
 
 
 def _run_row(conn: Any, where: str, run_id: int) -> Any:
@@ -457,20 +486,17 @@ def favoured_patches(
 
 def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> PatchHistory:
     """Every recorded step of one patch: one primary-key seek per history block."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(
-            text(
-                "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
-                f"COALESCE(h.label_probability_bits, {NAN_BITS}), "
-                f"COALESCE(h.margin_bits, {NAN_BITS}), h.weight "
-                "FROM history h JOIN history_steps s ON s.run_id = h.run_id "
-                "AND s.step = h.block + h.step_offset WHERE h.run_id = :r AND h.block IN "
-                "(SELECT DISTINCT block FROM history_steps WHERE run_id = :r) "
-                "AND h.patch_id = :p ORDER BY s.step"
-            ),
-            {"r": run_id, "p": patch_id},
-        ).all()
-    ints = np.array([r[:7] for r in rows], dtype=np.int64).reshape(len(rows), 7)
+    sql = (
+        "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
+        f"COALESCE(h.label_probability_bits, {NAN_BITS}), "
+        f"COALESCE(h.margin_bits, {NAN_BITS}), h.weight "
+        "FROM history h JOIN history_steps s ON s.run_id = h.run_id "
+        "AND s.step = h.block + h.step_offset WHERE h.run_id = :r AND h.block IN "
+        "(SELECT DISTINCT block FROM history_steps WHERE run_id = :r) "
+        "AND h.patch_id = :p ORDER BY s.step"
+    )
+    rows = _fetch(engine, where, sql, {"r": run_id, "p": patch_id})
+    ints = np.array([tuple(r)[:7] for r in rows], dtype=np.int64).reshape(len(rows), 7)
     return PatchHistory(
         patch_id=int(patch_id),
         step=ints[:, 0],
@@ -478,7 +504,7 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
         score=decode_f32(ints[:, 2]),
         probability=decode_f32(ints[:, 3]),
         times_chosen=ints[:, 4].astype(np.int32),
-        weight=np.array([r[7] for r in rows], dtype=np.float32),
+        weight=np.array([r.weight for r in rows], dtype=np.float32),
         label_probability=decode_f32(ints[:, 5]),
         margin=decode_f32(ints[:, 6]),
     )
@@ -512,11 +538,8 @@ def metric_series(engine: Engine, where: str, run_id: int) -> dict[str, np.ndarr
     """``step``/``epoch`` int64[n], ``wall_s`` and each of :data:`METRIC_COLUMNS`
     float64[n] (NaN where not logged), ordered by step."""
     columns = ("step", "epoch", "wall_s", *METRIC_COLUMNS)
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(
-            text(f"SELECT {', '.join(columns)} FROM metrics WHERE run_id = :r ORDER BY step"),
-            {"r": run_id},
-        ).all()
+    sql = f"SELECT {', '.join(columns)} FROM metrics WHERE run_id = :r ORDER BY step"
+    rows = _fetch(engine, where, sql, {"r": run_id})
     table = np.array(
         [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64
     ).reshape(len(rows), len(columns))

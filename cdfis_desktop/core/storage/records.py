@@ -174,6 +174,25 @@ class PatchHistory:
 
 
 @dataclass(frozen=True)
+class ScoreAges:
+    """How old the sampler's scores were at the end of each epoch of a run.
+
+    A patch's score age at step s is s minus the last step that recorded a score for it
+    (the history records every score a sampler observes, so this is the age of the score
+    the sampler held). Per epoch with history, ascending: ``epoch`` int64[E], ``step``
+    int64[E] (its last recorded step), ``median_steps`` / ``p90_steps`` float64[E] (the
+    median and 90th percentile of the ages, in steps, over the patches scored so far) and
+    ``scored`` int64[E] (how many patches those are).
+    """
+
+    epoch: np.ndarray
+    step: np.ndarray
+    median_steps: np.ndarray
+    p90_steps: np.ndarray
+    scored: np.ndarray
+
+
+@dataclass(frozen=True)
 class CheckpointRecord:
     """A registered checkpoint; ``path`` is absolute."""
 

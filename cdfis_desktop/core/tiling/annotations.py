@@ -29,6 +29,8 @@ look normalised to 0..1 (wrong scale).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -127,6 +129,38 @@ def check_annotation_bounds(annotations: Annotations, l0_width: int, l0_height: 
             f"{l0_width} x {l0_height} level-0 px). Is this the file for this slide, and are "
             "the coordinates level-0 pixels (not a lower level or microns)?"
         )
+
+
+ANNOTATIONS_FOLDER = "annotations"
+"""Folder of a project where each imported slide's annotation file is kept."""
+
+
+def keep_annotations(project_folder: Path, slide_id: int, source: Path) -> Path:
+    """Copy the annotation file ``source`` of slide ``slide_id`` into the project, as
+    ``annotations/slide-<id><suffix>`` (atomically), so the viewer can outline it later
+    even if the original moves. Returns the copy's path."""
+    folder = Path(project_folder) / ANNOTATIONS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"slide-{slide_id}{source.suffix.lower()}"
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def slide_annotations_path(project_folder: Path, slide_id: int, slide_path: Path) -> Path | None:
+    """The annotation file of a slide: the copy kept at import (:func:`keep_annotations`),
+    else a file beside the slide named after it (``a.svs`` -> ``a.geojson``, ``a.json``,
+    ``a.xml``, ``a.svs.geojson``; projects imported before copies were kept); None."""
+    kept = sorted((Path(project_folder) / ANNOTATIONS_FOLDER).glob(f"slide-{slide_id}.*"))
+    if kept:
+        return kept[0]
+    slide_path = Path(slide_path)
+    for suffix in GEOJSON_SUFFIXES + XML_SUFFIXES:
+        for candidate in (slide_path.with_suffix(suffix), Path(f"{slide_path}{suffix}")):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def _read_text(path: Path) -> str:

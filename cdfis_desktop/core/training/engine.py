@@ -47,7 +47,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -253,7 +253,13 @@ class Trainer:
         session = state.session
         state.chosen.on_step(result.record)
         gathered = context.gather_to_main(
-            (result.patch_ids, result.record, result.loss, result.dynamics)
+            (
+                result.patch_ids,
+                result.record,
+                result.loss,
+                result.samples_forwarded,
+                result.dynamics,
+            )
         )
         if gathered is None or state.store is None:
             return
@@ -261,12 +267,19 @@ class Trainer:
         patch_ids = np.concatenate([g[0] for g in gathered])
         records = [g[1] for g in gathered]
         loss = float(np.mean([g[2] for g in gathered]))
-        dynamics = StepDynamics.concatenate([g[3] for g in gathered])
+        dynamics = StepDynamics.concatenate([g[4] for g in gathered])
         writer = state.store.writer
         writer.submit(
-            state.store.recorder.on_step, step, epoch, patch_ids, _concatenate(records), dynamics
+            state.store.recorder.on_step,
+            step,
+            epoch,
+            patch_ids,
+            DrawRecord.concatenate(records),
+            dynamics,
         )
-        samples_per_s = session.config.batch_size * context.world_size / result.duration_s
+        forwarded = int(sum(g[3] for g in gathered))
+        backpropagated = result.samples_backpropagated * context.world_size  # equal per rank
+        samples_per_s = backpropagated / result.duration_s
         writer.submit(
             self.project.log_metrics,
             state.run_id,
@@ -287,6 +300,8 @@ class Trainer:
             is_active=session.sampler.is_active,
             candidate_scores=np.concatenate([r.score for r in records]).copy(),
             chosen_share=state.chosen.share,
+            samples_forwarded=forwarded,
+            samples_backpropagated=backpropagated,
         )
 
     def _validation_due(self, state: _RunState) -> bool:
@@ -507,12 +522,3 @@ def _step_limit(config: RunConfig, steps_per_epoch: int) -> int | None:
     if config.epochs is not None:
         limits.append(config.epochs * steps_per_epoch)
     return min(limits) if limits else None
-
-
-def _concatenate(records: list[DrawRecord]) -> DrawRecord:
-    """One draw record from the records of all ranks (entries in rank order)."""
-    if len(records) == 1:
-        return records[0]
-    return DrawRecord(
-        *(np.concatenate([getattr(r, f.name) for r in records]) for f in fields(DrawRecord))
-    )

@@ -51,7 +51,9 @@ class StepReport:
     ``candidate_scores float32[n]``: the scores the sampler saw at this step (the presample
     candidates, or the chosen rows in history mode and in the uniform phase), for the score
     histogram/CDF plot. ``chosen_share``: fraction of training patches chosen at least
-    once so far. ``is_active``: importance sampling is switched on.
+    once so far. ``is_active``: importance sampling is switched on. ``samples_forwarded``
+    / ``samples_backpropagated``: rows this step sent through the model (scored and
+    trained) / trained on, all processes together; ``samples_per_s`` counts trained rows.
     """
 
     run_id: int
@@ -64,6 +66,8 @@ class StepReport:
     is_active: bool
     candidate_scores: np.ndarray
     chosen_share: float
+    samples_forwarded: int = 0
+    samples_backpropagated: int = 0
 
 
 @dataclass(frozen=True)

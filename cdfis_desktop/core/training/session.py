@@ -20,7 +20,13 @@ from torch.nn import functional as F
 
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import ConfigError, TrainingError
-from cdfis_desktop.core.sampling import DrawRecord, make_sampler, score_batch, scores_from_outputs
+from cdfis_desktop.core.sampling import (
+    BatchPlan,
+    DrawRecord,
+    make_sampler,
+    score_batch,
+    scores_from_outputs,
+)
 from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise, normalise
 from cdfis_desktop.core.training.devices import DeviceSetup, out_of_memory_as_training_error
 from cdfis_desktop.core.training.distributed import DistContext
@@ -34,12 +40,16 @@ class StepResult:
     """One step done: ``loss`` the mean cross-entropy of the trained rows (unweighted, nats);
     ``record`` the completed draw record in this rank's shard index space; ``patch_ids
     int64[n]`` the store id of each record entry; ``duration_s`` the step's wall time;
-    ``dynamics`` the trained entries' label probability and margin (:mod:`.dynamics`)."""
+    ``samples_forwarded`` the rows that went through the model (scored and trained),
+    ``samples_backpropagated`` the rows trained on; ``dynamics`` the trained entries'
+    label probability and margin (:mod:`.dynamics`)."""
 
     loss: float
     record: DrawRecord
     patch_ids: np.ndarray
     duration_s: float
+    samples_forwarded: int
+    samples_backpropagated: int
     dynamics: StepDynamics
 
 
@@ -122,15 +132,10 @@ class TrainingSession:
             images, labels, _ = self.data.dataset.load_batch(rows)
             images = images.to(self.setup.device, non_blocking=self.setup.pin_memory)
             labels = labels.to(self.setup.device, non_blocking=self.setup.pin_memory)
+            scored = 0
             if plan.needs_scores:
-                with self.setup.autocast():
-                    scores = score_batch(
-                        self.module,
-                        normalise(images),
-                        labels,
-                        cfg.sampler.metric,
-                        train_mode=cfg.sampler.score_in_train_mode,
-                    )
+                scores = self._score(plan, images, labels)
+                scored = scores.shape[0]
                 selection = self.sampler.select(plan, scores)
             else:
                 selection = self.sampler.select(plan)
@@ -160,11 +165,29 @@ class TrainingSession:
         patch_ids = self.data.dataset.patch_ids[self.shard[record.dataset_index]]
         self.step = step
         scored = len(plan.candidate_indices) if plan.needs_scores else 0
-        self.samples_forwarded += scored + len(y)
-        self.samples_backpropagated += len(y)
+        trained = int(y.shape[0])
+        self.samples_forwarded += scored + trained
+        self.samples_backpropagated += trained
         duration = time.perf_counter() - started
         self.train_s += duration
-        return StepResult(loss_value, record, patch_ids, duration, dynamics)
+        return StepResult(
+            loss_value, record, patch_ids, duration, scored + trained, trained, dynamics
+        )
+
+    def _score(self, plan: BatchPlan, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The sampler's metric for the loaded rows at ``plan.scored_positions``, float32[m],
+        from a forward pass without gradients (see :class:`BatchPlan` for the input)."""
+        at = plan.scored_positions.to(self.setup.device)
+        if plan.score_as_trained:
+            x = augment_and_normalise(images[at], self.augmentation, self.generator)
+            train_mode = True
+        else:
+            x = normalise(images[at])
+            train_mode = self.config.sampler.score_in_train_mode
+        with self.setup.autocast():
+            return score_batch(
+                self.module, x, labels[at], self.config.sampler.metric, train_mode=train_mode
+            )
 
     def _observed_scores(
         self, logits: torch.Tensor, y: torch.Tensor, per_sample_loss: torch.Tensor

@@ -270,3 +270,20 @@ def test_a_run_resumed_while_another_instance_recovers_it(project, make_run) -> 
         finally:
             event.remove(project.engine, "before_cursor_execute", resume_now)
         assert outcome == ["refused"] and resumer.run(run_id).status == "interrupted"
+
+
+def test_score_ages_per_epoch(project, slide_patches, make_run) -> None:
+    """Epoch 0 ends at step 1: ids[0:2] scored at 1 (age 0), ids[2:4] at 0 (age 1).
+    Epoch 1 ends at step 2: ids[2:4] at 2 (age 0), ids[0:2] still from step 1 (age 1)."""
+    _, ids = slide_patches
+    run_id = make_run()
+    assert project.score_ages(run_id).epoch.size == 0  # nothing recorded yet
+    _two_epochs(project, run_id, ids)
+    with project.history_writer(run_id) as writer:  # epoch 2: only ids[0] at step 6
+        writer.record(6, 2, ids[0:1], [1.0], [1.0], [1], [1.0])
+    ages = project.score_ages(run_id)
+    assert ages.epoch.tolist() == [0, 1, 2] and ages.step.tolist() == [1, 2, 6]
+    assert ages.scored.tolist() == [4, 4, 4]
+    assert ages.median_steps.tolist() == [0.5, 0.5, 4.0]  # epoch 2: ages 0, 5, 4, 4
+    np.testing.assert_allclose(ages.p90_steps, np.percentile([[0, 0, 1, 1], [1, 1, 0, 0],
+                                                             [0, 5, 4, 4]], 90, axis=1))  # fmt: skip

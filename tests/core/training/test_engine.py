@@ -350,3 +350,80 @@ def test_time_cadence_and_test_settings_are_checked(project_and_data) -> None:
     with pytest.raises(ConfigError, match="test group"):
         next(trainer.iter_run(_config(test_groups=("patient-9",))))
     assert project.runs() == []
+
+
+def _mislabelled(tmp_path: Path) -> tuple[Project, ArrayPatchDataset, np.ndarray]:
+    """A project whose dataset has every 8th label flipped: patches whose loss stays high
+    whatever the model learns (known hard samples). Returns their patch ids too."""
+    project, clean = make_project(tmp_path / "p", n_per_group=24, n_groups=4, px=PX)
+    labels = clean.labels.copy()
+    flipped = np.arange(len(labels)) % 8 == 3
+    labels[flipped] = 1 - labels[flipped]
+    dataset = ArrayPatchDataset(clean._array, labels, clean.patch_ids)
+    return project, dataset, clean.patch_ids[flipped]
+
+
+@pytest.mark.parametrize("preset", ["cdf-history", "cdf-selective", "uniform"])
+def test_known_hard_samples_drive_the_selection(tmp_path: Path, preset: str) -> None:
+    """After the warm-up, the CDF samplers choose the mislabelled patches (high loss) far
+    more often than their uniform share; uniform does not (the control)."""
+    from cdfis_desktop.core.sampling.presets import preset_config
+
+    project, dataset, hard = _mislabelled(tmp_path)
+    sampler = preset_config(preset, SamplerConfig(warmup="epochs:2"))
+    config = _config(sampler=sampler, epochs=7, learning_rate=3e-3, checkpoint_every_steps=1000)
+    reports = list(Trainer(project, dataset=dataset).iter_run(config))
+    started, finished = reports[0], reports[-1]
+    switch = 2 * started.steps_per_epoch
+    with sqlite3.connect(project.db_path) as conn:
+        rows = np.array(
+            conn.execute(
+                "SELECT patch_id, times_chosen FROM history WHERE run_id = ? "
+                "AND block + step_offset > ?",
+                (finished.run_id, switch),
+            ).fetchall()
+        )
+    chosen = np.bincount(rows[:, 0], weights=rows[:, 1])
+    trained = np.unique(rows[:, 0])
+    is_hard = np.isin(trained, hard)
+    ratio = chosen[trained[is_hard]].mean() / chosen[trained[~is_hard]].mean()
+    if preset == "uniform":
+        assert 0.6 < ratio < 1.6, ratio
+    else:
+        assert ratio > 2.0, ratio
+    project.close()
+
+
+def test_history_draws_use_the_scores_the_store_recorded(tmp_path: Path) -> None:
+    """The stored score of a patch is the one the sampler uses next: every draw's recorded
+    probability equals the patch's last recorded score over the sum of all last scores."""
+    from cdfis_desktop.core.sampling.presets import preset_config
+
+    project, dataset, _ = _mislabelled(tmp_path)
+    sampler = preset_config("cdf-history", SamplerConfig(warmup="epochs:1", refresh=0.5))
+    config = _config(sampler=sampler, epochs=4, checkpoint_every_steps=1000)
+    reports = list(Trainer(project, dataset=dataset).iter_run(config))
+    started, finished = reports[0], reports[-1]
+    with sqlite3.connect(project.db_path) as conn:
+        rows = conn.execute(
+            "SELECT block + step_offset AS step, patch_id, score_bits, probability_bits, "
+            "times_chosen FROM history WHERE run_id = ? ORDER BY step",
+            (finished.run_id,),
+        ).fetchall()
+    table = np.array(rows, dtype=np.int64)
+    score = table[:, 2].astype(np.int32).view(np.float32).astype(np.float64)
+    probability = table[:, 3].astype(np.int32).view(np.float32)
+    latest: dict[int, float] = {}
+    checked = rescored = 0
+    for step in np.unique(table[:, 0]):
+        at = table[:, 0] == step
+        if step > started.steps_per_epoch:  # importance sampling on: check this draw
+            total = sum(latest.values())
+            assert len(latest) == started.n_train
+            for patch, p in zip(table[at, 1], probability[at], strict=True):
+                assert p == pytest.approx(latest[int(patch)] / total, rel=1e-5)
+                checked += 1
+            rescored += int((table[at, 4] == 0).sum())
+        latest.update(zip(table[at, 1].tolist(), score[at].tolist(), strict=True))
+    assert checked > 100 and rescored > 0
+    project.close()
