@@ -44,18 +44,27 @@ from cdfis_desktop.core.storage.records import (
     SlideMeasurements,
     SlideRecord,
 )
-from cdfis_desktop.core.storage.schema import ALL_EPOCHS, METRIC_COLUMNS, decode_f32
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS, METRIC_COLUMNS, NAN_BITS, decode_f32
 
 
-def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | None) -> PatchTable:
-    """Patches filtered by slide and/or split, ordered by id (see :class:`PatchTable`)."""
+def patch_table(
+    engine: Engine,
+    where: str,
+    slide_id: int | None,
+    split: str | None,
+    patch_ids: np.ndarray | None = None,
+) -> PatchTable:
+    """Patches filtered by slide, split and/or ids, ordered by id (see :class:`PatchTable`)."""
     sql = (
         "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
-        "split FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
-        "AND (:split IS NULL OR split = :split) ORDER BY id"
+        "split, source FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
+        "AND (:split IS NULL OR split = :split)"
     )
+    if patch_ids is not None:
+        sql += f" AND id IN ({', '.join(str(int(i)) for i in np.ravel(patch_ids)) or 'NULL'})"
+    sql += " ORDER BY id"
     rows = _fetch(engine, where, sql, {"slide": slide_id, "split": split})
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 11
     return PatchTable(
         id=np.asarray(cols[0], dtype=np.int64),
         slide_id=np.asarray(cols[1], dtype=np.int64),
@@ -67,7 +76,24 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
         label=np.asarray(cols[7], dtype=np.int16),
         tissue_fraction=np.asarray(cols[8], dtype=np.float32),
         split=np.asarray(cols[9], dtype=object),
+        source=np.asarray(cols[10], dtype=object),
     )
+
+
+def patch_keys(
+    engine: Engine, where: str, patch_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(id, slide_id, label) int64 arrays of every patch (or of ``patch_ids``), ordered by
+    id: what a data map needs to link its points to slides, without the whole table (the
+    numbers come back as text built by SQLite, see :func:`_concat_columns`)."""
+    sql = "SELECT group_concat(id), group_concat(slide_id), group_concat(label) FROM patches"
+    if patch_ids is not None:
+        wanted = ", ".join(str(int(i)) for i in np.asarray(patch_ids).ravel())
+        sql += f" WHERE id IN ({wanted or 'NULL'})"
+    with translated_errors(where), read_snapshot(engine) as conn:
+        ids, slide_ids, labels = _concat_columns(conn, sql, {}, 3)
+    order = np.argsort(ids, kind="stable")
+    return tuple(column[order].astype(np.int64) for column in (ids, slide_ids, labels))  # type: ignore[return-value]
 
 
 def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]:
@@ -297,13 +323,18 @@ def slide_measurements(
         geometry = cache.get(conn, slide_id)
         ids = geometry.patch_id
         stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
-        arrays = aggregates.load(
-            conn, run_id, stat_epoch, ("times_scored", "times_chosen", "score_sum", "last_score")
-        )
+        arrays = aggregates.load(conn, run_id, stat_epoch, _MEASURED)
         prediction_epoch, predicted, probability = _predictions(conn, run_id, ids, epoch)
+        region_blob = conn.exec_driver_sql(
+            "SELECT region FROM data_maps WHERE run_id = ?", (run_id,)
+        ).scalar()
     if arrays is None:
-        arrays = {name: np.zeros(0) for name in ("times_scored", "times_chosen")}
-        arrays.update(score_sum=np.zeros(0), last_score=np.zeros(0))
+        arrays = {name: np.zeros(0) for name in _MEASURED}
+    region = np.full(ids.shape[0], -1, np.int64)
+    if region_blob is not None:
+        stored = np.frombuffer(region_blob, np.int8)
+        inside = ids < stored.shape[0]
+        region[inside] = stored[ids[inside]]
     return SlideMeasurements(
         run_id=int(run_id),
         slide_id=int(slide_id),
@@ -324,7 +355,25 @@ def slide_measurements(
         run_draws=int(arrays["times_chosen"].sum(dtype=np.int64)),
         n_train=int(run.n_train),
         score_metric=str(run.metric),
+        label_seen=_at(arrays["label_seen"], ids).astype(np.int64),
+        label_correct=_at(arrays["label_correct"], ids).astype(np.int64),
+        label_probability_sum=_at(arrays["label_probability_sum"], ids).astype(np.float64),
+        margin_sum=_at(arrays["margin_sum"], ids).astype(np.float64),
+        region=region,
     )
+
+
+_MEASURED = (
+    "times_scored",
+    "times_chosen",
+    "score_sum",
+    "last_score",
+    "label_seen",
+    "label_correct",
+    "label_probability_sum",
+    "margin_sum",
+)
+"""The aggregate arrays :func:`slide_measurements` reads."""
 
 
 def _predictions(
@@ -439,13 +488,15 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
     """Every recorded step of one patch: one primary-key seek per history block."""
     sql = (
         "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
-        "h.weight FROM history h JOIN history_steps s ON s.run_id = h.run_id "
+        f"COALESCE(h.label_probability_bits, {NAN_BITS}), "
+        f"COALESCE(h.margin_bits, {NAN_BITS}), h.weight "
+        "FROM history h JOIN history_steps s ON s.run_id = h.run_id "
         "AND s.step = h.block + h.step_offset WHERE h.run_id = :r AND h.block IN "
         "(SELECT DISTINCT block FROM history_steps WHERE run_id = :r) "
         "AND h.patch_id = :p ORDER BY s.step"
     )
     rows = _fetch(engine, where, sql, {"r": run_id, "p": patch_id})
-    ints = np.array([tuple(r)[:5] for r in rows], dtype=np.int64).reshape(len(rows), 5)
+    ints = np.array([tuple(r)[:7] for r in rows], dtype=np.int64).reshape(len(rows), 7)
     return PatchHistory(
         patch_id=int(patch_id),
         step=ints[:, 0],
@@ -454,6 +505,8 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
         probability=decode_f32(ints[:, 3]),
         times_chosen=ints[:, 4].astype(np.int32),
         weight=np.array([r.weight for r in rows], dtype=np.float32),
+        label_probability=decode_f32(ints[:, 5]),
+        margin=decode_f32(ints[:, 6]),
     )
 
 
