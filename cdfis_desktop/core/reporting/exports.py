@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cdfis_desktop.core.class_names import label_name
+from cdfis_desktop.core.datamaps.decisions import REVIEW_KEYS, review_properties
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.heatmap import class_colors, legend_image
 from cdfis_desktop.core.heatmap.metrics import measurement_metrics
@@ -53,9 +54,13 @@ CSV_COLUMNS = (
     "label_name",
     "prediction",
     "prediction_name",
+    "source",
+    *(f"review_{key}" for key in REVIEW_KEYS),
     *MEASUREMENT_KEYS,
 )
-"""Columns of :func:`export_csv`; empty cells where there is no value."""
+"""Columns of :func:`export_csv`; empty cells where there is no value. ``review_*``: the
+patch's review decision in force (see :func:`~cdfis_desktop.core.datamaps.decisions.
+review_properties`)."""
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _GEOJSON_NAMESPACE = uuid.UUID("6f1c3e52-3a51-4a43-9c5e-2f0f5b8b7c11")
@@ -72,6 +77,7 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
     table = patch_measurements(project, run_id)
     names = project.class_names()
     slides = {s.id: s.name for s in project.slides()}
+    reviews = review_properties(project)
     with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
@@ -92,6 +98,13 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
                     spreadsheet_text(label_name(names, label, unlabelled="")),
                     _class_cell(prediction),
                     spreadsheet_text(label_name(names, prediction, unlabelled="")),
+                    spreadsheet_text(table.source[row] or ""),
+                    *(
+                        spreadsheet_text(
+                            str(reviews.get(int(table.patch_id[row]), {}).get(key, ""))
+                        )
+                        for key in REVIEW_KEYS
+                    ),
                     *(_cell(table.values[m][row]) for m in MEASUREMENT_KEYS),
                 ]
             )
@@ -104,31 +117,43 @@ def export_geojson(
     out: str | os.PathLike[str],
     *,
     slide_ids: Sequence[int] | None = None,
+    reviewed_only: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
-    """QuPath GeoJSON (v0.4+) of run ``run_id``: one FeatureCollection per slide.
+    """QuPath GeoJSON (v0.4+) of run ``run_id``: one FeatureCollection per slide (with
+    ``reviewed_only``: only the patches with a review decision in force).
 
     Each patch is a Feature with a level-0 px square ``Polygon`` (origin top-left, closed
     ring), ``id`` (a UUID derived from the slide fingerprint and patch id, stable across
     exports) and ``properties``: ``objectType`` ``"tile"``, ``name`` ``"patch <id>"``,
     ``classification`` ``{"name", "color": [r, g, b]}`` from the patch label (absent when
     unlabelled) and ``measurements``: a flat name -> number object (patch id, prediction,
-    and the registry's measurements; a value that does not exist is left out, since JSON has no
-    NaN). In QuPath: File > Import objects, then Measure > Show measurement maps.
+    and the registry's measurements; a value that does not exist is left out, since JSON
+    has no NaN); ``source``, the patch-set image file, when there is one; ``review``, the
+    review decision in force (decision, original and new label, reason, reviewer, time),
+    whose label is then the classification (an excluded patch keeps its original one). In
+    QuPath: File > Import objects, then Measure > Show measurement maps.
     Returns the files written.
     """
     slides = select_slides(project, slide_ids)
     targets = per_slide_paths(out, slides, ".geojson")
     names = project.class_names()
     colors = class_colors(max(len(names), 1))
+    reviews = review_properties(project)
     written = []
     for done, slide in enumerate(slides):
         _check_cancel(cancel)
         table = patch_measurements(project, run_id, slide.id)
+        rows = [
+            r for r in range(len(table)) if not reviewed_only or int(table.patch_id[r]) in reviews
+        ]
         collection = {
             "type": "FeatureCollection",
-            "features": [_feature(table, row, slide, names, colors) for row in range(len(table))],
+            "features": [
+                _feature(table, row, slide, names, colors, reviews.get(int(table.patch_id[row])))
+                for row in rows
+            ],
         }
         with atomic_output(targets[slide.id]) as tmp:
             tmp.write_text(json.dumps(collection, allow_nan=False), encoding="utf-8")
@@ -259,7 +284,12 @@ def select_slides(project: Project, slide_ids: Sequence[int] | None) -> list[Sli
 
 
 def _feature(
-    table: PatchMeasurements, row: int, slide: SlideRecord, names: list[str], colors: np.ndarray
+    table: PatchMeasurements,
+    row: int,
+    slide: SlideRecord,
+    names: list[str],
+    colors: np.ndarray,
+    review: dict[str, object] | None,
 ) -> dict[str, object]:
     x, y, size = int(table.l0_x[row]), int(table.l0_y[row]), int(table.l0_size[row])
     patch_id = int(table.patch_id[row])
@@ -272,12 +302,18 @@ def _feature(
             measurements[name] = value
     properties: dict[str, object] = {"objectType": "tile", "name": f"patch {patch_id}"}
     label = int(table.label[row])
+    if review is not None and review["decision"] == "relabel":
+        label = int(review["label_id"])  # type: ignore[call-overload]
     if label >= 0:
         properties["classification"] = {
             "name": label_name(names, label),
             "color": [int(c) for c in colors[label % len(colors)]],
         }
     properties["measurements"] = measurements
+    if table.source[row]:
+        properties["source"] = table.source[row]
+    if review is not None:
+        properties["review"] = review
     return {
         "type": "Feature",
         "id": str(uuid.uuid5(_GEOJSON_NAMESPACE, f"{slide.fingerprint}/{patch_id}")),

@@ -70,7 +70,9 @@ def test_a_run_yields_reports_and_records_everything(project_and_data) -> None:
     assert all(np.isfinite(s.train_loss) and s.samples_per_s > 0 for s in steps)
     # the store
     summary = project.run(finished.run_id)
-    assert summary.status == "finished" and summary.config == _config().to_dict()
+    stamped = summary.config["review_as_of"]  # the review decisions in force at the start
+    assert summary.status == "finished" and stamped <= summary.started_at
+    assert summary.config == {**_config().to_dict(), "review_as_of": stamped}
     rows = _history_rows(project, finished.run_id)
     assert {r[0] for r in rows} == set(range(1, 2 * spe + 1))
     per_step = {}
