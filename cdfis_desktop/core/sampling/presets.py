@@ -67,26 +67,28 @@ _COST_SAVING = (
     SamplerPreset(
         "cdf-selective",
         "selective back-propagation: score the loaded batch b without gradients, "
-        "back-propagate b/4 of it drawn through the CDF (about 0.55x a uniform step)",
+        "back-propagate b/4 of it drawn through the CDF, half uniformly (about 0.8x a "
+        "uniform step)",
         {
             "rule": "cdf",
             "mode": "presample",
             "presample_ratio": 4.0,
             "train_fraction": 0.25,
             "replacement": False,
+            "floor": 0.5,
         },
         "Jiang et al., Accelerating Deep Learning by Focusing on the Biggest Losers, "
         "arXiv:1910.00762 (2019), with the paper's CDF rule instead of loss percentiles",
     ),
     SamplerPreset(
         "cdf-budget",
-        "constant-cost presample: score 1.5b candidates, train b/2 of them drawn through "
-        "the CDF, so scoring plus training cost about one uniform step",
+        "constant-cost presample: score 0.94b candidates, train 3b/8 of them drawn "
+        "through the CDF, so scoring plus training cost about one uniform step",
         {
             "rule": "cdf",
             "mode": "presample",
-            "presample_ratio": 3.0,
-            "train_fraction": 0.5,
+            "presample_ratio": 2.5,
+            "train_fraction": 0.375,
             "replacement": False,
         },
         "Katharopoulos and Fleuret, Not All Samples Are Created Equal, ICML 2018 "

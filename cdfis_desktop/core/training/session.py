@@ -164,7 +164,6 @@ class TrainingSession:
         dynamics = step_dynamics(logits, y, selection.dataset_indices, record)
         patch_ids = self.data.dataset.patch_ids[self.shard[record.dataset_index]]
         self.step = step
-        scored = len(plan.candidate_indices) if plan.needs_scores else 0
         trained = int(y.shape[0])
         self.samples_forwarded += scored + trained
         self.samples_backpropagated += trained

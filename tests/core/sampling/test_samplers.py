@@ -265,12 +265,12 @@ def test_incremental_tree_updates_match_a_rebuild() -> None:
 
 @pytest.mark.parametrize(
     ("ratio", "fraction", "loaded", "trained"),
-    [(4, 0.25, 64, 16), (3, 0.5, 96, 32), (8, 1.0, 512, 64)],
+    [(4, 0.25, 64, 16), (2.5, 0.375, 60, 24), (8, 1.0, 512, 64)],
 )
 def test_presample_trains_a_fraction_of_scored_candidates(
     ratio: float, fraction: float, loaded: int, trained: int
 ) -> None:
-    """Selective back-propagation (r=4, 1/4) and the constant-cost presample (r=3, 1/2):
+    """Selective back-propagation (r=4, 1/4) and the constant-cost presample (r=2.5, 3/8):
     k = fraction x b rows are drawn from r x k candidates, with frequencies following the
     CDF of the candidates' scores (chi-square at a fixed seed)."""
     config = SamplerConfig(

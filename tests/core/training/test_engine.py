@@ -7,6 +7,7 @@ Images come from an in-memory dataset whose patch ids are registered in the proj
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -185,10 +186,10 @@ def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: s
     assert costs[0] == costs[1]
     forwarded, backpropagated = costs[0]
     assert backpropagated == 9 * 8
-    if mode == "presample":  # 7 steps after warm-up score 16 candidates each
+    if mode == "presample":  # 7 steps after warm-up score 16 candidates
         assert forwarded == 9 * 8 + 7 * 16
-    else:  # history mode also rescores stale samples (the refresh), on top of the trained rows
-        assert forwarded > 9 * 8
+    else:  # and history mode rescores up to ceil(0.25 * 8) = 2 stale samples per step
+        assert 9 * 8 < forwarded <= 9 * 8 + 7 * 2
     # the history is the same, recorded once per step
     assert _history_rows(project_a, straight.run_id) == _history_rows(project_b, stopped.run_id)
     project_a.close()
@@ -375,7 +376,7 @@ def test_known_hard_samples_drive_the_selection(tmp_path: Path, preset: str) -> 
     from cdfis_desktop.core.sampling.presets import preset_config
 
     project, dataset, hard = _mislabelled(tmp_path)
-    sampler = preset_config(preset, SamplerConfig(warmup="epochs:2"))
+    sampler = replace(preset_config(preset, SamplerConfig(warmup="epochs:2")), floor=0.0)
     config = _config(sampler=sampler, epochs=7, learning_rate=3e-3, checkpoint_every_steps=1000)
     reports = list(Trainer(project, dataset=dataset).iter_run(config))
     started, finished = reports[0], reports[-1]
