@@ -25,12 +25,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cdfis_desktop.core.config import TilingConfig
-from cdfis_desktop.core.errors import AnnotationError, LabelsError
+from cdfis_desktop.core.errors import AnnotationError, ConfigError, LabelsError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.slides import open_slide
 from cdfis_desktop.core.tiling.annotations import (
@@ -49,6 +49,12 @@ from cdfis_desktop.core.tiling.labels import (
     read_patch_table,
 )
 from cdfis_desktop.core.tiling.patchsets import read_patch_set, safe_slide_name, write_mosaic
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.tiling.tissue import TissueMask
+
+MAX_PATCH_UPSCALE = 4.0
+"""Largest enlargement of slide pixels into grid patches an import accepts."""
 
 DEFAULT_PATCH_SET_MPP = 4.0
 """µm/px given to patch-set mosaics when the user names none: the IDC patches were taken
@@ -171,6 +177,8 @@ def import_slides(
             fingerprint = reader.fingerprint()
             if plan.annotations is not None:
                 check_annotation_bounds(plan.annotations, *reader.dimensions)
+            if plan.csv_rows is None:
+                _check_patch_resolution(plan.path, reader, tiling)
         if fingerprint in known:
             skipped.append(f"{plan.path}: already in the project")
             continue
@@ -216,6 +224,7 @@ def _import_one_slide(
     notes: list[str],
 ) -> SlideImport:
     from cdfis_desktop.core.tiling.grid import build_patch_grid
+    from cdfis_desktop.core.tiling.tissue import detect_tissue
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing-mpp warnings were collected in the checks
@@ -233,7 +242,9 @@ def _import_one_slide(
             tissue = np.ones(rows.size)
             _check_inside(table.path, l0_x, l0_y, reader.dimensions)
         else:
-            grid = build_patch_grid(reader, tiling)
+            tissue = detect_tissue(reader, stain=tiling.stain)
+            grid = build_patch_grid(reader, tiling, tissue)
+            notes.extend(_tissue_notes(plan.path, tiling, tissue, len(grid)))
             l0_x, l0_y, l0_size = grid.l0_x, grid.l0_y, grid.l0_size
             tissue = grid.tissue_fraction
             label = np.full(l0_x.shape[0], UNLABELLED, dtype=np.int64)
@@ -277,6 +288,42 @@ def _import_one_slide(
         _counts(label[keep]),
         int((~keep).sum()),
     )
+
+
+def _check_patch_resolution(path: Path, reader: Any, tiling: TilingConfig) -> None:
+    """Raise ConfigError when grid patches would be blown up more than
+    :data:`MAX_PATCH_UPSCALE` times from the slide's pixels (a wrong mpp in the file, often
+    a 72 dpi default read as 352.8 µm/px, or a patch mpp far finer than the scan)."""
+    upscale = reader.effective_mpp / tiling.mpp
+    if upscale > MAX_PATCH_UPSCALE:
+        raise ConfigError(
+            f"{path.name} has {reader.effective_mpp:g} µm/px ({reader.mpp_source}), so a "
+            f"{tiling.patch_px} px patch at {tiling.mpp:g} µm/px would be "
+            f"{tiling.patch_px / upscale:.3g} slide pixels enlarged {upscale:.0f}x; give the "
+            "slide's real resolution (--slide-mpp) or patches at a coarser mpp (at least "
+            f"{reader.effective_mpp / MAX_PATCH_UPSCALE:.3g} µm/px)"
+        )
+
+
+def _tissue_notes(
+    path: Path, tiling: TilingConfig, tissue: TissueMask, patches: int
+) -> list[str]:
+    """Warnings about tissue detection: a slide taken for fluorescence by ``auto``, and a
+    slide on which no patch reached the tissue threshold."""
+    notes = []
+    if tiling.stain == "auto" and tissue.stain == "fluorescence":
+        notes.append(
+            f"{path.name} looks like a fluorescence slide (dark background): tissue was found "
+            "by brightness, not by the H&E rule; choose the brightfield rule (--stain "
+            "brightfield) if it is not"
+        )
+    if patches == 0:
+        notes.append(
+            f"{path.name}: no patch has {tiling.min_tissue:.0%} tissue by the {tissue.stain} "
+            f"rule ({float(tissue.mask.mean()):.1%} of the slide was found to be tissue); "
+            "lower the minimum tissue (0 keeps every patch) or choose another stain rule"
+        )
+    return notes
 
 
 def _add_patches_or_remove_slide(project: Any, slide_id: int, **columns: Any) -> None:
