@@ -242,9 +242,9 @@ def _import_one_slide(
             tissue = np.ones(rows.size)
             _check_inside(table.path, l0_x, l0_y, reader.dimensions)
         else:
-            tissue = detect_tissue(reader, stain=tiling.stain)
-            grid = build_patch_grid(reader, tiling, tissue)
-            notes.extend(_tissue_notes(plan.path, tiling, tissue, len(grid)))
+            detected = detect_tissue(reader, stain=tiling.stain)
+            grid = build_patch_grid(reader, tiling, detected)
+            notes.extend(_tissue_notes(plan.path, tiling, detected, len(grid)))
             l0_x, l0_y, l0_size = grid.l0_x, grid.l0_y, grid.l0_size
             tissue = grid.tissue_fraction
             label = np.full(l0_x.shape[0], UNLABELLED, dtype=np.int64)
@@ -305,9 +305,7 @@ def _check_patch_resolution(path: Path, reader: Any, tiling: TilingConfig) -> No
         )
 
 
-def _tissue_notes(
-    path: Path, tiling: TilingConfig, tissue: TissueMask, patches: int
-) -> list[str]:
+def _tissue_notes(path: Path, tiling: TilingConfig, tissue: TissueMask, patches: int) -> list[str]:
     """Warnings about tissue detection: a slide taken for fluorescence by ``auto``, and a
     slide on which no patch reached the tissue threshold."""
     notes = []

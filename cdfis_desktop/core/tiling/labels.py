@@ -170,7 +170,9 @@ MAX_PIECE_VERTICES = 256
 """Vertices per polygon piece :func:`polygon_pieces` aims for."""
 
 
-def polygon_pieces(geometry: BaseGeometry, max_vertices: int = MAX_PIECE_VERTICES) -> list[BaseGeometry]:
+def polygon_pieces(
+    geometry: BaseGeometry, max_vertices: int = MAX_PIECE_VERTICES
+) -> list[BaseGeometry]:
     """The polygons of ``geometry`` cut into pieces of at most ``max_vertices`` vertices by
     halving their bounding boxes (the longer side) again and again; the pieces tile the
     polygons (same area, meeting only along the cuts). A piece smaller than 1 px across is

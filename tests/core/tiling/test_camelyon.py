@@ -114,7 +114,10 @@ def _blank_slide_for(annotations_path: Path, folder: Path) -> Path:
     size = (math.ceil(max_x / TILE_PX + 16) * TILE_PX, math.ceil(max_y / TILE_PX + 16) * TILE_PX)
     first = (int(min_x - 1024) // TILE_PX, int(min_y - 1024) // TILE_PX)
     last = (int(max_x + 1024) // TILE_PX, int(max_y + 1024) // TILE_PX)
-    bank = [np.full((TILE_PX, TILE_PX, 3), 245, np.uint8), np.zeros((TILE_PX, TILE_PX, 3), np.uint8)]
+    bank = [
+        np.full((TILE_PX, TILE_PX, 3), 245, np.uint8),
+        np.zeros((TILE_PX, TILE_PX, 3), np.uint8),
+    ]
     bank[1][:] = (225, 140, 185)
 
     def tile_ids(level: int, cols: int, rows: int) -> np.ndarray:
