@@ -31,9 +31,11 @@ Memory: :func:`detect_tissue` reads the slide in strips of at most :data:`STRIP_
 pixels, and :func:`tissue_mask` computes the per-pixel quantities in blocks of
 :data:`BLOCK_PX` pixels (plus a halo of rows for the neighbourhood operations, so the result
 is the same as in one block), keeping a uint16 "level" (saturation or smoothed brightness)
-and two flags per pixel: about 7 bytes per mask pixel with the RGB image (a 100,000 px
-square slide at 8 µm/px: 6250 x 6250 px, ~300 MB), instead of ~90 bytes when the whole
-image went through float64 colour conversion at once.
+and two flags per pixel: about 7 bytes per mask pixel with the RGB image, plus 5 for the
+clean-up's component labels, instead of ~90 bytes when the whole image went through
+float64 colour conversion at once; and :data:`MAX_MASK_PX` caps the mask's size. Measured
+on a 100,000 px square slide at 0.5 µm/px: 60 s and 3.6 GB peak RSS before (one read, a
+6250 x 6250 px mask), 15-20 s and 410 MB now (4096 x 4096 px; a shared 2-core machine).
 
 Checked on the 34 real tiles of ``tiles_tissue/`` (tests/core/tiling/test_tissue_real.py)
 and the two fluorescence NDPI slides. Known limit: out-of-focus dark purple ink is the
@@ -51,6 +53,7 @@ from scipy import ndimage
 from skimage import filters
 
 from cdfis_desktop.core.config import TISSUE_STAINS
+from cdfis_desktop.core.progress import CancelToken
 from cdfis_desktop.core.slides.reader import SlideReader
 
 DEFAULT_MASK_MPP = 8.0
@@ -60,6 +63,11 @@ DARK_GLASS_BRIGHTNESS = 80
 """A slide image whose median brightness (max of R, G, B; 0..255) is below this is taken for
 fluorescence. Brightfield glass is above 200 and H&E tissue above 100; the two fluorescence
 NDPI slides of the test data have medians of 14 and 18."""
+
+MAX_MASK_PX = 1 << 24
+"""Most pixels of a slide's tissue mask (4096 x 4096): a larger slide gets a coarser mask
+(a 100,000 px square slide at 0.5 µm/px: 12.2 µm/px instead of 8, still ten mask pixels
+across a 256 px patch at 0.5 µm/px), which bounds memory and time whatever the slide."""
 
 SIGNAL_SIGMA_UM = 16.0
 """Smoothing of the fluorescence brightness in µm (a couple of nuclei across)."""
@@ -105,12 +113,7 @@ class TissueMask:
         """Tissue share (float32[n], 0..1) of the squares at level-0 corners (l0_x, l0_y)
         with side ``l0_size``; exact area weighting of partly covered mask pixels (the
         integral image is bilinear between its samples). Outside the mask counts as none."""
-        height, width = self.mask.shape
-        # int32 in place: a 6250 x 6250 mask needs 156 MB here, not 3 x 312 MB of int64/float64
-        dtype = np.int32 if height * width < 2**31 else np.int64
-        integral = np.zeros((height + 1, width + 1), dtype)
-        np.cumsum(self.mask, axis=0, dtype=dtype, out=integral[1:, 1:])
-        np.cumsum(integral[1:, 1:], axis=1, out=integral[1:, 1:])
+        integral = _integral_image(self.mask)
         x0 = np.asarray(l0_x, np.float64) / self.l0_per_px
         y0 = np.asarray(l0_y, np.float64) / self.l0_per_px
         side = l0_size / self.l0_per_px
@@ -122,6 +125,21 @@ class TissueMask:
             + _bilinear(integral, x0, y0)
         )
         return np.clip(total / (side * side), 0.0, 1.0).astype(np.float32)
+
+
+def _integral_image(mask: np.ndarray) -> np.ndarray:
+    """int[h + 1, w + 1]: entry (i, j) counts the True pixels of ``mask`` above and left of it.
+
+    Built in place in int32 (a 6250 x 6250 mask needs 156 MB, not 3 x 312 MB of int64 and
+    float64 copies), rows added one by one (a strided accumulate down the columns is 3x
+    slower) and then accumulated along each row."""
+    height, width = mask.shape
+    integral = np.zeros((height + 1, width + 1), np.int32 if height * width < 2**31 else np.int64)
+    integral[1:, 1:] = mask
+    for row in range(2, height + 1):
+        np.add(integral[row], integral[row - 1], out=integral[row])
+    np.add.accumulate(integral, axis=1, out=integral)
+    return integral
 
 
 def _bilinear(table: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -294,16 +312,21 @@ def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
     return keep[labels]
 
 
-def read_slide_image(slide: SlideReader, mpp: float, out_w: int, out_h: int) -> np.ndarray:
+def read_slide_image(
+    slide: SlideReader, mpp: float, out_w: int, out_h: int, cancel: CancelToken | None = None
+) -> np.ndarray:
     """The slide from its top-left corner at ``mpp`` µm/px as uint8[out_h, out_w, 3], read
     in horizontal strips of at most :data:`STRIP_PX` source pixels (so memory stays bounded
-    whatever the slide's pyramid). Call from the thread owning ``slide``."""
+    whatever the slide's pyramid); ``cancel`` is checked before each strip (raises
+    ``Cancelled``). Call from the thread owning ``slide``."""
     l0_per_px = mpp / slide.effective_mpp
     level = slide.best_level_for_downsample(l0_per_px)
     source_per_px = (l0_per_px / slide.level_downsamples[level]) ** 2
     rows = max(1, int(STRIP_PX // max(1.0, out_w * source_per_px)))
     image = np.empty((out_h, out_w, 3), np.uint8)
     for top in range(0, out_h, rows):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         height = min(rows, out_h - top)
         image[top : top + height] = slide.read_region_at_mpp(
             0, round(top * l0_per_px), out_w, height, mpp
@@ -317,18 +340,21 @@ def detect_tissue(
     min_object_um2: float = 20_000.0,
     max_hole_um2: float = 20_000.0,
     stain: str = "auto",
+    cancel: CancelToken | None = None,
 ) -> TissueMask:
-    """Tissue mask of a whole slide, computed at ``mask_mpp`` µm/px (or the slide's own
-    resolution if coarser is impossible) with the ``stain`` rule (``auto``: guessed from the
-    slide, see :func:`guess_stain`). Object and hole limits are in µm². The mask covers the
-    whole mask pixels inside the slide (a partial last row/column of less than one mask
-    pixel counts as no tissue). Call from the thread owning ``slide``."""
+    """Tissue mask of a whole slide, computed at ``mask_mpp`` µm/px (coarser when the
+    slide's own resolution is coarser, or when the mask would exceed :data:`MAX_MASK_PX`)
+    with the ``stain`` rule (``auto``: guessed from the slide, see :func:`guess_stain`).
+    Object and hole limits are in µm². The mask covers the whole mask pixels inside the
+    slide (a partial last row/column of less than one mask pixel counts as no tissue).
+    ``cancel`` is checked while the slide is read. Call from the thread owning ``slide``."""
     slide_mpp = slide.effective_mpp
-    mask_mpp = max(mask_mpp, slide_mpp)
-    l0_per_px = mask_mpp / slide_mpp
     width, height = slide.dimensions
+    fitting_mpp = slide_mpp * math.sqrt(width * height / MAX_MASK_PX)
+    mask_mpp = max(mask_mpp, slide_mpp, fitting_mpp)
+    l0_per_px = mask_mpp / slide_mpp
     out_w, out_h = max(1, int(width / l0_per_px)), max(1, int(height / l0_per_px))
-    image = read_slide_image(slide, mask_mpp, out_w, out_h)
+    image = read_slide_image(slide, mask_mpp, out_w, out_h, cancel)
     px_um2 = mask_mpp * mask_mpp
     params = TissueParams(
         min_object_px=max(1, round(min_object_um2 / px_um2)),
