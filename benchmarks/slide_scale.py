@@ -272,8 +272,8 @@ def stage_import(folder: Path) -> dict:
 
 def _per_slide_seconds(events: list[tuple[float, str]], finished: float) -> list[float]:
     starts = [t for t, message in events if message.startswith("importing ")]
-    ends = starts[1:] + [finished]
-    return [round(b - a, 1) for a, b in zip(starts, ends, strict=True)]
+    ends = [*starts[1:], finished]
+    return [round(b - a, 1) for a, b in zip(starts, ends[: len(starts)], strict=True)]
 
 
 # -- train -----------------------------------------------------------------------------------
@@ -445,6 +445,8 @@ STAGES = ("generate", "import", "train", "query", "report")
 
 
 def _run_stage(args: argparse.Namespace) -> None:
+    global N_SLIDES, SLIDE_PX
+    N_SLIDES, SLIDE_PX = args.slides, args.slide_px  # a smaller project to try the script
     cpu = time.process_time()
     if args.stage == "generate":
         result = stage_generate(args.folder)
@@ -466,6 +468,8 @@ def main() -> None:
     parser.add_argument(
         "--folder", type=Path, default=Path(tempfile.gettempdir()) / "cdfis-slide-scale"
     )
+    parser.add_argument("--slides", type=int, default=N_SLIDES)
+    parser.add_argument("--slide-px", type=int, default=SLIDE_PX)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to run")
@@ -494,6 +498,10 @@ def main() -> None:
                 str(args.epochs),
                 "--batch",
                 str(args.batch),
+                "--slides",
+                str(args.slides),
+                "--slide-px",
+                str(args.slide_px),
             ],
             stdout=subprocess.PIPE,
             text=True,
