@@ -53,7 +53,7 @@ def main() -> None:
         panel.start.click()
         wait_until(app, lambda: False, args.seconds)
         lateness = probe.stop()
-        window.stop_training(wait=True)
+        window.training.stop(wait=True)
         window.close()
     for name, values in (("idle", idle_ms), ("training", lateness)):
         print(

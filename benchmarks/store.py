@@ -9,8 +9,10 @@ million history rows. The insert rate is the median of ``--repeats`` runs, each 
 a baseline run of the same writer with one row per INSERT statement (the ratio is the
 robust number on a noisy machine); the recording overhead is a ratio against the same
 steps without recording. Also prints what zlib level 1 would cost on the aggregate row a
-flush writes (stored uncompressed), and the load average before and after (the machine
-may be shared: compare CPU-time numbers then).
+flush writes (stored uncompressed), the cost of syncing each history flush
+(``synchronous=FULL``, the durability choice in ``core/storage/database.py``) against not
+syncing it, the integrity check run at open after an unclean close, and the load average
+before and after (the machine may be shared: compare CPU-time numbers then).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cdfis_desktop.core.storage import Project, history
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
+from cdfis_desktop.core.heatmap.overlay import metric_values
+from cdfis_desktop.core.storage import Project, database, history, integrity
 from cdfis_desktop.core.storage.aggregates import COLUMNS, latest_epoch, load
 
 CANDIDATES = 1024
@@ -33,6 +37,7 @@ BATCH = 128
 N_PATCHES = 100_000
 FLUSH = 20
 SHIPPED_ROWS_PER_INSERT = history.ROWS_PER_INSERT
+SHIPPED_SYNCHRONOUS = database.BATCH_SYNCHRONOUS
 
 
 def _project_with_patches(folder: Path) -> tuple[Project, int, np.ndarray, int]:
@@ -53,13 +58,7 @@ def _project_with_patches(folder: Path) -> tuple[Project, int, np.ndarray, int]:
         split="train",
     )
     run_id = project.create_run(
-        {},
-        sampler_rule="cdf",
-        sampler_mode="presample",
-        metric="loss",
-        seed=0,
-        device="cpu",
-        n_train=N_PATCHES,
+        RunConfig(sampler=SamplerConfig(rule="cdf")), n_train=N_PATCHES, device="cpu"
     )
     return project, slide_id, ids, run_id
 
@@ -141,6 +140,44 @@ def bench_insert_and_size(folder: Path, steps: int, repeats: int) -> tuple[Proje
     return project, slide_id, run_id
 
 
+def bench_durability(folder: Path, steps: int, repeats: int) -> None:
+    """The cost of ``synchronous=FULL`` on the commits that end a batch of steps (history
+    flushes): the insert rate with FULL and with NORMAL, alternating, median of
+    ``repeats``; and the integrity check run at open when the files changed."""
+    rng = np.random.default_rng(1)
+    ids = np.arange(1, N_PATCHES + 1)
+    records = [_fake_step(rng, ids) for _ in range(steps)]
+    seconds: dict[str, list[float]] = {"FULL": [], "NORMAL": []}
+    for repeat in range(repeats):
+        for level in ("NORMAL", "FULL"):
+            database.BATCH_SYNCHRONOUS = level
+            try:
+                project, _, _, elapsed, _, _ = _timed_insert(
+                    folder / f"sync-{repeat}-{level}", records, SHIPPED_ROWS_PER_INSERT
+                )
+            finally:
+                database.BATCH_SYNCHRONOUS = SHIPPED_SYNCHRONOUS
+            project.close()
+            seconds[level].append(elapsed)
+    full, normal = (statistics.median(seconds[k]) for k in ("FULL", "NORMAL"))
+    flushes = steps / FLUSH
+    print(
+        f"durability: history flushes with synchronous=FULL: median {full:.2f} s vs {normal:.2f} s "
+        f"with NORMAL for {steps} steps = x{normal / full:.2f} the insert rate, "
+        f"{(full - normal) / flushes * 1000:+.1f} ms per flush of {FLUSH} steps"
+    )
+    db = folder / f"sync-{repeats - 1}-FULL" / "project.db"
+    with Project.open(db.parent) as project:
+        start = time.perf_counter()
+        problems = integrity.quick_check(project.engine, db)
+        elapsed = time.perf_counter() - start
+    size = db.stat().st_size / 2**20
+    print(
+        f"integrity check at open (only after a change outside a clean close): {elapsed:.2f} s "
+        f"for {size:.0f} MiB = {size / elapsed:.0f} MiB/s ({'ok' if not problems else problems})"
+    )
+
+
 def bench_compression(project: Project, run_id: int) -> None:
     """Time zlib level 1 on the latest epoch's aggregate row, the one row a flush within an
     epoch rewrites."""
@@ -184,7 +221,7 @@ def bench_heatmap(project: Project, slide_id: int, run_id: int) -> None:
         times = []
         for _ in range(7):
             start = time.perf_counter()
-            values = project.heatmap_values(run_id, slide_id, metric)
+            values = metric_values(project, run_id, slide_id, metric)
             times.append(time.perf_counter() - start)
         print(
             f"heatmap {metric:<13s} {len(values):,} patches: median "
@@ -269,6 +306,7 @@ def main() -> None:
         )
         bench_heatmap(project, slide_id, run_id)
         project.close()
+        bench_durability(Path(tmp) / "durability", args.steps, args.repeats)
         if args.train_steps:
             bench_training_overhead(Path(tmp) / "train", args.train_steps)
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")

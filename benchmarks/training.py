@@ -1,16 +1,20 @@
 """Training engine throughput against a plain PyTorch loop, and the per-step cost of samplers.
 
-Prints, measured in this run on the same model (SmallCNN), data (random 96 px uint8
-patches preloaded in RAM) and batch size:
+Prints, measured in this run on the same model (SmallCNN), data (random uint8 patches of
+``--px`` px preloaded in RAM) and batch size:
 
 1. samples/s of the engine (uniform sampling, history recording, metrics, checkpoints) vs
    a hand-written loop (random batches, forward, backward, AdamW step); target >= 0.95.
-2. the mean time per step of each sampler mode as a ratio to uniform sampling.
+2. for every sampler preset (importance sampling on from the first step): the mean time
+   per step as a ratio to uniform sampling, and the rows forwarded (scored or trained)
+   and back-propagated per trained row.
 
-Both sides skip augmentation (it is the same batched code in either). Each measurement is
+Engine and plain loop both skip augmentation (the same batched code in either); the
+presets train with it, as real runs do. Each measurement is
 taken after ``--warmup`` steps; every repeat measures all variants back to back and the
 ratios are medians over repeats of within-repeat ratios, which damps other load on a
-shared machine. Usage: ``python benchmarks/training.py [--steps 12] [--batch 128] [--device cpu]``.
+shared machine. Usage: ``python benchmarks/training.py [--steps 12] [--batch 128] [--px 96]
+[--device cpu]``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from cdfis_desktop.core.config import RunConfig, SamplerConfig
+from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS, preset_config
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.augment import normalise
 from cdfis_desktop.core.training.devices import resolve_device
@@ -34,10 +39,8 @@ from cdfis_desktop.core.training.memory import ArrayPatchDataset
 from cdfis_desktop.core.training.models import build_model
 from cdfis_desktop.core.training.reports import StepReport
 
-PX = 96
 
-
-def make_data(folder: Path, n: int) -> tuple[Project, ArrayPatchDataset]:
+def make_data(folder: Path, n: int, px: int) -> tuple[Project, ArrayPatchDataset]:
     """A project with ``n`` registered patches on 4 slide records (4 patient groups)."""
     project = Project.create(folder)
     project.set_class_names(["normal", "tumor"])
@@ -57,13 +60,13 @@ def make_data(folder: Path, n: int) -> tuple[Project, ArrayPatchDataset]:
                 l0_x=(k % 64) * 512,
                 l0_y=(k // 64) * 512,
                 l0_size=512,
-                patch_px=PX,
+                patch_px=px,
                 mpp=0.5,
                 label=labels[g * per_slide : (g + 1) * per_slide],
                 tissue_fraction=1.0,
             )  # fmt: skip
         )
-    images = rng.integers(0, 256, (4 * per_slide, 3, PX, PX), dtype=np.uint8)
+    images = rng.integers(0, 256, (4 * per_slide, 3, px, px), dtype=np.uint8)
     return project, ArrayPatchDataset(images, labels[: 4 * per_slide], np.concatenate(ids))
 
 
@@ -101,18 +104,32 @@ def plain_loop_step_s(
 
 def engine_step_s(
     project: Project, dataset: ArrayPatchDataset, sampler: SamplerConfig, batch: int,
-    steps: int, warmup: int, device: str,
-) -> float:  # fmt: skip
-    """Seconds per step of the engine (training time, validation excluded)."""
+    steps: int, warmup: int, device: str, *, augment: bool = False,
+) -> tuple[float, float, float, float]:  # fmt: skip
+    """(seconds per step of the engine (training time, validation excluded), CPU seconds
+    of the process per step (all threads; steadier than wall time on a shared machine),
+    rows forwarded (scored or trained) per step, rows back-propagated per step), after
+    ``warmup`` steps."""
     config = RunConfig(
         sampler=sampler, batch_size=batch, epochs=None, max_steps=warmup + steps, device=device,
-        input_px=PX, augment=False, val_every_steps=10**6, checkpoint_every_steps=10**6,
+        input_px=int(dataset._array.shape[-1]), augment=augment, val_every_steps=10**6,
+        checkpoint_every_steps=10**6,
     )  # fmt: skip
-    walls = {}
+    walls, cpu, forwarded, trained = {}, {}, 0, 0
     for report in Trainer(project, dataset=dataset).iter_run(config):
         if isinstance(report, StepReport):
             walls[report.step] = report.wall_s
-    return (walls[warmup + steps] - walls[warmup]) / steps
+            cpu[report.step] = time.process_time()
+            if report.step > warmup:
+                forwarded += report.samples_forwarded
+                trained += report.samples_backpropagated
+    last = warmup + steps
+    return (
+        (walls[last] - walls[warmup]) / steps,
+        (cpu[last] - cpu[warmup]) / steps,
+        forwarded / steps,
+        trained / steps,
+    )
 
 
 def main() -> int:
@@ -122,38 +139,54 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--n", type=int, default=2048, help="training patches")
+    parser.add_argument("--px", type=int, default=96, help="patch size")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        project, dataset = make_data(Path(tmp) / "project", args.n)
+        project, dataset = make_data(Path(tmp) / "project", args.n, args.px)
         common = (args.batch, args.steps, args.warmup, args.device)
-        print(f"device {resolve_device(args.device).device}, batch {args.batch}, {PX} px, "
+        print(f"device {resolve_device(args.device).device}, batch {args.batch}, {args.px} px, "
               f"torch threads {torch.get_num_threads()}")  # fmt: skip
 
-        modes = {
-            "uniform": SamplerConfig(),
-            "cdf presample r=2": SamplerConfig(rule="cdf", presample_ratio=2),
-            "cdf presample r=4": SamplerConfig(rule="cdf", presample_ratio=4),
-            "cdf presample r=8": SamplerConfig(rule="cdf", presample_ratio=8),
-            "topk presample r=8": SamplerConfig(rule="topk", presample_ratio=8),
-            "cdf history": SamplerConfig(rule="cdf", mode="history"),
-            "cdf history gradnorm": SamplerConfig(rule="cdf", mode="history", metric="gradnorm"),
-        }
+        modes = {name: preset_config(name) for name in SAMPLER_PRESETS}  # warm-up none
+        modes["cdf-presample r=4"] = preset_config(
+            "cdf-presample", SamplerConfig(presample_ratio=4)
+        )
+        modes["cdf-history gradnorm"] = preset_config(
+            "cdf-history", SamplerConfig(metric="gradnorm")
+        )
         plain: list[float] = []
+        bare: list[float] = []  # the engine without augmentation, against the plain loop
         seconds: dict[str, list[float]] = {name: [] for name in modes}
+        cpu_seconds: dict[str, list[float]] = {name: [] for name in modes}
+        rows: dict[str, tuple[float, float]] = {}
         for _ in range(args.repeats):  # each repeat measures everything back to back
             plain.append(plain_loop_step_s(dataset, *common))
+            bare.append(engine_step_s(project, dataset, SamplerConfig(), *common)[0])
             for name, sampler in modes.items():
-                seconds[name].append(engine_step_s(project, dataset, sampler, *common))
+                step_s, cpu_s, forwarded, backpropagated = engine_step_s(
+                    project, dataset, sampler, *common, augment=True
+                )
+                seconds[name].append(step_s)
+                cpu_seconds[name].append(cpu_s)
+                rows[name] = (forwarded, backpropagated)
         uniform = np.array(seconds["uniform"])
-        ratio_plain = float(np.median(np.array(plain) / uniform))
+        ratio_plain = float(np.median(np.array(plain) / np.array(bare)))
         print(f"plain loop      {args.batch / min(plain):8.0f} samples/s (best repeat)")
-        print(f"engine uniform  {args.batch / uniform.min():8.0f} samples/s (best repeat)")
+        print(f"engine uniform  {args.batch / min(bare):8.0f} samples/s (best repeat)")
         print(f"engine / plain samples/s, median over repeats: {ratio_plain:.3f}  (target >= 0.95)")
-        print(f"{'sampler':22s} {'best s/step':>11s} {'x uniform (median)':>19s}")
+        print("presets, augmentation on (importance sampling from the first step):")
+        uniform_cpu = np.array(cpu_seconds["uniform"])
+        print(f"{'sampler':22s} {'best s/step':>11s} {'x uniform':>9s} {'x uniform cpu':>13s} "
+              f"{'forwarded/step':>15s} {'backprop/step':>14s} {'forwarded/backprop':>19s}")  # fmt: skip
         for name, values in seconds.items():
             ratio = float(np.median(np.array(values) / uniform))
-            print(f"{name:22s} {min(values):11.3f} {ratio:19.2f}")
+            cpu_ratio = float(np.median(np.array(cpu_seconds[name]) / uniform_cpu))
+            forwarded, backpropagated = rows[name]
+            print(f"{name:22s} {min(values):11.3f} {ratio:9.2f} {cpu_ratio:13.2f} "
+                  f"{forwarded:15.1f} {backpropagated:14.1f} "
+                  f"{forwarded / backpropagated:19.2f}")  # fmt: skip
+        print("x uniform: median over repeats of the same-repeat ratio (wall / process CPU)")
         project.close()
     return 0
 

@@ -59,7 +59,7 @@ def benchmark_slide(size_px: int = SLIDE_PX, folder: Path = CACHE_DIR) -> Path:
 def benchmark_project(slide_path: Path, n_side: int = 316, folder: Path = CACHE_DIR) -> Path:
     """A project with ``n_side**2`` (~100,000) patches tiling the slide and one run whose
     history covers every patch once; cached next to the slide."""
-    from cdfis_desktop.core.config import RunConfig
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
     from cdfis_desktop.core.slides import open_slide
     from cdfis_desktop.core.storage import Project
 
@@ -88,13 +88,9 @@ def benchmark_project(slide_path: Path, n_side: int = 316, folder: Path = CACHE_
             split="train",
         )
         run_id = project.create_run(
-            RunConfig().to_dict(),
-            sampler_rule="cdf",
-            sampler_mode="history",
-            metric="loss",
-            seed=0,
-            device="cpu",
+            RunConfig(sampler=SamplerConfig(rule="cdf", mode="history")),
             n_train=int(ids.size),
+            device="cpu",
         )
         with project.history_writer(run_id, flush_every_steps=1) as writer:
             for step, chunk in enumerate(np.array_split(ids, 5), start=1):
@@ -163,6 +159,7 @@ def main() -> int:
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 
+    from cdfis_desktop.core.heatmap.overlay import metric_values
     from cdfis_desktop.core.storage import Project
     from cdfis_desktop.gui.overlay import OverlayState, build_overlay
     from cdfis_desktop.gui.slide_viewer import SlideViewer
@@ -197,7 +194,7 @@ def main() -> int:
     pan = [lambda: viewer.pan_by(0.1, 0.04)] * 80
     zoom_out = [lambda: viewer.zoom_by(1 / 1.15)] * 32
     viewer.centre_on(centre, centre)
-    reads_before = viewer._loader.reads
+    reads_before = viewer._loader.completed
     _stats("zoom in 32 frames (fit -> level 0)", _frame_times(app, viewer, zoom_in), baseline)
     print(
         f"  ended at level {viewer.current_level()}, "
@@ -207,7 +204,7 @@ def main() -> int:
     _stats("zoom out 32 frames", _frame_times(app, viewer, zoom_out), baseline)
     settle_s = _wait_settled(app, viewer)
     print(
-        f"  tiles read during the sequence: {viewer._loader.reads - reads_before}; "
+        f"  tiles read during the sequence: {viewer._loader.completed - reads_before}; "
         f"settled {settle_s * 1000:.0f} ms after the last frame; "
         f"cache {viewer._cache.bytes_used / 2**20:.0f} MB in {len(viewer._cache)} tiles"
     )
@@ -219,9 +216,7 @@ def main() -> int:
         timings = []
         for metric in ("times_chosen", "last_score", "favour", "times_chosen", "last_score"):
             t0 = time.perf_counter()
-            layer = build_overlay(
-                project, run_id, slide.id, slide.width, slide.height, OverlayState(metric=metric)
-            )
+            layer = build_overlay(project, run_id, slide, OverlayState(metric=metric))
             t1 = time.perf_counter()
             viewer.set_overlay(layer.rgba, layer.l0_rect)
             viewer.set_legend(layer.legend)
@@ -236,7 +231,7 @@ def main() -> int:
             f"query + render {query_render:.0f} ms, upload + paint {draw:.1f} ms "
             f"(total {(query_render + draw) / baseline:.1f}x baseline)"
         )
-        values = project.heatmap_values(run_id, slide.id, "last_score")
+        values = metric_values(project, run_id, slide.id, "last_score")
         t0 = time.perf_counter()
         for _ in range(5):
             from cdfis_desktop.core.heatmap import render_patch_heatmap

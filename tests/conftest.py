@@ -151,14 +151,7 @@ def trained_project(
         for rule in ("cdf", "uniform"):
             config = RunConfig(sampler=SamplerConfig(rule=rule, floor=0.1), batch_size=8, epochs=3)
             run_id = project.create_run(
-                config.to_dict(),
-                sampler_rule=rule,
-                sampler_mode="presample",
-                metric="loss",
-                seed=0,
-                device="cpu",
-                n_train=int(train.size),
-                name=f"{rule} demo",
+                config, n_train=int(train.size), device="cpu", name=f"{rule} demo"
             )
             with project.history_writer(run_id, flush_every_steps=5) as writer:
                 step = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,16 @@ def test_import_linter_contract_holds() -> None:
         pytest.skip("import-linter is not installed (pip install -e '.[test]')")
     result = subprocess.run([lint_imports], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_core_passes_mypy_strict() -> None:
+    """``[tool.mypy]`` in pyproject.toml: strict on cdfis_desktop/core."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install -e '.[test]')")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 def test_cli_help_does_not_import_heavy_libraries() -> None:

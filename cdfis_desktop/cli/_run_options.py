@@ -7,13 +7,21 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from cdfis_desktop.cli.common import fraction, positive_float, positive_int
+from cdfis_desktop.core.config import (
+    MODEL_NAMES,
+    SAMPLER_MODES,
+    SAMPLER_RULES,
+    SCORE_METRICS,
+    WEIGHTINGS,
+)
 
 # options that define a run; --resume takes them from the stored run instead
 RUN_OPTIONS = (
-    "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
+    "preset", "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
     "warmup", "weighting", "floor", "model", "seed", "lr", "input_px", "no_augment",
     "val_every", "patience", "weights", "val_groups",
 )  # fmt: skip
@@ -24,25 +32,32 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     commands that set them per run, like ``cdfis compare``)."""
     sampling = parser.add_argument_group("sampling")
     if sampler_choice:
-        sampling.add_argument("--sampler", choices=("uniform", "topk", "cdf"), help="(uniform)")
         sampling.add_argument(
-            "--mode", choices=("presample", "history"), help="presample (paper) or history (ours)"
+            "--preset",
+            metavar="NAME",
+            help="a named sampler: uniform, topk, cdf-presample, cdf-history, ... (the full "
+            "list is in docs/method.md and in the error for an unknown name); the options "
+            "below override its fields",
         )
-    sampling.add_argument("--metric", choices=("loss", "gradnorm", "gradnorm_wb"), help="score")
+        sampling.add_argument("--sampler", choices=SAMPLER_RULES, help="(uniform)")
+        sampling.add_argument(
+            "--mode", choices=SAMPLER_MODES, help="presample (paper) or history (ours)"
+        )
+    sampling.add_argument("--metric", choices=SCORE_METRICS, help="score")
     sampling.add_argument(
         "--presample", type=positive_float, metavar="R", help="candidates per trained row (8)"
     )
     sampling.add_argument(
         "--warmup", metavar="RULE", help="none, steps:N, epochs:N, loss:F or variance:T"
     )
-    sampling.add_argument("--weighting", choices=("none", "unbiased", "power"), help="(none)")
+    sampling.add_argument("--weighting", choices=WEIGHTINGS, help="(none)")
     sampling.add_argument("--floor", type=fraction, metavar="F", help="uniform share in p (0)")
     stop = parser.add_argument_group("when to stop (one of)").add_mutually_exclusive_group()
     stop.add_argument("--epochs", type=positive_int, metavar="N", help="epochs (default 1)")
     stop.add_argument("--time-budget", type=positive_float, metavar="S", help="training seconds")
     stop.add_argument("--steps", type=positive_int, metavar="N", help="training steps")
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", choices=("smallcnn", "resnet18", "resnet50"), help="(smallcnn)")
+    model.add_argument("--model", choices=MODEL_NAMES, help="(smallcnn)")
     model.add_argument("--weights", metavar="FILE", help="initial weights (local state_dict)")
     model.add_argument("--batch", type=positive_int, metavar="N", help="batch size (128)")
     model.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (1e-3)")
@@ -54,14 +69,22 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     model.add_argument(
         "--val-groups",
         metavar="G,G",
-        type=lambda text: tuple(g.strip() for g in text.split(",") if g.strip()),
+        type=group_names,
         help="patients (slide groups) to validate on, the same for every seed",
     )
 
 
+def group_names(text: str) -> tuple[str, ...]:
+    """``"a, b,c"`` -> ``("a", "b", "c")``: patients (slide groups) named on the command line."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def run_config_from(args: argparse.Namespace) -> Any:
-    """A RunConfig from the options given (RunConfig defaults for the rest)."""
+    """A RunConfig from the options given (RunConfig defaults for the rest). With
+    ``--preset``, the sampler starts from the preset and the sampling options given
+    override its fields."""
     from cdfis_desktop.core.config import RunConfig, SamplerConfig
+    from cdfis_desktop.core.sampling.presets import preset_config
 
     sampler_values = {
         "rule": getattr(args, "sampler", None),
@@ -72,7 +95,10 @@ def run_config_from(args: argparse.Namespace) -> Any:
         "weighting": args.weighting,
         "floor": args.floor,
     }
-    sampler = SamplerConfig(**{k: v for k, v in sampler_values.items() if v is not None})
+    given = {k: v for k, v in sampler_values.items() if v is not None}
+    preset_name = getattr(args, "preset", None)
+    base = SamplerConfig() if preset_name is None else preset_config(preset_name)
+    sampler = replace(base, **given)
     run_values = {
         "model": args.model,
         "weights_path": args.weights,

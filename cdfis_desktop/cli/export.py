@@ -11,18 +11,10 @@ import argparse
 from pathlib import Path
 
 from cdfis_desktop.cli.common import existing_path, fraction, positive_float, positive_int
+from cdfis_desktop.core.heatmap.colormaps import available_colormaps
+from cdfis_desktop.core.heatmap.metrics import metric_keys
 
 FORMATS = ("csv", "geojson", "png")
-PNG_METRICS = (
-    "favour",
-    "times_chosen",
-    "times_scored",
-    "mean_score",
-    "last_score",
-    "prediction_probability",
-    "label",
-    "prediction",
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,16 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     png.add_argument(
         "--metric",
         default="favour",
-        choices=PNG_METRICS,
-        help="value drawn (default: favour = times chosen - uniform expectation)",
+        choices=metric_keys(),
+        help="value drawn (default: favour = times chosen - uniform expectation); "
+        "definitions: docs/method.md",
     )
     size = png.add_mutually_exclusive_group()
     size.add_argument("--max-px", type=positive_int, help="longer side in px (default 2048)")
     size.add_argument("--mpp", type=positive_float, help="resolution in µm per pixel")
     png.add_argument(
         "--colormap",
-        help="viridis, inferno, magma, jet, RdBu_r, coolwarm "
-        "(default: RdBu_r for favour, viridis otherwise)",
+        help=f"{', '.join(available_colormaps())} (default: the metric's own: diverging "
+        "RdBu_r for favour, viridis for counts and scores)",
     )
     png.add_argument("--opacity", type=fraction, default=0.5, help="overlay opacity (0..1)")
     parser.set_defaults(func=run)

@@ -4,6 +4,7 @@ slide per patient/group and register its patches with their labels."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cdfis_desktop.cli.common import ProgressLine, positive_float
 
@@ -59,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
             class_map=class_map,
             progress=progress,
         )
+    for note in summary.notes:
+        print(f"warning: {note}", file=sys.stderr)
     print("\n".join(summary.lines()))
     return 0

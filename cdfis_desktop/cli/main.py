@@ -5,14 +5,16 @@ its sub-parser and sets ``func=run`` where ``run(args) -> int``. Modules import 
 standard library at top level (torch, numpy, openslide... are imported inside ``run``) so
 ``cdfis --help`` is instant.
 
-Exit status: 0 success; 2 bad input or usage (one line ``error: ...`` on stderr, no
-traceback); 1 an unexpected failure (traceback saved to the log folder); 130 interrupted.
+Exit status: 0 success (also when the reader of stdout stops early, as ``| head`` does);
+2 bad input or usage (one line ``error: ...`` on stderr, no traceback); 1 an unexpected
+failure (traceback saved to the log folder); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import traceback
@@ -75,13 +77,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cdfis_desktop.core.errors import CdfisError
 
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except CdfisError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `cdfis runs | head`: the reader has all it wanted
+        _silence_stdout()
+        return 0
     except Exception as exc:  # a bug: say so, keep the traceback
         log_path = _save_traceback()
         print(
@@ -90,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit cannot raise BrokenPipeError again
+    (what the Python documentation recommends for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _one_line(message: str) -> str:

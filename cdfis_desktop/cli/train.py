@@ -152,7 +152,7 @@ class TrainingProgress:
         total = f"/{self.max_steps}" if self.max_steps else ""
         done = report.step / self.max_steps if self.max_steps else 0.0
         text = (
-            f"step {report.step}{total}  epoch {report.epoch:.2f}  loss {report.train_loss:.4f}  "
+            f"step {report.step}{total}  epoch {report.epoch} ({report.epoch_progress:.2f})  loss {report.train_loss:.4f}  "
             f"val acc {self.val_accuracy:.3f}  {self.rate:.0f} samples/s"
             f"{'  [IS on]' if report.is_active else ''}"
         )

@@ -17,6 +17,7 @@ SAMPLER_MODES = ("presample", "history")
 SCORE_METRICS = ("loss", "gradnorm", "gradnorm_wb")
 WEIGHTINGS = ("none", "unbiased", "power")
 TISSUE_STAINS = ("auto", "brightfield", "fluorescence")
+MODEL_NAMES = ("smallcnn", "resnet18", "resnet50")
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,22 @@ class SamplerConfig:
     """How mini-batches are chosen (see ``../METHOD`` in docs/method.md).
 
     rule: ``uniform`` | ``topk`` | ``cdf`` | ``bottomk``. mode: ``presample`` (score a
-    uniform candidate batch of ``presample_ratio * batch`` fresh each step, as the paper)
-    or ``history`` (draw from the dataset-wide CDF of each sample's latest score). metric: ``loss``,
-    ``gradnorm`` (last-layer bias gradient norm) or ``gradnorm_wb`` (weight + bias).
-    floor: share of the uniform distribution mixed into p (0..1). warmup: ``none``,
-    ``steps:N``, ``epochs:N``, ``loss:F`` (held-out loss below F x its initial value, the
-    authors' rule) or ``variance:T`` (estimated variance reduction above T).
+    uniform candidate batch fresh each step, as the paper) or ``history`` (draw from the
+    dataset-wide CDF of each sample's latest score). metric: ``loss``, ``gradnorm``
+    (last-layer bias gradient norm) or ``gradnorm_wb`` (weight + bias).
+
+    Presample mode trains ``k = round(train_fraction * batch)`` rows per step, chosen from
+    ``round(presample_ratio * k)`` scored candidates (``presample_ratio`` = candidates per
+    trained row; ``train_fraction`` < 1 is how the cheaper variants back-propagate less
+    than a batch). History mode rescores the ``refresh * batch`` stalest samples each step
+    (0 = never; see docs/method.md). ``score_in_train_mode``: presample scores use the
+    BatchNorm batch statistics (True) or the running ones (False).
+
+    floor: share of the uniform distribution mixed into p (0..1). weighting: ``none``,
+    ``unbiased`` or ``power`` (loss weights; unbiased with and without replacement).
+    warmup: ``none``, ``steps:N``, ``epochs:N``, ``loss:F`` (held-out loss below F x its
+    initial value, the authors' rule) or ``variance:T`` (estimated variance reduction
+    above T).
     """
 
     rule: str = "uniform"
@@ -41,7 +52,15 @@ class SamplerConfig:
     power_exponent: float = 0.5
     replacement: bool = True
     warmup: str = "none"
-    score_in_train_mode: bool = False
+    score_in_train_mode: bool = True
+    train_fraction: float = 1.0
+    refresh: float = 0.25
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplerConfig:
+        """The configuration stored as ``dataclasses.asdict``; keys another version added
+        are dropped and fields it lacked take their defaults."""
+        return cls(**_known_fields(cls, data))
 
     def validate(self) -> None:
         _one_of("sampler rule", self.rule, SAMPLER_RULES)
@@ -57,6 +76,21 @@ class SamplerConfig:
             raise ConfigError(f"floor must be between 0 and 1 (got {self.floor})")
         if not 0.0 < self.power_exponent < 1.0 and self.weighting == "power":
             raise ConfigError(f"power exponent must be in (0, 1) (got {self.power_exponent})")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(
+                f"train fraction must be in (0, 1] (got {self.train_fraction}): the share of "
+                "the batch size that is back-propagated each step"
+            )
+        if self.train_fraction < 1.0 and self.mode != "presample":
+            raise ConfigError(
+                "a train fraction below 1 needs presample mode (the rows are chosen among "
+                "scored candidates); use --mode presample or a train fraction of 1"
+            )
+        if not 0.0 <= self.refresh <= 4.0:
+            raise ConfigError(
+                f"refresh must be between 0 and 4 rescored rows per trained row (got "
+                f"{self.refresh})"
+            )
 
 
 @dataclass(frozen=True)
@@ -98,7 +132,12 @@ class RunConfig:
     excluded), or ``max_steps`` steps, whichever comes first (``None`` = not used).
     device: ``auto`` (CUDA, then MPS, then CPU) or a torch device string.
     val_groups: patients (slide groups) held out for validation, the same for every seed
-    (``None``: a seeded split by group, see ``core/training/splits.py``).
+    (``None``: a seeded split by group, see ``core/training/splits.py``). test_groups:
+    patients held out for testing (never trained on nor validated on); the test set is
+    scored at the first validation at or after each training time in ``test_at_s`` (None:
+    never).
+    Validation runs at each epoch end, or every ``val_every_steps`` steps, or each time the
+    training time passes a multiple of ``val_every_s`` seconds (at most one of the two).
     """
 
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -120,9 +159,13 @@ class RunConfig:
     early_stopping_patience: int | None = None
     weights_path: str | None = None
     val_groups: tuple[str, ...] | None = None
+    test_groups: tuple[str, ...] | None = None
+    test_at_s: tuple[float, ...] | None = None
+    val_every_s: float | None = None
 
     def validate(self) -> None:
         self.sampler.validate()
+        _one_of("model", self.model, MODEL_NAMES)
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1 (got {self.batch_size})")
         if self.epochs is None and self.time_budget_s is None and self.max_steps is None:
@@ -135,6 +178,14 @@ class RunConfig:
             raise ConfigError(f"steps must be at least 1 (got {self.max_steps})")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning rate must be positive (got {self.learning_rate})")
+        if self.val_every_s is not None and self.val_every_s <= 0:
+            raise ConfigError(f"validation cadence must be positive (got {self.val_every_s} s)")
+        if self.val_every_s is not None and self.val_every_steps is not None:
+            raise ConfigError("validate every N steps or every S seconds, not both")
+        if self.test_at_s and not self.test_groups:
+            raise ConfigError("test times are given but no test groups to score")
+        if any(t < 0 for t in self.test_at_s or ()):
+            raise ConfigError(f"test times must not be negative (got {self.test_at_s})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,9 +193,10 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         data = dict(data)
-        sampler = SamplerConfig(**_known_fields(SamplerConfig, data.pop("sampler", {}) or {}))
-        if data.get("val_groups") is not None:
-            data["val_groups"] = tuple(data["val_groups"])  # JSON stores it as a list
+        sampler = SamplerConfig.from_dict(data.pop("sampler", {}) or {})
+        for key in ("val_groups", "test_groups", "test_at_s"):  # JSON stores lists
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
         return cls(sampler=sampler, **_known_fields(cls, data))
 
 

@@ -20,6 +20,14 @@ class SlideOpenError(CdfisError):
     """A file is missing, not a slide, truncated, or in a format OpenSlide cannot read."""
 
 
+class SlideTooLargeError(SlideOpenError):
+    """Reading a slide region would decode more pixels than the configured limit."""
+
+
+class SlideWriteError(CdfisError):
+    """A slide file (a patch-set mosaic, a demo slide) could not be written."""
+
+
 class AnnotationError(CdfisError):
     """An annotation file (GeoJSON, ASAP XML) is unreadable or has unusable geometry."""
 
@@ -42,6 +50,16 @@ class SchemaVersionError(StoreError):
 
 class StorageFullError(StoreError):
     """The disk (or database size limit) is full; nothing committed before was lost."""
+
+
+class DamagedDatabaseError(StoreError):
+    """The project database failed SQLite's integrity check; nothing is written to it.
+    ``path``: the database file; ``problems``: SQLite's findings."""
+
+    def __init__(self, message: str, *, path: object = None, problems: object = ()) -> None:
+        super().__init__(message)
+        self.path = path
+        self.problems = list(problems)  # type: ignore[call-overload]
 
 
 class RunLockedError(StoreError):

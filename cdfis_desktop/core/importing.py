@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cdfis_desktop.core import scratch
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.config import TilingConfig
 from cdfis_desktop.core.errors import AnnotationError, ConfigError, LabelsError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
@@ -38,6 +40,7 @@ from cdfis_desktop.core.slides import open_slide
 from cdfis_desktop.core.tiling.annotations import (
     Annotations,
     check_annotation_bounds,
+    keep_annotations,
     load_annotations,
 )
 from cdfis_desktop.core.tiling.labels import (
@@ -51,9 +54,10 @@ from cdfis_desktop.core.tiling.labels import (
     read_patch_table,
 )
 from cdfis_desktop.core.tiling.patchsets import read_patch_set, safe_slide_name, write_mosaic
+from cdfis_desktop.core.tiling.tissue import TissueMask, check_tissue_readable, detect_tissue
 
 if TYPE_CHECKING:
-    from cdfis_desktop.core.tiling.tissue import TissueMask
+    from cdfis_desktop.core.storage import Project
 
 MAX_PATCH_UPSCALE = 4.0
 """Largest enlargement of slide pixels into grid patches an import accepts."""
@@ -97,9 +101,7 @@ class ImportSummary:
         return dict(sorted(total.items()))
 
     def class_label(self, value: int) -> str:
-        if value == UNLABELLED:
-            return "unlabelled"
-        return self.class_names[value] if 0 <= value < len(self.class_names) else f"class {value}"
+        return label_name(self.class_names, value)
 
     def lines(self) -> list[str]:
         """A human-readable summary: one line per slide, then totals per class."""
@@ -128,7 +130,7 @@ class _SlidePlan:
 
 
 def import_slides(
-    project: Any,
+    project: Project,
     slide_paths: Sequence[str | Path],
     *,
     annotations: Sequence[str | Path] | Mapping[str | Path, str | Path] | None = None,
@@ -161,7 +163,7 @@ def import_slides(
         )
     plans = [_SlidePlan(p) for p in paths]
     if annotations is not None:
-        _pair_annotations(plans, annotations)
+        _pair_annotations(plans, annotations, progress)
     table = None
     if labels_csv is not None:
         table = read_patch_table(labels_csv, required=("x", "y", "label"))
@@ -179,8 +181,11 @@ def import_slides(
             fingerprint = reader.fingerprint()
             if plan.annotations is not None:
                 check_annotation_bounds(plan.annotations, *reader.dimensions)
-            if plan.csv_rows is None:
+            if plan.csv_rows is None:  # tiled from its tissue: that read must fit
                 _check_patch_resolution(plan.path, reader, tiling)
+                check_tissue_readable(reader)
+            else:
+                _check_csv_rows(table, plan.csv_rows, reader.dimensions)
         if fingerprint in known:
             skipped.append(f"{plan.path}: already in the project")
             continue
@@ -229,7 +234,7 @@ def import_slides(
 
 
 def _import_one_slide(
-    project: Any,
+    project: Project,
     plan: _SlidePlan,
     fingerprint: str,
     tiling: TilingConfig,
@@ -246,7 +251,6 @@ def _import_one_slide(
     tissue is read), so a cancel stops within a second or so and before the slide is
     registered; a slide of 100,000 x 100,000 px takes about 10 s of CPU."""
     from cdfis_desktop.core.tiling.grid import build_patch_grid
-    from cdfis_desktop.core.tiling.tissue import detect_tissue
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing-mpp warnings were collected in the checks
@@ -255,6 +259,7 @@ def _import_one_slide(
         l0_per_px = tiling.mpp / reader.effective_mpp
         if plan.csv_rows is not None and csv_labels is not None:
             rows = plan.csv_rows
+            # bounds were checked before anything was written (_check_csv_rows)
             l0_x = np.rint(table.numbers("x")[rows]).astype(np.int64)
             l0_y = np.rint(table.numbers("y")[rows]).astype(np.int64)
             default_size = round(tiling.patch_px * l0_per_px)
@@ -262,7 +267,6 @@ def _import_one_slide(
             l0_size = np.rint(np.max(sides, axis=0)).astype(np.int64) if sides else default_size
             label = csv_labels[rows]
             tissue = np.ones(rows.size)
-            _check_inside(table.path, l0_x, l0_y, reader.dimensions)
         else:
             stage(f"{plan.path.name}: detecting tissue")
             detected = detect_tissue(reader, stain=tiling.stain, cancel=cancel)
@@ -305,6 +309,8 @@ def _import_one_slide(
         label=label[keep],
         tissue_fraction=np.broadcast_to(np.asarray(tissue), keep.shape)[keep],
     )
+    if plan.annotations is not None:
+        keep_annotations(project.folder, slide_id, plan.annotations.path)
     return SlideImport(
         slide_id,
         str(plan.path),
@@ -349,7 +355,7 @@ def _tissue_notes(path: Path, tiling: TilingConfig, tissue: TissueMask, patches:
     return notes
 
 
-def _add_patches_or_remove_slide(project: Any, slide_id: int, **columns: Any) -> None:
+def _add_patches_or_remove_slide(project: Project, slide_id: int, **columns: Any) -> None:
     try:
         project.add_patches(slide_id, **columns)
     except BaseException:
@@ -362,20 +368,34 @@ def _counts(labels: np.ndarray) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def _check_inside(
-    csv_path: Path, l0_x: np.ndarray, l0_y: np.ndarray, size: tuple[int, int]
-) -> None:
+def _check_csv_rows(table: Any, rows: np.ndarray, size: tuple[int, int]) -> None:
+    """Refuse CSV rows whose patch starts outside the slide (``size`` = level-0 w, h) or
+    whose stated side is larger than the slide; done on the float values, before any
+    cast to integers (which would overflow on e.g. ``1e300``)."""
+    if rows.size == 0:
+        return
+    l0_x, l0_y = table.numbers("x")[rows], table.numbers("y")[rows]
     outside = (l0_x >= size[0]) | (l0_y >= size[1])
     if outside.all():
         raise LabelsError(
-            f"{csv_path}: every patch lies outside the slide ({size[0]} x {size[1]} level-0 px; "
-            f"x up to {int(l0_x.max())}, y up to {int(l0_y.max())}); are x and y level-0 pixels?"
+            f"{table.path}: every patch lies outside the slide ({size[0]} x {size[1]} level-0 "
+            f"px; x up to {l0_x.max():.6g}, y up to {l0_y.max():.6g}); are x and y level-0 "
+            "pixels?"
         )
     if outside.any():
         raise LabelsError(
-            f"{csv_path}: {int(outside.sum())} patch(es) start outside the slide "
+            f"{table.path}: {int(outside.sum())} patch(es) start outside the slide "
             f"({size[0]} x {size[1]} level-0 px); remove them or fix their coordinates"
         )
+    for column in ("width", "height"):
+        if table.has(column):
+            sides = table.numbers(column, minimum=1)[rows]
+            if sides.max() > max(size):
+                row = int(rows[int(np.argmax(sides))])
+                raise LabelsError(
+                    f"{table.path}: row {row + 2}, column {column!r}: {sides.max():.6g} is "
+                    f"larger than the slide ({size[0]} x {size[1]} level-0 px)"
+                )
 
 
 def _slide_keys(path: Path) -> set[str]:
@@ -384,14 +404,16 @@ def _slide_keys(path: Path) -> set[str]:
 
 
 def _pair_annotations(
-    plans: list[_SlidePlan], annotations: Sequence[str | Path] | Mapping[str | Path, str | Path]
+    plans: list[_SlidePlan],
+    annotations: Sequence[str | Path] | Mapping[str | Path, str | Path],
+    progress: ProgressCallback | None,
 ) -> None:
     if isinstance(annotations, Mapping):
         by_slide = {Path(k).expanduser().resolve(): Path(v) for k, v in annotations.items()}
         for plan in plans:
             target = by_slide.pop(plan.path.resolve(), None)
             if target is not None:
-                plan.annotations = load_annotations(target)
+                plan.annotations = load_annotations(target, progress=progress)
         if by_slide:
             raise AnnotationError(
                 f"annotations given for slide(s) not imported: {', '.join(map(str, by_slide))}"
@@ -399,7 +421,7 @@ def _pair_annotations(
         return
     files = [Path(a).expanduser() for a in annotations]
     if len(files) == 1 and len(plans) == 1:
-        plans[0].annotations = load_annotations(files[0])
+        plans[0].annotations = load_annotations(files[0], progress=progress)
         return
     for file in files:
         stem_keys = {file.stem.casefold(), Path(file.stem).stem.casefold()}
@@ -413,7 +435,7 @@ def _pair_annotations(
             raise AnnotationError(
                 f"{file}: slide {matches[0].path.name} already has an annotation file"
             )
-        matches[0].annotations = load_annotations(file)
+        matches[0].annotations = load_annotations(file, progress=progress)
 
 
 def _assign_csv_rows(plans: list[_SlidePlan], table: Any) -> None:
@@ -447,7 +469,7 @@ def _assign_csv_rows(plans: list[_SlidePlan], table: Any) -> None:
 
 
 def _plan_classes(
-    project: Any, names: list[str], class_map: Mapping[str, int] | None
+    project: Project, names: list[str], class_map: Mapping[str, int] | None
 ) -> tuple[dict[str, int], list[str]]:
     """(class map for this import, the project's class names after it). Writes nothing;
     raises LabelsError when the map would renumber the classes of existing patches."""
@@ -470,10 +492,10 @@ def _plan_classes(
     return mapping, wanted
 
 
-def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarray]) -> None:
+def _apply_class_names(project: Project, names: list[str], labels: Sequence[np.ndarray]) -> None:
     """Store ``names``, extended with ``class k`` for numbers used but not named."""
     top = max((int(v.max()) for v in labels if v.size), default=-1)
-    names = list(names) + [f"class {v}" for v in range(len(names), top + 1)]
+    names = list(names) + [label_name(names, v) for v in range(len(names), top + 1)]
     if names != project.class_names():
         project.set_class_names(names)
 
@@ -482,7 +504,7 @@ def _apply_class_names(project: Any, names: list[str], labels: Sequence[np.ndarr
 
 
 def import_patch_set(
-    project: Any,
+    project: Project,
     csv_path: str | Path,
     root: str | Path,
     *,
@@ -497,7 +519,12 @@ def import_patch_set(
     image side, ``patch_px`` = ``l0_size``, tissue fraction 1, slide group = the group name).
     Numeric labels are used as class numbers (``class_map`` then only names them, e.g.
     ``{"non-IDC": 0, "IDC": 1}``); text labels go through the class map.
-    Raises LabelsError (bad CSV or images) or ConfigError before writing anything.
+
+    A rerun finishes an interrupted import: groups whose slide is registered with its
+    patches are skipped (listed in ``skipped``); a mosaic written but not registered, or
+    registered without patches, is written again (listed in ``notes``); scratch files of
+    the killed import are deleted. Raises LabelsError (bad CSV or images) or ConfigError
+    before writing anything.
     """
     if not mpp > 0:
         raise LabelsError(f"the mosaic mpp must be positive (got {mpp})")
@@ -506,8 +533,14 @@ def import_patch_set(
     patch_set = read_patch_set(csv_path, root, group_by=group_by, class_map=mapping)
 
     project.slides_dir.mkdir(parents=True, exist_ok=True)
-    registered = {Path(s.path).resolve() for s in project.slides()}
-    targets: list[Path] = []
+    scratch.remove(scratch.orphans_in([project.slides_dir]))  # a killed import's scratch
+    registered = {s.file.resolve(): s.id for s in project.slides()}
+    ids, counts = np.unique(project.patches().slide_id, return_counts=True)
+    patch_count = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    todo: list[tuple[Any, Path]] = []
+    unfinished: list[int] = []
+    skipped: list[str] = []
+    notes: list[str] = []
     used: set[str] = set()
     for group in patch_set.groups:
         name = safe_slide_name(group.name)
@@ -515,17 +548,25 @@ def import_patch_set(
             name += "_"
         used.add(name.casefold())
         target = (project.slides_dir / f"{name}.tiff").resolve()
-        if target in registered or target.exists():
-            raise LabelsError(
-                f"{target} already exists: group {group.name!r} seems imported already; "
-                "delete that slide from the project first or import into another project"
+        slide_id = registered.get(target)
+        if slide_id is not None and patch_count.get(slide_id, 0) > 0:
+            skipped.append(
+                f"{target.name}: group {group.name!r} is already imported (to import it "
+                f"again, first: cdfis slides remove --project DIR {slide_id})"
             )
-        targets.append(target)
+            continue
+        if slide_id is not None:  # registered, but killed before its patches were
+            unfinished.append(slide_id)
+        if slide_id is not None or target.exists():
+            notes.append(f"{target.name}: left unfinished by an interrupted import; redone")
+        todo.append((group, target))
 
     _apply_class_names(project, class_names, [g.label for g in patch_set.groups])
+    for slide_id in unfinished:
+        project.delete_slide(slide_id)
     results: list[SlideImport] = []
-    total = len(patch_set.groups)
-    for number, (group, target) in enumerate(zip(patch_set.groups, targets, strict=True)):
+    total = len(todo)
+    for number, (group, target) in enumerate(todo):
         if cancel is not None:
             cancel.raise_if_cancelled()
         if progress is not None:
@@ -535,10 +576,10 @@ def import_patch_set(
         results.append(_import_group(project, group, target, mpp))
     if progress is not None:
         progress(Progress(total, total, "import finished"))
-    return ImportSummary(results, project.class_names())
+    return ImportSummary(results, project.class_names(), skipped, notes)
 
 
-def _import_group(project: Any, group: Any, target: Path, mpp: float) -> SlideImport:
+def _import_group(project: Project, group: Any, target: Path, mpp: float) -> SlideImport:
     write_mosaic(group, target, mpp)
     try:
         with open_slide(target) as reader:

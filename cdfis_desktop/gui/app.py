@@ -4,6 +4,10 @@
 until the slide tiles and the overlay are drawn, saves a PNG of the whole window
 (atomically) and exits 0; 1 when it could not be saved or nothing was drawn in time, 2 for
 a project that cannot be opened.
+
+Exit status 3 (``GUI_UNAVAILABLE_EXIT``), with one ``error: ...`` line naming the missing
+system packages or the missing display, when Qt's platform plugin cannot start here
+(checked before Qt is started, since Qt itself aborts with a misleading message).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from cdfis_desktop import __version__
+from cdfis_desktop.core.environment import GUI_UNAVAILABLE_EXIT, check_qt_platform
 from cdfis_desktop.core.paths import APP_NAME, resources_dir
 
 if TYPE_CHECKING:
@@ -80,6 +85,11 @@ def configure_application(app: QApplication) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if QApplication.instance() is None:
+        check = check_qt_platform()
+        if not check.ok:  # Qt would abort with a message that names no package
+            print(f"error: cannot open the desktop app: {check.problem}", file=sys.stderr)
+            return GUI_UNAVAILABLE_EXIT
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_NAME])
     configure_application(app)
     from cdfis_desktop.gui.error_dialog import install_excepthook
@@ -102,15 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def window_drawn(window: MainWindow) -> bool:
     """True when the window shows all it is going to: the slide's tiles settled, the
-    overlay drawn when there is a run, the plots filled, and no background job left."""
-    viewer = window.viewer
-    if window.project is None:
+    overlay drawn (or the canvas notice saying why there is none), the plots filled, and
+    no background job left."""
+    state = window.state
+    if state.project is None or state.slide is None:
         return not window.jobs_running()
-    if window.slide is None or not viewer.is_settled():
-        return window.slide_list.count() == 0
-    if window.run_id is not None and not window.overlay_shown():
+    if not window.viewer.is_settled() or window.jobs_running():
         return False
-    return not window.jobs_running()
+    return state.run_id is None or window.overlay_shown() or bool(window.viewer.notice_text())
 
 
 def save_screenshot(app: QApplication, window: MainWindow, path: Path, timeout_s: float) -> int:

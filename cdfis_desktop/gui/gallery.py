@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.gui.thumbnails import PatchThumbnailLoader, ThumbnailRequest
 
 _ROLE_STAT = Qt.ItemDataRole.UserRole + 1
@@ -38,7 +39,7 @@ class PatchGallery(QWidget):
     def __init__(self, loader: PatchThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._loader = loader
-        loader.thumbnail_loaded.connect(self._on_thumbnail)
+        loader.loaded.connect(self._on_thumbnail)
         self._items: dict[tuple[str, int], QListWidgetItem] = {}
         self.thumbnails_shown = 0  # since the last set_patches
         self.slide_filter = QComboBox()
@@ -119,9 +120,7 @@ class PatchGallery(QWidget):
             for stat in stats:
                 item = QListWidgetItem(_placeholder(self._loader.size_px), f"{stat.favour:+.1f}")
                 item.setData(_ROLE_STAT, stat)
-                label = (
-                    label_names[stat.label] if 0 <= stat.label < len(label_names) else stat.label
-                )
+                label = label_name(label_names, stat.label)
                 item.setToolTip(
                     f"patch {stat.patch_id} · slide {stat.slide_id} · label {label}\n"
                     f"chosen {stat.times_chosen}× (uniform would be "
@@ -146,8 +145,8 @@ class PatchGallery(QWidget):
             for row in range(grid.count())
         ]
 
-    def _on_thumbnail(self, key: object, image: QImage) -> None:
-        item = self._items.get(key)  # type: ignore[arg-type]
+    def _on_thumbnail(self, request: ThumbnailRequest, image: QImage) -> None:
+        item = self._items.get(request.key)  # type: ignore[arg-type]
         if item is not None:
             item.setIcon(QIcon(QPixmap.fromImage(image)))
             self.thumbnails_shown += 1

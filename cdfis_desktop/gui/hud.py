@@ -7,28 +7,18 @@ is painted in screen pixels and appears in screenshots. GUI thread only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
+from cdfis_desktop.core.heatmap import LegendSpec
+from cdfis_desktop.core.heatmap.legend import legend_ticks
 from cdfis_desktop.gui.qtimage import array_to_qimage
 
 SCALE_BAR_TARGET_PX = 120
-
-
-@dataclass(frozen=True)
-class LegendSpec:
-    """What the overlay's colours mean: ``lut`` is ``uint8[n, 3|4]`` from ``vmin`` to ``vmax``;
-    with ``categories`` (one name per ``lut`` row) it is drawn as named swatches instead."""
-
-    title: str
-    lut: np.ndarray
-    vmin: float
-    vmax: float
-    categories: tuple[str, ...] = ()
+LEGEND_MIN_W = 220.0
 
 
 def nice_scale_length(um_per_screen_px: float, target_px: float = SCALE_BAR_TARGET_PX) -> float:
@@ -51,13 +41,10 @@ def format_length_um(length_um: float) -> str:
     return f"{length_um:g} µm"
 
 
-def format_value(value: float) -> str:
-    """Short legend label: 3 significant digits."""
-    return f"{value:.3g}"
-
-
 class Hud(QWidget):
-    """Scale bar (bottom left), legend (bottom right), cursor text (top left)."""
+    """Scale bar (bottom left), legend (bottom right: the whole title, ticks, units and a
+    caption saying what the ends mean), cursor position and the overlay's value under the
+    cursor (top left)."""
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -67,15 +54,19 @@ class Hud(QWidget):
         self._mpp: float | None = None
         self._legend: LegendSpec | None = None
         self._legend_image: QImage | None = None
+        self.legend_caption = ""
         self.cursor_text = ""
+        self.value_text = ""
 
     def set_scale(self, l0_per_screen_px: float, mpp: float | None) -> None:
         self._l0_per_screen_px = l0_per_screen_px
         self._mpp = mpp
         self.update()
 
-    def set_legend(self, legend: LegendSpec | None) -> None:
+    def set_legend(self, legend: LegendSpec | None, caption: str = "") -> None:
+        """Draw ``legend``; ``caption`` says what its ends mean (e.g. ignored/favoured)."""
         self._legend = legend
+        self.legend_caption = caption if legend is not None else ""
         self._legend_image = None
         if legend is not None:
             lut = np.asarray(legend.lut, dtype=np.uint8)
@@ -90,6 +81,22 @@ class Hud(QWidget):
     def set_cursor_text(self, text: str) -> None:
         self.cursor_text = text
         self.update()
+
+    def set_value_text(self, text: str) -> None:
+        """The overlay's value at the cursor ("" hides it)."""
+        self.value_text = text
+        self.update()
+
+    def legend_title(self) -> str:
+        """The legend's heading: title and units."""
+        legend = self._legend
+        if legend is None:
+            return ""
+        return (
+            f"{legend.title} ({legend.units})"
+            if legend.units and not legend.categories
+            else legend.title
+        )
 
     def scale_bar(self) -> tuple[float, float, str]:
         """``(bar length in screen px, length in µm or px, label)``; µm when mpp is known."""
@@ -110,8 +117,10 @@ class Hud(QWidget):
         painter.setFont(font)
         self._paint_scale_bar(painter)
         self._paint_legend(painter)
-        if self.cursor_text:
-            self._paint_label(painter, 8, 8, self.cursor_text)
+        y = 8.0
+        for text in (self.cursor_text, self.value_text):
+            if text:
+                y = self._paint_label(painter, 8, y, text).bottom() + 4
         painter.end()
 
     def _paint_label(self, painter: QPainter, x: float, y: float, text: str) -> QRectF:
@@ -143,17 +152,35 @@ class Hud(QWidget):
         if legend.categories:
             self._paint_categories(painter, legend)
             return
-        width, bar_h = 200.0, 14.0
-        x, y = self.width() - width - 14.0, self.height() - 58.0
-        painter.fillRect(QRectF(x - 8, y - 22, width + 16, 64), QColor(0, 0, 0, 160))
+        metrics = painter.fontMetrics()
+        title, caption = self.legend_title(), self.legend_caption
+        text_w = max(metrics.horizontalAdvance(t) for t in (title, caption or " "))
+        width = float(min(max(LEGEND_MIN_W, text_w), max(LEGEND_MIN_W, self.width() - 60)))
+        line, bar_h = float(metrics.height()), 14.0
+        rows = 3 + (1 if caption else 0)  # title, bar, ticks, caption
+        height = line * (rows - 1) + bar_h + 14
+        x, top = self.width() - width - 14.0, self.height() - height - 10.0
+        painter.fillRect(QRectF(x - 8, top, width + 16, height), QColor(0, 0, 0, 170))
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(QRectF(x, y - 20, width, 18), Qt.AlignmentFlag.AlignLeft, legend.title)
-        painter.drawImage(QRectF(x, y, width, bar_h), image)
+        elided = metrics.elidedText(title, Qt.TextElideMode.ElideRight, int(width))
+        painter.drawText(QRectF(x, top + 4, width, line), Qt.AlignmentFlag.AlignLeft, elided)
+        bar_y = top + 6 + line
+        painter.drawImage(QRectF(x, bar_y, width, bar_h), image)
         painter.setPen(QPen(QColor(255, 255, 255), 1))
-        painter.drawRect(QRectF(x, y, width, bar_h))
-        low, high = format_value(legend.vmin), format_value(legend.vmax)
-        painter.drawText(QRectF(x, y + bar_h + 2, width, 18), Qt.AlignmentFlag.AlignLeft, low)
-        painter.drawText(QRectF(x, y + bar_h + 2, width, 18), Qt.AlignmentFlag.AlignRight, high)
+        painter.drawRect(QRectF(x, bar_y, width, bar_h))
+        tick_y = bar_y + bar_h
+        for tick in legend_ticks(legend.value_range, max_ticks=5):
+            tick_x = x + tick.position * width
+            painter.drawLine(int(tick_x), int(tick_y), int(tick_x), int(tick_y + 4))
+            text_w = metrics.horizontalAdvance(tick.text)
+            left = min(max(x - 4, tick_x - text_w / 2), x + width + 4 - text_w)
+            painter.drawText(
+                QRectF(left, tick_y + 4, text_w + 2, line), Qt.AlignmentFlag.AlignLeft, tick.text
+            )
+        if caption:
+            painter.drawText(
+                QRectF(x, tick_y + 6 + line, width, line), Qt.AlignmentFlag.AlignCenter, caption
+            )
 
     def _paint_categories(self, painter: QPainter, legend: LegendSpec) -> None:
         row_h, width = 18.0, 200.0

@@ -134,7 +134,7 @@ class ImportDialog(QDialog):
         """Start the import in a worker (the dialog stays open until it ends)."""
         if self.worker is not None:
             return
-        project = self._window.project
+        project = self._window.state.project
         csv = self.labels_csv.text().strip() or None
         if self.patch_set:
             root, group_by, mpp = (
@@ -180,11 +180,13 @@ class ImportDialog(QDialog):
         self.progress.show()
         self.message.setText("Importing…")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
-        self.worker = self._window.run_job(self.windowTitle(), work, self._on_done)
-        self.worker.progressed.connect(self._on_progress)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.cancelled.connect(
-            lambda: self._finish("Cancelled; slides finished before stay.")
+        self.worker = self._window.jobs.run(
+            self.windowTitle(),
+            work,
+            self._on_done,
+            on_failure=self._on_failed,
+            on_cancelled=lambda: self._finish("Cancelled; slides finished before stay."),
+            on_progress=self._on_progress,
         )
 
     def _on_progress(self, progress: Progress) -> None:

@@ -7,8 +7,13 @@ Scene coordinates are **level-0 pixels** (x right, y down). The view shows:
   :class:`~cdfis_desktop.gui.tiles.TileLoader` and kept in an LRU :class:`TileCache`;
 - ONE overlay :class:`pyqtgraph.ImageItem` (RGBA numpy, drawn nearest-neighbour into a
   level-0 rectangle) with adjustable opacity;
-- a highlight rectangle; a heads-up layer (scale bar in µm, legend, cursor position) and an
-  overview map in the corner.
+- annotation outlines (one path item per class, toggled with :meth:`set_annotations_visible`);
+- a highlight rectangle; a heads-up layer (scale bar in µm, legend, cursor position), an
+  overview map in the corner (toggled with :meth:`set_minimap_visible`) and a notice that
+  says why the canvas shows no overlay (:meth:`set_notice`, HTML with action links).
+
+The canvas takes the keyboard focus when the pointer enters it or the wheel turns over it,
+so ``+``/``-``/arrows work without a click (which would also select a patch).
 
 Thread rules: all methods are GUI-thread only. The viewer owns one slide handle for metadata
 and the thumbnail; the loader's threads open their own.
@@ -16,15 +21,31 @@ and the thumbnail; the loader's threads open their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QVBoxLayout, QWidget
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QImage,
+    QKeySequence,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QTextDocumentFragment,
+)
+from PySide6.QtWidgets import (
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cdfis_desktop.gui.handles import SlideOpener, default_opener
 from cdfis_desktop.gui.hud import Hud, LegendSpec
@@ -33,7 +54,8 @@ from cdfis_desktop.gui.qtimage import array_to_qimage
 from cdfis_desktop.gui.tiles import TileCache, TileKey, TileLoader, tile_geometry, tiles_covering
 
 THUMBNAIL_PX = 1024
-Z_THUMBNAIL, Z_TILES, Z_OVERLAY, Z_HIGHLIGHT = -1000.0, 0.0, 100.0, 200.0
+Z_THUMBNAIL, Z_TILES, Z_OVERLAY, Z_ANNOTATIONS, Z_HIGHLIGHT = -1000.0, 0.0, 100.0, 150.0, 200.0
+NOTICE_MAX_W = 520
 
 
 class SlideViewer(QWidget):
@@ -42,7 +64,8 @@ class SlideViewer(QWidget):
     Signals: ``position_clicked(l0_x, l0_y)`` on a left click (not a drag) on the slide;
     ``cursor_moved(l0_x, l0_y)``; ``view_changed()`` after the visible area changed;
     ``tiles_settled()`` when every tile the current view needs is drawn;
-    ``tile_error(message)`` the first time a tile cannot be read.
+    ``tile_error(message)`` the first time a tile cannot be read;
+    ``notice_link_activated(link)`` when a link of the notice is clicked.
     """
 
     position_clicked = Signal(float, float)
@@ -50,6 +73,7 @@ class SlideViewer(QWidget):
     view_changed = Signal()
     tiles_settled = Signal()
     tile_error = Signal(str)
+    notice_link_activated = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, cache_mb: float = 256.0) -> None:
         super().__init__(parent)
@@ -88,9 +112,25 @@ class SlideViewer(QWidget):
         self._highlight.hide()
         self.view_box.addItem(self._highlight, ignoreBounds=True)
 
+        self._annotation_items: list[QGraphicsPathItem] = []
+        self._annotations_visible = True
+
         self.hud = Hud(self.canvas)
         self.minimap = Minimap(self.canvas)
         self.minimap.centre_requested.connect(self.centre_on)
+        self._minimap_visible = True
+        self.notice = QLabel(self.canvas)
+        self.notice.setObjectName("canvas_notice")
+        self.notice.setWordWrap(True)
+        self.notice.setTextFormat(Qt.TextFormat.RichText)
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.notice.setStyleSheet(
+            "QLabel#canvas_notice { background: rgba(20, 20, 20, 215); color: white; "
+            "padding: 12px; border-radius: 6px; }"
+        )
+        self.notice.linkActivated.connect(self.notice_link_activated)
+        self.notice.hide()
+        self.setMinimumSize(320, 240)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -105,8 +145,9 @@ class SlideViewer(QWidget):
         self.view_box.sigRangeChangedManually.connect(self._on_user_moved)
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.canvas.scene().sigMouseClicked.connect(self._on_mouse_clicked)
-        self._add_shortcuts()
+        self.actions_by_name = self._add_shortcuts()
         self.canvas.installEventFilter(self)
+        self.canvas.viewport().installEventFilter(self)
 
     # ----------------------------------------------------------------- slide
     @property
@@ -124,8 +165,8 @@ class SlideViewer(QWidget):
         self._loader = TileLoader(
             Path(path), slide.level_dimensions, slide.level_downsamples, opener, parent=self
         )
-        self._loader.tile_loaded.connect(self._on_tile_loaded)
-        self._loader.tile_failed.connect(self._on_tile_failed)
+        self._loader.loaded.connect(self._on_tile_loaded)
+        self._loader.failed.connect(self._on_tile_failed)
         self._tile_error_shown = False
         l0_w, l0_h = slide.dimensions
         thumbnail = array_to_qimage(slide.thumbnail(THUMBNAIL_PX))
@@ -134,6 +175,7 @@ class SlideViewer(QWidget):
         self._thumbnail_item.setPos(0, 0)
         self._thumbnail_item.show()
         self.minimap.set_thumbnail(thumbnail, l0_w, l0_h)
+        self.minimap.setVisible(self._minimap_visible)
         self.view_box.setLimits(
             xMin=-0.5 * l0_w,
             xMax=1.5 * l0_w,
@@ -159,6 +201,7 @@ class SlideViewer(QWidget):
         self._thumbnail_item.hide()
         self.minimap.set_thumbnail(None, 1, 1)
         self.set_overlay(None)
+        self.set_annotations([])
         self.clear_highlight()
         if self._slide is not None:
             self._slide.close()
@@ -217,7 +260,9 @@ class SlideViewer(QWidget):
         rect = self.visible_l0_rect()
         self.view_box.translateBy(x=fraction_x * rect.width(), y=fraction_y * rect.height())
 
-    def _add_shortcuts(self) -> None:
+    def _add_shortcuts(self) -> dict[str, QAction]:
+        """The viewer's keys as actions (the View menu lists the same actions); they act
+        while the canvas has the focus, which it takes on hover."""
         bindings: list[tuple[str, list[QKeySequence], Callable[[], None]]] = [
             (
                 "Zoom in",
@@ -235,12 +280,15 @@ class SlideViewer(QWidget):
             ("Pan up", [QKeySequence(Qt.Key.Key_Up)], lambda: self.pan_by(0, -0.25)),
             ("Pan down", [QKeySequence(Qt.Key.Key_Down)], lambda: self.pan_by(0, 0.25)),
         ]
+        actions = {}
         for text, keys, slot in bindings:
             action = QAction(text, self)
             action.setShortcuts(keys)
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(slot)
             self.addAction(action)
+            actions[text] = action
+        return actions
 
     # --------------------------------------------------------------- overlay
     def set_overlay(
@@ -262,8 +310,8 @@ class SlideViewer(QWidget):
         """``opacity`` 0..1."""
         self.overlay_item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
 
-    def set_legend(self, legend: LegendSpec | None) -> None:
-        self.hud.set_legend(legend)
+    def set_legend(self, legend: LegendSpec | None, caption: str = "") -> None:
+        self.hud.set_legend(legend, caption)
 
     def highlight(self, l0_x: float, l0_y: float, l0_size: float) -> None:
         """Outline the square patch with top-left ``(l0_x, l0_y)`` and side ``l0_size``."""
@@ -275,6 +323,59 @@ class SlideViewer(QWidget):
 
     def highlighted_rect(self) -> QRectF | None:
         return self._highlight.rect() if self._highlight.isVisible() else None
+
+    # ----------------------------------------------------------- annotations
+    def set_annotations(self, outlines: Sequence[tuple[str, QPainterPath, QColor]]) -> None:
+        """Outline ``(class name, path in level-0 px, colour)`` shapes (replacing any)."""
+        for item in self._annotation_items:
+            self.view_box.removeItem(item)
+        self._annotation_items = []
+        for name, path, color in outlines:
+            item = QGraphicsPathItem(path)
+            pen = QPen(color, 2, Qt.PenStyle.DashLine)  # dashed: an outline, not overlay data
+            pen.setCosmetic(True)
+            item.setPen(pen)
+            item.setToolTip(f"annotation: {name}")
+            item.setZValue(Z_ANNOTATIONS)
+            item.setVisible(self._annotations_visible)
+            self.view_box.addItem(item, ignoreBounds=True)
+            self._annotation_items.append(item)
+
+    def annotation_classes(self) -> list[str]:
+        return [item.toolTip().removeprefix("annotation: ") for item in self._annotation_items]
+
+    def set_annotations_visible(self, visible: bool) -> None:
+        self._annotations_visible = visible
+        for item in self._annotation_items:
+            item.setVisible(visible)
+
+    def annotations_visible(self) -> bool:
+        return self._annotations_visible and bool(self._annotation_items)
+
+    # ------------------------------------------------------- notice, minimap
+    def set_notice(self, html: str | None) -> None:
+        """Say on the canvas why it shows no overlay (None hides the notice). Links
+        (``<a href='kind:value'>``) come back through ``notice_link_activated``."""
+        if not html:
+            self.notice.hide()
+            self.notice.clear()
+            return
+        self.notice.setText(html)
+        self.notice.show()
+        self._place_children()
+
+    def notice_text(self) -> str:
+        """The notice as plain text ("" when hidden)."""
+        if self.notice.isHidden():
+            return ""
+        return QTextDocumentFragment.fromHtml(self.notice.text()).toPlainText()
+
+    def set_minimap_visible(self, visible: bool) -> None:
+        self._minimap_visible = visible
+        self.minimap.setVisible(visible and self._slide is not None)
+
+    def minimap_visible(self) -> bool:
+        return self._minimap_visible
 
     # ----------------------------------------------------------------- tiles
     def is_settled(self) -> bool:
@@ -349,9 +450,9 @@ class SlideViewer(QWidget):
         self.view_box.addItem(item, ignoreBounds=True)
         self._items[key] = item
 
-    def _on_tile_loaded(self, key: TileKey, image: QImage) -> None:
-        if self._slide is None:
-            return
+    def _on_tile_loaded(self, key: TileKey, image: QImage | None) -> None:
+        if self._slide is None or image is None or self.sender() is not self._loader:
+            return  # a read of a slide closed since, queued before its loader stopped
         self._cache.put(key, image)
         if key in self._wanted and key not in self._items:
             self._show_tile(key, image)
@@ -359,11 +460,11 @@ class SlideViewer(QWidget):
                 self._drop_hidden_items(self.visible_l0_rect())
                 self.tiles_settled.emit()
 
-    def _on_tile_failed(self, key: TileKey, message: str) -> None:
-        if not self._tile_error_shown:
+    def _on_tile_failed(self, key: TileKey, error: Exception) -> None:
+        if not self._tile_error_shown and self.sender() is self._loader:
             self._tile_error_shown = True
             name = self._loader.slide_path.name if self._loader else "slide"
-            self.tile_error.emit(f"{name}: cannot read tile {key}: {message}")
+            self.tile_error.emit(f"{name}: cannot read tile {key}: {type(error).__name__}: {error}")
 
     # ---------------------------------------------------------------- events
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
@@ -386,12 +487,21 @@ class SlideViewer(QWidget):
         self.position_clicked.emit(pos.x(), pos.y())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # Qt override
-        if watched is self.canvas and event.type() == QEvent.Type.Resize:
+        kind = event.type()
+        if watched is self.canvas and kind == QEvent.Type.Resize:
             self._place_children()
+        elif kind in (QEvent.Type.Enter, QEvent.Type.Wheel) and not self.canvas.hasFocus():
+            self.canvas.setFocus(Qt.FocusReason.MouseFocusReason)
         return super().eventFilter(watched, event)
 
     def _place_children(self) -> None:
-        self.hud.setGeometry(0, 0, self.canvas.width(), self.canvas.height())
-        self.minimap.move(max(0, self.canvas.width() - self.minimap.width() - 10), 10)
+        width, height = self.canvas.width(), self.canvas.height()
+        self.hud.setGeometry(0, 0, width, height)
+        self.minimap.move(max(0, width - self.minimap.width() - 10), 10)
+        notice_w = max(200, min(NOTICE_MAX_W, width - 40))
+        self.notice.setFixedWidth(notice_w)
+        self.notice.adjustSize()
+        self.notice.move((width - notice_w) // 2, max(10, int(height * 0.35)))
         self.hud.raise_()
         self.minimap.raise_()
+        self.notice.raise_()

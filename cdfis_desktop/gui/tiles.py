@@ -5,27 +5,26 @@ level ``lv`` covers level-0 px ``[col * TILE_PX * ds, (col + 1) * TILE_PX * ds)`
 ``ds = level_downsamples[lv]`` (edge tiles are cropped to the slide).
 
 Thread rules: :class:`TileCache` and :class:`TileLoader` belong to the GUI thread. The loader
-reads in its own :class:`QThreadPool`; every pool thread opens its own slide handle (handles
-are never shared between threads) and hands back a :class:`QImage` through the queued
-``tile_loaded`` signal. Requests replace the queue, so tiles that scrolled away before a
-worker reached them are never read.
+(a :class:`~cdfis_desktop.gui.loader.LatestLoader`) reads in its own pool threads; every
+pool thread opens its own slide handle (handles are never shared between threads) and
+hands back a :class:`QImage` through the queued ``loaded`` signal. Requests replace the
+queue, so tiles that scrolled away before a worker reached them are never read.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QImage
 
 from cdfis_desktop.gui.handles import PerThreadSlides, SlideOpener
+from cdfis_desktop.gui.loader import LatestLoader
 from cdfis_desktop.gui.qtimage import array_to_qimage
-from cdfis_desktop.gui.threads import register_pool
 
 TILE_PX = 512
 DEFAULT_THREADS = max(1, min(4, (os.cpu_count() or 2) - 1))
@@ -133,16 +132,11 @@ class TileCache:
         self.bytes_used = 0
 
 
-class TileLoader(QObject):
-    """Reads tiles of one slide in background threads.
-
-    ``tile_loaded(key, image)`` is emitted (queued to the GUI thread) for each tile read;
-    ``tile_failed(key, message)`` when a read raises. Call :meth:`shutdown` before dropping
-    the loader: it empties the queue, waits for the workers and closes their handles.
-    """
-
-    tile_loaded = Signal(object, object)
-    tile_failed = Signal(object, str)
+class TileLoader(LatestLoader):
+    """Reads tiles of one slide in background threads (a :class:`LatestLoader` whose
+    requests are :class:`TileKey` and results ``QImage``; a read that raises arrives as
+    ``failed(key, exception)``). Every pool thread opens its own slide handle;
+    :meth:`shutdown` closes them after the reads ended."""
 
     def __init__(
         self,
@@ -153,81 +147,24 @@ class TileLoader(QObject):
         threads: int = DEFAULT_THREADS,
         parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
         self.slide_path = Path(slide_path)
         self._level_dimensions = list(level_dimensions)
         self._level_downsamples = list(level_downsamples)
         self._slides = PerThreadSlides(opener)
-        self._lock = threading.Lock()
-        self._queue: list[TileKey] = []
-        self._in_flight: set[TileKey] = set()
-        self._workers = 0
-        self._max_workers = max(1, threads)
-        self._closed = False
-        self._pool = register_pool(QThreadPool(self))
-        self._pool.setObjectName(f"tiles:{self.slide_path.name}")
-        self._pool.setMaxThreadCount(self._max_workers)
-        self.reads = 0
-
-    def request(self, keys: Sequence[TileKey]) -> None:
-        """Make ``keys`` (in priority order) the tiles to read; drops queued ones not in it."""
-        with self._lock:
-            if self._closed:
-                return
-            self._queue = [k for k in keys if k not in self._in_flight]
-            self._queue.reverse()  # pop() from the end takes the first key
-            missing = min(self._max_workers - self._workers, len(self._queue))
-            self._workers += max(0, missing)
-        for _ in range(max(0, missing)):
-            self._pool.start(_TileRunnable(self))
-
-    def pending(self) -> int:
-        """Tiles queued or being read."""
-        with self._lock:
-            return len(self._queue) + len(self._in_flight)
+        super().__init__(
+            f"tiles:{self.slide_path.name}", self._read_tile, threads=threads, parent=parent
+        )
 
     def shutdown(self) -> None:
-        """Drop queued work, wait for running reads, close the worker handles. GUI thread."""
-        with self._lock:
-            self._closed = True
-            self._queue.clear()
-        self._pool.waitForDone()
+        super().shutdown()
         self._slides.close_all()
 
-    def _next(self) -> TileKey | None:
-        with self._lock:
-            if not self._queue or self._closed:
-                self._workers -= 1
-                return None
-            key = self._queue.pop()
-            self._in_flight.add(key)
-            return key
-
-    def _read(self, key: TileKey) -> None:
-        try:
-            geometry = tile_geometry(key, self._level_dimensions, self._level_downsamples)
-            if geometry.lv_w == 0 or geometry.lv_h == 0:
-                return
-            rgb = self._slides.get(self.slide_path).read_region(
-                geometry.l0_x, geometry.l0_y, key.level, geometry.lv_w, geometry.lv_h
-            )
-            image = array_to_qimage(rgb)
-            self.reads += 1
-            self.tile_loaded.emit(key, image)
-        except Exception as exc:  # reported to the GUI, which shows it once
-            self.tile_failed.emit(key, f"{type(exc).__name__}: {exc}")
-        finally:
-            with self._lock:
-                self._in_flight.discard(key)
-
-
-class _TileRunnable(QRunnable):
-    """Pulls keys from its loader's queue until the queue is empty."""
-
-    def __init__(self, loader: TileLoader) -> None:
-        super().__init__()
-        self._loader = loader
-
-    def run(self) -> None:
-        while (key := self._loader._next()) is not None:
-            self._loader._read(key)
+    def _read_tile(self, key: TileKey) -> QImage | None:
+        """Pool thread: the tile's pixels, None for an empty edge tile."""
+        geometry = tile_geometry(key, self._level_dimensions, self._level_downsamples)
+        if geometry.lv_w == 0 or geometry.lv_h == 0:
+            return None
+        rgb = self._slides.get(self.slide_path).read_region(
+            geometry.l0_x, geometry.l0_y, key.level, geometry.lv_w, geometry.lv_h
+        )
+        return array_to_qimage(rgb)

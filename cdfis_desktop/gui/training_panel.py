@@ -8,6 +8,7 @@ GUI thread only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -16,27 +17,24 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from cdfis_desktop.core.config import (
-    SAMPLER_MODES,
-    SAMPLER_RULES,
-    SCORE_METRICS,
-    RunConfig,
-    SamplerConfig,
-)
-from cdfis_desktop.core.training.models import MODEL_NAMES
+from cdfis_desktop.core.config import MODEL_NAMES, SCORE_METRICS, RunConfig
+from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS, preset_config
 from cdfis_desktop.gui.live_plots import LivePlots
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+STOP_RULES = ("epochs", "time budget (s)", "steps")
 
 
 class TrainingPanel(QWidget):
@@ -50,26 +48,62 @@ class TrainingPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.rule = _combo(SAMPLER_RULES, "cdf")
-        self.mode = _combo(SAMPLER_MODES, "presample")
-        self.metric = _combo(SCORE_METRICS, "loss")
-        self.presample_ratio = _float_box(1.0, 64.0, 8.0, 1)
-        self.batch_size = _int_box(1, 4096, 64)
-        self.stop_by = _combo(("epochs", "time budget (s)", "steps"), "epochs")
-        self.stop_value = _int_box(1, 1_000_000, 3)
-        self.warmup = QLineEdit("none")
-        self.warmup.setToolTip("none, steps:N, epochs:N, loss:F (e.g. loss:0.75) or variance:T")
-        self.model = _combo(MODEL_NAMES, "smallcnn")
-        self.device = _combo(DEVICE_CHOICES, "auto")
-        self.learning_rate = _float_box(1e-6, 1.0, 1e-3, 6)
-        self.seed = _int_box(0, 2**31 - 1, 0)
+        from cdfis_desktop.core.demo.project import DEMO_PRESET, demo_run_config
+
+        defaults = demo_run_config()
+        sampler = defaults.sampler
+        self.preset = _combo(tuple(SAMPLER_PRESETS), DEMO_PRESET)
+        self.preset_note = QLabel()
+        self.preset_note.setWordWrap(True)
+        self.metric = _combo(SCORE_METRICS, sampler.metric)
+        self.presample_ratio = _float_box(1.0, 64.0, sampler.presample_ratio, 1)
+        self.floor = _float_box(0.0, 1.0, sampler.floor, 2)
+        self.floor.setSingleStep(0.05)
+        self.batch_size = _int_box(1, 4096, defaults.batch_size)
+        self.stop_by = _combo(STOP_RULES, "steps" if defaults.max_steps else "epochs")
+        self.stop_value = _int_box(1, 1_000_000, defaults.max_steps or defaults.epochs or 1)
+        self.warmup = QLineEdit(sampler.warmup)
+        self.model = _combo(MODEL_NAMES, defaults.model)
+        self.device = _combo(DEVICE_CHOICES, defaults.device)
+        self.learning_rate = _float_box(1e-6, 1.0, defaults.learning_rate, 6)
+        self.seed = _int_box(0, 2**31 - 1, defaults.seed)
         self.augment = QCheckBox("augment")
-        self.augment.setChecked(True)
+        self.augment.setChecked(defaults.augment)
+        _explain(
+            (
+                self.metric,
+                "Per-patch importance score: loss, or the last layer's gradient "
+                "norm (gradnorm; gradnorm_wb with the bias)",
+            ),
+            (self.presample_ratio, "r: candidates scored per batch slot (presample mode)"),
+            (
+                self.floor,
+                "Share of the uniform distribution mixed into the sampling "
+                "probabilities, so no patch is starved (0 = none)",
+            ),
+            (self.batch_size, "Patches per training step"),
+            (self.stop_by, "Stop after this many epochs, seconds of training, or steps"),
+            (self.stop_value, "How many epochs, seconds or steps"),
+            (
+                self.warmup,
+                "Uniform sampling until: none, steps:N, epochs:N, loss:F (held-out "
+                "loss below F x its first value) or variance:T",
+            ),
+            (self.model, "Classifier network"),
+            (self.device, "auto: CUDA, then MPS, then CPU"),
+            (self.learning_rate, "Adam learning rate"),
+            (self.seed, "Random seed: the same seed gives the same run"),
+            (self.augment, "Random flips and 90° rotations of training patches"),
+        )
 
         self.start = QPushButton("Start")
         self.pause = QPushButton("Pause")
         self.resume = QPushButton("Resume")
         self.stop = QPushButton("Stop")
+        self.start.setToolTip("Train a new run with these settings")
+        self.pause.setToolTip("Pause after the current step")
+        self.resume.setToolTip("Continue a paused run")
+        self.stop.setToolTip("Stop the run (it keeps a checkpoint and can be continued)")
         self.status = QLabel("No run in progress.")
         self.status.setWordWrap(True)
         self.start.clicked.connect(self.start_requested)
@@ -78,10 +112,11 @@ class TrainingPanel(QWidget):
         self.stop.clicked.connect(self.stop_requested)
 
         form = QFormLayout()
-        form.addRow("Sampler", self.rule)
-        form.addRow("Mode", self.mode)
+        form.addRow("Sampler", self.preset)
+        form.addRow("", self.preset_note)
         form.addRow("Score", self.metric)
         form.addRow("Presample ratio", self.presample_ratio)
+        form.addRow("Floor", self.floor)
         form.addRow("Batch size", self.batch_size)
         stop_row = QHBoxLayout()
         stop_row.addWidget(self.stop_by)
@@ -93,34 +128,55 @@ class TrainingPanel(QWidget):
         form.addRow("Learning rate", self.learning_rate)
         form.addRow("Seed", self.seed)
         form.addRow("", self.augment)
+        settings = QWidget()
+        settings.setLayout(form)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(settings)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # the buttons and the status stay in view however small the dock is
         buttons = QHBoxLayout()
         for button in (self.start, self.pause, self.resume, self.stop):
             buttons.addWidget(button)
         left = QWidget()
         left_layout = QVBoxLayout(left)
-        left_layout.addLayout(form)
+        left_layout.setContentsMargins(4, 4, 4, 4)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.status)
-        left_layout.addStretch(1)
+        left_layout.addWidget(scroll, 1)
 
         self.plots = LivePlots()
+        self.plots.setMinimumHeight(120)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(self.plots)
         splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
+        self._paused = False
+        self.preset.currentTextChanged.connect(self._show_preset)
+        self._show_preset(self.preset.currentText())
         self.set_running(False)
 
+    def _show_preset(self, name: str) -> None:
+        """Describe the chosen preset and put its presample ratio (if it sets one) in the form."""
+        chosen = SAMPLER_PRESETS[name]
+        self.preset_note.setText(chosen.summary)
+        self.preset.setToolTip(f"{chosen.summary}\nSource: {chosen.source}")
+        if "presample_ratio" in chosen.fields:
+            self.presample_ratio.setValue(float(chosen.fields["presample_ratio"]))
+
     def config(self) -> RunConfig:
-        """The run configuration in the form; raises ``ConfigError`` when invalid."""
+        """The run configuration in the form (the chosen preset, with the form's score,
+        presample ratio and warm-up); raises ``ConfigError`` when invalid."""
         stop_by, value = self.stop_by.currentText(), self.stop_value.value()
-        sampler = SamplerConfig(
-            rule=self.rule.currentText(),
-            mode=self.mode.currentText(),
+        sampler = replace(
+            preset_config(self.preset.currentText()),
             metric=self.metric.currentText(),
             presample_ratio=self.presample_ratio.value(),
+            floor=self.floor.value(),
             warmup=self.warmup.text().strip() or "none",
         )
         config = RunConfig(
@@ -139,7 +195,11 @@ class TrainingPanel(QWidget):
         return config
 
     def set_running(self, running: bool, paused: bool = False) -> None:
-        """Enable the buttons that make sense in this state."""
+        """Enable the buttons that make sense in this state; while paused, the status
+        says so (reports of steps already under way do not overwrite it)."""
+        self._paused = running and paused
+        if self._paused:
+            self.set_status("Paused.")
         self.start.setEnabled(not running)
         self.pause.setEnabled(running and not paused)
         self.resume.setEnabled(running and paused)
@@ -164,10 +224,18 @@ class TrainingPanel(QWidget):
         if last_step is not None:
             self.plots.set_scores(last_step.candidate_scores)
             phase = "importance sampling" if last_step.is_active else "uniform warm-up"
-            self.set_status(
-                f"step {last_step.step} · epoch {last_step.epoch:.2f} · "
-                f"{last_step.samples_per_s:.0f} samples/s · {phase}"
+            progress = (
+                f"step {last_step.step} · epoch {last_step.epoch} ({last_step.epoch_progress:.2f})"
             )
+            if self._paused:
+                self.set_status(f"Paused at {progress}.")
+            else:
+                self.set_status(f"{progress} · {last_step.samples_per_s:.0f} samples/s · {phase}")
+
+
+def _explain(*pairs: tuple[QWidget, str]) -> None:
+    for widget, text in pairs:
+        widget.setToolTip(text)
 
 
 def _combo(choices: Sequence[str], current: str) -> QComboBox:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cdfis_desktop.cli.main import main
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.storage import Project
 
 
@@ -18,26 +19,14 @@ def project_with_runs(tmp_path: Path) -> Path:
     folder = tmp_path / "proj"
     with Project.create(folder) as project:
         done = project.create_run(
-            {"batch_size": 128},
-            sampler_rule="cdf",
-            sampler_mode="history",
-            metric="loss",
-            seed=4,
-            device="cpu",
+            RunConfig(batch_size=128, seed=4, sampler=SamplerConfig(rule="cdf", mode="history")),
             n_train=10,
+            device="cpu",
             name="cdf-h",
         )
         project.log_metrics(done, 100, 0, 12.0, val_accuracy=0.8125)
         project.set_run_status(done, "finished")
-        project.create_run(
-            {},
-            sampler_rule="uniform",
-            sampler_mode="presample",
-            metric="loss",
-            seed=1,
-            device="cpu",
-            n_train=10,
-        )
+        project.create_run(RunConfig(seed=1), n_train=10, device="cpu")
     return folder  # the second run was left running by a closed project: interrupted
 
 
@@ -55,7 +44,7 @@ def test_runs_json(project_with_runs: Path, capsys: pytest.CaptureFixture[str]) 
     runs = json.loads(capsys.readouterr().out)
     assert [r["status"] for r in runs] == ["interrupted", "finished"]
     assert runs[1]["best_val_accuracy"] == 0.8125 and runs[1]["steps"] == 100
-    assert runs[1]["config"] == {"batch_size": 128} and runs[1]["duration_s"] >= 0
+    assert runs[1]["config"]["batch_size"] == 128 and runs[1]["duration_s"] >= 0
 
 
 def test_runs_empty_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -108,3 +108,19 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(slide_project: Path, capsys
                 [r[0] for r in conn.execute("SELECT DISTINCT block + step_offset FROM history")]
             )
     assert sorted(steps.tolist()) == list(range(1, 13))
+
+
+def test_train_with_a_preset_and_an_override(slide_project: Path, capsys) -> None:
+    code = main(["train", "--project", str(slide_project), "--steps", "2", "--preset",
+                 "cdf-history", "--floor", "0.2", *TRAIN])  # fmt: skip
+    assert code == 0, capsys.readouterr().out
+    with Project.open(slide_project) as project:
+        summary = project.run(1)
+        assert summary.sampler == "cdf/history/loss"
+        assert summary.config["sampler"]["floor"] == 0.2
+
+
+def test_an_unknown_preset_is_refused(slide_project: Path, capsys) -> None:
+    assert main(["train", "--project", str(slide_project), "--preset", "best"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown sampler preset 'best'") and err.count("\n") == 1

@@ -15,7 +15,7 @@ from cdfis_desktop.core.errors import AnnotationError, LabelsError, SlideOpenErr
 from cdfis_desktop.core.importing import import_slides
 from cdfis_desktop.core.slides import open_slide
 from cdfis_desktop.core.storage.project import Project
-from cdfis_desktop.core.tiling.annotations import load_annotations
+from cdfis_desktop.core.tiling.annotations import load_annotations, slide_annotations_path
 from cdfis_desktop.core.training.datasets import SlidePatchDataset
 
 TILING = TilingConfig(patch_px=64, mpp=2.0, min_tissue=0.3, min_label_coverage=0.5)
@@ -58,6 +58,13 @@ def test_import_with_annotations_labels_by_coverage(
             expected = int(np.argmax(cover)) if max(cover) >= 0.5 else -1
             assert table.label[i] == expected
         assert progress[-1].done == progress[-1].total == 1
+        # the annotation file is kept in the project, for the viewer's outlines
+        kept = slide_annotations_path(project.folder, record.id, slide)
+        assert kept == project.folder / "annotations" / f"slide-{record.id}.geojson"
+        assert kept.read_bytes() == notes.read_bytes()
+        notes.unlink()
+        assert slide_annotations_path(project.folder, record.id, slide) == kept
+        notes.write_bytes(kept.read_bytes())
         # the same slide again is skipped, not duplicated
         again = import_slides(project, [slide], annotations=[notes], tiling=TILING)
         assert again.slides == [] and "already in the project" in again.skipped[0]

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,7 +63,8 @@ def no_threads_left(qapp):
 
 @dataclass(frozen=True)
 class GuiProject:
-    """A real project folder with one slide, a patch grid, and one finished run."""
+    """A real project folder with one slide, a patch grid, and one finished run trained by
+    the engine (epochs 0, 1, 2)."""
 
     folder: Path
     slide_path: Path
@@ -73,83 +75,94 @@ class GuiProject:
     l0_y: np.ndarray
 
 
-def build_project(folder: Path, slide_path: Path, steps: int = 30, seed: int = 0) -> GuiProject:
-    """Fill a new project through the store's API: a patch grid over the slide (label 1 on
-    the right half), a run whose sampler favours the right half, metrics and predictions."""
-    from cdfis_desktop.core.config import RunConfig
-    from cdfis_desktop.core.slides import open_slide
-    from cdfis_desktop.core.storage import Project
+@dataclass(frozen=True)
+class GridSlide:
+    """A slide registered with a square patch grid (label 1 on its right half)."""
 
-    rng = np.random.default_rng(seed)
+    slide_id: int
+    patch_ids: np.ndarray
+    l0_x: np.ndarray
+    l0_y: np.ndarray
+
+
+def add_grid_slide(
+    project: Any,
+    slide_path: Path,
+    *,
+    l0_size: int,
+    patch_px: int,
+    mpp: float,
+    group: str = "",
+    split: Any = None,
+) -> GridSlide:
+    """Register ``slide_path`` (again) with ``l0_size`` patches covering it; ``split`` as
+    ``Project.add_patches`` takes it (a list, one per patch, or None)."""
+    from cdfis_desktop.core.slides import open_slide
+
     with open_slide(slide_path) as slide:
         width, height = slide.dimensions
-        fingerprint, mpp = slide.fingerprint(), slide.mpp
+        fingerprint, slide_mpp = slide.fingerprint(), slide.mpp
+    slide_id = project.add_slide(
+        slide_path, fingerprint=fingerprint, width=width, height=height, mpp=slide_mpp, group=group
+    )
+    xs, ys = np.meshgrid(
+        np.arange(0, width - l0_size + 1, l0_size), np.arange(0, height - l0_size + 1, l0_size)
+    )
+    l0_x, l0_y = xs.ravel(), ys.ravel()
+    split_of = split(l0_x.size) if callable(split) else split
+    ids = project.add_patches(
+        slide_id,
+        l0_x=l0_x,
+        l0_y=l0_y,
+        l0_size=l0_size,
+        patch_px=patch_px,
+        mpp=mpp,
+        label=(l0_x >= width // 2).astype(np.int64),
+        tissue_fraction=1.0,
+        split=split_of,
+    )
+    return GridSlide(slide_id, ids, l0_x, l0_y)
+
+
+def build_project(folder: Path, slide_path: Path, epochs: int = 3, seed: int = 0) -> GuiProject:
+    """A new project with a patch grid over the slide (label 1 on the right half, every
+    5th patch held out for validation) and one finished CDF/presample/loss run trained on
+    it by the engine itself (``Trainer.iter_run``): its epochs, metrics, predictions and
+    history are what a real run writes, numbered as the engine numbers them."""
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
+    from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.training.engine import Trainer
+    from cdfis_desktop.core.training.reports import RunFinished
+
     project = Project.create(folder)
     try:
-        slide_id = project.add_slide(
-            slide_path, fingerprint=fingerprint, width=width, height=height, mpp=mpp
-        )
         project.set_class_names(["Stroma", "Tumor"])
-        xs, ys = np.meshgrid(
-            np.arange(0, width - PATCH_L0 + 1, PATCH_L0),
-            np.arange(0, height - PATCH_L0 + 1, PATCH_L0),
-        )
-        l0_x, l0_y = xs.ravel(), ys.ravel()
-        label = (l0_x >= width // 2).astype(np.int64)
-        split = ["val" if i % 5 == 0 else "train" for i in range(l0_x.size)]
-        ids = project.add_patches(
-            slide_id,
-            l0_x=l0_x,
-            l0_y=l0_y,
+        grid = add_grid_slide(
+            project,
+            slide_path,
             l0_size=PATCH_L0,
             patch_px=64,
             mpp=1.0,
-            label=label,
-            tissue_fraction=1.0,
-            split=split,
+            split=lambda n: ["val" if i % 5 == 0 else "train" for i in range(n)],
         )
-        train = ids[np.asarray(split) == "train"]
-        config = RunConfig()
-        run_id = project.create_run(
-            config.to_dict(),
-            sampler_rule="cdf",
-            sampler_mode="presample",
-            metric="loss",
+        config = RunConfig(
+            sampler=SamplerConfig(rule="cdf", presample_ratio=4.0),
+            batch_size=16,
+            epochs=epochs,
+            input_px=32,
+            augment=False,
             seed=seed,
             device="cpu",
-            n_train=int(train.size),
-            name="test run",
+            history_flush_steps=10,
         )
-        right = np.isin(ids, ids[label == 1])
-        with project.history_writer(run_id, flush_every_steps=10) as writer:
-            for step in range(1, steps + 1):
-                epoch = (step - 1) // 10 + 1
-                candidates = rng.choice(train, size=min(64, train.size), replace=False)
-                favoured = right[np.searchsorted(ids, candidates)]
-                score = (rng.random(candidates.size) + 2.0 * favoured).astype(np.float32)
-                prob = score / score.sum()
-                counts = rng.multinomial(16, prob).astype(np.int32)
-                writer.record(
-                    step, epoch, candidates, score, prob, counts, (counts > 0).astype(np.float32)
-                )
-                project.log_metrics(
-                    run_id, step, epoch, step * 0.1, train_loss=1.0 / step, samples_per_s=100.0
-                )
-        for epoch in range(1, (steps - 1) // 10 + 2):
-            project.log_metrics(
-                run_id,
-                epoch * 10,
-                epoch,
-                epoch * 1.0,
-                val_loss=0.5 / epoch,
-                val_accuracy=0.6 + 0.1 * epoch,
-            )
-            predicted = (rng.random(ids.size) < 0.5 + 0.4 * (label == 1)).astype(np.int64)
-            project.set_predictions(run_id, epoch, ids, predicted, np.full(ids.size, 0.8))
-        project.set_run_status(run_id, "finished")
+        reports = list(Trainer(project, run_name="test run").iter_run(config))
+        finished = reports[-1]
+        assert isinstance(finished, RunFinished) and finished.status == "finished", finished
     finally:
         project.close()
-    return GuiProject(folder, slide_path, slide_id, run_id, ids, l0_x, l0_y)
+    return GuiProject(
+        folder, slide_path, grid.slide_id, finished.run_id, grid.patch_ids, grid.l0_x, grid.l0_y
+    )
 
 
 @pytest.fixture(scope="session")
@@ -170,3 +183,108 @@ def gui_project(tmp_path: Path, _template_project: GuiProject) -> GuiProject:
 def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@dataclass(frozen=True)
+class MultiSlideProject:
+    """Four registrations of the test slide, as four patients: ``trained`` (a, b) were
+    trained on, ``validation`` (c) validated the engine's run (``val_groups``), and
+    ``imported_later`` (d) was added after the run. Slide a carries its annotation file
+    (kept in the project, as an import does)."""
+
+    folder: Path
+    run_id: int
+    trained: tuple[int, int]
+    validation: int
+    imported_later: int
+
+
+MULTI_PATCH_L0 = 256
+
+
+def build_multi_slide_project(folder: Path, synthetic_slide: Any) -> MultiSlideProject:
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
+    from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.tiling.annotations import keep_annotations
+    from cdfis_desktop.core.training.engine import Trainer
+    from cdfis_desktop.core.training.reports import RunFinished
+
+    def add(project: Any, group: str) -> int:
+        return add_grid_slide(
+            project,
+            synthetic_slide.slide_path,
+            l0_size=MULTI_PATCH_L0,
+            patch_px=32,
+            mpp=4.0,
+            group=group,
+        ).slide_id
+
+    with Project.create(folder) as project:
+        project.set_class_names(["Stroma", "Tumor"])
+        a, b, c = (add(project, group) for group in ("patient-a", "patient-b", "patient-c"))
+        keep_annotations(folder, a, synthetic_slide.annotations_path)
+        config = RunConfig(
+            sampler=SamplerConfig(rule="cdf", presample_ratio=2.0),
+            batch_size=16,
+            epochs=2,
+            input_px=32,
+            augment=False,
+            device="cpu",
+            val_groups=("patient-c",),
+        )
+        reports = list(Trainer(project, run_name="multi").iter_run(config))
+        finished = reports[-1]
+        assert isinstance(finished, RunFinished) and finished.status == "finished", finished
+        d = add(project, "patient-d")
+    return MultiSlideProject(folder, finished.run_id, (a, b), c, d)
+
+
+@pytest.fixture(scope="session")
+def _template_multi(tmp_path_factory: pytest.TempPathFactory, synthetic_slide) -> MultiSlideProject:
+    folder = tmp_path_factory.mktemp("gui-multi") / "project"
+    return build_multi_slide_project(folder, synthetic_slide)
+
+
+@pytest.fixture
+def multi_project(tmp_path: Path, _template_multi: MultiSlideProject) -> MultiSlideProject:
+    """A fresh copy (per test) of :func:`build_multi_slide_project`'s project."""
+    folder = tmp_path / "multi"
+    shutil.copytree(_template_multi.folder, folder)
+    return dataclasses.replace(_template_multi, folder=folder)
+
+
+def _settle(window: Any, qtbot: Any) -> None:
+    qtbot.waitUntil(
+        lambda: window.viewer.is_settled() and not window.jobs_running(), timeout=15_000
+    )
+
+
+@pytest.fixture
+def settle(qtbot: Any) -> Any:
+    """``settle(window)``: wait until the viewer's tiles are drawn and no job or overlay
+    rendering is under way."""
+    return lambda window: _settle(window, qtbot)
+
+
+@pytest.fixture
+def window_on(qtbot: Any) -> Any:
+    """``window_on(folder, size=None)``: a shown :class:`MainWindow` on the project in
+    ``folder``, settled; closed after the test."""
+    from cdfis_desktop.gui.main_window import MainWindow
+
+    windows: list[Any] = []
+
+    def open_on(folder: Path, size: tuple[int, int] | None = None) -> Any:
+        window = MainWindow()
+        qtbot.addWidget(window)
+        windows.append(window)
+        if size is not None:
+            window.resize(*size)
+        window.show()
+        assert window.open_project(folder)
+        _settle(window, qtbot)
+        return window
+
+    yield open_on
+    for window in windows:
+        window.close()

@@ -3,6 +3,7 @@ the PySide6 work-around that keeps long sessions from aborting."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,17 @@ def test_bools_survive_many_signal_emits() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-500:]
     assert result.stdout.strip() == "ok True"
+
+
+def test_without_a_usable_display_the_app_says_so_in_one_line_and_exits_3(tmp_path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "XDG_CONFIG_HOME": str(tmp_path)}
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "cdfis_desktop"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 3  # documented: the app cannot start here (not Qt's abort)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot open the desktop app: ")
+    # no display, or (on a machine without them) the packages to install
+    assert "no display" in lines[0] or "apt-get install" in lines[0]

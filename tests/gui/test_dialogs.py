@@ -27,7 +27,8 @@ def test_import_slides_with_annotations_in_a_worker(qtbot, tmp_path, synthetic_s
     assert dialog.summary is not None and dialog.summary.patch_count > 0
     assert "total: 1 slide(s)" in dialog.message.text()
     qtbot.waitUntil(
-        lambda: window.slide_list.count() == 1 and window.viewer.is_settled(), timeout=10_000
+        lambda: window.project_panel.slide_list.count() == 1 and window.viewer.is_settled(),
+        timeout=10_000,
     )
     with Project.open(tmp_path / "new") as project:
         assert len(project.patches()) == dialog.summary.patch_count

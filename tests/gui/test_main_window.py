@@ -13,15 +13,10 @@ from cdfis_desktop.gui.qtimage import qimage_to_array
 
 
 @pytest.fixture
-def window(qtbot, gui_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(gui_project.folder)
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and win.overlay_shown(), timeout=10_000)
-    qtbot.waitUntil(lambda: not win.jobs_running(), timeout=10_000)
-    yield win
-    win.close()
+def window(window_on, gui_project):
+    win = window_on(gui_project.folder)
+    assert win.overlay_shown()
+    return win
 
 
 def _change(win: MainWindow, qtbot, action) -> None:
@@ -35,27 +30,30 @@ def _overlay(win: MainWindow) -> np.ndarray:
 
 
 def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, screenshot_dir):
-    assert window.slide.id == gui_project.slide_id
-    assert window.run_id == gui_project.run_id
+    assert window.state.slide_id == gui_project.slide_id
+    assert window.state.run_id == gui_project.run_id
+    # the default view answers "what did training favour or ignore?"
     legend = window.viewer.hud.legend
-    assert legend is not None and legend.title == "Times chosen"
+    assert legend is not None and legend.title == "Favoured / ignored vs uniform"
+    assert legend.colormap == "RdBu_r" and legend.vmin == pytest.approx(-legend.vmax)
+    assert "ignored" in window.viewer.hud.legend_caption
+    assert window.viewer.hud.legend_title() == "Favoured / ignored vs uniform (draws)"
     # the sampler of the test run favoured the right half: more chosen there
     rgba = _overlay(window)
     assert rgba.shape[2] == 4 and rgba[..., 3].max() == 255
-    assert window.training_panel.plots.series["val_acc"].size == 3
-    assert window.slide_list.item(0).icon().isNull() is False
+    # validations before training and after each of the 3 epochs
+    assert window.training_panel.plots.series["val_acc"].size == 4
+    assert window.project_panel.slide_list.item(0).icon().isNull() is False
     assert str(gui_project.folder.resolve()) in window.recent_projects()
     window.grab().save(str(screenshot_dir / "main_window.png"))
 
 
 def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
     controls = window.overlay_controls
-    before = window.viewer.hud.legend
-    _change(
-        window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("favour"))
-    )
     favour = window.viewer.hud.legend
-    assert favour.title.startswith("Favoured")
+    _change(window, qtbot, lambda: controls.select_metric("times_chosen"))
+    before = window.viewer.hud.legend
+    assert before.title == "Times chosen" and before.colormap == "viridis"  # a count
     # favour = times chosen - expected under uniform: same map, range shifted below 0
     assert favour.vmin < 0 < favour.vmax and favour.vmin < before.vmin
     _change(
@@ -64,6 +62,11 @@ def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
         lambda: controls.colormap.setCurrentIndex(controls.colormap.findData("inferno")),
     )
     assert np.array_equal(window.viewer.hud.legend.lut, colormap_lut("inferno"))
+    # each metric keeps its own colormap: favour is still diverging, times chosen inferno
+    _change(window, qtbot, lambda: controls.select_metric("favour"))
+    assert window.viewer.hud.legend.colormap == "RdBu_r"
+    _change(window, qtbot, lambda: controls.select_metric("times_chosen"))
+    assert window.viewer.hud.legend.colormap == "inferno"
     _change(
         window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("label"))
     )
@@ -73,12 +76,13 @@ def test_switching_metric_and_colormap_redraws_the_overlay(window, qtbot):
         window, qtbot, lambda: controls.metric.setCurrentIndex(controls.metric.findData("gradnorm"))
     )
     assert not window.overlay_shown()
-    assert "gradnorm" in window.statusBar().currentMessage()
+    assert "did not record gradient norm" in window.viewer.notice_text()
 
 
 def test_manual_range_and_opacity(window, qtbot):
     controls = window.overlay_controls
-    controls.auto_range.setChecked(False)
+    controls.range_mode.setCurrentIndex(controls.range_mode.findData("manual"))
+    _change(window, qtbot, lambda: controls.range_low.setValue(0.0))
     _change(window, qtbot, lambda: controls.range_high.setValue(1.0))
     legend = window.viewer.hud.legend
     assert (legend.vmin, legend.vmax) == (0.0, 1.0)
@@ -88,16 +92,16 @@ def test_manual_range_and_opacity(window, qtbot):
 
 def test_time_slider_replays_epochs_and_difference_view(window, qtbot, gui_project):
     controls = window.overlay_controls
-    assert controls.epoch.maximum() == 3  # "all" + epochs 1..3
+    assert controls.epoch.maximum() == 3  # "all" + epochs 0..2
     cumulative = _overlay(window)
     _change(window, qtbot, lambda: controls.epoch.setValue(1))
-    assert controls.selected_epoch() == 1
-    assert window.viewer.hud.legend.title.endswith("epoch 1")
+    assert controls.selected_epoch() == 0
+    assert window.viewer.hud.legend.title.endswith("epoch 0")
     assert not np.array_equal(cumulative, _overlay(window))
     _change(
         window,
         qtbot,
-        lambda: controls.compare_epoch.setCurrentIndex(controls.compare_epoch.findData(3)),
+        lambda: controls.compare_epoch.setCurrentIndex(controls.compare_epoch.findData(2)),
     )
     _change(
         window, qtbot, lambda: controls.compare.setCurrentIndex(controls.compare.findData("epoch"))
@@ -108,8 +112,8 @@ def test_time_slider_replays_epochs_and_difference_view(window, qtbot, gui_proje
     controls.play.setChecked(True)  # replay walks the slider to the last epoch
     qtbot.waitUntil(lambda: not controls.play.isChecked(), timeout=5000)
     qtbot.waitUntil(lambda: not window.overlay_busy(), timeout=10_000)
-    assert window.viewer.hud.legend.title.endswith("epoch 3 − epoch 3")
-    assert controls.selected_epoch() == 3
+    assert window.viewer.hud.legend.title.endswith("epoch 2 − epoch 2")
+    assert controls.selected_epoch() == 2
 
 
 def test_click_on_slide_shows_patch_details_and_history(window, qtbot, gui_project, screenshot_dir):
@@ -157,7 +161,7 @@ def test_gallery_click_moves_the_viewer_to_the_patch(window, qtbot, screenshot_d
     assert centre.y() == pytest.approx(stat.l0_y + stat.l0_size / 2, abs=2)
     assert window.viewer.highlighted_rect().x() == stat.l0_x
     assert window.patch_details.patch_id == stat.patch_id
-    window.step_patch(1)  # N / PageDown
+    window.patches.step(1)  # N / PageDown
     assert window.patch_details.patch_id == grid.item(3).data(Qt.ItemDataRole.UserRole + 1).patch_id
     n_items = grid.count() + window.gallery.ignored.count()
     qtbot.waitUntil(lambda: window.gallery.thumbnails_shown >= n_items, timeout=10_000)
@@ -208,7 +212,7 @@ def test_exports_csv_in_a_worker(window, qtbot, tmp_path):
         pass
     qtbot.waitUntil(lambda: not window.jobs_running(), timeout=5000)
     lines = target.read_text().splitlines()
-    assert len(lines) == 1 + len(window._patches)
+    assert len(lines) == 1 + len(window.patches.patches)
 
 
 def test_viewer_shows_what_was_drawn(window):

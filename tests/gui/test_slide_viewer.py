@@ -8,8 +8,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
 from cdfis_desktop.core.errors import SlideOpenError
-from cdfis_desktop.core.heatmap import colormap_lut
-from cdfis_desktop.gui.hud import LegendSpec, nice_scale_length
+from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut
+from cdfis_desktop.gui.hud import nice_scale_length
 from cdfis_desktop.gui.qtimage import array_to_qimage, qimage_to_array
 from cdfis_desktop.gui.slide_viewer import SlideViewer
 from cdfis_desktop.gui.tiles import TILE_PX, TileCache, TileKey, tile_geometry, tiles_covering

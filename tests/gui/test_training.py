@@ -8,21 +8,17 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.gui.latency import LatencyProbe
 from cdfis_desktop.gui.main_window import MainWindow
 
 
 @pytest.fixture
-def window(qtbot, gui_project):
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    assert win.open_project(gui_project.folder)
-    qtbot.waitUntil(lambda: win.viewer.is_settled() and not win.jobs_running(), timeout=10_000)
+def window(window_on, gui_project):
+    win = window_on(gui_project.folder)
     yield win
-    win.stop_training(wait=True)
-    win.close()
+    win.training.stop(wait=True)
 
 
 def _configure(win: MainWindow, steps: int) -> None:
@@ -40,22 +36,24 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
     _configure(window, steps=2000)
     probe = LatencyProbe()
     window.training_panel.start.click()
-    assert window.training_running()
+    assert window.training.running()
     plots = window.training_panel.plots
     qtbot.waitUntil(lambda: plots.series["train_loss"].size >= 10, timeout=60_000)
     lateness = probe.stop()
-    window.pause_training()
+    window.training.pause()
     assert window.training_panel.resume.isEnabled()
     paused_at = plots.series["train_loss"].size
     qtbot.wait(500)
     QApplication.processEvents()
     assert plots.series["train_loss"].size <= paused_at + 1  # at most the step in flight
-    window.resume_training()
+    # the step in flight reported after Pause does not overwrite the status
+    assert window.training_panel.status.text().startswith("Paused")
+    window.training.resume()
     qtbot.waitUntil(lambda: plots.series["train_loss"].size >= paused_at + 5, timeout=30_000)
-    window.stop_training()
-    qtbot.waitUntil(lambda: not window.training_running(), timeout=30_000)
+    window.training.stop()
+    qtbot.waitUntil(lambda: not window.training.running(), timeout=30_000)
     assert window.training_panel.start.isEnabled()
-    run_id = window.run_id
+    run_id = window.state.run_id
     assert run_id != gui_project.run_id  # the new run is selected
     project = Project.open(gui_project.folder)
     try:
@@ -63,7 +61,7 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
         assert run.status == "cancelled"
         assert run.steps is not None and run.steps >= 15
         history = project.patch_history(run_id, int(gui_project.patch_ids[1]))
-        chosen = project.heatmap_values(run_id, gui_project.slide_id, "times_chosen")
+        chosen = metric_values(project, run_id, gui_project.slide_id, "times_chosen")
         assert np.nansum(chosen.value) >= 16 * 15  # every trained step recorded its draws
         assert history.step.dtype.kind == "i"
     finally:
@@ -71,6 +69,21 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
     # the event loop kept running while the worker trained (timing targets live in
     # benchmarks/gui_latency.py, not in tests)
     assert lateness.size > 50
+    # the stopped run is continued from the runs list, from its checkpoint
+    continue_button = window.project_panel.continue_button
+    assert window.state.run_id == run_id and continue_button.isEnabled()
+    continue_button.click()
+    assert window.training.running() and not continue_button.isEnabled()
+    qtbot.waitUntil(lambda: plots.series["train_loss"].size >= 3, timeout=60_000)
+    window.training.stop()
+    qtbot.waitUntil(lambda: not window.training.running(), timeout=30_000)
+    assert window.state.run_id == run_id  # the same run, not a new one
+    project = Project.open(gui_project.folder)
+    try:
+        assert [r.id for r in project.runs()].count(run_id) == 1
+        assert project.run(run_id).steps > run.steps
+    finally:
+        project.close()
 
 
 @pytest.mark.slow
@@ -87,10 +100,10 @@ def test_closing_during_training_asks_then_stops_cleanly(window, qtbot, gui_proj
 
     QTimer.singleShot(200, lambda: answer(QMessageBox.StandardButton.No))
     window.close()
-    assert window.isVisible() and window.training_running()  # "No" keeps it training
+    assert window.isVisible() and window.training.running()  # "No" keeps it training
     QTimer.singleShot(200, lambda: answer(QMessageBox.StandardButton.Yes))
     window.close()
-    assert not window.isVisible() and not window.training_running()
+    assert not window.isVisible() and not window.training.running()
     project = Project.open(gui_project.folder)
     try:
         assert project.runs()[0].status == "cancelled"
@@ -100,8 +113,23 @@ def test_closing_during_training_asks_then_stops_cleanly(window, qtbot, gui_proj
 
 def test_invalid_training_settings_end_in_an_error_dialog(window, qtbot):
     window.training_panel.warmup.setText("sometimes")
-    window.start_training()
-    qtbot.waitUntil(lambda: not window.training_running(), timeout=30_000)
+    window.training.start()
+    qtbot.waitUntil(lambda: not window.training.running(), timeout=30_000)
     assert window.errors.shown and window.errors.shown[-1].user_error
     assert "sometimes" in window.errors.shown[-1].message
     assert window.training_panel.start.isEnabled()
+
+
+def test_the_form_offers_every_preset_and_builds_its_configuration(qtbot):
+    from cdfis_desktop.core.sampling.presets import SAMPLER_PRESETS
+    from cdfis_desktop.gui.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    names = [panel.preset.itemText(i) for i in range(panel.preset.count())]
+    assert names == list(SAMPLER_PRESETS)
+    panel.preset.setCurrentText("cdf-history")
+    panel.warmup.setText("epochs:1")
+    config = panel.config().sampler
+    assert (config.rule, config.mode, config.warmup) == ("cdf", "history", "epochs:1")
+    assert panel.preset_note.text() == SAMPLER_PRESETS["cdf-history"].summary

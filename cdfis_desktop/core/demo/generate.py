@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from shapely.geometry import Polygon, mapping
 from skimage import measure
 
 from cdfis_desktop.core.demo.synthetic import LAYOUT_PX, SyntheticSlide
+from cdfis_desktop.core.scratch import scratch_file
 from cdfis_desktop.core.slides.tiff_writer import write_pyramidal_tiff_bands
 
 DEFAULT_SIZE_PX = (6000, 4000)
@@ -125,12 +125,11 @@ def _region_polygons(field: np.ndarray, min_area_px: float = 64.0 * 64.0) -> lis
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = scratch_file(path, ".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with tmp.open("w", encoding="utf-8") as handle:
             json.dump(data, handle)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
+        os.replace(tmp, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -152,9 +152,11 @@ def train_one(
         started = time.perf_counter()
         plan = sampler.plan(step, epoch)
         scores = None
-        if plan.needs_scores:
-            idx = plan.candidate_indices
-            scores = score_batch(model, data.x_train[idx], data.y_train[idx], config.metric)
+        if plan.needs_scores:  # no augmentation here: scored as trained, in train mode
+            idx = plan.candidate_indices[plan.scored_positions]
+            scores = score_batch(
+                model, data.x_train[idx], data.y_train[idx], config.metric, train_mode=True
+            )
         selection = sampler.select(plan, scores)
         x = data.x_train[selection.dataset_indices]
         y = data.y_train[selection.dataset_indices]

@@ -6,8 +6,12 @@ Pure numpy plus matplotlib's colormap tables and Agg canvas; no Qt. The GUI turn
 - :func:`render_patch_heatmap` / :func:`render_categorical`: patches (level-0 px) -> layer.
 - :func:`composite`: layer over a slide thumbnail -> ``uint8[h, w, 3]``.
 - :func:`auto_range`, :func:`symmetric_range`, :class:`ValueRange`: value -> colour.
-- :func:`render_legend`, :func:`legend_ticks`: legends.
+- :class:`LegendSpec`, :func:`legend_image`, :func:`render_legend`, :func:`legend_ticks`:
+  legends as data and as images.
 - :func:`difference`: epoch/run differences aligned by patch id.
+- :mod:`.metrics`: the metric registry (the only list of drawable/exported metrics).
+- :mod:`.overlay`: the overlay service, store -> layer + legend (imported on its own: it
+  is the one module of this package that reads the store).
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from cdfis_desktop.core.heatmap.colormaps import (
     is_diverging,
 )
 from cdfis_desktop.core.heatmap.difference import PatchValues, PerPatchValues, difference
-from cdfis_desktop.core.heatmap.legend import LegendTick, legend_ticks, render_legend
+from cdfis_desktop.core.heatmap.legend import (
+    LegendSpec,
+    LegendTick,
+    legend_image,
+    legend_ticks,
+    render_legend,
+)
 from cdfis_desktop.core.heatmap.ranges import (
     ValueRange,
     auto_range,
@@ -38,6 +48,7 @@ from cdfis_desktop.core.heatmap.render import (
 __all__ = [
     "DEFAULT_COLORMAP",
     "DIFFERENCE_COLORMAP",
+    "LegendSpec",
     "LegendTick",
     "PatchValues",
     "PerPatchValues",
@@ -49,6 +60,7 @@ __all__ = [
     "composite",
     "difference",
     "is_diverging",
+    "legend_image",
     "legend_ticks",
     "output_shape",
     "render_categorical",

@@ -41,6 +41,9 @@ class PatchValues:
     l0_size: np.ndarray
     value: np.ndarray
 
+    def __len__(self) -> int:
+        return int(self.patch_id.shape[0])
+
 
 def difference(values_a: PerPatchValues, values_b: PerPatchValues) -> PatchValues:
     """``a - b`` per patch id over the union of both id sets (NaN where either side lacks

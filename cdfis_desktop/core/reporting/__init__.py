@@ -10,16 +10,18 @@ Headless (numpy + matplotlib Agg, no Qt). Public API::
                opacity=0.5, progress=None, cancel=None) -> list[Path]
     resolve_run(project, "last" | id) -> RunSummary
     patch_measurements(project, run_id, slide_id=None) -> PatchMeasurements
-    render_overlay(project, run_id, slide, metric, *, downsample, ...) -> SlideOverlay
-    downsample_for(slide, *, max_px=None, mpp=None) -> float
+    downsample_for(slide, *, max_px=None, mpp=None) -> float   (from core.heatmap.overlay)
+
+Overlays are drawn by the overlay service (``core.heatmap.overlay.render_overlay``), the
+same path as the GUI's; the metrics come from its registry (``core.heatmap.metrics``).
 
 Every file is written atomically; an unwritable path raises ExportError.
 """
 
 from __future__ import annotations
 
+from cdfis_desktop.core.heatmap.overlay import downsample_for
 from cdfis_desktop.core.reporting.data import (
-    MEASUREMENTS,
     PatchMeasurements,
     patch_measurements,
     resolve_run,
@@ -32,27 +34,17 @@ from cdfis_desktop.core.reporting.exports import (
     per_slide_paths,
     select_slides,
 )
-from cdfis_desktop.core.reporting.overlays import (
-    SlideOverlay,
-    default_colormap,
-    downsample_for,
-    render_overlay,
-)
 from cdfis_desktop.core.reporting.report import write_report
 
 __all__ = [
     "CSV_COLUMNS",
-    "MEASUREMENTS",
     "PatchMeasurements",
-    "SlideOverlay",
-    "default_colormap",
     "downsample_for",
     "export_csv",
     "export_geojson",
     "export_png",
     "patch_measurements",
     "per_slide_paths",
-    "render_overlay",
     "resolve_run",
     "select_slides",
     "write_report",

@@ -12,22 +12,12 @@ see the last committed batch).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cdfis_desktop.core.errors import ConfigError, StoreError
-from cdfis_desktop.core.storage import Project, RunSummary, SlideRecord
-
-MEASUREMENTS = (
-    "times_scored",
-    "times_chosen",
-    "favour",
-    "mean_score",
-    "last_score",
-    "prediction_probability",
-)
-"""Per-patch numbers of a run (cumulative over its epochs), as named in exports."""
+from cdfis_desktop.core.heatmap.metrics import measurement_metrics
+from cdfis_desktop.core.storage import Project, RunSummary
 
 
 @dataclass(frozen=True)
@@ -37,8 +27,9 @@ class PatchMeasurements:
     ``patch_id``, ``slide_id``, ``l0_x``, ``l0_y``, ``l0_size``: int64[n] (level-0 px,
     top-left corner); ``patch_px`` int64[n] and ``mpp`` float64[n] (the patch at its
     resolution); ``label`` and ``prediction``: int64[n] (-1 = none); ``split``: object[n]
-    (str or None); ``values[name]`` float64[n] for each name in :data:`MEASUREMENTS`
-    (counts are 0 for patches the run never scored; the rest NaN where there is no value).
+    (str or None); ``values[key]`` float64[n] for each of the registry's
+    ``measurement_metrics()`` (counts are 0 for patches the run never scored; the rest NaN
+    where there is no value).
     """
 
     patch_id: np.ndarray
@@ -111,7 +102,7 @@ def patch_measurements(
         "split",
     )
     joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in fields}
-    values = {name: np.concatenate([p.values[name] for p in parts]) for name in MEASUREMENTS}
+    values = {name: np.concatenate([p.values[name] for p in parts]) for name in parts[0].values}
     order = np.argsort(joined["patch_id"], kind="stable")
     return PatchMeasurements(
         **{name: column[order] for name, column in joined.items()},
@@ -119,28 +110,16 @@ def patch_measurements(
     )
 
 
-def slide_file(project: Project, slide: SlideRecord) -> Path:
-    """The slide's file: its stored path, taken relative to the project folder if relative."""
-    path = Path(slide.path)
-    return path if path.is_absolute() else project.folder / path
-
-
-def slide_title(slide: SlideRecord) -> str:
-    """A short display name: the file name without folders."""
-    return Path(slide.path).name
-
-
 def _slide_measurements(project: Project, run_id: int, slide_id: int) -> PatchMeasurements:
     patches = project.patches(slide_id=slide_id)
-    values: dict[str, np.ndarray] = {}
-    for name in MEASUREMENTS:
-        found = project.heatmap_values(run_id, slide_id, name)
-        if not np.array_equal(found.patch_id, patches.id):
-            raise StoreError(f"the patches of slide {slide_id} changed while reading them; retry")
-        values[name] = found.value.astype(np.float64)
-    for name in ("times_scored", "times_chosen"):
-        values[name] = np.nan_to_num(values[name], nan=0.0)
-    prediction = project.heatmap_values(run_id, slide_id, "prediction").value
+    measured = project.slide_measurements(run_id, slide_id)
+    if not np.array_equal(measured.patch_id, patches.id):
+        raise StoreError(f"the patches of slide {slide_id} changed while reading them; retry")
+    values = {}
+    for entry in measurement_metrics():
+        value = entry.values(measured)
+        # a count is 0, not missing, for a patch the run never looked at
+        values[entry.key] = np.nan_to_num(value, nan=0.0) if entry.kind == "count" else value
     return PatchMeasurements(
         patch_id=patches.id,
         slide_id=patches.slide_id,
@@ -150,7 +129,7 @@ def _slide_measurements(project: Project, run_id: int, slide_id: int) -> PatchMe
         patch_px=patches.patch_px.astype(np.int64),
         mpp=patches.mpp.astype(np.float64),
         label=patches.label.astype(np.int64),
-        prediction=np.where(np.isnan(prediction), -1, prediction).astype(np.int64),
+        prediction=measured.prediction,
         split=patches.split,
         values=values,
     )

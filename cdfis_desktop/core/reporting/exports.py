@@ -19,29 +19,25 @@ import math
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.errors import ConfigError
-from cdfis_desktop.core.heatmap import class_colors, render_legend
+from cdfis_desktop.core.heatmap import class_colors, legend_image
+from cdfis_desktop.core.heatmap.metrics import measurement_metrics
+from cdfis_desktop.core.heatmap.overlay import OverlayRequest, render_overlay
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.reporting.data import (
-    MEASUREMENTS,
     PatchMeasurements,
     patch_measurements,
-    slide_title,
 )
 from cdfis_desktop.core.reporting.files import atomic_output, ensure_folder
-from cdfis_desktop.core.reporting.overlays import (
-    CATEGORICAL_METRICS,
-    METRIC_TITLES,
-    SlideOverlay,
-    read_background,
-    render_overlay,
-)
+from cdfis_desktop.core.reporting.overlays import on_background, read_background
 from cdfis_desktop.core.storage import Project, SlideRecord
+
+MEASUREMENT_KEYS = tuple(m.key for m in measurement_metrics())
 
 CSV_COLUMNS = (
     "patch_id",
@@ -57,10 +53,11 @@ CSV_COLUMNS = (
     "label_name",
     "prediction",
     "prediction_name",
-    *MEASUREMENTS,
+    *MEASUREMENT_KEYS,
 )
 """Columns of :func:`export_csv`; empty cells where there is no value."""
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _GEOJSON_NAMESPACE = uuid.UUID("6f1c3e52-3a51-4a43-9c5e-2f0f5b8b7c11")
 
 
@@ -69,11 +66,12 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
 
     Columns :data:`CSV_COLUMNS`: level-0 coordinates and size, label and prediction (index
     and class name), times scored, times chosen, favour, mean and last score, prediction
-    probability. Returns the number of rows written.
+    probability. Slide and class names go through :func:`spreadsheet_text`. Returns the
+    number of rows written.
     """
     table = patch_measurements(project, run_id)
     names = project.class_names()
-    slides = {s.id: slide_title(s) for s in project.slides()}
+    slides = {s.id: s.name for s in project.slides()}
     with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
@@ -83,7 +81,7 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
                 [
                     int(table.patch_id[row]),
                     int(table.slide_id[row]),
-                    slides[int(table.slide_id[row])],
+                    spreadsheet_text(slides[int(table.slide_id[row])]),
                     int(table.l0_x[row]),
                     int(table.l0_y[row]),
                     int(table.l0_size[row]),
@@ -91,10 +89,10 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
                     _cell(table.mpp[row]),
                     table.split[row] or "",
                     _class_cell(label),
-                    _name(names, label),
+                    spreadsheet_text(label_name(names, label, unlabelled="")),
                     _class_cell(prediction),
-                    _name(names, prediction),
-                    *(_cell(table.values[m][row]) for m in MEASUREMENTS),
+                    spreadsheet_text(label_name(names, prediction, unlabelled="")),
+                    *(_cell(table.values[m][row]) for m in MEASUREMENT_KEYS),
                 ]
             )
     return len(table)
@@ -116,7 +114,7 @@ def export_geojson(
     exports) and ``properties``: ``objectType`` ``"tile"``, ``name`` ``"patch <id>"``,
     ``classification`` ``{"name", "color": [r, g, b]}`` from the patch label (absent when
     unlabelled) and ``measurements``: a flat name -> number object (patch id, prediction,
-    and :data:`MEASUREMENTS`; a value that does not exist is left out, since JSON has no
+    and the registry's measurements; a value that does not exist is left out, since JSON has no
     NaN). In QuPath: File > Import objects, then Measure > Show measurement maps.
     Returns the files written.
     """
@@ -135,7 +133,7 @@ def export_geojson(
         with atomic_output(targets[slide.id]) as tmp:
             tmp.write_text(json.dumps(collection, allow_nan=False), encoding="utf-8")
         written.append(targets[slide.id])
-        _report(progress, done + 1, len(slides), f"GeoJSON of {slide_title(slide)}")
+        _report(progress, done + 1, len(slides), f"GeoJSON of {slide.name}")
     return written
 
 
@@ -156,8 +154,9 @@ def export_png(
     ``-legend.png`` (with a pattern ``out``: the pattern's name plus those suffixes).
 
     ``downsample_of``: slide id -> level-0 px per output pixel (only these slides are
-    exported; see ``overlays.downsample_for``). Raises :class:`SlideOpenError` when a
-    slide file cannot be read for the on-slide image.
+    exported; see ``core.heatmap.overlay.downsample_for``). ``colormap`` None: the
+    metric's default. The layer is drawn by the overlay service, as in the GUI. Raises
+    :class:`SlideOpenError` when a slide file cannot be read for the on-slide image.
     """
     slides = select_slides(project, list(downsample_of))
     targets = per_slide_paths(out, slides, "")
@@ -167,26 +166,27 @@ def export_png(
         downsample = downsample_of[slide.id]
         overlay = render_overlay(
             project,
-            run_id,
-            slide,
-            metric,
-            downsample=downsample,
-            colormap=colormap,
-            opacity=opacity,
-            with_background=False,
+            OverlayRequest(
+                slide,
+                run_id,
+                metric,
+                colormap=colormap,
+                opacity=opacity,
+                downsample=downsample,
+            ),
         )
-        background = read_background(project, slide, downsample)
+        background = read_background(slide, downsample)
         stem = targets[slide.id]
         images = {
-            f"-{metric}-overlay.png": overlay.layer,
-            f"-{metric}-on-slide.png": replace(overlay, background=background).composited(),
-            f"-{metric}-legend.png": _legend_image(overlay),
+            f"-{metric}-overlay.png": overlay.rgba,
+            f"-{metric}-on-slide.png": on_background(overlay.rgba, background),
+            f"-{metric}-legend.png": legend_image(overlay.legend, 480, 90),
         }
         for suffix, image in images.items():
             target = stem.with_name(stem.name + suffix)
             save_png(image, target)
             written.append(target)
-        _report(progress, done + 1, len(slides), f"PNG of {slide_title(slide)}")
+        _report(progress, done + 1, len(slides), f"PNG of {slide.name}")
     return written
 
 
@@ -204,7 +204,7 @@ def per_slide_paths(
     """Output path per slide id for a folder or a ``{slide}``/``{slide_id}`` pattern (see
     the module docstring); creates the folders. ExportError if a folder cannot be made."""
     text = os.fspath(out)
-    stems = [Path(slide_title(s)).stem for s in slides]
+    stems = [_file_stem(s) for s in slides]
     unique = {stem: stems.count(stem) == 1 for stem in stems}
     paths = {}
     for slide, stem in zip(slides, stems, strict=True):
@@ -225,6 +225,21 @@ def per_slide_paths(
             f"output pattern {text!r} gives two slides the same file; add {{slide_id}}"
         )
     return paths
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows as text: a cell starting with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return would be run as a formula by Excel,
+    LibreOffice or Sheets (CSV injection), so it gets a leading apostrophe (OWASP)."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _file_stem(slide: SlideRecord) -> str:
+    """The slide file's stem for output names; ``slide-<id>`` when the stored path has
+    none or names a folder link (``..``, ``.``), so a path can never lead out of the
+    output folder."""
+    stem = slide.file.stem
+    return stem if stem not in ("", ".", "..") else f"slide-{slide.id}"
 
 
 def select_slides(project: Project, slide_ids: Sequence[int] | None) -> list[SlideRecord]:
@@ -251,7 +266,7 @@ def _feature(
     measurements: dict[str, float] = {"patch_id": patch_id}
     if table.prediction[row] >= 0:
         measurements["prediction"] = int(table.prediction[row])
-    for name in MEASUREMENTS:
+    for name in MEASUREMENT_KEYS:
         value = float(table.values[name][row])
         if math.isfinite(value):
             measurements[name] = value
@@ -259,7 +274,7 @@ def _feature(
     label = int(table.label[row])
     if label >= 0:
         properties["classification"] = {
-            "name": _name(names, label),
+            "name": label_name(names, label),
             "color": [int(c) for c in colors[label % len(colors)]],
         }
     properties["measurements"] = measurements
@@ -272,38 +287,6 @@ def _feature(
         },
         "properties": properties,
     }
-
-
-def _legend_image(overlay: SlideOverlay) -> np.ndarray:
-    title = METRIC_TITLES.get(overlay.metric, overlay.metric)
-    if overlay.metric in CATEGORICAL_METRICS:
-        assert overlay.colors is not None
-        return _class_legend(overlay.class_names, overlay.colors, title)
-    assert overlay.colormap is not None and overlay.value_range is not None
-    return render_legend(overlay.colormap, overlay.value_range, title, 480, 90)
-
-
-def _class_legend(names: Sequence[str], colors: np.ndarray, title: str) -> np.ndarray:
-    """uint8[h, w, 4]: coloured boxes with class names (matplotlib Agg, no display)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    figure = Figure(figsize=(4.8, 0.3 + 0.25 * max(len(colors), 1)), dpi=100, facecolor="white")
-    FigureCanvasAgg(figure)
-    handles = [
-        Patch(facecolor=colors[k] / 255.0, edgecolor="none", label=_name(list(names), k))
-        for k in range(len(colors))
-    ]
-    figure.legend(handles=handles, title=title, loc="center", frameon=False)
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba(), dtype=np.uint8).copy()
-
-
-def _name(names: list[str], label: int) -> str:
-    if label < 0:
-        return ""
-    return names[label] if label < len(names) else f"class {label}"
 
 
 def _class_cell(label: int) -> str:

@@ -1,19 +1,22 @@
 """Atomic output files and output-path checks shared by reports and exports.
 
-Every report or export is written to a temporary file in the target's folder and moved
-into place with ``os.replace``: readers never see half a file, and a failure (or a cancel)
-leaves an older file of the same name untouched.
+Every report or export is written to a scratch file in the target's folder
+(:mod:`cdfis_desktop.core.scratch`: the mode a plain ``open`` gives, respecting the umask)
+and moved into place with ``os.replace``: readers never see half a file, and a failure (or a
+cancel) leaves an older file of the same name untouched. Scratch left by a killed earlier
+write of the same file is removed first.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cdfis_desktop.core.errors import ExportError
+from cdfis_desktop.core.disk import full_error, is_full_error
+from cdfis_desktop.core.errors import CdfisError, ExportError
+from cdfis_desktop.core.scratch import remove_orphans_of, scratch_file
 
 
 @contextmanager
@@ -21,18 +24,15 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on normal exit move it onto ``path``.
 
     On any exception the temporary file is removed and the exception propagates (an
-    ``OSError`` becomes :class:`ExportError` naming ``path``). The folder must exist.
+    ``OSError`` becomes :class:`ExportError` naming ``path``, or :class:`StorageFullError`
+    when the disk is full). The folder must exist.
     """
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+    remove_orphans_of(target)
     try:
-        handle, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".partial", dir=folder
-        )
+        tmp_path = scratch_file(target, ".partial")
     except OSError as exc:
         raise _write_error(target, exc) from exc
-    os.close(handle)
-    tmp_path = Path(tmp_name)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -56,7 +56,9 @@ def ensure_folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _write_error(path: Path, exc: OSError) -> ExportError:
+def _write_error(path: Path, exc: OSError) -> CdfisError:
+    if is_full_error(exc):
+        return full_error(path, path.name)
     reason = exc.strerror or str(exc)
     return ExportError(
         f"cannot write {path}: {reason}; choose a path in a folder that exists and that you "

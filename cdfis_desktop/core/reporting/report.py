@@ -3,6 +3,8 @@
 Pages, in order: run configuration and provenance (software versions, seed, device, data
 summary, sampler settings, the step importance sampling switched on); training curves;
 the comparison with the project's other runs (table and plot, when there are others);
+the conclusion and figure of the ``cdfis compare`` that made the run (when one did, see
+:mod:`cdfis_desktop.core.reporting.comparisons`);
 the score distribution and its CDF at a few epochs; one page per slide (thumbnail, label
 and prediction overlays, favour and mean-score overlays with their legends); galleries of
 the most favoured and the most ignored patches, read from the slides.
@@ -19,29 +21,33 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cdfis_desktop import __version__
-from cdfis_desktop.core.heatmap import colormap_lut, legend_ticks
+from cdfis_desktop.core.class_names import label_name
+from cdfis_desktop.core.heatmap import LegendSpec, colormap_lut, legend_ticks
+from cdfis_desktop.core.heatmap.overlay import OverlayRequest, downsample_for, render_overlay
+from cdfis_desktop.core.heatmap.plaintext import literal_text
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
-from cdfis_desktop.core.reporting.data import (
-    patch_measurements,
-    slide_file,
-    slide_title,
-)
+from cdfis_desktop.core.reporting.comparisons import StoredComparison, comparison_of_run
+from cdfis_desktop.core.reporting.data import patch_measurements
 from cdfis_desktop.core.reporting.files import atomic_output
-from cdfis_desktop.core.reporting.overlays import (
-    METRIC_TITLES,
-    SlideOverlay,
-    background_or_none,
-    downsample_for,
-    render_overlay,
-)
+from cdfis_desktop.core.reporting.overlays import background_or_none, on_background
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.table import Table
+
+    from cdfis_desktop.core.heatmap import ValueRange
+    from cdfis_desktop.core.slides import SlideReader
 
 PAGE_SIZE_IN = (8.27, 11.69)  # A4 portrait
 GALLERY_SIZE = 12
@@ -58,14 +64,15 @@ def write_report(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``."""
+    """Write the PDF report of run ``run_id`` to ``path``; returns ``path``. Names (run,
+    slides, classes) are drawn as written (:func:`literal_text`)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     run = project.run(run_id)
     builder = _ReportBuilder(project, run)
     pages = list(builder.pages())
     target = Path(path)
-    with atomic_output(target) as tmp:
+    with atomic_output(target) as tmp, literal_text():
         with PdfPages(tmp, metadata=_metadata(run)) as pdf:
             for done, (title, make_page) in enumerate(pages):
                 if cancel is not None:
@@ -96,29 +103,32 @@ class _ReportBuilder:
         self.class_names = project.class_names()
         self.table = patch_measurements(project, run.id)
         self.metrics = project.metrics(run.id)
-        self._readers: dict[int, object] = {}
+        self._readers: dict[int, SlideReader | _Unreadable] = {}
 
-    def pages(self) -> Iterator[tuple[str, Callable[[], object]]]:
+    def pages(self) -> Iterator[tuple[str, Callable[[], Figure]]]:
         yield "Run configuration", self._config_page
         yield "Training curves", self._curves_page
         others = [r for r in self.project.runs() if r.id != self.run.id]
         if others:
             yield "Comparison of samplers", lambda: self._comparison_page(others)
+        stored = comparison_of_run(self.project.folder, self.run.id)
+        if stored is not None:
+            yield "Sampler comparison summary", lambda: self._comparison_summary_page(stored)
         if self.project.epochs(self.run.id):
             yield "Score distribution", self._scores_page
         for slide in self.slides:
-            yield f"Slide {slide_title(slide)}", lambda s=slide: self._slide_page(s)
+            yield f"Slide {slide.name}", partial(self._slide_page, slide)
         yield "Most favoured patches", lambda: self._gallery_page(ignored=False)
         yield "Most ignored patches", lambda: self._gallery_page(ignored=True)
 
     def close(self) -> None:
         for reader in self._readers.values():
-            reader.close()  # type: ignore[attr-defined]
+            reader.close()
         self._readers.clear()
 
     # ---- pages ---------------------------------------------------------------------
 
-    def _config_page(self):
+    def _config_page(self) -> Figure:
         run = self.run
         figure = _page(f"Run {run.id}: configuration and provenance")
         config = run.config
@@ -149,7 +159,7 @@ class _ReportBuilder:
         ]
         split_counts = {s: int(np.sum(self.table.split == s)) for s in ("train", "val", "test")}
         class_counts = ", ".join(
-            f"{self._class_name(k)} {int(np.sum(self.table.label == k))}"
+            f"{label_name(self.class_names, k)} {int(np.sum(self.table.label == k))}"
             for k in sorted(set(self.table.label.tolist()))
         )
         data_rows = [
@@ -173,7 +183,7 @@ class _ReportBuilder:
         _key_value_sections(figure, sections, top=0.9)
         return figure
 
-    def _curves_page(self):
+    def _curves_page(self) -> Figure:
         figure = _page(f"Run {self.run.id}: training curves")
         m = self.metrics
         axes = figure.subplots(
@@ -217,7 +227,7 @@ class _ReportBuilder:
             _legend(ax)
         return figure
 
-    def _comparison_page(self, others: list[RunSummary]):
+    def _comparison_page(self, others: list[RunSummary]) -> Figure:
         figure = _page("Comparison of samplers (all runs of the project)")
         runs = [self.run, *others]
         series = {r.id: self.project.metrics(r.id) for r in runs}
@@ -274,14 +284,45 @@ class _ReportBuilder:
         _legend(ax)
         return figure
 
-    def _scores_page(self):
+    def _comparison_summary_page(self, stored: StoredComparison) -> Figure:
+        import textwrap
+
+        from matplotlib.image import imread
+
+        figure = _page(f"Sampler comparison {stored.name}")
+        figure.text(
+            0.06,
+            0.925,
+            f"cdfis compare made this run and {len(stored.run_ids) - 1} others "
+            f"(runs {', '.join(map(str, stored.run_ids))}); conclusion from its summary.md:",
+            fontsize=8.5,
+            color="#444444",
+        )
+        y = 0.9
+        for item in stored.conclusion():
+            for k, line in enumerate(textwrap.wrap(item.replace("`", ""), 112)):
+                figure.text(
+                    0.06 if k == 0 else 0.075, y, ("• " if k == 0 else "") + line, fontsize=8
+                )
+                y -= 0.016
+            y -= 0.006
+        ax = figure.add_axes((0.04, 0.05, 0.92, max(0.1, min(0.42, y - 0.08))))
+        ax.axis("off")
+        if stored.plot_path.is_file():
+            ax.imshow(imread(stored.plot_path))
+        else:
+            _empty(ax, "comparison.png is missing")
+        return figure
+
+    def _scores_page(self) -> Figure:
         figure = _page(f"Run {self.run.id}: score distribution ({self.run.metric})")
         epochs = self.project.epochs(self.run.id)
         picked = sorted({epochs[round(i * (len(epochs) - 1) / 3)] for i in range(4)})
         scores = {e: self.project.score_distribution(self.run.id, epoch=e) for e in picked}
-        hist_ax, cdf_ax = figure.subplots(
-            2, 1, gridspec_kw={"top": 0.9, "bottom": 0.07, "hspace": 0.3}
+        hist_ax, cdf_ax, age_ax = figure.subplots(
+            3, 1, gridspec_kw={"top": 0.9, "bottom": 0.06, "hspace": 0.42}
         )
+        self._score_age_panel(age_ax)
         finite = [s[np.isfinite(s)] for s in scores.values()]
         everything = np.concatenate(finite) if finite else np.zeros(0)
         if everything.size == 0:
@@ -323,27 +364,41 @@ class _ReportBuilder:
             _legend(ax)
         return figure
 
-    def _slide_page(self, slide: SlideRecord):
+    def _score_age_panel(self, ax: Axes) -> None:
+        """Median and 90th percentile of the score age at each epoch's end (steps)."""
+        ages = self.project.score_ages(self.run.id)
+        if ages.epoch.size == 0:
+            _empty(ax, "no scores recorded")
+            return
+        _series(ax, ages.epoch, ages.median_steps, "median", _ACCENT)
+        _series(ax, ages.epoch, ages.p90_steps, "90th percentile", "#c0504d")
+        batch = int(self.run.config.get("batch_size") or 0)
+        per_epoch = f" (an epoch: {math.ceil(self.run.n_train / batch)} steps)" if batch else ""
+        last = (
+            f"last epoch: median {ages.median_steps[-1]:.0f}, 90 % {ages.p90_steps[-1]:.0f} "
+            f"steps{per_epoch}"
+        )
+        ax.set_title(
+            f"age of each patch's latest score at the epoch's end; {last}", fontsize=9, loc="left"
+        )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("score age (steps)")
+        ax.grid(alpha=0.3)
+        _legend(ax)
+
+    def _slide_page(self, slide: SlideRecord) -> Figure:
         figure = _page(
-            f"Slide {slide_title(slide)} (slide {slide.id}"
+            f"Slide {slide.name} (slide {slide.id}"
             + (f", case {slide.group}" if slide.group else "")
             + ")"
         )
         downsample = downsample_for(slide, max_px=_OVERLAY_MAX_PX)
         metrics = ("label", "prediction", "favour", "mean_score")
-        background = background_or_none(self.project, slide, downsample)
+        background = background_or_none(slide, downsample)
         overlays = [
-            replace(
-                render_overlay(
-                    self.project,
-                    self.run.id,
-                    slide,
-                    m,
-                    downsample=downsample,
-                    opacity=0.55,
-                    with_background=False,
-                ),
-                background=background,
+            render_overlay(
+                self.project,
+                OverlayRequest(slide, self.run.id, m, opacity=0.55, downsample=downsample),
             )
             for m in metrics
         ]
@@ -352,7 +407,7 @@ class _ReportBuilder:
         )
         ax = figure.add_subplot(grid[0, :])
         if background is None:
-            _empty(ax, f"slide file not readable: {slide_file(self.project, slide)}")
+            _empty(ax, f"slide file not readable: {slide.file}")
         else:
             ax.imshow(background, interpolation="none")
             ax.set_title("slide", fontsize=9)
@@ -360,27 +415,28 @@ class _ReportBuilder:
         for overlay, cell in zip(
             overlays, (grid[1, 0], grid[1, 1], grid[2, 0], grid[2, 1]), strict=True
         ):
-            self._overlay_panel(figure, figure.add_subplot(cell), overlay)
+            panel = figure.add_subplot(cell)
+            panel.imshow(on_background(overlay.rgba, background), interpolation="none")
+            self._legend_panel(figure, panel, overlay.legend)
         return figure
 
-    def _overlay_panel(self, figure, ax, overlay: SlideOverlay) -> None:
+    def _legend_panel(self, figure: Figure, ax: Axes, legend: LegendSpec) -> None:
         from matplotlib.patches import Patch
 
-        ax.imshow(overlay.composited(), interpolation="none")
-        ax.set_title(METRIC_TITLES.get(overlay.metric, overlay.metric), fontsize=9)
+        ax.set_title(legend.title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        if overlay.colors is not None:
+        if legend.categories:
             handles = [
-                Patch(facecolor=overlay.colors[k] / 255, label=self._class_name(k))
-                for k in range(len(overlay.colors))
+                Patch(facecolor=legend.lut[k][:3] / 255, label=name)
+                for k, name in enumerate(legend.categories)
             ]
             ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.85)
             return
-        assert overlay.colormap is not None and overlay.value_range is not None
-        _colorbar(figure, ax, overlay.colormap, overlay.value_range)
+        assert legend.colormap is not None
+        _colorbar(figure, ax, legend.colormap, legend.value_range)
 
-    def _gallery_page(self, *, ignored: bool):
+    def _gallery_page(self, *, ignored: bool) -> Figure:
         word = "ignored" if ignored else "favoured"
         figure = _page(f"Run {self.run.id}: the {GALLERY_SIZE} most {word} patches")
         stats = self.project.favoured_patches(self.run.id, GALLERY_SIZE, ignored=ignored)
@@ -406,7 +462,7 @@ class _ReportBuilder:
             self._gallery_cell(ax, stats[k])
         return figure
 
-    def _gallery_cell(self, ax, stat: PatchStat) -> None:
+    def _gallery_cell(self, ax: Axes, stat: PatchStat) -> None:
         row = self.table.index_of(stat.patch_id)
         image = self._patch_image(row)
         if image is None:
@@ -416,10 +472,10 @@ class _ReportBuilder:
         slide = next(s for s in self.slides if s.id == stat.slide_id)
         prediction = int(self.table.prediction[row])
         lines = [
-            f"{_shorten(slide_title(slide), 22)}  #{stat.patch_id}",
+            f"{_shorten(slide.name, 22)}  #{stat.patch_id}",
             f"x {stat.l0_x}, y {stat.l0_y} (l0 px)",
-            f"label {self._class_name(stat.label)}, pred. "
-            f"{self._class_name(prediction) if prediction >= 0 else '-'}",
+            f"label {label_name(self.class_names, stat.label)}, pred. "
+            f"{label_name(self.class_names, prediction) if prediction >= 0 else '-'}",
             f"chosen {stat.times_chosen}/{stat.times_scored} scored, favour {stat.favour:+.1f}",
             f"mean score {stat.mean_score:.3g}, last {stat.last_score:.3g}",
         ]
@@ -427,16 +483,12 @@ class _ReportBuilder:
 
     def _patch_image(self, row: int) -> np.ndarray | None:
         from cdfis_desktop.core.errors import SlideOpenError
-        from cdfis_desktop.core.slides import open_slide
 
         slide_id = int(self.table.slide_id[row])
         if slide_id not in self._readers:
             slide = next(s for s in self.slides if s.id == slide_id)
             try:
-                override = slide.mpp if slide.mpp_overridden else None
-                self._readers[slide_id] = open_slide(
-                    slide_file(self.project, slide), mpp_override=override
-                )
+                self._readers[slide_id] = slide.open()
             except SlideOpenError:
                 self._readers[slide_id] = _Unreadable()
         reader = self._readers[slide_id]
@@ -444,18 +496,13 @@ class _ReportBuilder:
             return None
         patch_px, mpp = int(self.table.patch_px[row]), float(self.table.mpp[row])
         view_px = min(patch_px, _PATCH_VIEW_PX)
-        return reader.read_region_at_mpp(  # type: ignore[attr-defined]
+        return reader.read_region_at_mpp(
             int(self.table.l0_x[row]),
             int(self.table.l0_y[row]),
             view_px,
             view_px,
             mpp * patch_px / view_px,
         )
-
-    def _class_name(self, label: int) -> str:
-        if label < 0:
-            return "unlabelled"
-        return self.class_names[label] if label < len(self.class_names) else f"class {label}"
 
 
 class _Unreadable:
@@ -468,7 +515,7 @@ class _Unreadable:
 # ---- drawing helpers ----------------------------------------------------------------
 
 
-def _page(title: str):
+def _page(title: str) -> Figure:
     from matplotlib.figure import Figure as MplFigure
 
     figure = MplFigure(figsize=PAGE_SIZE_IN, facecolor="white")
@@ -480,13 +527,15 @@ def _page(title: str):
     return figure
 
 
-def _rule(figure):
+def _rule(figure: Figure) -> Line2D:
     from matplotlib.lines import Line2D
 
     return Line2D([0.06, 0.94], [0.945, 0.945], transform=figure.transFigure, color=_ACCENT, lw=1.0)
 
 
-def _key_value_sections(figure, sections, *, top: float) -> None:
+def _key_value_sections(
+    figure: Figure, sections: Sequence[tuple[str, Sequence[tuple[str, str]]]], *, top: float
+) -> None:
     y = top
     for heading, rows in sections:
         figure.text(0.06, y, heading, fontsize=11, weight="bold", color=_ACCENT)
@@ -498,7 +547,7 @@ def _key_value_sections(figure, sections, *, top: float) -> None:
         y -= 0.018
 
 
-def _style_table(table) -> None:
+def _style_table(table: Table) -> None:
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     table.scale(1.0, 1.4)
@@ -509,7 +558,7 @@ def _style_table(table) -> None:
             cell.set_text_props(weight="bold")
 
 
-def _colorbar(figure, ax, colormap: str, value_range) -> None:
+def _colorbar(figure: Figure, ax: Axes, colormap: str, value_range: ValueRange) -> None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
 
@@ -525,7 +574,9 @@ def _colorbar(figure, ax, colormap: str, value_range) -> None:
     bar.ax.tick_params(labelsize=7)
 
 
-def _series(ax, x, y, label: str, colour: str, *, thin: bool = False) -> None:
+def _series(
+    ax: Axes, x: np.ndarray, y: np.ndarray, label: str, colour: str, *, thin: bool = False
+) -> None:
     valid = ~np.isnan(y)
     if not valid.any():
         return
@@ -536,12 +587,12 @@ def _series(ax, x, y, label: str, colour: str, *, thin: bool = False) -> None:
     ax.grid(alpha=0.3)
 
 
-def _legend(ax) -> None:
+def _legend(ax: Axes) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
 
 
-def _empty(ax, message: str) -> None:
+def _empty(ax: Axes, message: str) -> None:
     ax.text(
         0.5,
         0.5,
@@ -564,7 +615,7 @@ def _time_to(metrics: dict[str, np.ndarray], target: float | None) -> float | No
     return float(metrics["wall_s"][reached[0]]) if reached.size else None
 
 
-def _stopping(config: dict) -> str:
+def _stopping(config: dict[str, Any]) -> str:
     parts = [
         f"{name} {config[key]}"
         for key, name in (

@@ -12,6 +12,8 @@ The method and every rule are described in ``docs/method.md``. Pieces:
   ``variance:T``).
 - ``samplers.py``: :func:`make_sampler` -> :class:`PresampleSampler` (the paper) or
   :class:`HistorySampler` (ours), with ``state_dict()`` / ``load_state_dict()``.
+- ``presets.py``: the named sampler presets that ``cdfis train``, ``cdfis compare`` and
+  the GUI offer.
 
 The training loop (one thread owns the sampler)::
 

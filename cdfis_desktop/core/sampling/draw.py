@@ -12,6 +12,10 @@ Degenerate-score rule (applied by :func:`importance_weights`, used by every rule
 The floor then mixes in the uniform distribution: ``p = (1 - floor) * s / sum(s) + floor / N``.
 Top-k and bottom-k rank the scores with NaN replaced as in step 2 (``+inf`` ranks highest,
 negative scores keep their order), ties broken by the lower index.
+
+Without replacement, k distinct picks are drawn by systematic sampling through the CDF
+(:func:`inclusion_probabilities`, :func:`sample_systematic`): each candidate's chance of
+being in the batch is known exactly, so the weights stay unbiased (Horvitz-Thompson).
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ class Draw:
     """Result of :func:`draw`, on the scores' device.
 
     indices int64[k]: chosen positions into the scores (in draw order). probabilities
-    float64[N]: p_i of one pick for every candidate, summing to 1 (for top-k/bottom-k:
-    1/k on the chosen, 0 elsewhere). weights float32[k]: loss weight of each chosen index.
+    float64[N]: each candidate's expected share of the batch, ``E[times chosen] / k``,
+    summing to 1: p_i of one pick with replacement, the inclusion probability / k without
+    (for top-k/bottom-k: 1/k on the chosen, 0 elsewhere). weights float32[k]: loss weight
+    of each chosen index.
     """
 
     indices: torch.Tensor
@@ -83,14 +89,15 @@ def draw(
     rule: ``cdf`` (inverse-transform sampling through the normalised cumulative sum of
     the scores, the paper's method), ``topk`` / ``bottomk`` (the k largest / smallest,
     deterministic, always distinct), ``uniform`` (p_i = 1/N, the same machinery as cdf).
-    replacement: for ``cdf``/``uniform``; without replacement the picks are successive
-    draws through the CDF of the candidates not yet chosen (implemented with exponential
-    keys, the same distribution); when fewer than k candidates have p > 0 the rest are
-    filled uniformly from the p = 0 candidates. floor: share of the uniform distribution
-    mixed into p (``cdf`` only; ``uniform`` already is uniform).
-    weighting: ``none`` (w = 1, the paper), ``unbiased`` (w = 1 / (N p_i)), ``power``
-    (w = (1 / (N p_i)) ** power_exponent). ``topk``/``bottomk`` always get w = 1 (there is
-    no sampling distribution to correct for); picks with p_i = 0 get w = 1.
+    replacement: for ``cdf``/``uniform``; without replacement the k distinct picks are
+    drawn by systematic sampling through the CDF (see :func:`inclusion_probabilities`):
+    candidate i is in the batch with probability pi_i = min(1, c p_i), exactly. floor:
+    share of the uniform distribution mixed into p (``cdf`` only; ``uniform`` already is
+    uniform). weighting: ``none`` (w = 1, the paper), ``unbiased`` (w_i = k / (N m_i) with
+    m_i = E[times i is chosen]: k p_i with replacement, pi_i without; Horvitz-Thompson, so
+    the weighted mean loss is unbiased either way), ``power`` (that weight **
+    power_exponent). ``topk``/``bottomk`` always get w = 1 (there is no sampling
+    distribution to correct for).
 
     Raises :class:`ConfigError` for an unknown rule or weighting, k < 0, no candidates,
     or k > N where distinct picks are needed (top-k, bottom-k, no replacement).
@@ -130,10 +137,12 @@ def draw(
         p = probabilities(scores, floor)
     if replacement:
         indices = sample_with_replacement(p, k, generator)
+        expected = k * p
     else:
-        indices = sample_without_replacement(p, k, generator)
-    weights = pick_weights(p[indices], n, weighting, power_exponent)
-    return Draw(indices, p, weights)
+        expected = inclusion_probabilities(p, k)
+        indices = sample_systematic(expected, generator)
+    weights = pick_weights(expected[indices], n, k, weighting, power_exponent)
+    return Draw(indices, expected / k if k else p, weights)
 
 
 def rank_indices(scores: torch.Tensor, k: int, *, largest: bool) -> torch.Tensor:
@@ -156,29 +165,60 @@ def sample_with_replacement(
     return torch.searchsorted(cdf, u, right=True).clamp_max(p.shape[0] - 1)
 
 
-def sample_without_replacement(
-    p: torch.Tensor, k: int, generator: torch.Generator | None
-) -> torch.Tensor:
-    """k distinct picks from p ``float64[N]`` by successive sampling (exponential keys)."""
-    u = torch.rand(p.shape[0], generator=generator, dtype=torch.float64, device=p.device)
+def inclusion_probabilities(p: torch.Tensor, k: int) -> torch.Tensor:
+    """Inclusion probabilities pi ``float64[N]`` of k distinct picks (k <= N) from p.
+
+    pi_i = min(1, c * p_i) with c chosen so that sum(pi) = k: candidates whose k * p_i
+    would exceed 1 are certain (pi = 1) and the rest share the remaining picks in
+    proportion to p (iterated until no share exceeds 1). When fewer than k candidates
+    have p > 0, those are all certain and the remaining picks are shared equally by the
+    p = 0 candidates.
+    """
+    n = p.shape[0]
+    pi = torch.zeros_like(p)
+    certain = torch.zeros(n, dtype=torch.bool, device=p.device)
     positive = p > 0
-    keys = torch.where(positive, torch.log(u.clamp_min(1e-300)) / p.clamp_min(1e-300), -torch.inf)
-    n_positive = int(positive.sum())
-    if n_positive >= k:
-        return torch.topk(keys, k).indices
-    chosen = torch.topk(keys, n_positive).indices
-    zeros = torch.nonzero(~positive).squeeze(1)
-    fill = torch.randperm(zeros.shape[0], generator=generator, device=p.device)[: k - n_positive]
-    return torch.cat([chosen, zeros[fill]])
+    if int(positive.sum()) <= k:
+        pi[positive] = 1.0
+        zeros = ~positive
+        if bool(zeros.any()):
+            pi[zeros] = (k - int(positive.sum())) / int(zeros.sum())
+        return pi
+    while True:
+        left = k - int(certain.sum())
+        rest = p.masked_fill(certain, 0.0)
+        share = left * rest / rest.sum()
+        over = (share >= 1.0) & ~certain
+        if not bool(over.any()):
+            return torch.where(certain, 1.0, share)
+        certain |= over
+
+
+def sample_systematic(pi: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """round(sum(pi)) distinct picks with inclusion probabilities pi ``float64[N]`` (each
+    in [0, 1]): systematic sampling (Madow 1949) through the CDF of pi, in a random order
+    of the candidates, with one uniform offset: picks are the candidates whose CDF
+    interval holds u, u + 1, u + 2, ... Each interval is at most 1 long, so it holds at
+    most one point: the picks are distinct and P(i is picked) = pi_i."""
+    k = round(float(pi.sum()))
+    order = torch.randperm(pi.shape[0], generator=generator, device=pi.device)
+    cdf = torch.cumsum(pi[order], 0)
+    u = torch.rand(1, generator=generator, dtype=torch.float64, device=pi.device)
+    points = u + torch.arange(k, dtype=torch.float64, device=pi.device)
+    where = torch.searchsorted(cdf, points, right=True).clamp_max(pi.shape[0] - 1)
+    return order[where]
 
 
 def pick_weights(
-    p_chosen: torch.Tensor, n: int, weighting: str, power_exponent: float = 0.5
+    expected_chosen: torch.Tensor, n: int, k: int, weighting: str, power_exponent: float = 0.5
 ) -> torch.Tensor:
-    """Loss weights ``float32[k]`` for picks with probabilities p_chosen from N candidates."""
+    """Loss weights ``float32[k]`` of k picks from N candidates; ``expected_chosen``
+    float64[k]: each pick's E[times chosen] (k p_i with replacement, pi_i without).
+    ``unbiased``: w = k / (N * expected) (Horvitz-Thompson); ``power``: that to the
+    power_exponent; ``none``: 1."""
     if weighting == "none":
-        return torch.ones_like(p_chosen, dtype=torch.float32)
-    w = torch.where(p_chosen > 0, 1.0 / (n * p_chosen.clamp_min(1e-300)), 1.0)
+        return torch.ones_like(expected_chosen, dtype=torch.float32)
+    w = k / (n * expected_chosen.clamp_min(1e-300))
     if weighting == "power":
         w = w**power_exponent
     return w.to(torch.float32)

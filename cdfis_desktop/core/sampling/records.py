@@ -53,6 +53,15 @@ class DrawRecord:
         return int(self.dataset_index.shape[0])
 
     @classmethod
+    def concatenate(cls, records: list[DrawRecord]) -> DrawRecord:
+        """One record holding the entries of ``records`` in order."""
+        if len(records) == 1:
+            return records[0]
+        return cls(
+            *(np.concatenate([getattr(r, name) for r in records]) for name in _RECORD_DTYPES)
+        )
+
+    @classmethod
     def from_tensors(
         cls,
         dataset_index: torch.Tensor,
@@ -90,8 +99,9 @@ class Selection:
         """The record with NaN scores of chosen entries replaced by the observed ones.
 
         observed_scores: float[b], aligned with :attr:`dataset_indices` (the per-sample
-        metric measured by the training step on the rows it trained on). Scores the draw
-        already used are kept. Pure: returns a new record, changes nothing.
+        metric measured by the training step on the rows it trained on; for a row chosen
+        more than once, its last repeat's). Scores the draw already used are kept. Pure:
+        returns a new record, changes nothing.
         """
         chosen = self.dataset_indices.detach().cpu().numpy()
         observed = observed_scores.detach().float().cpu().numpy()
@@ -102,8 +112,9 @@ class Selection:
             )
         order = np.argsort(chosen, kind="stable")
         sorted_chosen = chosen[order]
-        where = np.searchsorted(sorted_chosen, self.record.dataset_index)
-        where = np.minimum(where, len(chosen) - 1)
+        # a row chosen twice keeps the score of its last repeat, as the history sampler does
+        where = np.searchsorted(sorted_chosen, self.record.dataset_index, side="right") - 1
+        where = np.clip(where, 0, len(chosen) - 1)
         found = sorted_chosen[where] == self.record.dataset_index
         score = self.record.score.copy()
         fill = found & np.isnan(score)
@@ -119,17 +130,30 @@ class Selection:
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """What the engine must load for one step.
+    """What the engine must load and score for one step.
 
     candidate_indices int64[n] (CPU): training-set indices to load. needs_scores: True
-    when the sampler wants the per-sample scores of all candidates before choosing
-    (presample mode once importance sampling is on; n = B = r*b); False when the
-    candidates are already the b rows to train on. prepared: the selection made while
-    planning (history mode and the uniform phase); engines pass the plan to
-    ``sampler.select`` and need not look at it.
+    when the sampler wants per-sample scores before choosing: of every candidate
+    (presample mode once importance sampling is on, n = B), or only of the rows at
+    ``score_positions`` (history mode's refresh of stale scores). The engine scores them
+    with a forward pass without gradients: when ``score_as_trained``, exactly as the
+    training forward sees a row (augmented input, BatchNorm batch statistics), so the
+    scores match those the training step observes; otherwise on the clean rows, with the
+    normalisation ``SamplerConfig.score_in_train_mode`` asks for. prepared: the selection made while
+    planning (history mode and the uniform phase); engines pass the plan (and the scores,
+    when asked) to ``sampler.select`` and need not look at it.
     """
 
     step: int
     candidate_indices: torch.Tensor
     needs_scores: bool
     prepared: Selection | None = None
+    score_positions: torch.Tensor | None = None
+    score_as_trained: bool = False
+
+    @property
+    def scored_positions(self) -> torch.Tensor:
+        """Positions (into ``candidate_indices``) to score when ``needs_scores``, int64[m]."""
+        if self.score_positions is not None:
+            return self.score_positions
+        return torch.arange(self.candidate_indices.shape[0])

@@ -18,17 +18,17 @@ from cdfis_desktop.core.config import SamplerConfig
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.sampling.draw import (
     draw,
+    inclusion_probabilities,
     pick_weights,
     probabilities,
     rank_indices,
-    sample_without_replacement,
+    sample_systematic,
 )
 from cdfis_desktop.core.sampling.fenwick import FenwickTree, last_occurrence
 from cdfis_desktop.core.sampling.records import BatchPlan, DrawRecord, Selection
 from cdfis_desktop.core.sampling.warmup import WarmupRule, WarmupState
 
 STATE_FORMAT = 1
-_DISTINCT_ROUNDS = 8  # rejection rounds before history mode falls back to an O(N) draw
 _BULK_FRACTION = 16  # observing more than N / 16 samples at once rebuilds the tree
 
 
@@ -74,7 +74,8 @@ class EpochWalker:
 class Sampler(ABC):
     """Common part of :class:`PresampleSampler` and :class:`HistorySampler`.
 
-    dataset_size N: training samples; batch_size b: rows trained per step (1 <= b <= N).
+    dataset_size N: training samples; batch_size b: rows trained per step (1 <= b <= N)
+    in the uniform phase and history mode (presample mode trains :attr:`trained_count`).
     The ``uniform`` rule never switches on: it trains on epoch-shuffled batches through
     the same plan/select/observe calls and records. Raises :class:`ConfigError` for an
     invalid configuration or sizes.
@@ -128,19 +129,21 @@ class Sampler(ABC):
         return switched
 
     def plan(self, step: int, epoch: int) -> BatchPlan:
-        """What to load for this step (see :class:`BatchPlan`)."""
+        """What to load (and score) for this step (see :class:`BatchPlan`)."""
         if not self.is_active:
             return self._uniform_plan(step)
         return self._active_plan(step)
 
     def select(self, plan: BatchPlan, scores: torch.Tensor | None = None) -> Selection:
-        """The rows to train on. scores float[B] (any device) when ``plan.needs_scores``."""
-        if plan.prepared is not None:
+        """The rows to train on. scores float[m] (any device), one per
+        ``plan.scored_positions``, when ``plan.needs_scores``."""
+        if not plan.needs_scores:
+            if plan.prepared is None:
+                raise ValueError("this plan has no prepared selection")
             return plan.prepared
-        if scores is None or scores.shape != plan.candidate_indices.shape:
-            raise ValueError(
-                f"this plan needs one score per candidate ({plan.candidate_indices.shape[0]})"
-            )
+        expected = plan.scored_positions.shape
+        if scores is None or scores.shape != expected:
+            raise ValueError(f"this plan needs one score per scored position ({expected[0]})")
         return self._select_scored(plan, scores.detach().to("cpu"))
 
     def observe(self, dataset_indices: torch.Tensor, scores: torch.Tensor) -> None:
@@ -166,7 +169,11 @@ class Sampler(ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; raises :class:`ConfigError` if it is for another setup."""
+        """Restore :meth:`state_dict`; raises :class:`ConfigError` if it is for another
+        setup. A state saved before a configuration field existed counts that field at
+        its default (the stored run configuration does the same)."""
+        saved = dict(state)
+        saved["config"] = dataclasses.asdict(SamplerConfig.from_dict(state.get("config") or {}))
         expected = {
             "format": STATE_FORMAT,
             "mode": self.mode,
@@ -175,9 +182,9 @@ class Sampler(ABC):
             "batch_size": self.batch_size,
         }
         for key, value in expected.items():
-            if state.get(key) != value:
+            if saved.get(key) != value:
                 raise ConfigError(
-                    f"the saved sampler state has {key} = {state.get(key)!r} but this run has "
+                    f"the saved sampler state has {key} = {saved.get(key)!r} but this run has "
                     f"{value!r}; resume with the run's original settings and training set"
                 )
         self.seed = int(state["seed"])
@@ -210,17 +217,25 @@ class Sampler(ABC):
 
 
 class PresampleSampler(Sampler):
-    """The paper's mode: score B = min(round(r * b), N) fresh uniform candidates, draw b.
+    """Score B = min(round(r * k), N) fresh uniform candidates, train k of them.
 
-    Candidates come from the epoch walker (distinct within a step). The record covers all
-    B candidates: chosen ones with times_chosen >= 1, the others with 0.
+    k = :attr:`trained_count` = max(1, round(train_fraction * b)): b for the paper (r = 8),
+    fewer for the cheaper variants (selective back-propagation: B = b loaded, k < b
+    trained). Candidates come from the epoch walker (distinct within a step). The record
+    covers all B candidates: chosen ones with times_chosen >= 1, the others with 0.
     """
 
     mode = "presample"
 
     @property
+    def trained_count(self) -> int:
+        """Rows trained per step once importance sampling is on: round(train_fraction * b)."""
+        return max(1, round(self.config.train_fraction * self.batch_size))
+
+    @property
     def candidate_count(self) -> int:
-        return min(round(self.config.presample_ratio * self.batch_size), self.dataset_size)
+        k = self.trained_count
+        return min(max(round(self.config.presample_ratio * k), k), self.dataset_size)
 
     def _active_plan(self, step: int) -> BatchPlan:
         return BatchPlan(step, self._walker.take(self.candidate_count), needs_scores=True)
@@ -229,7 +244,7 @@ class PresampleSampler(Sampler):
         cfg = self.config
         result = draw(
             scores,
-            self.batch_size,
+            self.trained_count,
             cfg.rule,
             replacement=cfg.replacement,
             floor=cfg.floor,
@@ -251,13 +266,17 @@ class PresampleSampler(Sampler):
 class HistorySampler(Sampler):
     """Our mode: draw from the dataset-wide CDF of each sample's latest observed score.
 
-    Scores come only from :meth:`observe` (no extra forward pass). Unseen samples (and
-    samples whose latest score was NaN) count as the mean of the known scores, fixed when
-    the sampler switches on and refreshed once per epoch (so stale means cannot drift
-    far); negative scores count as 0; ``+inf`` scores take all the non-floor mass (the
-    degenerate-score rule of :mod:`.draw`). A Fenwick tree keeps draws and updates at
-    O(b log N). The record holds the chosen samples only: the candidate set is the whole
-    dataset. ``topk``/``bottomk`` rank all N latest scores (O(N) per step).
+    Scores come from :meth:`observe`: the training step's own forward pass gives those of
+    the trained rows, and each step also rescores the ``ceil(refresh * b)`` stalest samples
+    (the refresh, see :meth:`refresh`), which the engine scores on request (the plan's
+    ``score_positions``). Unseen samples (and samples whose latest score was NaN) count as
+    the mean of the known scores, fixed when the sampler switches on and refreshed once
+    per epoch; negative scores count as 0; ``+inf`` scores take all the non-floor mass
+    (the degenerate-score rule of :mod:`.draw`). A Fenwick tree keeps draws and updates at
+    O(b log N) with replacement; without replacement, and for ``topk``/``bottomk``, a
+    step costs O(N). The record holds the chosen samples (with the score observed at this
+    step, the one the next draw uses) and the rescored ones (times_chosen 0): the
+    candidate set is the whole dataset.
     """
 
     mode = "history"
@@ -267,6 +286,10 @@ class HistorySampler(Sampler):
     ) -> None:
         super().__init__(config, dataset_size, batch_size, seed)
         self._scores = torch.full((dataset_size,), math.nan, dtype=torch.float32)
+        self._last_seen = torch.full((dataset_size,), -1, dtype=torch.int64)
+        self._step = 0
+        self._stale_queue = torch.empty(0, dtype=torch.int64)
+        self._stale_cursor = 0
         self._unknown_value = 1.0
         self._infinite_count = 0
         self._tree: FenwickTree | None = None
@@ -279,6 +302,20 @@ class HistorySampler(Sampler):
         """A copy of each sample's latest observed score, float32[N] (NaN: never seen)."""
         return self._scores.clone()
 
+    @property
+    def last_seen(self) -> torch.Tensor:
+        """A copy of the step at which each sample's score was observed, int64[N] (-1: never)."""
+        return self._last_seen.clone()
+
+    @property
+    def refresh_count(self) -> int:
+        """Stale samples rescored per step once importance sampling is on: ceil(refresh * b)."""
+        return min(math.ceil(self.config.refresh * self.batch_size), self.dataset_size)
+
+    def plan(self, step: int, epoch: int) -> BatchPlan:
+        self._step = step
+        return super().plan(step, epoch)
+
     def observe(self, dataset_indices: torch.Tensor, scores: torch.Tensor) -> None:
         super().observe(dataset_indices, scores)
         unique, last = last_occurrence(dataset_indices.detach().to("cpu"))
@@ -287,6 +324,7 @@ class HistorySampler(Sampler):
             torch.isposinf(self._scores[unique]).sum()
         )
         self._scores[unique] = new
+        self._last_seen[unique] = self._step
         if self._tree is None:
             return
         if unique.shape[0] > self.dataset_size // _BULK_FRACTION:  # cheaper to rebuild
@@ -306,6 +344,10 @@ class HistorySampler(Sampler):
         state = super().state_dict()
         state["history"] = {
             "scores": self._scores.clone(),
+            "last_seen": self._last_seen.clone(),
+            "step": self._step,
+            "stale_queue": self._stale_queue.clone(),
+            "stale_cursor": self._stale_cursor,
             "unknown_value": self._unknown_value,
             "infinite_count": self._infinite_count,
             "tree": None if self._tree is None else self._tree.state(),
@@ -314,9 +356,18 @@ class HistorySampler(Sampler):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`. A state saved before score ages were kept counts
+        every known score as observed at step 0 (so the refresh takes them first)."""
         super().load_state_dict(state)
         history = state["history"]
         self._scores = history["scores"].clone()
+        unseen = torch.full((self.dataset_size,), -1, dtype=torch.int64)
+        self._last_seen = history.get(
+            "last_seen", unseen.masked_fill(~torch.isnan(self._scores), 0)
+        ).clone()
+        self._step = int(history.get("step", 0))
+        self._stale_queue = history.get("stale_queue", torch.empty(0, dtype=torch.int64)).clone()
+        self._stale_cursor = int(history.get("stale_cursor", 0))
         self._unknown_value = float(history["unknown_value"])
         self._infinite_count = int(history["infinite_count"])
         tree = history["tree"]
@@ -327,14 +378,26 @@ class HistorySampler(Sampler):
         self.refresh()
 
     def refresh(self) -> None:
-        """Recompute the value of unseen samples (the mean of the known scores) and
-        rebuild the tree: O(N); done when sampling switches on and once per epoch."""
+        """Once per epoch and when sampling switches on (O(N)): recompute the value of
+        unseen samples (the mean of the known scores), rebuild the tree, and queue the
+        ``refresh_count * steps_per_epoch`` samples with the oldest scores (never seen
+        first, then by the step they were observed), to be rescored over the next epoch,
+        ``refresh_count`` per step."""
         known = torch.isfinite(self._scores)
         self._unknown_value = (
             float(self._scores[known].double().clamp_min(0.0).mean()) if bool(known.any()) else 1.0
         )
         self._tree = FenwickTree(self._tree_values(self._scores))
         self._draws_since_rebuild = 0
+        stalest = torch.sort(self._last_seen, stable=True).indices
+        self._stale_queue = stalest[: self.refresh_count * self.steps_per_epoch].clone()
+        self._stale_cursor = 0
+
+    @property
+    def _built_tree(self) -> FenwickTree:
+        """The tree, once :meth:`refresh` has built it (it runs before every active plan)."""
+        assert self._tree is not None, "refresh() builds the tree before it is used"
+        return self._tree
 
     def _tree_values(self, scores: torch.Tensor) -> torch.Tensor:
         """Latest scores float32[m] -> tree weights float64[m] (NaN -> unknown value)."""
@@ -346,24 +409,65 @@ class HistorySampler(Sampler):
         if self._tree is None or self._draws_since_rebuild >= self.steps_per_epoch:
             self.refresh()
         self._draws_since_rebuild += 1
-        b, cfg = self.batch_size, self.config
-        if cfg.rule in ("topk", "bottomk"):
-            values = torch.from_numpy(self._tree.weights.copy())
-            values[torch.isposinf(self._scores)] = math.inf
-            chosen = rank_indices(values, b, largest=cfg.rule == "topk")
-            p_chosen = torch.full((b,), 1.0 / b, dtype=torch.float64)
-            weights = torch.ones(b)
-        else:
-            chosen = self._draw_picks(b) if cfg.replacement else self._draw_distinct(b)
-            p_chosen = self._pick_probability(chosen)
-            weights = pick_weights(p_chosen, self.dataset_size, cfg.weighting, cfg.power_exponent)
+        chosen, share, weights = self._draw(self.batch_size)
         unique, counts = torch.unique(chosen, return_counts=True)
         first = _first_positions(chosen, unique)
+        # NaN score: the record gets the score observed by this step's training forward
         record = DrawRecord.from_tensors(
-            unique, self._scores[unique], p_chosen[first], counts, weights[first]
+            unique, torch.full(unique.shape, math.nan), share[first], counts, weights[first]
         )
-        selection = Selection(torch.arange(b), chosen, weights, record)
-        return BatchPlan(step, chosen, needs_scores=False, prepared=selection)
+        selection = Selection(torch.arange(chosen.shape[0]), chosen, weights, record)
+        stale = self._take_stale(unique)
+        if stale.shape[0] == 0:
+            return BatchPlan(step, chosen, needs_scores=False, prepared=selection)
+        b = chosen.shape[0]
+        return BatchPlan(
+            step,
+            torch.cat([chosen, stale]),
+            needs_scores=True,
+            prepared=selection,
+            score_positions=torch.arange(b, b + stale.shape[0]),
+            score_as_trained=True,
+        )
+
+    def _select_scored(self, plan: BatchPlan, scores: torch.Tensor) -> Selection:
+        """Take in the refreshed scores; the record gains the rescored samples."""
+        stale = plan.candidate_indices[plan.scored_positions]
+        share = self._pick_probability(stale)  # before the new scores move it
+        self.observe(stale, scores)
+        zeros = torch.zeros(stale.shape[0])
+        rescored = DrawRecord.from_tensors(stale, scores, share, zeros, zeros)
+        prepared = plan.prepared
+        assert prepared is not None  # history plans always carry their selection
+        record = DrawRecord.concatenate([prepared.record, rescored])
+        return dataclasses.replace(prepared, record=record)
+
+    def _take_stale(self, chosen: torch.Tensor) -> torch.Tensor:
+        """The next ``refresh_count`` queued stale samples, minus those trained this step
+        (sorted ``chosen``), which the training forward rescores anyway."""
+        end = self._stale_cursor + self.refresh_count
+        stale = self._stale_queue[self._stale_cursor : end]
+        self._stale_cursor = min(end, self._stale_queue.shape[0])
+        return stale[~torch.isin(stale, chosen)]
+
+    def _draw(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(chosen int64[k], each candidate's expected share of the batch for the chosen
+        float64[k], loss weights float32[k]) for the configured rule and replacement."""
+        cfg = self.config
+        if cfg.rule in ("topk", "bottomk"):
+            values = torch.from_numpy(self._built_tree.weights.copy())
+            values[torch.isposinf(self._scores)] = math.inf
+            chosen = rank_indices(values, k, largest=cfg.rule == "topk")
+            return chosen, torch.full((k,), 1.0 / k, dtype=torch.float64), torch.ones(k)
+        if cfg.replacement:
+            chosen = self._draw_picks(k)
+            expected = k * self._pick_probability(chosen)
+        else:  # O(N): systematic sampling through the full CDF
+            pi = inclusion_probabilities(self.probabilities(), k)
+            chosen = sample_systematic(pi, self._generator)
+            expected = pi[chosen]
+        weights = pick_weights(expected, self.dataset_size, k, cfg.weighting, cfg.power_exponent)
+        return chosen, expected / k, weights
 
     def _draw_picks(self, k: int) -> torch.Tensor:
         """k i.i.d. picks from the floor/score mixture, int64[k]."""
@@ -372,47 +476,26 @@ class HistorySampler(Sampler):
         if self._infinite_count > 0:
             infinite = torch.nonzero(torch.isposinf(self._scores)).squeeze(1)
             picks = infinite[torch.randint(infinite.shape[0], (k,), generator=gen)]
-        elif self._tree.total > 0:
-            targets = torch.rand(k, generator=gen, dtype=torch.float64) * self._tree.total
-            picks = torch.from_numpy(self._tree.find(targets.numpy()))
+        elif self._built_tree.total > 0:
+            targets = torch.rand(k, generator=gen, dtype=torch.float64) * self._built_tree.total
+            picks = torch.from_numpy(self._built_tree.find(targets.numpy()))
         else:
             picks = torch.randint(n, (k,), generator=gen)
         uniform = torch.randint(n, (k,), generator=gen)
         return torch.where(from_floor, uniform, picks)
-
-    def _draw_distinct(self, k: int) -> torch.Tensor:
-        """k distinct picks by successive sampling: the first k distinct of i.i.d. picks
-        (exact rejection); after a few rounds, an O(N) draw over the rest."""
-        chosen = torch.empty(0, dtype=torch.int64)
-        for _ in range(_DISTINCT_ROUNDS):
-            missing = k - chosen.shape[0]
-            if missing == 0:
-                return chosen
-            picks = torch.cat([chosen, self._draw_picks(2 * missing + 8)])
-            chosen = _unique_in_order(picks)[:k]
-        missing = k - chosen.shape[0]
-        if missing == 0:
-            return chosen
-        p = self.probabilities()
-        p[chosen] = 0.0
-        return torch.cat([chosen, sample_without_replacement(p, missing, self._generator)])
 
     def _pick_probability(self, indices: torch.Tensor) -> torch.Tensor:
         """p_i of one pick for the given indices, float64 (O(len(indices)))."""
         floor, n = self.config.floor, self.dataset_size
         if self._infinite_count > 0:
             share = torch.isposinf(self._scores[indices]).double() / self._infinite_count
-        elif self._tree.total > 0:
-            share = torch.from_numpy(self._tree.weights[indices.numpy()]) / self._tree.total
+        elif self._built_tree.total > 0:
+            share = (
+                torch.from_numpy(self._built_tree.weights[indices.numpy()]) / self._built_tree.total
+            )
         else:
             share = torch.full(indices.shape, 1.0 / n, dtype=torch.float64)
         return (1.0 - floor) * share + floor / n
-
-
-def _unique_in_order(values: torch.Tensor) -> torch.Tensor:
-    """Distinct values of int64[m] in order of first appearance."""
-    first = _first_positions(values, torch.unique(values))
-    return values[torch.sort(first).values]
 
 
 def _first_positions(values: torch.Tensor, unique: torch.Tensor) -> torch.Tensor:
@@ -424,7 +507,7 @@ def _first_positions(values: torch.Tensor, unique: torch.Tensor) -> torch.Tensor
 
 
 def make_sampler(config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> Sampler:
-    """The sampler for ``config.mode`` (``presample`` or ``history``)."""
-    config.validate()
+    """The sampler for ``config.mode`` (``presample`` or ``history``); the sampler
+    validates ``config``."""
     cls = PresampleSampler if config.mode == "presample" else HistorySampler
     return cls(config, dataset_size, batch_size, seed)

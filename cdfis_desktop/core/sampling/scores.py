@@ -108,7 +108,9 @@ def exact_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
     params = {name: p.detach() for name, p in model.named_parameters()}
     buffers = {name: b.detach() for name, b in model.named_buffers()}
 
-    def sample_loss(p: dict, b: dict, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+    def sample_loss(
+        p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor
+    ) -> torch.Tensor:
         logits = functional_call(model, (p, b), (xi.unsqueeze(0),))
         return F.cross_entropy(logits, yi.unsqueeze(0))
 

@@ -19,6 +19,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from cdfis_desktop.core.errors import SlideOpenError
+from cdfis_desktop.core.inputs import special_file_kind
 from cdfis_desktop.core.slides.openslide_reader import OpenSlideReader
 from cdfis_desktop.core.slides.reader import MissingMppWarning
 
@@ -91,6 +92,12 @@ def _check_file(path: Path) -> None:
             "(for MIRAX the .mrxs file next to its data folder) or a DICOM-WSI folder of "
             ".dcm files"
         )
+    special = special_file_kind(path)
+    if special is not None:
+        raise SlideOpenError(
+            f"{path} is {special}, not a slide file; reading it could wait forever. "
+            "Give the slide file itself"
+        )
     try:
         size = path.stat().st_size
         with path.open("rb"):
@@ -145,8 +152,8 @@ def _plain_image_kind(path: Path) -> str | None:
         try:
             with Image.open(path) as image:
                 return str(image.format)
-        except (UnidentifiedImageError, OSError):
-            return None
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            return None  # a bomb: a huge untiled image, not a plain picture either
 
 
 def _is_truncated_tiff(path: Path) -> bool:

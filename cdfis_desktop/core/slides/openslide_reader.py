@@ -15,6 +15,7 @@ import numpy as np
 import openslide
 
 from cdfis_desktop.core.errors import SlideOpenError
+from cdfis_desktop.core.slides.guards import check_read_size
 from cdfis_desktop.core.slides.imageops import rgba_to_rgb_on_white
 from cdfis_desktop.core.slides.reader import BaseSlideReader
 
@@ -40,7 +41,9 @@ class OpenSlideReader(BaseSlideReader):
     def read_region(self, l0_x: int, l0_y: int, level: int, lv_w: int, lv_h: int) -> np.ndarray:
         """uint8[lv_h, lv_w, 3] RGB of ``level`` from level-0 corner (l0_x, l0_y); areas
         outside the slide or transparent are white. Raises SlideOpenError when the file
-        cannot be decoded there (truncated or damaged)."""
+        cannot be decoded there (truncated or damaged), SlideTooLargeError (before reading)
+        when the region passes the read-size limit (:mod:`.guards`)."""
+        check_read_size(self._path, lv_w, lv_h, f"of level {level}")
         try:
             image = self._slide.read_region(
                 (int(l0_x), int(l0_y)), int(level), (int(lv_w), int(lv_h))
@@ -53,10 +56,18 @@ class OpenSlideReader(BaseSlideReader):
         return rgba_to_rgb_on_white(np.asarray(image))
 
     def associated_image(self, name: str) -> np.ndarray:
-        """An associated image (label, macro, thumbnail...) as uint8[h, w, 3]; KeyError if absent."""
+        """An associated image (label, macro, thumbnail...) as uint8[h, w, 3]; KeyError if
+        absent, SlideOpenError when it cannot be decoded (a damaged file)."""
         if name not in self._associated_names:
             raise KeyError(f"{self._path} has no associated image {name!r}")
-        return rgba_to_rgb_on_white(np.asarray(self._slide.associated_images[name].convert("RGBA")))
+        try:
+            image = self._slide.associated_images[name]
+        except openslide.OpenSlideError as exc:
+            raise SlideOpenError(
+                f"{self._path}: cannot read its associated image {name!r} ({exc}); the file "
+                "is probably truncated or damaged: copy it again from the source"
+            ) from None
+        return rgba_to_rgb_on_white(np.asarray(image.convert("RGBA")))
 
     def fingerprint(self) -> str:
         """A content identity that survives renames and moves: OpenSlide's quickhash-1 when

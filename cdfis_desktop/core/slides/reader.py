@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from cdfis_desktop.core.slides.guards import check_read_at_mpp, read_plan_at_mpp
 from cdfis_desktop.core.slides.imageops import resize_rgb
 
 FALLBACK_MPP = 0.5
@@ -72,6 +73,8 @@ class SlideReader(Protocol):
     def best_level_for_downsample(self, downsample: float) -> int: ...
     def fingerprint(self) -> str: ...
     def close(self) -> None: ...
+    def __enter__(self) -> SlideReader: ...
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class BaseSlideReader(ABC):
@@ -187,15 +190,14 @@ class BaseSlideReader(ABC):
         self, l0_x: int, l0_y: int, out_w: int, out_h: int, mpp: float
     ) -> np.ndarray:
         """uint8[out_h, out_w, 3] covering ``out_w * mpp`` x ``out_h * mpp`` µm from the
-        level-0 corner (l0_x, l0_y): read at the best level, then resized."""
+        level-0 corner (l0_x, l0_y): read at the best level, then resized. Raises
+        SlideTooLargeError (before reading) past the read-size limit (:mod:`.guards`)."""
         if mpp <= 0 or out_w < 1 or out_h < 1:
             raise ValueError(f"need mpp > 0 and a positive size (got {mpp}, {out_w}x{out_h})")
-        downsample = mpp / self.effective_mpp
-        level = self.best_level_for_downsample(downsample)
-        scale = downsample / self._level_downsamples[level]  # level px per output px
-        if abs(scale - 1.0) < 1e-6:
+        check_read_at_mpp(self, out_w, out_h, mpp)
+        level, lv_w, lv_h = read_plan_at_mpp(self, out_w, out_h, mpp)
+        if abs(lv_w / out_w - 1.0) < 1e-6:
             return self.read_region(l0_x, l0_y, level, out_w, out_h)
-        lv_w, lv_h = out_w * scale, out_h * scale
         region = self.read_region(l0_x, l0_y, level, math.ceil(lv_w), math.ceil(lv_h))
         return resize_rgb(region, out_w, out_h, box=(0.0, 0.0, lv_w, lv_h))
 

@@ -6,21 +6,28 @@ written in pixels per centimetre, so OpenSlide reports ``openslide.mpp-x/-y`` = 
 
 Large slides are written without holding level 0 in memory: :func:`write_pyramidal_tiff_bands`
 asks a callback for one horizontal band of ``tile_px`` rows at a time; the downsampled
-levels (1/16 of level 0 and less) are accumulated in a temporary memory-mapped file next
-to the output. Every file is written to a temporary name in the target folder and moved
-into place with ``os.replace``; on failure the target is left untouched.
+levels (1/16 of level 0 and less) are accumulated in temporary memory-mapped files in a
+scratch folder (``.pyramid-*``) next to the output, whose disk space is reserved first
+(:mod:`cdfis_desktop.core.disk`: a full disk is a :class:`StorageFullError`, never a
+SIGBUS). Every file is written to a scratch name in the target folder
+(:mod:`cdfis_desktop.core.scratch`) and moved into place with ``os.replace``; on failure
+the target is left untouched and the scratch removed (a killed writer's scratch is removed
+by the next write of the same file, or by ``cdfis check --fix``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
+from cdfis_desktop.core.disk import full_error, is_full_error, reserved_memmap
+from cdfis_desktop.core.errors import CdfisError, SlideWriteError
+from cdfis_desktop.core.scratch import remove_orphans_of, scratch_file, scratch_folder
 from cdfis_desktop.core.slides.imageops import downsample_box
 
 LEVEL_FACTOR = 4
@@ -79,8 +86,10 @@ def write_pyramidal_tiff_bands(
     """Write a ``size_px`` = (w, h) level-0 image produced band by band by ``band_fn``.
 
     ``band_fn`` is called once per band, top to bottom, from the calling thread. Memory use
-    is a few bands plus nothing of level 0; levels 1.. are kept in a temporary memmap
-    (about 1/15 of the level-0 bytes) in the target folder.
+    is a few bands plus nothing of level 0; levels 1.. are kept in temporary memmaps
+    (about 1/15 of the level-0 bytes) in a scratch folder next to the target. Raises
+    :class:`StorageFullError` when the disk is full and :class:`SlideWriteError` for other
+    write failures (the target untouched, no scratch left).
     """
     width, height = (int(v) for v in size_px)
     if width < 1 or height < 1:
@@ -91,18 +100,24 @@ def write_pyramidal_tiff_bands(
         raise ValueError(f"tile size must be a multiple of 16, got {tile_px}")
     target = Path(path)
     sizes = pyramid_level_sizes(width, height, tile_px)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a slide is an ordinary file
+    remove_orphans_of(target)
     try:
-        with tempfile.TemporaryDirectory(prefix=".pyramid-", dir=target.parent) as scratch:
-            levels = [
-                np.lib.format.open_memmap(
-                    Path(scratch) / f"level{i}.npy", mode="w+", dtype=np.uint8, shape=(h, w, 3)
+        tmp = scratch_file(target, ".tmp")
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
+    try:
+        scratch = scratch_folder(target.parent, ".pyramid-")
+        try:
+            levels: list[np.ndarray] = [
+                reserved_memmap(
+                    scratch / f"level{i}.npy",
+                    np.uint8,
+                    (h, w, 3),
+                    f"the pyramid of {target.name} (level {i}, a temporary file)",
                 )
                 for i, (w, h) in enumerate(sizes[1:], start=1)
             ]
-            with tifffile.TiffWriter(tmp_name, bigtiff=_needs_bigtiff(sizes)) as tif:
+            with tifffile.TiffWriter(tmp, bigtiff=_needs_bigtiff(sizes)) as tif:
                 _write_level(
                     tif,
                     _level0_tiles(band_fn, width, height, tile_px, levels[:1]),
@@ -125,12 +140,26 @@ def write_pyramidal_tiff_bands(
                         jpeg_quality,
                         reduced=True,
                     )
-                del levels
-        os.replace(tmp_name, target)
+            del levels
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(target, exc) from exc
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _write_error(target: Path, exc: OSError) -> CdfisError:
+    """A full disk: :class:`StorageFullError`; other OS errors: :class:`SlideWriteError`."""
+    if is_full_error(exc):
+        return full_error(target, f"the slide {target.name}")
+    return SlideWriteError(
+        f"cannot write {target}: {exc.strerror or exc}; check the folder's permissions"
+    )
 
 
 def _needs_bigtiff(sizes: list[tuple[int, int]]) -> bool:

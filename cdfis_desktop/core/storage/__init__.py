@@ -1,4 +1,4 @@
-"""The project store: one folder per project, one SQLAlchemy database (SQLite by default).
+"""The project store: one folder per project, one SQLite database (through SQLAlchemy).
 
 Storage layout and its size/speed trade-offs: :mod:`.schema` (history keyed by flushed
 block, float32 values as 4-byte bit patterns), :mod:`.aggregates` (per-epoch aggregates as
@@ -13,6 +13,7 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
     Project.create(folder, *, url=None) -> Project
     Project.open(folder, *, create=False, url=None, sqlite_pragmas=None) -> Project
         .folder .db_path .checkpoints_dir .cache_dir .slides_dir .locks_dir .name .url
+        .read_only (a read-only folder: queries only)
         .close() / with-statement
     slides   .add_slide(path, *, fingerprint, width, height, mpp, mpp_overridden=False,
                         vendor="", group="") -> int
@@ -23,8 +24,8 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
                           tissue_fraction, split=None) -> int64[n] ids
              .patches(slide_id=None, split=None) -> PatchTable
              .set_splits(patch_ids, splits)
-    runs     .create_run(config, *, sampler_rule, sampler_mode, metric, seed, device,
-                         n_train, name="") -> int          (status running, lock taken)
+    runs     .create_run(config: RunConfig, *, n_train, device=None, name="") -> int
+                 (validates the config once; status running, lock taken)
              .set_run_status(run_id, status, *, error=None)  .set_switch_step(run_id, step)
              .history_writer(run_id, *, flush_every_steps=20, resume_after_step=None)
                  -> HistoryWriter: .record(step, epoch, patch_ids, score, probability,
@@ -38,11 +39,10 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
              .latest_checkpoint(run_id) -> CheckpointRecord | None  .checkpoints(run_id)
     queries  .runs() -> list[RunSummary]  .run(run_id) -> RunSummary
              .metrics(run_id) -> dict[str, ndarray]  .compare_runs(ids) -> RunComparison
-             .epochs(run_id) -> list[int]
-             .heatmap_values(run_id, slide_id, metric, epoch=None) -> HeatmapValues
-                 metric in HEATMAP_METRICS: times_chosen, times_scored, favour,
-                 mean_score, last_score, label, prediction, prediction_probability,
-                 loss/gradnorm/gradnorm_wb (= mean_score of a run scored by that metric)
+             .epochs(run_id) -> list[int]  .score_ages(run_id) -> ScoreAges
+             .slide_measurements(run_id, slide_id, epoch=None) -> SlideMeasurements
+                 (every per-patch aggregate, label and prediction of one slide; heatmap
+                 values per metric: core.heatmap.metrics)
              .favoured_patches(run_id, n, *, ignored=False, slide_id=None, label=None,
                                epoch=None) -> list[PatchStat]
              .patch_history(run_id, patch_id) -> PatchHistory
@@ -58,36 +58,36 @@ a run left ``running`` by a dead process shows as ``interrupted``.
 Errors (all :class:`~cdfis_desktop.core.errors.StoreError`): StorageFullError (disk or
 size limit full; nothing committed is lost), NotAProjectError (not a project / not
 SQLite), SchemaVersionError (written by a newer version; older ones are migrated after a
-backup, see :mod:`.migrations`), RunLockedError (another process writes the run).
+backup, see :mod:`.migrations`), DamagedDatabaseError (fails the integrity check at
+open, see :mod:`.integrity`), RunLockedError (another process writes the run). Also
+here: :mod:`.location` (the database stays inside the folder), :mod:`.slide_removal`.
 """
 
 from __future__ import annotations
 
 from cdfis_desktop.core.storage.history import HistoryWriter
 from cdfis_desktop.core.storage.project import Project
-from cdfis_desktop.core.storage.queries import HEATMAP_METRICS
 from cdfis_desktop.core.storage.records import (
     RUN_STATUSES,
     SPLITS,
     CheckpointRecord,
-    HeatmapValues,
     PatchHistory,
     PatchStat,
     PatchTable,
     RunComparison,
     RunSummary,
+    ScoreAges,
+    SlideMeasurements,
     SlideRecord,
 )
 from cdfis_desktop.core.storage.schema import ALL_EPOCHS, SCHEMA_VERSION
 
 __all__ = [
     "ALL_EPOCHS",
-    "HEATMAP_METRICS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "SPLITS",
     "CheckpointRecord",
-    "HeatmapValues",
     "HistoryWriter",
     "PatchHistory",
     "PatchStat",
@@ -95,5 +95,7 @@ __all__ = [
     "Project",
     "RunComparison",
     "RunSummary",
+    "ScoreAges",
+    "SlideMeasurements",
     "SlideRecord",
 ]

@@ -9,8 +9,9 @@ memory and loaded from the database at the writer's first flush (a resumed run g
 from what was committed); each batch is folded in with numpy and the touched rows (the
 current epoch's; at an epoch change also the earlier epochs' sum) are written whole.
 Steps must be recorded in increasing order (a step is folded into the aggregates once).
-A crash loses at most the unflushed steps (whole batches only); readers (GUI thread) never
-see history without its aggregates.
+A crash, or a power cut (a flush commits with ``synchronous=FULL``, see
+:func:`.database.durable_transaction`), loses at most the unflushed steps (whole batches
+only); readers (GUI thread) never see history without its aggregates.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.engine import Connection
 
 from cdfis_desktop.core.storage.aggregates import AggregateFolder
-from cdfis_desktop.core.storage.database import translated_errors
+from cdfis_desktop.core.storage.database import durable_transaction, translated_errors
 from cdfis_desktop.core.storage.schema import Run, decode_f32, encode_f32
 
 _Step = tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -164,8 +165,8 @@ class HistoryWriter:
             )
         score_a = arrays[0].astype(np.float32)
         prob_a = arrays[1].astype(np.float32)
-        chosen_a = arrays[2].astype(np.int64)
-        weight_a = arrays[3].astype(np.float64)
+        chosen_a: np.ndarray = arrays[2].astype(np.int64)
+        weight_a: np.ndarray = arrays[3].astype(np.float64)
         in_order = np.sort(ids)
         if (in_order[1:] == in_order[:-1]).any():  # cheaper check than np.unique per step
             unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
@@ -201,7 +202,7 @@ class HistoryWriter:
         values[5::_HISTORY_COLUMNS] = weight[order].tolist()
         step_rows = [(self.run_id, b[0], b[1], block) for b in self._buffer]
         try:
-            with translated_errors(self._where), self._engine.begin() as conn:
+            with translated_errors(self._where), durable_transaction(self._engine) as conn:
                 _insert_history(conn, self.run_id, block, values)
                 conn.exec_driver_sql(_INSERT_STEPS, step_rows)
                 self._aggregates.fold(conn, steps, epochs, ids, score, chosen)

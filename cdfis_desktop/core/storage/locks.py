@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import IO
 
 from cdfis_desktop.core.errors import RunLockedError, StoreError
 
-if os.name == "nt":
+if sys.platform == "win32":
     import msvcrt
 
     def _try_lock(handle: IO[str]) -> bool:
@@ -112,3 +113,33 @@ class RunLock:
         finally:
             self._handle.close()
             self._handle = None
+
+
+class RunLocks:
+    """The writer locks of the runs this open project writes (one per run id). Any
+    thread may ask; each lock is taken and released by the run's writing thread."""
+
+    def __init__(self, locks_dir: Path) -> None:
+        self.locks_dir = locks_dir
+        self._held: dict[int, RunLock] = {}
+
+    def take(self, run_id: int) -> RunLock:
+        """The lock of ``run_id``, taken now if this project does not hold it yet;
+        :class:`RunLockedError` when another process holds it."""
+        lock = self._held.get(run_id) or RunLock(self.locks_dir, run_id)
+        lock.acquire()
+        self._held[run_id] = lock
+        return lock
+
+    def holds(self, run_id: int) -> bool:
+        return run_id in self._held
+
+    def release(self, run_id: int) -> None:
+        """Release the lock of ``run_id`` (no-op when not held)."""
+        lock = self._held.pop(run_id, None)
+        if lock is not None:
+            lock.release()
+
+    def release_all(self) -> None:
+        for run_id in list(self._held):
+            self.release(run_id)

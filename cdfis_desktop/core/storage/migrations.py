@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Table, text
 from sqlalchemy.engine import Connection
 
+from cdfis_desktop.core.scratch import scratch_file
 from cdfis_desktop.core.storage.aggregates import (
     EARLIER_EPOCHS,
     Aggregates,
@@ -51,16 +51,23 @@ V2_BLOCK_STEPS = 64
 """Block length (steps) given to history rows migrated from version 2."""
 
 
+def _table(model: type) -> Table:
+    """The ``Table`` of an ORM class (typed as such for the type checker)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
 def _v1_to_v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE slides ADD COLUMN group_name VARCHAR(200) NOT NULL DEFAULT ''"))
-    Prediction.__table__.create(conn, checkfirst=True)
+    _table(Prediction).create(conn, checkfirst=True)
 
 
 def _v2_to_v3(conn: Connection) -> None:
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_history_patch")
     conn.exec_driver_sql("ALTER TABLE history RENAME TO history_v2")
-    History.__table__.create(conn)
-    HistoryStep.__table__.create(conn, checkfirst=True)
+    _table(History).create(conn)
+    _table(HistoryStep).create(conn, checkfirst=True)
     conn.exec_driver_sql(
         "INSERT INTO history_steps (run_id, step, epoch, block) SELECT run_id, step, "
         f"MIN(epoch), step - step % {V2_BLOCK_STEPS} FROM history_v2 GROUP BY run_id, step"
@@ -84,8 +91,8 @@ def _v2_to_v3(conn: Connection) -> None:
                     [block] * len(rows),
                     columns[0],
                     [step - block for step in columns[1]],
-                    encode_f32(columns[2]),
-                    encode_f32(columns[3]),
+                    encode_f32(np.asarray(columns[2])),
+                    encode_f32(np.asarray(columns[3])),
                     columns[4],
                     columns[5],
                     strict=True,
@@ -96,7 +103,7 @@ def _v2_to_v3(conn: Connection) -> None:
 
 
 def _v3_to_v4(conn: Connection) -> None:
-    RunAggregate.__table__.create(conn)
+    _table(RunAggregate).create(conn)
     length = max_patch_id(conn) + 1
     keys = conn.exec_driver_sql(
         "SELECT DISTINCT run_id, epoch FROM epoch_stats ORDER BY run_id, epoch"
@@ -120,7 +127,7 @@ def _v3_to_v4(conn: Connection) -> None:
 
 def _v4_to_v5(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE history RENAME TO history_v4")
-    History.__table__.create(conn)
+    _table(History).create(conn)
     columns = ", ".join(c.name for c in History.__table__.columns)
     conn.exec_driver_sql(
         f"INSERT INTO history ({columns}) SELECT {columns} FROM history_v4 "
@@ -164,9 +171,7 @@ def backup_sqlite(engine: Engine, db_path: Path, version: int) -> Path:
     online backup (consistent even with a WAL), atomically (temp file + rename).
     Returns the backup path."""
     target = db_path.with_name(f"{db_path.name}.v{version}-backup-{int(time.time())}")
-    handle, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=db_path.parent)
-    os.close(handle)  # unique, so two processes opening the project at once do not collide
-    partial = Path(name)
+    partial = scratch_file(target, ".partial")  # unique: two processes may open at once
     try:
         with engine.connect() as conn:
             source = conn.connection.dbapi_connection

@@ -6,10 +6,15 @@ per-epoch aggregates (one ``run_aggregates`` row of packed arrays per epoch, ind
 patch id, see :mod:`.aggregates`), never the raw history. A patch "has a value" in an
 epoch when it was scored at least once in it (``times_scored > 0``).
 
-Favour (docs/method.md, "Favoured and ignored patches"): with C the number of draws in
-the run (sum of ``times_chosen`` over all patches, in the epoch asked for or cumulatively
-up to the last epoch) and N the run's number of training patches, uniform sampling would
-choose each patch ``expected = C / N`` times; ``favour = times_chosen - expected``.
+Favour and the favoured/ignored ranking are defined once, in
+:mod:`cdfis_desktop.core.statistics` (docs/method.md, "Favoured and ignored patches");
+:func:`slide_measurements` returns the raw per-patch aggregates of a slide that the metric
+registry (:mod:`cdfis_desktop.core.heatmap.metrics`) turns into heatmap values.
+
+Every read of the store goes through this module (the writes are in :mod:`.catalogue`,
+:mod:`.run_lifecycle`, :mod:`.run_writes` and :mod:`.history`). SQL style: textual SQLite
+SQL (``sqlalchemy.text``) with named parameters, each function reading one snapshot
+(``database.read_snapshot``).
 """
 
 from __future__ import annotations
@@ -17,57 +22,28 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, text
 
-from cdfis_desktop.core.errors import ConfigError, StoreError
+from cdfis_desktop.core import statistics
+from cdfis_desktop.core.errors import StoreError
 from cdfis_desktop.core.storage import aggregates
 from cdfis_desktop.core.storage.database import read_snapshot, translated_errors
 from cdfis_desktop.core.storage.records import (
-    HeatmapValues,
+    CheckpointRecord,
     PatchHistory,
     PatchStat,
     PatchTable,
     RunSummary,
+    ScoreAges,
+    SlideMeasurements,
+    SlideRecord,
 )
-from cdfis_desktop.core.storage.schema import ALL_EPOCHS, decode_f32
-
-HEATMAP_METRICS = (
-    "times_chosen",
-    "times_scored",
-    "favour",
-    "mean_score",
-    "last_score",
-    "label",
-    "prediction",
-    "prediction_probability",
-    "loss",
-    "gradnorm",
-    "gradnorm_wb",
-)
-"""``loss``/``gradnorm``/``gradnorm_wb`` are the mean score, valid only for a run whose
-score metric is that one. ``prediction`` is the predicted label, ``prediction_probability``
-its probability (latest epoch with predictions when ``epoch`` is None)."""
-
-_STAT_COLUMN = {
-    "times_chosen": "times_chosen",
-    "times_scored": "times_scored",
-    "favour": "times_chosen",
-    "mean_score": "score_sum",
-    "last_score": "last_score",
-}
-"""Aggregate array each heatmap metric reads (besides ``times_scored``)."""
-
-METRIC_COLUMNS = (
-    "train_loss",
-    "val_loss",
-    "val_accuracy",
-    "val_balanced_accuracy",
-    "val_auc",
-    "samples_per_s",
-)
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS, METRIC_COLUMNS, decode_f32
 
 
 def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | None) -> PatchTable:
@@ -94,6 +70,87 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
     )
 
 
+def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]:
+    """All slides, ordered by id; ``file`` is the stored path resolved against the project
+    ``folder`` (an absolute stored path stays as it is)."""
+    sql = (
+        "SELECT id, path, fingerprint, width, height, mpp, mpp_overridden, vendor, group_name "
+        "FROM slides ORDER BY id"
+    )
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = conn.execute(text(sql)).all()
+    return [
+        SlideRecord(
+            id=r.id,
+            path=r.path,
+            fingerprint=r.fingerprint,
+            width=r.width,
+            height=r.height,
+            mpp=r.mpp,
+            mpp_overridden=bool(r.mpp_overridden),
+            vendor=r.vendor,
+            group=r.group_name,
+            file=folder / r.path,
+        )
+        for r in rows
+    ]
+
+
+def class_names(engine: Engine, where: str) -> list[str]:
+    """Class names in label order (empty when none set)."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        return list(conn.execute(text("SELECT name FROM class_names ORDER BY label")).scalars())
+
+
+def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[CheckpointRecord]:
+    """The run's checkpoints ordered by step (then registration), with absolute paths."""
+    sql = (
+        "SELECT id, run_id, step, epoch, path, created_at FROM checkpoints WHERE run_id = :r "
+        "ORDER BY step, id"
+    )
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = conn.execute(text(sql), {"r": run_id}).all()
+    return [
+        CheckpointRecord(
+            id=r.id,
+            run_id=r.run_id,
+            step=r.step,
+            epoch=r.epoch,
+            path=str(folder / r.path),
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def run_status(engine: Engine, where: str, run_id: int) -> str:
+    """The run's status; StoreError for an unknown run."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        status = conn.execute(text("SELECT status FROM runs WHERE id = :r"), {"r": run_id}).scalar()
+    if status is None:
+        raise StoreError(f"no run with id {run_id} in {where}")
+    return str(status)
+
+
+def running_run_ids(engine: Engine, where: str) -> list[int]:
+    """Ids of the runs whose status is ``running``."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = conn.execute(text("SELECT id FROM runs WHERE status = 'running'")).scalars()
+        return [int(r) for r in rows]
+
+
+def last_recorded_step(engine: Engine, where: str, run_id: int) -> tuple[int, int] | None:
+    """``(step, epoch)`` of the run's last step with history, or None."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        row = conn.execute(
+            text(
+                "SELECT step, epoch FROM history_steps WHERE run_id = :r ORDER BY step DESC LIMIT 1"
+            ),
+            {"r": run_id},
+        ).one_or_none()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
 def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
     """Epochs of the run that have history aggregates, ascending."""
     with translated_errors(where), read_snapshot(engine) as conn:
@@ -106,6 +163,43 @@ def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
         return [int(e) for e in rows]
 
 
+def score_ages(engine: Engine, where: str, run_id: int) -> ScoreAges:
+    """Median and 90th percentile of the score age at the end of each epoch (see
+    :class:`ScoreAges`), from each epoch's ``last_step`` aggregates: O(epochs x patches)."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = [
+            (e, aggregates.load(conn, run_id, e, ("times_scored", "last_step")))
+            for e in epochs(engine, where, run_id)
+        ]
+    last_seen = np.full(0, -1, np.int64)
+    columns: list[list[float]] = [[], [], [], [], []]
+    for epoch, arrays in rows:
+        if arrays is None:
+            continue
+        scored = arrays["times_scored"] > 0
+        if not scored.any():
+            continue
+        if last_seen.shape[0] < scored.shape[0]:
+            last_seen = np.concatenate([last_seen, np.full(scored.shape[0] - len(last_seen), -1)])
+        last_seen[: scored.shape[0]][scored] = arrays["last_step"][scored]
+        end = int(arrays["last_step"][scored].max())
+        ages = end - last_seen[last_seen >= 0]
+        for column, value in zip(
+            columns,
+            (epoch, end, np.median(ages), np.percentile(ages, 90), ages.shape[0]),
+            strict=True,
+        ):
+            column.append(float(value))
+    epoch_, step, median, p90, count = (np.array(c) for c in columns)
+    return ScoreAges(
+        epoch=epoch_.astype(np.int64),
+        step=step.astype(np.int64),
+        median_steps=median.astype(np.float64),
+        p90_steps=p90.astype(np.float64),
+        scored=count.astype(np.int64),
+    )
+
+
 def _run_row(conn: Any, where: str, run_id: int) -> Any:
     row = conn.execute(
         text("SELECT metric, n_train FROM runs WHERE id = :r"), {"r": run_id}
@@ -113,11 +207,6 @@ def _run_row(conn: Any, where: str, run_id: int) -> Any:
     if row is None:
         raise StoreError(f"no run with id {run_id} in {where}")
     return row
-
-
-def _expected_uniform(times_chosen: np.ndarray, n_train: int) -> float:
-    """C / N: the draws of the epoch (sum of ``times_chosen``) over the training patches."""
-    return float(times_chosen.sum(dtype=np.int64)) / max(int(n_train), 1)
 
 
 def _at(values: np.ndarray, patch_ids: np.ndarray) -> np.ndarray:
@@ -135,32 +224,38 @@ def _concat_columns(conn: Any, sql: str, params: dict[str, Any], n: int) -> list
     Why: the heatmap of a 100,000-patch slide must come back in well under 100 ms; SQLite
     builds the strings in C and numpy parses them in C, where fetching 100,000 Python row
     tuples alone takes longer than that."""
-    row = conn.exec_driver_sql(sql, params).one()
+    row = conn.execute(text(sql), params).one()
     return [
         np.fromstring(row[k], dtype=np.float64, sep=",") if row[k] else np.zeros(0)
         for k in range(n)
     ]
 
 
-BUMP_PATCHES_VERSION = (
-    "INSERT INTO meta (key, value) VALUES ('patches_version', '1') ON CONFLICT(key) "
-    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-)
-"""Run in every transaction that changes patches (adds, splits, deletes): it invalidates
-every process's :class:`SlideGeometryCache`."""
+@dataclass(frozen=True)
+class SlideGeometry:
+    """The patches of one slide, ordered by id: ``patch_id``, ``l0_x``, ``l0_y``,
+    ``l0_size``, ``label`` int64[n] and ``is_train`` bool[n] (converted once, then shared
+    read-only by every query of the slide)."""
+
+    patch_id: np.ndarray
+    l0_x: np.ndarray
+    l0_y: np.ndarray
+    l0_size: np.ndarray
+    is_train: np.ndarray
+    label: np.ndarray
 
 
 class SlideGeometryCache:
-    """Per-slide patch geometry (sorted ids, l0 x/y/size, is-train flag, label, as float64
-    arrays), kept while ``meta.patches_version`` is unchanged. Thread-safe (a lock)."""
+    """Per-slide :class:`SlideGeometry`, kept while ``meta.patches_version`` is unchanged
+    (every change to patches bumps it, see :mod:`.catalogue`). Thread-safe (a lock)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[int, tuple[str | None, list[np.ndarray]]] = {}
+        self._entries: dict[int, tuple[str | None, SlideGeometry]] = {}
 
-    def get(self, conn: Any, slide_id: int) -> list[np.ndarray]:
-        version = conn.exec_driver_sql(
-            "SELECT value FROM meta WHERE key = 'patches_version'"
+    def get(self, conn: Any, slide_id: int) -> SlideGeometry:
+        version = conn.execute(
+            text("SELECT value FROM meta WHERE key = 'patches_version'")
         ).scalar()
         with self._lock:
             cached = self._entries.get(slide_id)
@@ -175,78 +270,78 @@ class SlideGeometryCache:
             6,
         )
         order = np.argsort(columns[0], kind="stable")
-        geometry = [c[order] for c in columns]
+        ids, l0_x, l0_y, l0_size, is_train, label = (c[order] for c in columns)
+        geometry = SlideGeometry(
+            patch_id=_frozen(ids.astype(np.int64)),
+            l0_x=_frozen(l0_x.astype(np.int64)),
+            l0_y=_frozen(l0_y.astype(np.int64)),
+            l0_size=_frozen(l0_size.astype(np.int64)),
+            is_train=_frozen(is_train == 1),
+            label=_frozen(label.astype(np.int64)),
+        )
         with self._lock:
             self._entries[slide_id] = (version, geometry)
         return geometry
 
 
-def heatmap_values(
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+def slide_measurements(
     engine: Engine,
     where: str,
     cache: SlideGeometryCache,
     run_id: int,
     slide_id: int,
-    metric: str,
     epoch: int | None,
-) -> HeatmapValues:
-    """One value per patch of ``slide_id`` for ``metric`` (one of :data:`HEATMAP_METRICS`)
-    at ``epoch`` (None = cumulative over all epochs so far), ordered by patch id.
-
-    Patches without a value get NaN, except training patches (split ``train``) for
-    ``times_chosen`` (0) and ``favour`` (-expected). Raises ConfigError for an unknown
-    metric or a score metric the run did not use, StoreError for an unknown run."""
-    if metric not in HEATMAP_METRICS:
-        raise ConfigError(
-            f"unknown heatmap metric {metric!r}; choose one of: {', '.join(HEATMAP_METRICS)}"
-        )
+) -> SlideMeasurements:
+    """Every per-patch aggregate, label and prediction of ``slide_id`` in run ``run_id``
+    at ``epoch`` (None = cumulative over all epochs so far; predictions then of the latest
+    epoch that has them), in one snapshot. See :class:`SlideMeasurements`. Raises
+    StoreError for an unknown run."""
     with translated_errors(where), read_snapshot(engine) as conn:
         run = _run_row(conn, where, run_id)
-        if metric in ("loss", "gradnorm", "gradnorm_wb"):
-            if metric != run.metric:
-                raise ConfigError(
-                    f"run {run_id} scored patches by {run.metric!r}, not {metric!r}; "
-                    f"use metric {run.metric!r} or 'mean_score'"
-                )
-            metric = "mean_score"
-        ids, l0_x, l0_y, l0_size, is_train, label = cache.get(conn, slide_id)
-        patch_ids = ids.astype(np.int64)
-        expected = 0.0
-        if metric == "label":
-            value = np.where(label >= 0, label, np.nan)
-        elif metric.startswith("prediction"):
-            value = _prediction_values(conn, run_id, patch_ids, metric, epoch)
-        else:
-            stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
-            arrays = aggregates.load(
-                conn, run_id, stat_epoch, ("times_scored", _STAT_COLUMN[metric])
-            )
-            value = np.full(patch_ids.shape[0], np.nan)
-            if metric in ("times_chosen", "favour"):
-                value[is_train == 1] = 0.0
-            if arrays is not None:
-                scored = _at(arrays["times_scored"], patch_ids)
-                stat = _at(arrays[_STAT_COLUMN[metric]], patch_ids).astype(np.float64)
-                if metric == "mean_score":
-                    stat /= np.maximum(scored, 1)
-                has = scored > 0
-                value[has] = stat[has]
-                if metric == "favour":
-                    expected = _expected_uniform(arrays["times_chosen"], run.n_train)
-    return HeatmapValues(
-        patch_id=patch_ids,
-        l0_x=l0_x.astype(np.int64),
-        l0_y=l0_y.astype(np.int64),
-        l0_size=l0_size.astype(np.int64),
-        value=(value - expected).astype(np.float32),
+        geometry = cache.get(conn, slide_id)
+        ids = geometry.patch_id
+        stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
+        arrays = aggregates.load(
+            conn, run_id, stat_epoch, ("times_scored", "times_chosen", "score_sum", "last_score")
+        )
+        prediction_epoch, predicted, probability = _predictions(conn, run_id, ids, epoch)
+    if arrays is None:
+        arrays = {name: np.zeros(0) for name in ("times_scored", "times_chosen")}
+        arrays.update(score_sum=np.zeros(0), last_score=np.zeros(0))
+    return SlideMeasurements(
+        run_id=int(run_id),
+        slide_id=int(slide_id),
+        epoch=None if epoch is None else int(epoch),
+        patch_id=ids,
+        l0_x=geometry.l0_x,
+        l0_y=geometry.l0_y,
+        l0_size=geometry.l0_size,
+        is_train=geometry.is_train,
+        label=geometry.label,
+        times_scored=_at(arrays["times_scored"], ids).astype(np.int64),
+        times_chosen=_at(arrays["times_chosen"], ids).astype(np.int64),
+        score_sum=_at(arrays["score_sum"], ids).astype(np.float64),
+        last_score=_at(arrays["last_score"], ids).astype(np.float64),
+        prediction=np.where(np.isnan(predicted), -1, predicted).astype(np.int64),
+        prediction_probability=probability,
+        prediction_epoch=prediction_epoch,
+        run_draws=int(arrays["times_chosen"].sum(dtype=np.int64)),
+        n_train=int(run.n_train),
+        score_metric=str(run.metric),
     )
 
 
-def _prediction_values(
-    conn: Any, run_id: int, patch_ids: np.ndarray, metric: str, epoch: int | None
-) -> np.ndarray:
-    """float64[n] predicted label (``prediction``) or its probability of the sorted
-    ``patch_ids`` at ``epoch`` (None: the latest epoch with predictions); NaN if none."""
+def _predictions(
+    conn: Any, run_id: int, patch_ids: np.ndarray, epoch: int | None
+) -> tuple[int | None, np.ndarray, np.ndarray]:
+    """``(epoch, label, probability)``: float64[n] predicted label and its probability of
+    the sorted ``patch_ids`` at ``epoch`` (None: the latest epoch with predictions), NaN
+    where there is none; the epoch read is None when the run has no predictions then."""
     params: dict[str, Any] = {
         "r": run_id,
         # patches of a slide are usually one id range: scan that range of the primary key
@@ -261,19 +356,22 @@ def _prediction_values(
             text("SELECT MAX(epoch) FROM predictions WHERE run_id = :r"), params
         ).scalar()
     )
-    column = "predicted_label" if metric == "prediction" else "probability"
-    value_ids, values = _concat_columns(
+    value_ids, labels, probabilities = _concat_columns(
         conn,
-        f"SELECT group_concat(patch_id), group_concat({column}) FROM predictions "
+        "SELECT group_concat(patch_id), group_concat(predicted_label), "
+        "group_concat(probability) FROM predictions "
         "WHERE run_id = :r AND epoch = :e AND patch_id BETWEEN :lo AND :hi",
         params,
-        2,
+        3,
     )
-    value = np.full(patch_ids.shape[0], np.nan)
+    label = np.full(patch_ids.shape[0], np.nan)
+    probability = np.full(patch_ids.shape[0], np.nan)
     at = np.minimum(np.searchsorted(patch_ids, value_ids), max(patch_ids.shape[0] - 1, 0))
     mine = patch_ids[at] == value_ids if patch_ids.size else np.zeros(0, dtype=bool)
-    value[at[mine]] = values[mine]
-    return value
+    label[at[mine]] = labels[mine]
+    probability[at[mine]] = probabilities[mine]
+    found = params["e"] if value_ids.size else None
+    return (None if found is None else int(found)), label, probability
 
 
 def favoured_patches(
@@ -288,17 +386,17 @@ def favoured_patches(
     epoch: int | None,
 ) -> list[PatchStat]:
     """The ``n`` patches with the highest favour (``ignored``: the lowest) among those
-    scored at least once in ``epoch`` (None = cumulative), optionally of one slide/label.
-
-    Ties: favoured break by more times scored last; ignored rank first the patches scored
-    most often yet chosen least (looked at and passed over), then by id."""
+    scored at least once in ``epoch`` (None = cumulative), optionally of one slide/label;
+    ranked by :func:`statistics.rank_patches`."""
     stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
     with translated_errors(where), read_snapshot(engine) as conn:
         run = _run_row(conn, where, run_id)
         arrays = aggregates.load(conn, run_id, stat_epoch)
         if arrays is None:
             return []
-        expected = _expected_uniform(arrays["times_chosen"], run.n_train)
+        expected = statistics.expected_uniform(
+            arrays["times_chosen"].sum(dtype=np.int64), run.n_train
+        )
         candidates = _concat_columns(
             conn,
             "SELECT group_concat(id) FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
@@ -306,14 +404,14 @@ def favoured_patches(
             {"slide": slide_id, "label": label},
             1,
         )[0].astype(np.int64)
-        scored = _at(arrays["times_scored"], candidates).astype(np.int64)
-        candidates, scored = candidates[scored > 0], scored[scored > 0]
-        chosen = _at(arrays["times_chosen"], candidates).astype(np.int64)
-        if ignored:  # chosen least, then scored most, then id
-            ranked = np.lexsort((candidates, -scored, chosen))
-        else:  # chosen most, then scored least, then id
-            ranked = np.lexsort((candidates, scored, -chosen))
-        top = candidates[ranked[: max(int(n), 0)]]
+        ranked = statistics.rank_patches(
+            candidates,
+            _at(arrays["times_scored"], candidates),
+            _at(arrays["times_chosen"], candidates),
+            n,
+            ignored=ignored,
+        )
+        top = candidates[ranked]
         rows = conn.execute(
             text(
                 "SELECT id, slide_id, l0_x, l0_y, l0_size, label FROM patches WHERE id IN "
@@ -337,7 +435,7 @@ def favoured_patches(
                 times_scored=times_scored,
                 times_chosen=times_chosen,
                 expected_uniform=expected,
-                favour=times_chosen - expected,
+                favour=float(statistics.favour(times_chosen, expected)),
                 mean_score=float(arrays["score_sum"][patch_id]) / times_scored,
                 last_score=float(arrays["last_score"][patch_id]),
                 epoch=epoch,

@@ -7,9 +7,13 @@ the database or to a live session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.slides import SlideReader
 
 RUN_STATUSES = ("running", "finished", "interrupted", "failed", "cancelled")
 SPLITS = ("train", "val", "test")
@@ -17,8 +21,10 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class SlideRecord:
-    """A slide of the project. ``width``/``height`` in level-0 px; ``mpp`` µm/px at level 0
-    (None when unknown); ``group`` is the patient/case id used to split by patient."""
+    """A slide of the project. ``path`` as stored (relative to the project folder when the
+    slide lies inside it); ``file`` the absolute path to open; ``width``/``height`` in
+    level-0 px; ``mpp`` µm/px at level 0 (None when unknown), ``mpp_overridden`` when the
+    user set it; ``group`` is the patient/case id used to split by patient."""
 
     id: int
     path: str
@@ -29,6 +35,25 @@ class SlideRecord:
     mpp_overridden: bool
     vendor: str
     group: str
+    file: Path
+
+    @property
+    def mpp_override(self) -> float | None:
+        """The µm/px to open the slide with instead of its metadata (None: use the file's)."""
+        return self.mpp if self.mpp_overridden else None
+
+    @property
+    def name(self) -> str:
+        """A short display name: the file name without folders."""
+        return self.file.name
+
+    def open(self) -> SlideReader:
+        """Open the slide file with the project's mpp override: how training, the GUI and
+        reports open a registered slide. One handle per thread (see ``core.slides``);
+        raises :class:`~cdfis_desktop.core.errors.SlideOpenError`."""
+        from cdfis_desktop.core.slides import open_slide
+
+        return open_slide(self.file, mpp_override=self.mpp_override)
 
 
 @dataclass(frozen=True)
@@ -56,15 +81,43 @@ class PatchTable:
 
 
 @dataclass(frozen=True)
-class HeatmapValues:
-    """One value per patch of a slide: patch_id int64[n], l0_x/l0_y/l0_size int64[n]
-    (level-0 px, top-left corner), value float32[n] (NaN where the metric has no value)."""
+class SlideMeasurements:
+    """Everything a run recorded about the patches of one slide, read in one snapshot.
 
+    Per patch, ordered by id (all ``[n]``): ``patch_id`` int64; ``l0_x``, ``l0_y``,
+    ``l0_size`` int64 (level-0 px, top-left corner); ``is_train`` bool (split ``train``);
+    ``label`` int64 (-1 = unlabelled); ``times_scored``, ``times_chosen`` int64 (0 when
+    never); ``score_sum`` float64 and ``last_score`` float64 (0 when never scored);
+    ``prediction`` int64 (-1 = none) and ``prediction_probability`` float64 (NaN = none)
+    from ``prediction_epoch``.
+
+    Per run: ``epoch`` the aggregates are of (None = cumulative over all epochs so far);
+    ``run_draws`` the draws of the run in that span over *all* its patches (sum of
+    ``times_chosen``, the C of docs/method.md); ``n_train`` its training patches;
+    ``score_metric`` what it scored patches by (``loss``, ``gradnorm``, ``gradnorm_wb``);
+    ``prediction_epoch`` the epoch of the predictions (None when there are none).
+    Derived values (favour, mean score) come from :mod:`cdfis_desktop.core.statistics`.
+    """
+
+    run_id: int
+    slide_id: int
+    epoch: int | None
     patch_id: np.ndarray
     l0_x: np.ndarray
     l0_y: np.ndarray
     l0_size: np.ndarray
-    value: np.ndarray
+    is_train: np.ndarray
+    label: np.ndarray
+    times_scored: np.ndarray
+    times_chosen: np.ndarray
+    score_sum: np.ndarray
+    last_score: np.ndarray
+    prediction: np.ndarray
+    prediction_probability: np.ndarray
+    prediction_epoch: int | None
+    run_draws: int
+    n_train: int
+    score_metric: str
 
     def __len__(self) -> int:
         return int(self.patch_id.shape[0])
@@ -104,6 +157,25 @@ class PatchHistory:
     probability: np.ndarray
     times_chosen: np.ndarray
     weight: np.ndarray
+
+
+@dataclass(frozen=True)
+class ScoreAges:
+    """How old the sampler's scores were at the end of each epoch of a run.
+
+    A patch's score age at step s is s minus the last step that recorded a score for it
+    (the history records every score a sampler observes, so this is the age of the score
+    the sampler held). Per epoch with history, ascending: ``epoch`` int64[E], ``step``
+    int64[E] (its last recorded step), ``median_steps`` / ``p90_steps`` float64[E] (the
+    median and 90th percentile of the ages, in steps, over the patches scored so far) and
+    ``scored`` int64[E] (how many patches those are).
+    """
+
+    epoch: np.ndarray
+    step: np.ndarray
+    median_steps: np.ndarray
+    p90_steps: np.ndarray
+    scored: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,17 @@ class RunAggregate(Base):
     last_step: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+METRIC_COLUMNS = (
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "val_auc",
+    "samples_per_s",
+)
+"""The optional values of a :class:`Metric` row (NULL where not logged)."""
+
+
 class Metric(Base):
     """Metrics time series; one row per (run, step), values merged when logged twice."""
 

@@ -23,6 +23,9 @@ Invalid geometry (self-intersections, bow ties, unclosed rings) is **repaired** 
 shows the notes as warnings); a polygon that has no area even after repair is dropped with a
 note. A file that yields no polygon at all raises :class:`AnnotationError`.
 
+Limits (file size, vertices, nesting, non-finite coordinates, and the time the repair may
+take, in a child process when it may be long) are in :mod:`.annotation_limits`.
+
 Coordinates are level-0 px with the origin at the top-left of the slide.
 :func:`check_annotation_bounds` rejects files whose polygons all lie outside the slide or
 look normalised to 0..1 (wrong scale).
@@ -31,16 +34,26 @@ look normalised to 0..1 (wrong scale).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cdfis_desktop.core.errors import AnnotationError
+from cdfis_desktop.core.inputs import special_file_kind
+from cdfis_desktop.core.progress import Progress, ProgressCallback
+from cdfis_desktop.core.tiling.annotation_limits import (
+    build_within_limits,
+    check_file_size,
+    too_deep,
+)
 from cdfis_desktop.core.tiling.camelyon import camelyon_classes
 
 UNCLASSIFIED = "Unclassified"
@@ -68,30 +81,45 @@ class Annotations:
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(min_x, min_y, max_x, max_y) of all polygons, level-0 px."""
-        return tuple(shapely.union_all(list(self.geometries.values())).bounds)  # type: ignore[return-value]
+        return tuple(shapely.union_all(list(self.geometries.values())).bounds)
 
 
-def load_annotations(path: str | Path) -> Annotations:
+def load_annotations(path: str | Path, *, progress: ProgressCallback | None = None) -> Annotations:
     """Read a QuPath GeoJSON or ASAP XML file (chosen by suffix, else by content).
 
-    Raises :class:`AnnotationError` for a missing file, a folder, an empty or unparsable
-    file, or a file with no polygon.
+    ``progress`` gets updates while the shapes are repaired and merged (at most about one
+    a second). Raises :class:`AnnotationError` for a missing file, a folder, an empty or
+    unparsable file, a file with no polygon, and past the limits of
+    :mod:`.annotation_limits` (size, nesting, non-finite coordinates, repair time).
     """
     path = Path(path)
     text = _read_text(path)
+    try:
+        with np.errstate(invalid="ignore"):  # NaN coordinates are refused below, quietly
+            raw, notes = _parse(path, text)
+    except RecursionError:
+        raise too_deep(path) from None
+    annotations: Annotations = build_within_limits(_build, path, raw, notes, progress)
+    return _with_camelyon_classes(annotations) if _is_xml(path, text) else annotations
+
+
+def _is_xml(path: Path, text: str) -> bool:
+    """ASAP XML by suffix, or by content when the suffix is neither XML nor GeoJSON."""
     suffix = path.suffix.lower()
-    stripped = text.lstrip()
-    if suffix in XML_SUFFIXES or (suffix not in GEOJSON_SUFFIXES and stripped.startswith("<")):
-        raw, notes = _parse_asap_xml(path, text)
-        return _with_camelyon_classes(_build(path, raw, notes))
-    if suffix in GEOJSON_SUFFIXES or stripped[:1] in "{[":
-        raw, notes = _parse_geojson(path, text)
-    else:
-        raise AnnotationError(
-            f"{path}: unknown annotation format; give a QuPath GeoJSON (.geojson) or an "
-            "ASAP/Camelyon16 XML (.xml) file"
-        )
-    return _build(path, raw, notes)
+    return suffix in XML_SUFFIXES or (
+        suffix not in GEOJSON_SUFFIXES and text.lstrip().startswith("<")
+    )
+
+
+def _parse(path: Path, text: str) -> tuple[list[tuple[str, BaseGeometry]], list[str]]:
+    if _is_xml(path, text):
+        return _parse_asap_xml(path, text)
+    if path.suffix.lower() in GEOJSON_SUFFIXES or text.lstrip()[:1] in "{[":
+        return _parse_geojson(path, text)
+    raise AnnotationError(
+        f"{path}: unknown annotation format; give a QuPath GeoJSON (.geojson) or an "
+        "ASAP/Camelyon16 XML (.xml) file"
+    )
 
 
 def check_annotation_bounds(annotations: Annotations, l0_width: int, l0_height: int) -> None:
@@ -116,11 +144,47 @@ def check_annotation_bounds(annotations: Annotations, l0_width: int, l0_height: 
         )
 
 
+ANNOTATIONS_FOLDER = "annotations"
+"""Folder of a project where each imported slide's annotation file is kept."""
+
+
+def keep_annotations(project_folder: Path, slide_id: int, source: Path) -> Path:
+    """Copy the annotation file ``source`` of slide ``slide_id`` into the project, as
+    ``annotations/slide-<id><suffix>`` (atomically), so the viewer can outline it later
+    even if the original moves. Returns the copy's path."""
+    folder = Path(project_folder) / ANNOTATIONS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"slide-{slide_id}{source.suffix.lower()}"
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def slide_annotations_path(project_folder: Path, slide_id: int, slide_path: Path) -> Path | None:
+    """The annotation file of a slide: the copy kept at import (:func:`keep_annotations`),
+    else a file beside the slide named after it (``a.svs`` -> ``a.geojson``, ``a.json``,
+    ``a.xml``, ``a.svs.geojson``; projects imported before copies were kept); None."""
+    kept = sorted((Path(project_folder) / ANNOTATIONS_FOLDER).glob(f"slide-{slide_id}.*"))
+    if kept:
+        return kept[0]
+    slide_path = Path(slide_path)
+    for suffix in GEOJSON_SUFFIXES + XML_SUFFIXES:
+        for candidate in (slide_path.with_suffix(suffix), Path(f"{slide_path}{suffix}")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def _read_text(path: Path) -> str:
     if not path.exists():
         raise AnnotationError(f"{path}: no such annotation file")
     if path.is_dir():
         raise AnnotationError(f"{path}: is a folder; give the annotation file inside it")
+    special = special_file_kind(path)
+    if special is not None:
+        raise AnnotationError(f"{path}: is {special}, not an annotation file")
+    check_file_size(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -272,11 +336,19 @@ def _with_camelyon_classes(annotations: Annotations) -> Annotations:
 # -- merging and repair -----------------------------------------------------------------
 
 
-def _build(path: Path, raw: list[tuple[str, BaseGeometry]], notes: list[str]) -> Annotations:
+def _build(
+    path: Path,
+    raw: list[tuple[str, BaseGeometry]],
+    notes: list[str],
+    progress: ProgressCallback | None = None,
+) -> Annotations:
     per_class: dict[str, list[BaseGeometry]] = {}
     skipped_non_area = 0
     count = 0
+    steps = len(raw) + 1  # every shape, then the merge
     for number, (name, shape) in enumerate(raw, start=1):
+        if progress is not None:
+            progress(Progress(number - 1, steps, f"{path.name}: checking shape {number}"))
         polygons = _area_part(shape)
         if polygons is None:
             skipped_non_area += 1
@@ -302,7 +374,11 @@ def _build(path: Path, raw: list[tuple[str, BaseGeometry]], notes: list[str]) ->
             f"{path}: contains no polygon with an area; annotate regions (polygons, "
             "rectangles, brush areas), not points or lines"
         )
+    if progress is not None:
+        progress(Progress(len(raw), steps, f"{path.name}: merging {count} polygons"))
     geometries = {name: shapely.union_all(parts) for name, parts in per_class.items()}
+    if progress is not None:
+        progress(Progress(steps, steps, f"{path.name}: {count} polygons read"))
     return Annotations(path=path, geometries=geometries, polygon_count=count, notes=tuple(notes))
 
 

@@ -123,3 +123,19 @@ def iter_patch_rows(
                 [strip[:, i * stride_px : i * stride_px + grid.patch_px] for i in range(n)]
             )
             yield run, patches
+
+
+def patch_at(
+    l0_x: np.ndarray, l0_y: np.ndarray, l0_size: np.ndarray, x: float, y: float
+) -> int | None:
+    """Index of the patch (top-left corners ``l0_x``, ``l0_y`` and sides ``l0_size``,
+    arrays of level-0 px) that contains the level-0 point ``(x, y)``: the one whose centre
+    is nearest when patches overlap; None when no patch contains it."""
+    inside = (l0_x <= x) & (x < l0_x + l0_size) & (l0_y <= y) & (y < l0_y + l0_size)
+    candidates = np.flatnonzero(inside)
+    if candidates.size == 0:
+        return None
+    size = np.broadcast_to(l0_size, l0_x.shape)[candidates]
+    centre_x = l0_x[candidates] + size / 2
+    centre_y = l0_y[candidates] + size / 2
+    return int(candidates[np.argmin((centre_x - x) ** 2 + (centre_y - y) ** 2)])

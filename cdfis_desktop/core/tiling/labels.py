@@ -28,10 +28,14 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cdfis_desktop.core.errors import LabelsError
+from cdfis_desktop.core.inputs import special_file_kind
 
 UNLABELLED = -1
 EXCLUDED = -2
 EXCLUDE_NAMES = frozenset({"exclude", "excluded", "exclusion", "ignore"})
+EXACT_INT_MAX = float(2**53)
+"""The largest float every smaller whole number of is exact: a bound for cells cast to
+int64 (a larger value such as 1e300 would overflow to a negative number)."""
 
 
 def is_exclude_name(name: str) -> bool:
@@ -250,8 +254,12 @@ class PatchTable:
     def has(self, name: str) -> bool:
         return name in self.columns
 
-    def numbers(self, name: str, *, minimum: float | None = 0.0) -> np.ndarray:
-        """Column ``name`` as float64[rows]; raises LabelsError naming the first bad cell."""
+    def numbers(
+        self, name: str, *, minimum: float | None = 0.0, maximum: float | None = None
+    ) -> np.ndarray:
+        """Column ``name`` as float64[rows], every value finite and within [``minimum``,
+        ``maximum``] (None: unbounded), so a cast to int64 cannot overflow when a maximum
+        is given; raises LabelsError naming the first bad cell."""
         out = np.empty(self.rows, dtype=np.float64)
         for row, cell in enumerate(self.columns[name]):
             try:
@@ -260,13 +268,20 @@ class PatchTable:
                 raise LabelsError(
                     f"{self.path}: row {row + 2}, column {name!r}: {cell!r} is not a number"
                 ) from None
+            if not np.isfinite(out[row]):
+                raise LabelsError(
+                    f"{self.path}: row {row + 2}, column {name!r}: {cell!r} is not a finite number"
+                )
             if minimum is not None and out[row] < minimum:
                 raise LabelsError(
                     f"{self.path}: row {row + 2}, column {name!r}: {cell} is below {minimum:g}; "
                     "coordinates are level-0 pixels from the top-left corner"
                 )
-        if not np.all(np.isfinite(out)):
-            raise LabelsError(f"{self.path}: column {name!r} has a non-finite value")
+            if maximum is not None and out[row] > maximum:
+                raise LabelsError(
+                    f"{self.path}: row {row + 2}, column {name!r}: {cell} is above {maximum:g}, "
+                    "the largest value possible here; coordinates and sizes are level-0 pixels"
+                )
         return out
 
     def label_names(self) -> list[str]:
@@ -330,6 +345,9 @@ def read_patch_table(path: str | Path, *, required: Sequence[str]) -> PatchTable
         raise LabelsError(f"{path}: no such labels file")
     if path.is_dir():
         raise LabelsError(f"{path}: is a folder; give the CSV file inside it")
+    special = special_file_kind(path)
+    if special is not None:
+        raise LabelsError(f"{path}: is {special}, not a CSV file; give the file itself")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

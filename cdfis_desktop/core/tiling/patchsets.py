@@ -30,7 +30,7 @@ from PIL import Image
 
 from cdfis_desktop.core.errors import LabelsError
 from cdfis_desktop.core.slides.tiff_writer import write_pyramidal_tiff_bands
-from cdfis_desktop.core.tiling.labels import PatchTable, read_patch_table
+from cdfis_desktop.core.tiling.labels import EXACT_INT_MAX, PatchTable, read_patch_table
 
 MOSAIC_JPEG_QUALITY = 95
 GROUP_COLUMNS = ("patient", "slide", "group", "case")
@@ -93,8 +93,9 @@ def read_patch_set(
         )
     table = read_patch_table(csv_path, required=("file", "x", "y", "label"))
     column = _group_column(table, group_by)
-    l0_x = np.rint(table.numbers("x")).astype(np.int64)
-    l0_y = np.rint(table.numbers("y")).astype(np.int64)
+    l0_x, l0_y = (
+        np.rint(table.numbers(axis, maximum=EXACT_INT_MAX)).astype(np.int64) for axis in ("x", "y")
+    )
     labels, mapping = table.labels(class_map)
     files = [root / name for name in table.columns["file"]]
     width, height = _image_sizes(table, files)
@@ -150,7 +151,7 @@ def _image_sizes(table: PatchTable, files: list[Path]) -> tuple[np.ndarray, np.n
             ) from None
     for name, actual in (("width", width), ("height", height)):
         if table.has(name):
-            stated = np.rint(table.numbers(name)).astype(np.int64)
+            stated = np.rint(table.numbers(name, maximum=EXACT_INT_MAX)).astype(np.int64)
             wrong = np.flatnonzero(stated != actual)
             if wrong.size:
                 row = int(wrong[0])

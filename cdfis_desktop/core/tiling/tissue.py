@@ -54,6 +54,7 @@ from skimage import filters
 
 from cdfis_desktop.core.config import TISSUE_STAINS
 from cdfis_desktop.core.progress import CancelToken
+from cdfis_desktop.core.slides.guards import check_read_at_mpp
 from cdfis_desktop.core.slides.reader import SlideReader
 
 DEFAULT_MASK_MPP = 8.0
@@ -347,13 +348,10 @@ def detect_tissue(
     with the ``stain`` rule (``auto``: guessed from the slide, see :func:`guess_stain`).
     Object and hole limits are in µm². The mask covers the whole mask pixels inside the
     slide (a partial last row/column of less than one mask pixel counts as no tissue).
-    ``cancel`` is checked while the slide is read. Call from the thread owning ``slide``."""
-    slide_mpp = slide.effective_mpp
-    width, height = slide.dimensions
-    fitting_mpp = slide_mpp * math.sqrt(width * height / MAX_MASK_PX)
-    mask_mpp = max(mask_mpp, slide_mpp, fitting_mpp)
-    l0_per_px = mask_mpp / slide_mpp
-    out_w, out_h = max(1, int(width / l0_per_px)), max(1, int(height / l0_per_px))
+    ``cancel`` is checked while the slide is read, in strips (:func:`read_slide_image`).
+    Call from the thread owning ``slide``; an import checks :func:`check_tissue_readable`
+    first."""
+    mask_mpp, l0_per_px, out_w, out_h = _mask_geometry(slide, mask_mpp)
     image = read_slide_image(slide, mask_mpp, out_w, out_h, cancel)
     px_um2 = mask_mpp * mask_mpp
     params = TissueParams(
@@ -364,3 +362,24 @@ def detect_tissue(
     chosen = guess_stain(image) if stain == "auto" else stain
     mask = tissue_mask(image, params, chosen)
     return TissueMask(mask=mask, l0_per_px=l0_per_px, mpp=mask_mpp, stain=chosen)
+
+
+def check_tissue_readable(slide: SlideReader, mask_mpp: float = DEFAULT_MASK_MPP) -> None:
+    """Raise SlideTooLargeError when the level :func:`detect_tissue` reads from ``slide``
+    (in strips, so memory stays bounded) passes the read-size limit in total: a large slide
+    without a pyramid, whose full-resolution read would take very long. Reads nothing (an
+    import checks every slide first)."""
+    mask_mpp, _, out_w, out_h = _mask_geometry(slide, mask_mpp)
+    check_read_at_mpp(slide, out_w, out_h, mask_mpp)
+
+
+def _mask_geometry(slide: SlideReader, mask_mpp: float) -> tuple[float, float, int, int]:
+    """(mask µm/px, level-0 px per mask px, mask width, mask height) for ``slide`` (see
+    :func:`detect_tissue` and :data:`MAX_MASK_PX`)."""
+    slide_mpp = slide.effective_mpp
+    width, height = slide.dimensions
+    fitting_mpp = slide_mpp * math.sqrt(width * height / MAX_MASK_PX)
+    mask_mpp = max(mask_mpp, slide_mpp, fitting_mpp)
+    l0_per_px = mask_mpp / slide_mpp
+    out_w, out_h = max(1, int(width / l0_per_px)), max(1, int(height / l0_per_px))
+    return mask_mpp, l0_per_px, out_w, out_h

@@ -11,22 +11,25 @@ Fenwick tree) are stored as tensors tagged ``{"__numpy__": tensor}`` and turned 
 arrays on load, so the file holds only tensors, numbers, strings and containers and loads
 with ``weights_only=True`` (no arbitrary pickled code runs).
 
-Files are written atomically (temporary file in the same folder, then ``os.replace``),
-so a crash mid-write never leaves a truncated checkpoint under the final name.
+Files are written atomically (a scratch file in the same folder, see
+:mod:`cdfis_desktop.core.scratch`, then ``os.replace``), so a crash mid-write never leaves
+a truncated checkpoint under the final name; the scratch of a killed write is removed by the
+next checkpoint of the same name or by ``cdfis check --fix``. Checkpoints get the mode a
+plain ``open`` gives (the umask decides who may read them).
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cdfis_desktop.core.disk import is_full_error
 from cdfis_desktop.core.errors import StorageFullError, StoreError, TrainingError
+from cdfis_desktop.core.scratch import remove_orphans_of, scratch_file
 
 FORMAT = 1
 
@@ -43,23 +46,28 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     other write failure; the previous checkpoint files are untouched either way.
     """
     path = Path(path)
-    tmp_name = ""
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(handle, "wb") as stream:
+        remove_orphans_of(path)
+        tmp = scratch_file(path, ".tmp")
+        with tmp.open("wb") as stream:
             torch.save(_to_storable({"format": FORMAT, **state}), stream)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
+        os.replace(tmp, path)
     except OSError as exc:
-        if tmp_name:
-            Path(tmp_name).unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if is_full_error(exc):
             raise StorageFullError(
                 f"{path}: the disk is full; free some space and resume"
             ) from None
         raise StoreError(f"{path}: cannot write the checkpoint ({exc.strerror or exc})") from None
+    except BaseException:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

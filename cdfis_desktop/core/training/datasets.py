@@ -11,7 +11,9 @@ preloaded uint8 array including normalisation (x9). So every dataset **preloads*
 ``uint8[N, 3, H, W]`` array by default when that fits in ``preload_limit_bytes`` (1 GiB:
 ~38k patches of 96 px); larger sets read lazily, optionally through an on-disk cache
 (a uint8 ``.npy`` memmap plus a "filled" mask in the project's ``cache/`` folder) that later
-epochs and later runs reuse.
+epochs and later runs reuse. The cache's disk space is reserved when it is created
+(:mod:`cdfis_desktop.core.disk`), so a full disk is never a SIGBUS: without room, the
+dataset goes on without a cache and says so in :attr:`PatchDataset.storage_warning`.
 
 Thread/process rules: slide and HDF5 handles are opened lazily and keyed by ``os.getpid()``,
 so each DataLoader worker process opens its own; one dataset object must not be used by
@@ -27,17 +29,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from cdfis_desktop.core.errors import CdfisError, LabelsError, SlideOpenError
+from cdfis_desktop.core.disk import reserved_memmap
+from cdfis_desktop.core.errors import CdfisError, LabelsError, SlideOpenError, StorageFullError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.slides.imageops import resize_rgb
 from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise
+
+if TYPE_CHECKING:
+    from cdfis_desktop.core.storage import Project
 
 DEFAULT_PRELOAD_LIMIT_BYTES = 1 << 30
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -81,6 +87,7 @@ class PatchDataset(Dataset[Item], ABC):
         self._images: np.ndarray | None = None  # uint8[N, 3, px, px]: RAM or memmap
         self._filled: np.ndarray | None = None  # bool[N]
         self._complete = False
+        self.storage_warning = ""
 
     # -- subclasses ------------------------------------------------------------------
 
@@ -150,7 +157,7 @@ class PatchDataset(Dataset[Item], ABC):
         cache on the way when there is one). Raises ``Cancelled`` via ``cancel``."""
         if self._complete:
             return
-        self._prepare_storage(in_ram=self.cache_path is None)
+        self._prepare_storage(in_ram=True)
         assert self._images is not None and self._filled is not None
         total = len(self)
         missing = np.flatnonzero(~np.asarray(self._filled))
@@ -162,20 +169,39 @@ class PatchDataset(Dataset[Item], ABC):
                 progress(Progress(total - missing.size + done, total, "loading patches"))
         if isinstance(self._images, np.memmap):
             self._images.flush()
-            self._filled.flush()  # type: ignore[union-attr]
+            assert isinstance(self._filled, np.memmap)
+            self._filled.flush()
             self._images = np.array(self._images)
             self._filled = np.ones(total, dtype=bool)
         self._complete = True
 
     # -- storage ---------------------------------------------------------------------
 
+    def reserve_storage(self) -> str:
+        """Open the on-disk cache now, reserving its disk space. When the disk has no room
+        for it (or it cannot be written at all), the dataset goes on without a cache
+        (patches are read from their source) and a sentence for the user is returned; ""
+        otherwise. Call before training starts, so this is known before anything is
+        recorded."""
+        self._prepare_storage()
+        return self.storage_warning
+
     def _prepare_storage(self, *, in_ram: bool = False) -> None:
         if self._images is not None:
             return
         shape = (len(self), 3, self.input_px, self.input_px)
         if self.cache_path is not None:
-            self._images, self._filled = _open_cache(self.cache_path, shape)
-        elif in_ram:
+            try:
+                self._images, self._filled = _open_cache(self.cache_path, shape)
+                return
+            except (StorageFullError, OSError) as exc:  # full, read-only, no permission
+                self.cache_path = None
+                reason = str(exc) if isinstance(exc, StorageFullError) else exc.strerror
+                self.storage_warning = (
+                    f"the patch cache cannot be written ({reason}); training goes on "
+                    "without it (patches are read from their source instead)"
+                )
+        if in_ram:
             self._images = np.empty(shape, dtype=np.uint8)
             self._filled = np.zeros(len(self), dtype=bool)
 
@@ -198,7 +224,9 @@ class PatchDataset(Dataset[Item], ABC):
 
 
 def _open_cache(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Open (creating when missing or of another shape) the image memmap and its mask."""
+    """Open (creating when missing or of another shape) the image memmap and its mask.
+    New files get their disk space reserved; StorageFullError (both files removed) when
+    the disk has no room."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mask_path = path.with_name(path.stem + "-filled.npy")
     try:
@@ -209,8 +237,14 @@ def _open_cache(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndar
     except (OSError, ValueError):
         pass
     # the mask is created after the images, so a crash in between leaves an all-False mask
-    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-    filled = np.lib.format.open_memmap(mask_path, mode="w+", dtype=np.bool_, shape=shape[:1])
+    what = f"the patch cache {path.name}"
+    images = reserved_memmap(path, np.uint8, shape, what)
+    try:
+        filled = reserved_memmap(mask_path, np.bool_, shape[:1], what)
+    except BaseException:
+        del images
+        path.unlink(missing_ok=True)
+        raise
     return images, filled
 
 
@@ -264,7 +298,7 @@ class SlidePatchDataset(PatchDataset):
     @classmethod
     def from_project(
         cls,
-        project: Any,
+        project: Project,
         patch_ids: np.ndarray | None = None,
         *,
         input_px: int,
@@ -286,7 +320,7 @@ class SlidePatchDataset(PatchDataset):
         else:
             rows = np.arange(len(table))
         sources = {
-            record.id: SlideSource(record.path, record.mpp if record.mpp_overridden else None)
+            record.id: SlideSource(str(record.file), record.mpp_override)
             for record in project.slides()
         }
         arrays = {
@@ -309,6 +343,27 @@ class SlidePatchDataset(PatchDataset):
             cache_path=cache_path,
             **options,
         )
+
+    def check_slides(self) -> None:
+        """Open every slide the dataset reads once (then close it), so a missing or
+        unreadable slide file fails before training starts. Raises SlideOpenError naming
+        the slide id and how to go on."""
+        import warnings
+
+        from cdfis_desktop.core.slides import open_slide
+
+        for slide_id in np.unique(self.slide_id).tolist():
+            source = self.slides[slide_id]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # missing mpp: reported at import
+                    open_slide(source.path, mpp_override=source.mpp_override).close()
+            except SlideOpenError as exc:
+                raise SlideOpenError(
+                    f"slide {slide_id} of the project cannot be read: {exc}. Put the file "
+                    f"back at {source.path}, or remove the slide from the project "
+                    f"(cdfis slides remove --project DIR {slide_id})"
+                ) from None
 
     def _read(self, index: int) -> np.ndarray:
         slide = self._slide(int(self.slide_id[index]))
@@ -383,7 +438,11 @@ class FolderPatchDataset(PatchDataset):
         files: list[Path] = []
         labels: list[int] = []
         for label, name in enumerate(classes):
-            found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                p
+                for p in (root / name).iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()  # no FIFO: would block
+            )
             files.extend(found)
             labels.extend([label] * len(found))
         if not files:

@@ -17,9 +17,12 @@ What a run does, in order:
 3. Validate once before the first step (the initial held-out loss the ``loss:F`` warm-up
    rule needs), then train step by step. Each step the sampler's draw record goes to the
    history writer (batched), and train loss and samples/s to the metrics. Validation at
-   each epoch end (or every ``val_every_steps``) logs the metrics, stores the validation
-   patches' predictions, feeds the warm-up rule and early stopping. A checkpoint is
-   written every ``checkpoint_every_steps`` steps (history flushed first).
+   each epoch end (or every ``val_every_steps`` steps, or each time the training time
+   passes a multiple of ``val_every_s``) logs the metrics, stores the validation
+   patches' predictions, feeds the warm-up rule and early stopping; the first validation
+   at or after each of ``test_at_s`` also scores the test set (``test_groups``) and puts
+   its metrics in the report (not in the store). A checkpoint is written every
+   ``checkpoint_every_steps`` steps (history flushed first).
 4. Stop at the first of: ``epochs``, ``max_steps``, ``time_budget_s`` of training time
    (evaluation excluded), early stopping, or the cancel token. At the end: a last
    validation if the last step was not validated, predictions for **all** patches
@@ -43,14 +46,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cdfis_desktop.core.config import RunConfig
-from cdfis_desktop.core.errors import CdfisError, ConfigError
+from cdfis_desktop.core.errors import CdfisError, ConfigError, StoreError
 from cdfis_desktop.core.progress import CancelToken
 from cdfis_desktop.core.sampling import DrawRecord, WarmupRule
 from cdfis_desktop.core.storage import Project
@@ -64,6 +67,7 @@ from cdfis_desktop.core.training.devices import resolve_device
 from cdfis_desktop.core.training.distributed import DistContext, init_from_environment
 from cdfis_desktop.core.training.evaluation import Evaluation, evaluate
 from cdfis_desktop.core.training.handlers import ChosenTracker, EarlyStopping, HistoryRecorder
+from cdfis_desktop.core.training.metrics import ClassificationMetrics
 from cdfis_desktop.core.training.prepare import DEFAULT_VAL_FRACTION, prepare_data
 from cdfis_desktop.core.training.reports import (
     EpochReport,
@@ -95,6 +99,8 @@ class _RunState:
     chosen: ChosenTracker
     early: EarlyStopping
     last_validated_step: int = -1
+    last_validated_s: float = 0.0
+    tests_done: int = 0
     last_checkpoint: str = ""
     ended: bool = False
 
@@ -126,12 +132,20 @@ class Trainer:
 
     def iter_resume(self, run_id: int, cancel: CancelToken | None = None) -> Iterator[Report]:
         """Continue run ``run_id`` from its latest checkpoint with its stored configuration
-        (from the start when it has none). Raises :class:`StoreError` for an unknown run,
-        :class:`ConfigError` for a finished one."""
+        (from the start when it has none and recorded nothing). Raises :class:`StoreError`
+        for an unknown run, :class:`ConfigError` for a finished one or one that recorded
+        steps but has no checkpoint (resuming would drop its history)."""
         summary = self.project.run(run_id)
         if summary.status == "finished":
             raise ConfigError(f"run {run_id} has already finished; start a new run instead")
         config = RunConfig.from_dict(summary.config)
+        if summary.steps and self.project.latest_checkpoint(run_id) is None:
+            raise ConfigError(
+                f"run {run_id} stopped at step {summary.steps}, before its first checkpoint "
+                f"(every {config.checkpoint_every_steps} steps): resuming would start it again "
+                f"from step 0 and drop its {summary.steps} recorded steps. Its history is kept "
+                "as it is; start a new run with the same settings instead"
+            )
         return self._iterate(config, cancel or CancelToken(), run_id)
 
     # ---- the run ---------------------------------------------------------------------
@@ -139,6 +153,11 @@ class Trainer:
     def _iterate(
         self, config: RunConfig, cancel: CancelToken, resume_run_id: int | None
     ) -> Iterator[Report]:
+        if self.project.read_only:
+            raise StoreError(
+                f"{self.project.folder} is read-only: training records its runs in the "
+                "project; copy the project to a folder you can write to and train there"
+            )
         config.validate()
         WarmupRule.parse(config.sampler.warmup)  # a typo fails here, before any loading
         setup = resolve_device(config.device)
@@ -155,6 +174,8 @@ class Trainer:
             early=EarlyStopping(config.early_stopping_patience),
         )
         resumed_from = self._restore(state, resume_run_id, context)
+        state.last_validated_s = session.train_s
+        state.tests_done = sum(t < session.train_s for t in config.test_at_s or ())
         if context.is_main:
             state.run_id, state.store = self._open_run(config, session, resume_run_id)
         state.run_id = int(context.broadcast_from_main(state.run_id))
@@ -212,7 +233,7 @@ class Trainer:
             yield from self._after_step(state, context, result)
             if session.sampler.update_warmup(step=session.step, epoch=session.epochs_done):
                 self._record_switch(state, context)
-            if self._validation_due(session):
+            if self._validation_due(state):
                 yield from self._validate(state, context)
             if session.step % config.checkpoint_every_steps == 0:
                 self._checkpoint(state, context)
@@ -226,7 +247,9 @@ class Trainer:
     ) -> Iterator[Report]:
         session = state.session
         state.chosen.on_step(result.record)
-        gathered = context.gather_to_main((result.patch_ids, result.record, result.loss))
+        gathered = context.gather_to_main(
+            (result.patch_ids, result.record, result.loss, result.samples_forwarded)
+        )
         if gathered is None or state.store is None:
             return
         step, epoch = session.step, session.epoch_of_step(session.step)
@@ -234,8 +257,12 @@ class Trainer:
         records = [g[1] for g in gathered]
         loss = float(np.mean([g[2] for g in gathered]))
         writer = state.store.writer
-        writer.submit(state.store.recorder.on_step, step, epoch, patch_ids, _concatenate(records))
-        samples_per_s = session.config.batch_size * context.world_size / result.duration_s
+        writer.submit(
+            state.store.recorder.on_step, step, epoch, patch_ids, DrawRecord.concatenate(records)
+        )
+        forwarded = int(sum(g[3] for g in gathered))
+        backpropagated = result.samples_backpropagated * context.world_size  # equal per rank
+        samples_per_s = backpropagated / result.duration_s
         writer.submit(
             self.project.log_metrics,
             state.run_id,
@@ -248,16 +275,23 @@ class Trainer:
         yield StepReport(
             run_id=state.run_id,
             step=step,
-            epoch=step / session.steps_per_epoch,
+            epoch=epoch,
+            epoch_progress=step / session.steps_per_epoch,
             wall_s=session.train_s,
             train_loss=loss,
             samples_per_s=samples_per_s,
             is_active=session.sampler.is_active,
             candidate_scores=np.concatenate([r.score for r in records]).copy(),
             chosen_share=state.chosen.share,
+            samples_forwarded=forwarded,
+            samples_backpropagated=backpropagated,
         )
 
-    def _validation_due(self, session: TrainingSession) -> bool:
+    def _validation_due(self, state: _RunState) -> bool:
+        session = state.session
+        every_s = session.config.val_every_s
+        if every_s is not None:  # the same grid of training times for every sampler
+            return session.train_s // every_s > state.last_validated_s // every_s
         every = session.config.val_every_steps
         if every is not None:
             return session.step % every == 0
@@ -267,10 +301,20 @@ class Trainer:
         """Evaluate on rank 0, share the loss, feed warm-up and early stopping."""
         session = state.session
         evaluation: Evaluation | None = None
+        test: ClassificationMetrics | None = None
+        test_at_s = sorted(session.config.test_at_s or ())
+        test_due = state.tests_done < len(test_at_s) and (
+            session.train_s >= test_at_s[state.tests_done]
+        )
+        state.tests_done = sum(t <= session.train_s for t in test_at_s)
         if context.is_main:
             evaluation = evaluate(
                 session.module, session.data.dataset, session.data.val_indices, session.setup
             )
+            if test_due:
+                test = evaluate(
+                    session.module, session.data.dataset, session.data.test_indices, session.setup
+                ).metrics
         val_loss = float(
             context.broadcast_from_main(None if evaluation is None else evaluation.metrics.loss)
         )
@@ -281,10 +325,11 @@ class Trainer:
             self._record_switch(state, context)
         is_best = state.early.on_validation(val_loss)
         state.last_validated_step = session.step
+        state.last_validated_s = session.train_s
         if evaluation is None or state.store is None:
             return
         m = evaluation.metrics
-        epoch_index = max(session.epoch_of_step(session.step), 0)
+        epoch_index = session.epoch_of_step(session.step)
         writer = state.store.writer
         writer.submit(
             self.project.log_metrics,
@@ -309,7 +354,7 @@ class Trainer:
         yield EpochReport(
             run_id=state.run_id,
             step=session.step,
-            epoch=session.epochs_done,
+            epoch=epoch_index,
             wall_s=session.train_s,
             val_loss=m.loss,
             val_accuracy=m.accuracy,
@@ -317,6 +362,9 @@ class Trainer:
             val_auc=m.auc,
             switched_on=switched,
             is_best=is_best,
+            samples_forwarded=session.samples_forwarded * context.world_size,
+            samples_backpropagated=session.samples_backpropagated * context.world_size,
+            test=test,
         )
 
     def _record_switch(self, state: _RunState, context: DistContext) -> None:
@@ -331,15 +379,10 @@ class Trainer:
     ) -> tuple[int, _Store]:
         flush = config.history_flush_steps
         if resume_run_id is None:
-            sampler = config.sampler
             run_id = self.project.create_run(
-                config.to_dict(),
-                sampler_rule=sampler.rule,
-                sampler_mode=sampler.mode,
-                metric=sampler.metric,
-                seed=config.seed,
-                device=str(session.setup.device),
+                config,
                 n_train=len(session.data.train_indices),
+                device=str(session.setup.device),
                 name=self.run_name,
             )
             writer = self.project.history_writer(run_id, flush_every_steps=flush)
@@ -397,7 +440,7 @@ class Trainer:
             },
         )
         self.project.register_checkpoint(
-            state.run_id, session.step, max(session.epoch_of_step(session.step), 0), path
+            state.run_id, session.step, session.epoch_of_step(session.step), path
         )
         state.last_checkpoint = str(path)
 
@@ -462,12 +505,3 @@ def _step_limit(config: RunConfig, steps_per_epoch: int) -> int | None:
     if config.epochs is not None:
         limits.append(config.epochs * steps_per_epoch)
     return min(limits) if limits else None
-
-
-def _concatenate(records: list[DrawRecord]) -> DrawRecord:
-    """One draw record from the records of all ranks (entries in rank order)."""
-    if len(records) == 1:
-        return records[0]
-    return DrawRecord(
-        *(np.concatenate([getattr(r, f.name) for r in records]) for f in fields(DrawRecord))
-    )

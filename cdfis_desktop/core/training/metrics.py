@@ -59,13 +59,13 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = _average_ranks(scores)
+    ranks = average_ranks(scores)
     u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``values``; tied values share the mean of their ranks."""
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values float[n]``; tied values share the mean of their ranks."""
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
     # start of each run of equal values, and the run each sorted element belongs to
@@ -98,3 +98,27 @@ def classification_metrics(
         balanced_accuracy=balanced_accuracy(labels, predicted),
         auc=roc_auc(labels, positive),
     )
+
+
+BASELINE_METRICS = ("balanced_accuracy", "accuracy", "auc")
+
+
+def majority_baseline(metric: str, labels: np.ndarray) -> float:
+    """What a model that always predicts the most frequent class of ``labels int[n]``
+    scores on them: ``accuracy`` = that class's share, ``balanced_accuracy`` = 1 / the
+    number of classes present, ``auc`` = 0.5 (a constant score ranks nothing). nan when
+    ``labels`` is empty. A target at or below this is met without learning."""
+    if metric not in BASELINE_METRICS:
+        raise ValueError(f"no baseline for metric {metric!r}; one of {BASELINE_METRICS}")
+    counts = list(class_counts(labels).values())
+    if not counts:
+        return float("nan")
+    if metric == "accuracy":
+        return max(counts) / sum(counts)
+    return 1.0 / len(counts) if metric == "balanced_accuracy" else 0.5
+
+
+def class_counts(labels: np.ndarray) -> dict[int, int]:
+    """Patches per class present in ``labels int[n]``, by ascending class."""
+    classes, counts = np.unique(np.asarray(labels), return_counts=True)
+    return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}

@@ -25,9 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cdfis_desktop.core.config import MODEL_NAMES
 from cdfis_desktop.core.errors import ConfigError
-
-MODEL_NAMES = ("smallcnn", "resnet18", "resnet50")
 
 
 class SmallCNN(nn.Module):
@@ -61,10 +60,11 @@ class ResNetClassifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:
         super().__init__()
-        in_features = backbone.fc.in_features
+        head = backbone.fc
+        assert isinstance(head, nn.Linear), "a torchvision ResNet ends in a Linear fc"
         backbone.fc = nn.Identity()
         self.backbone = backbone
-        self.classifier = nn.Linear(in_features, num_classes)
+        self.classifier = nn.Linear(head.in_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``float[N, 3, H, W]`` -> pooled features ``float[N, 512 or 2048]``."""

@@ -3,8 +3,13 @@
 They hold no live tensors and no reference to the model, so a worker thread can hand them
 to the GUI thread (queued signals) and the CLI can print them. Times: ``wall_s`` is
 training time in seconds since the run started, evaluation excluded (the paper's
-convention; it continues across a resume). ``epoch`` in a :class:`StepReport` is
-fractional (steps x batch / training patches).
+convention; it continues across a resume).
+
+Epochs (one convention everywhere: store, reports, CLI, GUI, docs): ``epoch`` is the
+0-based index of the epoch a step runs in, ``(step - 1) // steps_per_epoch``, the epoch
+under which the store files the step's history, metrics and predictions. A validation
+belongs to the epoch of the step it follows (the one at step 0, before training, to
+epoch 0). ``epoch_progress`` is the fractional count of epochs trained so far.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from cdfis_desktop.core.training.metrics import ClassificationMetrics
 
 
 @dataclass(frozen=True)
@@ -38,32 +45,43 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class StepReport:
-    """One training step done (``step`` counts from 1).
+    """One training step done (``step`` counts from 1) in epoch ``epoch`` (0-based);
+    ``epoch_progress`` = step / steps per epoch.
 
     ``candidate_scores float32[n]``: the scores the sampler saw at this step (the presample
     candidates, or the chosen rows in history mode and in the uniform phase), for the score
     histogram/CDF plot. ``chosen_share``: fraction of training patches chosen at least
-    once so far. ``is_active``: importance sampling is switched on.
+    once so far. ``is_active``: importance sampling is switched on. ``samples_forwarded``
+    / ``samples_backpropagated``: rows this step sent through the model (scored and
+    trained) / trained on, all processes together; ``samples_per_s`` counts trained rows.
     """
 
     run_id: int
     step: int
-    epoch: float
+    epoch: int
+    epoch_progress: float
     wall_s: float
     train_loss: float
     samples_per_s: float
     is_active: bool
     candidate_scores: np.ndarray
     chosen_share: float
+    samples_forwarded: int = 0
+    samples_backpropagated: int = 0
 
 
 @dataclass(frozen=True)
 class EpochReport:
-    """A validation pass (at each epoch end, every ``val_every_steps``, and once at step 0).
+    """A validation pass (at each epoch end, every ``val_every_steps`` steps or
+    ``val_every_s`` training seconds, and once at step 0).
 
-    ``epoch``: completed epochs (int). Metrics as in :mod:`.metrics` (nan when undefined).
+    ``epoch``: the 0-based epoch of ``step`` (see the module docstring: after the first
+    epoch's last step it is 0, as in the store and the GUI's time slider). Metrics as in :mod:`.metrics` (nan when undefined).
     ``switched_on``: importance sampling switched on at this validation (warm-up ended).
-    ``is_best``: lowest validation loss so far.
+    ``is_best``: lowest validation loss so far. ``samples_forwarded`` /
+    ``samples_backpropagated``: rows sent through the model (scoring passes included) /
+    rows trained on since the run started, all processes. ``test``: the test set's metrics
+    when it was scored at this validation (``RunConfig.test_at_s``), else None.
     """
 
     run_id: int
@@ -76,6 +94,9 @@ class EpochReport:
     val_auc: float
     switched_on: bool
     is_best: bool
+    samples_forwarded: int = 0
+    samples_backpropagated: int = 0
+    test: ClassificationMetrics | None = None
 
 
 @dataclass(frozen=True)

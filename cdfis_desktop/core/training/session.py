@@ -20,7 +20,13 @@ from torch.nn import functional as F
 
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import ConfigError, TrainingError
-from cdfis_desktop.core.sampling import DrawRecord, make_sampler, score_batch, scores_from_outputs
+from cdfis_desktop.core.sampling import (
+    BatchPlan,
+    DrawRecord,
+    make_sampler,
+    score_batch,
+    scores_from_outputs,
+)
 from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise, normalise
 from cdfis_desktop.core.training.devices import DeviceSetup, out_of_memory_as_training_error
 from cdfis_desktop.core.training.distributed import DistContext
@@ -32,12 +38,16 @@ from cdfis_desktop.core.training.prepare import TrainingData
 class StepResult:
     """One step done: ``loss`` the mean cross-entropy of the trained rows (unweighted, nats);
     ``record`` the completed draw record in this rank's shard index space; ``patch_ids
-    int64[n]`` the store id of each record entry; ``duration_s`` the step's wall time."""
+    int64[n]`` the store id of each record entry; ``duration_s`` the step's wall time;
+    ``samples_forwarded`` the rows that went through the model (scored and trained) and
+    ``samples_backpropagated`` the rows trained on."""
 
     loss: float
     record: DrawRecord
     patch_ids: np.ndarray
     duration_s: float
+    samples_forwarded: int
+    samples_backpropagated: int
 
 
 class TrainingSession:
@@ -84,13 +94,20 @@ class TrainingSession:
         )
         self.step = 0
         self.train_s = 0.0
+        # machine-independent cost: rows sent through the model (scoring passes included)
+        # and rows trained on (back-propagated), this process, since the run started
+        self.samples_forwarded = 0
+        self.samples_backpropagated = 0
         self._features: torch.Tensor | None = None
         if config.sampler.metric == "gradnorm_wb":
-            self.module.classifier.register_forward_pre_hook(self._keep_features)
+            classifier = self.module.classifier
+            assert isinstance(classifier, torch.nn.Module)
+            classifier.register_forward_pre_hook(self._keep_features)
 
     def epoch_of_step(self, step: int) -> int:
-        """0-based epoch in which 1-based ``step`` runs."""
-        return (step - 1) // self.steps_per_epoch
+        """0-based epoch in which 1-based ``step`` runs (step 0, before training, counts
+        as epoch 0): the one epoch numbering of the store, the reports and the GUI."""
+        return max((step - 1) // self.steps_per_epoch, 0)
 
     @property
     def epochs_done(self) -> int:
@@ -112,15 +129,10 @@ class TrainingSession:
             images, labels, _ = self.data.dataset.load_batch(rows)
             images = images.to(self.setup.device, non_blocking=self.setup.pin_memory)
             labels = labels.to(self.setup.device, non_blocking=self.setup.pin_memory)
+            scored = 0
             if plan.needs_scores:
-                with self.setup.autocast():
-                    scores = score_batch(
-                        self.module,
-                        normalise(images),
-                        labels,
-                        cfg.sampler.metric,
-                        train_mode=cfg.sampler.score_in_train_mode,
-                    )
+                scores = self._score(plan, images, labels)
+                scored = scores.shape[0]
                 selection = self.sampler.select(plan, scores)
             else:
                 selection = self.sampler.select(plan)
@@ -148,9 +160,28 @@ class TrainingSession:
         record = selection.completed_record(observed)
         patch_ids = self.data.dataset.patch_ids[self.shard[record.dataset_index]]
         self.step = step
+        scored = len(plan.candidate_indices) if plan.needs_scores else 0
+        trained = int(y.shape[0])
+        self.samples_forwarded += scored + trained
+        self.samples_backpropagated += trained
         duration = time.perf_counter() - started
         self.train_s += duration
-        return StepResult(loss_value, record, patch_ids, duration)
+        return StepResult(loss_value, record, patch_ids, duration, scored + trained, trained)
+
+    def _score(self, plan: BatchPlan, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The sampler's metric for the loaded rows at ``plan.scored_positions``, float32[m],
+        from a forward pass without gradients (see :class:`BatchPlan` for the input)."""
+        at = plan.scored_positions.to(self.setup.device)
+        if plan.score_as_trained:
+            x = augment_and_normalise(images[at], self.augmentation, self.generator)
+            train_mode = True
+        else:
+            x = normalise(images[at])
+            train_mode = self.config.sampler.score_in_train_mode
+        with self.setup.autocast():
+            return score_batch(
+                self.module, x, labels[at], self.config.sampler.metric, train_mode=train_mode
+            )
 
     def _observed_scores(
         self, logits: torch.Tensor, y: torch.Tensor, per_sample_loss: torch.Tensor
@@ -174,6 +205,8 @@ class TrainingSession:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "train_s": self.train_s,
+            "samples_forwarded": self.samples_forwarded,
+            "samples_backpropagated": self.samples_backpropagated,
         }
 
     def rank_state_dict(self) -> dict[str, Any]:
@@ -208,6 +241,8 @@ class TrainingSession:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.train_s = float(state["train_s"])
+        self.samples_forwarded = int(state.get("samples_forwarded", 0))  # older checkpoints
+        self.samples_backpropagated = int(state.get("samples_backpropagated", 0))
         self.sampler.load_state_dict(rank_state["sampler"])
         rng = rank_state["rng"]
         torch.set_rng_state(rng["torch"])

@@ -1,9 +1,11 @@
-"""``cdfis compare`` core: sampler presets, time to target, paired ratios, outputs."""
+"""``cdfis compare`` core: sampler presets, run order, and a real comparison on a small
+project (real store, real training steps, in-memory images)."""
 
 from __future__ import annotations
 
-import csv
+import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +14,13 @@ import pytest
 from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.experiments.compare import (
-    SUMMARY_COLUMNS,
-    CurvePoint,
+    WARMUP_RUN_NAME,
+    Protocol,
+    judge_comparison,
     parse_samplers,
     run_comparison,
+    run_order,
     sampler_config,
-    summarise,
-    time_to_target,
-    write_outputs,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
@@ -46,78 +47,115 @@ def test_sampler_config_keeps_the_shared_settings() -> None:
     assert sampler_config("uniform", base).warmup == "none"
 
 
-def test_time_to_target_is_the_first_validation_reaching_it() -> None:
-    wall = np.array([0.0, 1.0, 2.0, 3.0])
-    assert time_to_target(wall, np.array([0.5, 0.7, 0.9, 0.8]), 0.8) == 2.0
-    assert np.isnan(time_to_target(wall, np.array([0.5, 0.6, 0.7, 0.7]), 0.8))
+def test_run_order_is_a_seeded_permutation_that_changes_with_the_seed() -> None:
+    samplers = ["uniform", "topk", "cdf-presample", "cdf-history"]
+    orders = [run_order(samplers, 0, seed) for seed in range(40)]
+    assert all(sorted(o) == sorted(samplers) for o in orders)
+    assert orders == [run_order(samplers, 0, seed) for seed in range(40)]  # reproducible
+    first = Counter(o[0] for o in orders)
+    assert set(first) == set(samplers) and max(first.values()) < 20  # uniform not always first
 
 
-def _points(sampler: str, seed: int, wall: list[float], acc: list[float]) -> list[CurvePoint]:
-    return [
-        CurvePoint(sampler, seed, 1, i, w, a, 1.0 - a)
-        for i, (w, a) in enumerate(zip(wall, acc, strict=True))
-    ]
-
-
-def test_summary_pairs_seeds_and_uses_uniform_final_accuracy_as_target() -> None:
-    points = []
-    for seed in range(3):
-        points += _points("uniform", seed, [0, 10, 20, 30, 40], [0.5, 0.7, 0.8, 0.8, 0.8])
-        # uniform reaches the target 0.8 at 20 s, cdf-history at 5 s: ratio 0.25
-        points += _points(
-            "cdf-history", seed, [0, 5, 10, 15, 20 + seed], [0.5, 0.8, 0.9, 0.8, 0.85]
-        )
-    summary = {s.sampler: s for s in summarise(points)}
-    assert summary["uniform"].target_accuracy == pytest.approx(0.8)
-    assert summary["uniform"].ratio_to_uniform_mean == pytest.approx(1.0)
-    assert summary["cdf-history"].time_to_target_mean_s == pytest.approx(5.0)
-    assert summary["cdf-history"].ratio_to_uniform_mean == pytest.approx(0.25)
-    # final accuracy: the mean of the last three validations
-    assert summary["cdf-history"].final_accuracy_mean == pytest.approx((0.9 + 0.8 + 0.85) / 3)
-    assert summary["cdf-history"].seeds_reaching_target == 3
-
-
-def test_confidence_interval_contains_the_mean_and_widens_with_spread() -> None:
-    points = []
-    for seed, cdf_time in enumerate([4.0, 10.0, 16.0]):
-        points += _points("uniform", seed, [0, 19, 20], [0.5, 0.8, 0.8])  # final mean 0.7
-        points += _points("cdf-presample", seed, [0, cdf_time, 20], [0.5, 0.8, 0.8])
-    s = {s.sampler: s for s in summarise(points)}["cdf-presample"]
-    assert s.ratio_ci95_low < s.ratio_to_uniform_mean < s.ratio_ci95_high
-    # per-seed ratios 4/19, 10/19, 16/19: the interval lies within their range
-    assert s.ratio_ci95_low >= 4 / 19 - 1e-9 and s.ratio_ci95_high <= 16 / 19 + 1e-9
-
-
-def test_summary_needs_a_target_without_uniform() -> None:
-    with pytest.raises(ConfigError, match="target"):
-        summarise(_points("topk", 0, [0, 1], [0.5, 0.6]))
-
-
-def test_a_real_comparison_trains_stores_and_writes_outputs(tmp_path: Path) -> None:
-    project, dataset = make_project(tmp_path / "project", n_per_group=16, n_groups=4, px=32)
+def test_a_real_comparison_trains_on_one_split_and_scores_the_test_set(tmp_path: Path) -> None:
+    project, dataset = make_project(tmp_path / "project", n_per_group=8, n_groups=8, px=32)
     base = RunConfig(
-        sampler=SamplerConfig(presample_ratio=2),
+        sampler=SamplerConfig(presample_ratio=2, warmup="steps:1"),
         batch_size=8,
         epochs=None,
-        max_steps=6,
-        val_every_steps=3,
+        time_budget_s=0.3,
         input_px=32,
         augment=False,
-        checkpoint_every_steps=100,
+        checkpoint_every_steps=1000,
+        device="cpu",
     )
-    points = run_comparison(project, base, ["uniform", "cdf-history"], seeds=2, dataset=dataset)
-    runs = project.runs()
-    assert len(runs) == 4 and all(r.status == "finished" for r in runs)
-    assert {(p.sampler, p.seed) for p in points} == {
-        (s, seed) for s in ("uniform", "cdf-history") for seed in (0, 1)
+    protocol = Protocol(
+        samplers=("uniform", "cdf-presample"),
+        seeds=2,
+        val=0.25,
+        test=0.25,
+        val_cadence=0.25,
+        warmup_run_share=0.2,
+        target_value=0.6,
+    )
+    runs = run_comparison(project, base, protocol, dataset=dataset)
+    stored = project.runs()
+    assert [r.name for r in stored].count(WARMUP_RUN_NAME) == 1
+    assert len(stored) == 5 and all(r.status == "finished" for r in stored)
+    assert {(r.sampler, r.seed) for r in runs.runs} == {
+        (s, seed) for s in ("uniform", "cdf-presample") for seed in (0, 1)
     }
-    assert {p.run_id for p in points} == {r.id for r in runs}
-    paths = write_outputs(tmp_path / "out", points, summarise(points))
-    with paths[1].open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [r["sampler"] for r in rows] == ["uniform", "cdf-history"]
-    assert list(rows[0]) == list(SUMMARY_COLUMNS)
-    with paths[0].open() as handle:
-        assert sum(1 for _ in handle) == len(points) + 1
-    assert paths[2].stat().st_size > 10_000
+    # one split for every run: 2 validation and 2 test patients, both classes in each
+    split = runs.split.patients
+    assert (len(split.train), len(split.val), len(split.test)) == (4, 2, 2)
+    assert all(len(runs.split.class_counts[role]) == 2 for role in ("train", "val", "test"))
+    for record in runs.runs:
+        config = RunConfig.from_dict(project.run(record.run_id).config)
+        assert (config.val_groups, config.test_groups) == (split.val, split.test)
+        assert config.val_every_s == pytest.approx(0.075)
+        mine = [p for p in runs.points if p.run_id == record.run_id]
+        assert 1.0 in {p.test_share for p in mine}  # scored at the full budget
+        assert mine[-1].samples_backpropagated == 8 * mine[-1].step
+        if record.sampler == "uniform":
+            assert math.isnan(record.switch_s)
+        else:  # warm-up steps:1 -> importance sampling on after the first step
+            assert record.switch_s > 0
+    assert runs.baseline == 0.5  # balanced accuracy of a constant predictor
+    summary = judge_comparison(runs)
+    assert summary.target.value == 0.6 and len(summary.outcomes) == 4
+    project.close()
+
+
+def test_bad_protocols_are_refused_before_training(tmp_path: Path) -> None:
+    project, dataset = make_project(tmp_path / "project", n_per_group=8, n_groups=6, px=32)
+    base = RunConfig(epochs=None, time_budget_s=1.0, input_px=32, batch_size=8, device="cpu")
+    cases = [
+        (Protocol(samplers=("uniform",), seeds=1, target_value=0.5), "majority class"),
+        (
+            Protocol(samplers=("uniform",), seeds=1, val=("patient-0",), test=("patient-0",)),
+            "both validation and test",
+        ),
+        (Protocol(samplers=("uniform",), seeds=1, val_cadence=0.5), "cadence"),
+        (Protocol(samplers=("uniform",), seeds=1, smoothing_window=4), "odd"),
+    ]
+    for protocol, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            run_comparison(project, base, protocol, dataset=dataset)
+    with pytest.raises(ConfigError, match="time budget"):
+        run_comparison(project, RunConfig(epochs=2), Protocol(("uniform",), 1), dataset=dataset)
+    assert project.runs() == []
+    project.close()
+
+
+def test_the_single_class_refusal_names_the_set(tmp_path: Path) -> None:
+    from cdfis_desktop.core.training.splits import three_way_split
+
+    groups = np.repeat(["a", "b", "c", "d", "e"], 4)
+    labels = np.array([0, 0, 0, 0] + [0, 1] * 8)  # patient a holds class 0 only
+    with pytest.raises(ConfigError, match="validation set .* no patch of class"):
+        three_way_split(groups, labels, ("a",), 0.2, seed=0)
+    with pytest.raises(ConfigError, match="test set .* no patch of class"):
+        three_way_split(groups, labels, 0.2, ("a",), seed=0)
+    split = three_way_split(groups, labels, 0.2, 0.2, seed=0)
+    assert "a" in split.train  # drawn sets avoid the single-class patient
+
+
+def test_cancel_stops_the_comparison_and_keeps_the_finished_runs(tmp_path: Path) -> None:
+    from cdfis_desktop.core.progress import Cancelled, CancelToken
+
+    project, dataset = make_project(tmp_path / "project", n_per_group=8, n_groups=6, px=32)
+    base = RunConfig(epochs=None, time_budget_s=0.1, input_px=32, batch_size=8, device="cpu",
+                     augment=False, checkpoint_every_steps=1000)  # fmt: skip
+    cancel = CancelToken()
+
+    def on_run(sampler: str, seed: int, run_id: int) -> None:
+        if seed == 1:
+            cancel.cancel()
+
+    protocol = Protocol(("uniform",), seeds=2, val=0.2, test=0.2, warmup_run_share=0.0)
+    with pytest.raises(Cancelled):
+        run_comparison(project, base, protocol, dataset=dataset, on_run=on_run, cancel=cancel)
+    assert [r.status for r in sorted(project.runs(), key=lambda r: r.id)] == [
+        "finished",
+        "cancelled",
+    ]
     project.close()

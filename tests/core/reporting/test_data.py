@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cdfis_desktop.core.errors import ConfigError, StoreError
-from cdfis_desktop.core.reporting.data import MEASUREMENTS, patch_measurements, resolve_run
+from cdfis_desktop.core.heatmap.metrics import measurement_metrics
+from cdfis_desktop.core.reporting.data import patch_measurements, resolve_run
 from cdfis_desktop.core.storage import Project
 
 
@@ -33,7 +34,7 @@ def test_patch_measurements_cover_every_patch(trained_project) -> None:
         table = patch_measurements(project, trained_project.run_id)
         stats = project.favoured_patches(trained_project.run_id, 5)
     assert len(table) == trained_project.n_patches
-    assert set(table.values) == set(MEASUREMENTS)
+    assert set(table.values) == {m.key for m in measurement_metrics()}
     assert np.all(np.diff(table.patch_id) > 0)
     train = table.split == "train"
     assert np.all(np.isnan(table.values["favour"][~train]))

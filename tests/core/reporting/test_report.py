@@ -71,3 +71,30 @@ def test_unwritable_path_is_an_export_error(trained_project, tmp_path: Path) -> 
         pytest.raises(ExportError, match="no-such-folder"),
     ):
         write_report(project, trained_project.run_id, tmp_path / "no-such-folder" / "r.pdf")
+
+
+@pytest.mark.slow  # a full report (~15 s on a shared 2-core CPU)
+def test_report_of_a_compared_run_includes_the_comparison(trained_project, tmp_path: Path) -> None:
+    import shutil
+    import sys
+
+    from cdfis_desktop.core.experiments.compare import judge_comparison
+    from cdfis_desktop.core.experiments.comparison_outputs import write_outputs
+    from cdfis_desktop.core.reporting.comparisons import keep_in_project
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    from synthetic_comparison import synthetic_runs
+
+    folder = tmp_path / "project"
+    shutil.copytree(trained_project.folder, folder)
+    runs = synthetic_runs(seeds=5, first_run_id=trained_project.run_id)
+    write_outputs(tmp_path / "out", runs, judge_comparison(runs), statistics_s=0.0)
+    keep_in_project(folder, tmp_path / "out")
+    target = tmp_path / "report.pdf"
+    with Project.open(folder) as project:
+        write_report(project, trained_project.run_id, target)
+    reader = PdfReader(target)
+    assert len(reader.pages) == 9  # the 8 pages of a report, and the comparison's
+    text = reader.pages[3].extract_text()
+    assert "Sampler comparison" in text and "cdf-history reached the target in 5 of 5" in text
+    assert _image_count(reader) >= 2 * 5 + 2 * 12 + 1  # the comparison figure

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -53,25 +52,53 @@ def test_floor_mixes_in_uniform() -> None:
     assert chi_square(observed, 100_000 * expected) < chi_square_critical(df=3)
 
 
-def test_without_replacement_is_successive_sampling() -> None:
-    """Inclusion frequencies of k=2 of 4 match the exact successive-sampling probabilities."""
-    weights = np.array([1.0, 2.0, 3.0, 6.0])
-    p = weights / weights.sum()
-    exact = np.zeros(4)
-    for i, j in itertools.permutations(range(4), 2):
-        pair = p[i] * p[j] / (1.0 - p[i])
-        exact[i] += pair
-        exact[j] += pair
+@pytest.mark.parametrize(
+    ("weights", "inclusion"),
+    [
+        ([1.0, 2.0, 3.0, 6.0], [1 / 6, 1 / 3, 1 / 2, 1.0]),  # k p_i, exactly
+        ([1.0, 1.0, 1.0, 9.0], [1 / 3, 1 / 3, 1 / 3, 1.0]),  # 2 p_4 > 1: certain, rest share
+    ],
+)
+def test_without_replacement_inclusion_probabilities(weights: list[float], inclusion) -> None:
+    """k=2 of 4 distinct picks: each candidate is in the batch with probability
+    min(1, c p_i), which the draw reports (as a share of the batch) and which the
+    observed inclusion frequencies match."""
+    exact = np.array(inclusion)
     gen = _gen(3)
     trials = 4_000
     counts = np.zeros(4)
     for _ in range(trials):
-        chosen = draw(torch.tensor(weights), 2, "cdf", replacement=False, generator=gen).indices
-        assert len(set(chosen.tolist())) == 2
-        counts[chosen.numpy()] += 1
-    # each trial picks 2 of 4 cells; compare per-cell counts with their binomial spread
-    z = (counts - trials * exact) / np.sqrt(trials * exact * (1 - exact))
+        result = draw(torch.tensor(weights), 2, "cdf", replacement=False, generator=gen)
+        assert len(set(result.indices.tolist())) == 2
+        counts[result.indices.numpy()] += 1
+    np.testing.assert_allclose(result.probabilities.numpy() * 2, exact, rtol=1e-12)
+    spread = np.sqrt(np.maximum(trials * exact * (1 - exact), 1e-12))
+    z = (counts - trials * exact) / spread
     assert np.all(np.abs(z) < 4.0), z
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("weights", [[1.0, 2.0, 3.0, 6.0], [1.0, 1.0, 1.0, 9.0]])
+def test_unbiased_weights_are_unbiased_with_and_without_replacement(
+    replacement: bool, weights: list[float]
+) -> None:
+    """k=2 of 4 (the case the single-pick weights got wrong without replacement: 4.16 for
+    a true 4.00): the weighted batch mean of g estimates mean(g) without bias."""
+    scores = torch.tensor(weights)
+    g = torch.tensor([2.0, 3.0, 5.0, 6.0], dtype=torch.float64)  # mean 4
+    gen = _gen(21)
+    trials = 8_000
+    estimates, single_pick = np.zeros(trials), np.zeros(trials)
+    p = (scores / scores.sum()).double()
+    for t in range(trials):
+        result = draw(scores, 2, "cdf", replacement=replacement, weighting="unbiased", generator=gen)
+        estimates[t] = float((result.weights.double() * g[result.indices]).mean())
+        single_pick[t] = float((g[result.indices] / (4 * p[result.indices])).mean())
+    stderr = estimates.std() / math.sqrt(trials)
+    assert abs(estimates.mean() - 4.0) < 4 * stderr, (estimates.mean(), stderr)
+    if not replacement and weights[-1] > 3 * sum(weights[:-1]):  # 2 p_4 > 1: pi_i != 2 p_i
+        # the old weights 1 / (N p_i) are measurably biased here
+        assert abs(single_pick.mean() - 4.0) > 10 * stderr
 
 
 def test_topk_is_deterministic_and_differs_from_cdf() -> None:
@@ -164,7 +191,7 @@ def test_degenerate_rule_values() -> None:
     # without replacement, zero-probability candidates fill up when too few are positive
     chosen = draw(torch.tensor([0.0, 5.0, 0.0]), 3, "cdf", replacement=False, generator=_gen())
     assert sorted(chosen.indices.tolist()) == [0, 1, 2]
-    assert chosen.indices[0] == 1
+    np.testing.assert_allclose(chosen.probabilities.numpy(), 1 / 3)  # all certain
 
 
 def test_single_candidate() -> None:

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.storage import Project
 
 FLUSH_EVERY = 5
@@ -23,13 +24,7 @@ def main() -> None:
     project = Project.open(folder)
     ids = project.patches().id
     run_id = project.create_run(
-        {},
-        sampler_rule="cdf",
-        sampler_mode="presample",
-        metric="loss",
-        seed=1,
-        device="cpu",
-        n_train=len(ids),
+        RunConfig(seed=1, sampler=SamplerConfig(rule="cdf")), n_train=len(ids), device="cpu"
     )
     if mode == "hold":
         print(f"run {run_id}", flush=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
 
+from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.storage import Project
 
 N_PATCHES = 60
@@ -47,7 +49,7 @@ def make_run(project: Project) -> Callable[..., int]:
     """``make_run(n_train=40, **overrides) -> run_id``: a running CDF/presample/loss run."""
 
     def make(n_train: int = 40, **kwargs: object) -> int:
-        return _new_run(project, n_train, {"batch_size": 4}, **kwargs)
+        return _new_run(project, n_train, RunConfig(batch_size=4), **kwargs)  # type: ignore[arg-type]
 
     return make
 
@@ -58,7 +60,7 @@ def new_run() -> Callable[..., int]:
     empty config in any open project (seed 0, cpu)."""
 
     def make(project: Project, n_train: int, **kwargs: object) -> int:
-        return _new_run(project, n_train, {}, **kwargs)
+        return _new_run(project, n_train, RunConfig(), **kwargs)  # type: ignore[arg-type]
 
     return make
 
@@ -97,14 +99,17 @@ def row_patches() -> Callable[..., tuple[int, np.ndarray]]:
     return add
 
 
-def _new_run(project: Project, n_train: int, config: dict[str, object], **kwargs: object) -> int:
-    options: dict[str, object] = {
-        "sampler_rule": "cdf",
-        "sampler_mode": "presample",
-        "metric": "loss",
-        "seed": 0,
-        "device": "cpu",
-        "n_train": n_train,
-    }
-    options.update(kwargs)
-    return project.create_run(config, **options)  # type: ignore[arg-type]
+def _new_run(
+    project: Project,
+    n_train: int,
+    config: RunConfig,
+    *,
+    sampler_rule: str = "cdf",
+    sampler_mode: str = "presample",
+    metric: str = "loss",
+    seed: int = 0,
+    name: str = "",
+) -> int:
+    sampler = replace(config.sampler, rule=sampler_rule, mode=sampler_mode, metric=metric)
+    config = replace(config, sampler=sampler, seed=seed)
+    return project.create_run(config, n_train=n_train, device="cpu", name=name)

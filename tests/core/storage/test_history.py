@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cdfis_desktop.core.errors import StoreError
+from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.storage import ALL_EPOCHS, Project
 from cdfis_desktop.core.storage.aggregates import COLUMNS, EARLIER_EPOCHS, load
 
@@ -161,7 +162,7 @@ def test_reader_thread_sees_committed_batches_while_writing(
     def read() -> None:
         try:
             while not done.is_set():
-                values = project.heatmap_values(run_id, slide_id, "times_scored").value
+                values = metric_values(project, run_id, slide_id, "times_scored").value
                 seen.append(float(np.nansum(values)))
         except BaseException as exc:  # reported to the main thread below
             errors.append(exc)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from cdfis_desktop.core.errors import SchemaVersionError
+from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project
 from cdfis_desktop.core.storage.aggregates import EARLIER_EPOCHS, load
 
@@ -131,7 +132,7 @@ def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path, row_patches, 
         assert sorted(project.score_distribution(run_id, step=65).tolist()) == at_65
         project.set_run_status(run_id, "running")
         project.history_writer(run_id, resume_after_step=69).close()  # rebuilds aggregates
-        values = project.heatmap_values(run_id, slide_id, "times_scored")
+        values = metric_values(project, run_id, slide_id, "times_scored")
         assert np.nansum(values.value) == len(rows)
         assert project.epochs(run_id) == [0, 1, 2]
         with project.engine.connect() as conn:
@@ -169,13 +170,13 @@ def test_version_3_aggregates_become_packed_arrays(tmp_path: Path, row_patches, 
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     with Project.open(folder) as project:
         assert project.epochs(run_id) == [0, 1]
-        chosen = project.heatmap_values(run_id, slide_id, "times_chosen").value
+        chosen = metric_values(project, run_id, slide_id, "times_chosen").value
         assert chosen[:5].tolist() == [3, 0, 1, 0, 0] and np.isnan(chosen[5])
-        mean = project.heatmap_values(run_id, slide_id, "mean_score", 0).value
+        mean = metric_values(project, run_id, slide_id, "mean_score", 0).value
         assert mean[:2].tolist() == [0.75, 0.75] and np.isnan(mean[2:]).all()
-        last = project.heatmap_values(run_id, slide_id, "last_score", 1).value
+        last = metric_values(project, run_id, slide_id, "last_score", 1).value
         assert last[2] == 0.5 and np.isnan(last[[0, 1, 3, 4, 5]]).all()
-        favour = project.heatmap_values(run_id, slide_id, "favour").value
+        favour = metric_values(project, run_id, slide_id, "favour").value
         assert favour[:5] == pytest.approx([3 - 4 / 5, -4 / 5, 1 - 4 / 5, -4 / 5, -4 / 5])
         top = project.favoured_patches(run_id, 3)
         assert [(p.patch_id, p.times_scored, p.last_score) for p in top] == [
@@ -273,7 +274,7 @@ def _assert_migrated(old: Version4) -> None:
             new = project.patch_history(run_id, pid)
             assert new.step.tolist() == history.step.tolist()
             assert new.score.tolist() == history.score.tolist()
-        assert np.nansum(project.heatmap_values(run_id, old.slide_id, "times_scored").value) == 240
+        assert np.nansum(metric_values(project, run_id, old.slide_id, "times_scored").value) == 240
 
 
 def test_version_4_cumulative_row_becomes_earlier_epochs(

@@ -217,3 +217,26 @@ def test_creation_killed_before_the_schema_is_finished_on_open(tmp_path: Path) -
     with Project.open(tmp_path / "p") as project:
         project.add_slide("/a.svs", fingerprint="a", width=1, height=1, mpp=0.5)
         assert len(project.slides()) == 1
+
+
+def test_create_run_validates_the_config_once_and_records_nothing_when_refused(
+    project: Project,
+) -> None:
+    from dataclasses import replace
+
+    from cdfis_desktop.core.config import RunConfig, SamplerConfig
+
+    for bad, message in (
+        (RunConfig(model="vgg"), "unknown model 'vgg'"),
+        (RunConfig(batch_size=0), "batch size"),
+        (RunConfig(sampler=SamplerConfig(mode="later")), "unknown sampler mode"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            project.create_run(bad, n_train=10)
+    assert project.runs() == []
+    config = RunConfig(seed=7, sampler=SamplerConfig(rule="cdf", metric="gradnorm"))
+    run_id = project.create_run(config, n_train=10, device="cpu")
+    summary = project.run(run_id)
+    assert (summary.sampler, summary.seed, summary.device) == ("cdf/presample/gradnorm", 7, "cpu")
+    assert RunConfig.from_dict(summary.config) == config
+    assert project.run(project.create_run(replace(config, device="cpu"), n_train=1)).device == "cpu"

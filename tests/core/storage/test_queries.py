@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from cdfis_desktop.core.errors import ConfigError, RunLockedError, StoreError
-from cdfis_desktop.core.storage import HEATMAP_METRICS, Project
+from cdfis_desktop.core.heatmap.metrics import metric_keys
+from cdfis_desktop.core.heatmap.overlay import metric_values
+from cdfis_desktop.core.storage import Project
 
 
 def _two_epochs(project: Project, run_id: int, ids: np.ndarray) -> None:
@@ -31,33 +33,33 @@ def test_heatmap_values_per_metric(project, slide_patches, make_run) -> None:
     slide_id, ids = slide_patches
     run_id = make_run(n_train=40)
     _two_epochs(project, run_id, ids)
-    hv = project.heatmap_values(run_id, slide_id, "times_chosen")
+    hv = metric_values(project, run_id, slide_id, "times_chosen")
     assert np.array_equal(hv.patch_id, ids) and np.array_equal(hv.l0_x, (np.arange(60) % 10) * 512)
     assert list(hv.value[:5]) == [2, 1, 0, 3, 0]
     assert np.isnan(hv.value[40:]).all()  # validation patches were never training patches
-    assert list(project.heatmap_values(run_id, slide_id, "times_chosen", 0).value[:4]) == [
+    assert list(metric_values(project, run_id, slide_id, "times_chosen", 0).value[:4]) == [
         2,
         1,
         0,
         0,
     ]
-    mean = project.heatmap_values(run_id, slide_id, "mean_score").value
+    mean = metric_values(project, run_id, slide_id, "mean_score").value
     assert list(mean[:4]) == [3.0, 4.0, 5.0, 6.0] and np.isnan(mean[4])
-    assert list(project.heatmap_values(run_id, slide_id, "last_score").value[:4]) == [5, 6, 7, 8]
-    assert list(project.heatmap_values(run_id, slide_id, "loss", 1).value[2:4]) == [7, 8]
-    assert list(project.heatmap_values(run_id, slide_id, "times_scored").value[:4]) == [2, 2, 2, 2]
-    assert list(project.heatmap_values(run_id, slide_id, "label").value[:4]) == [0, 1, 0, 1]
+    assert list(metric_values(project, run_id, slide_id, "last_score").value[:4]) == [5, 6, 7, 8]
+    assert list(metric_values(project, run_id, slide_id, "loss", 1).value[2:4]) == [7, 8]
+    assert list(metric_values(project, run_id, slide_id, "times_scored").value[:4]) == [2, 2, 2, 2]
+    assert list(metric_values(project, run_id, slide_id, "label").value[:4]) == [0, 1, 0, 1]
 
 
 def test_favour_is_chosen_minus_uniform_expectation(project, slide_patches, make_run) -> None:
     slide_id, ids = slide_patches
     run_id = make_run(n_train=40)
     _two_epochs(project, run_id, ids)
-    favour = project.heatmap_values(run_id, slide_id, "favour").value
+    favour = metric_values(project, run_id, slide_id, "favour").value
     expected = 6 / 40  # 6 draws in the run, 40 training patches
     assert favour[0] == pytest.approx(2 - expected) and favour[5] == pytest.approx(-expected)
     assert np.nansum(favour[:40]) == pytest.approx(0.0, abs=1e-5)  # uniform would give 0
-    epoch0 = project.heatmap_values(run_id, slide_id, "favour", 0).value
+    epoch0 = metric_values(project, run_id, slide_id, "favour", 0).value
     assert epoch0[0] == pytest.approx(2 - 3 / 40)
 
 
@@ -80,13 +82,13 @@ def test_favoured_and_ignored_patches(project, slide_patches, make_run) -> None:
 def test_heatmap_rejects_unknown_or_unused_metric(project, slide_patches, make_run) -> None:
     slide_id, _ = slide_patches
     run_id = make_run()
-    assert "favour" in HEATMAP_METRICS
+    assert "favour" in metric_keys()
     with pytest.raises(ConfigError, match="unknown heatmap metric"):
-        project.heatmap_values(run_id, slide_id, "importance")
+        metric_values(project, run_id, slide_id, "importance")
     with pytest.raises(ConfigError, match="scored patches by 'loss'"):
-        project.heatmap_values(run_id, slide_id, "gradnorm")
+        metric_values(project, run_id, slide_id, "gradnorm")
     with pytest.raises(StoreError, match="no run with id 77"):
-        project.heatmap_values(77, slide_id, "favour")
+        metric_values(project, 77, slide_id, "favour")
 
 
 def test_predictions_latest_epoch_by_default(project, slide_patches, make_run) -> None:
@@ -94,9 +96,9 @@ def test_predictions_latest_epoch_by_default(project, slide_patches, make_run) -
     run_id = make_run()
     project.set_predictions(run_id, 0, ids[40:42], [1, 1], [0.6, 0.7])
     project.set_predictions(run_id, 1, ids[40:42], [0, 1], [0.9, 0.8])
-    values = project.heatmap_values(run_id, slide_id, "prediction").value
+    values = metric_values(project, run_id, slide_id, "prediction").value
     assert list(values[40:42]) == [0, 1] and np.isnan(values[0])
-    probs = project.heatmap_values(run_id, slide_id, "prediction_probability", 0).value
+    probs = metric_values(project, run_id, slide_id, "prediction_probability", 0).value
     assert probs[40:42] == pytest.approx([0.6, 0.7])
 
 
@@ -125,7 +127,7 @@ def test_run_lifecycle_and_summaries(project, make_run) -> None:
     assert runs[1].duration_s is not None and runs[1].duration_s >= 0
     assert runs[0].status == "running" and runs[0].switch_step == 50
     assert runs[0].sampler == "cdf/history/gradnorm"
-    assert runs[0].versions["cdfis"] and runs[0].config == {"batch_size": 4}
+    assert runs[0].versions["cdfis"] and runs[0].config["batch_size"] == 4
     project.set_run_status(a, "running")  # resume
     assert project.run(a).status == "running" and project.run(a).error is None
     with pytest.raises(ConfigError, match="unknown run status"):
@@ -165,7 +167,7 @@ def test_heatmap_follows_patch_changes_of_another_project_instance(
     """The cached slide geometry is refreshed when patches or splits change anywhere."""
     slide_id, ids = slide_patches
     run_id = make_run()
-    assert np.isnan(project.heatmap_values(run_id, slide_id, "times_chosen").value[45])
+    assert np.isnan(metric_values(project, run_id, slide_id, "times_chosen").value[45])
     with Project.open(project.folder) as other:
         other.set_splits(ids[45:46], "train")
         other.add_patches(
@@ -178,7 +180,7 @@ def test_heatmap_follows_patch_changes_of_another_project_instance(
             label=0,
             tissue_fraction=1.0,
         )
-    values = project.heatmap_values(run_id, slide_id, "times_chosen")
+    values = metric_values(project, run_id, slide_id, "times_chosen")
     assert values.value[45] == 0.0 and len(values) == 61 and values.l0_x[-1] == 9999
 
 
@@ -201,7 +203,7 @@ def test_heatmap_ignores_other_slides_inside_the_id_range(project, make_run) -> 
     with project.history_writer(run_id) as writer:
         both = np.concatenate([first, middle, last])
         writer.record(0, 0, both, [1.0, 2.0, 3.0], [0.2, 0.3, 0.5], [1, 5, 2], [1.0, 1.0, 1.0])
-    values = project.heatmap_values(run_id, a, "times_chosen")
+    values = metric_values(project, run_id, a, "times_chosen")
     assert list(values.patch_id) == [first[0], last[0]] and list(values.value) == [1, 2]
 
 
@@ -268,3 +270,20 @@ def test_a_run_resumed_while_another_instance_recovers_it(project, make_run) -> 
         finally:
             event.remove(project.engine, "before_cursor_execute", resume_now)
         assert outcome == ["refused"] and resumer.run(run_id).status == "interrupted"
+
+
+def test_score_ages_per_epoch(project, slide_patches, make_run) -> None:
+    """Epoch 0 ends at step 1: ids[0:2] scored at 1 (age 0), ids[2:4] at 0 (age 1).
+    Epoch 1 ends at step 2: ids[2:4] at 2 (age 0), ids[0:2] still from step 1 (age 1)."""
+    _, ids = slide_patches
+    run_id = make_run()
+    assert project.score_ages(run_id).epoch.size == 0  # nothing recorded yet
+    _two_epochs(project, run_id, ids)
+    with project.history_writer(run_id) as writer:  # epoch 2: only ids[0] at step 6
+        writer.record(6, 2, ids[0:1], [1.0], [1.0], [1], [1.0])
+    ages = project.score_ages(run_id)
+    assert ages.epoch.tolist() == [0, 1, 2] and ages.step.tolist() == [1, 2, 6]
+    assert ages.scored.tolist() == [4, 4, 4]
+    assert ages.median_steps.tolist() == [0.5, 0.5, 4.0]  # epoch 2: ages 0, 5, 4, 4
+    np.testing.assert_allclose(ages.p90_steps, np.percentile([[0, 0, 1, 1], [1, 1, 0, 0],
+                                                             [0, 5, 4, 4]], 90, axis=1))  # fmt: skip

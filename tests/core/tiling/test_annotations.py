@@ -183,3 +183,16 @@ def test_bounds_check_rejects_outside_and_normalised_coordinates(tmp_path: Path)
         _feature({"type": "Polygon", "coordinates": [_square(900, 700, 500)]}, "T"),
     )
     check_annotation_bounds(load_annotations(inside), 1000, 800)  # partly inside: accepted
+
+
+def test_annotations_found_beside_a_slide_imported_before_copies_were_kept(
+    tmp_path: Path,
+) -> None:
+    from cdfis_desktop.core.tiling.annotations import slide_annotations_path
+
+    slide = tmp_path / "case.svs"
+    slide.write_bytes(b"")
+    assert slide_annotations_path(tmp_path / "project", 3, slide) is None
+    beside = tmp_path / "case.xml"
+    beside.write_text("<ASAP_Annotations/>")
+    assert slide_annotations_path(tmp_path / "project", 3, slide) == beside

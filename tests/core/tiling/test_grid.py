@@ -13,6 +13,7 @@ from cdfis_desktop.core.tiling.grid import (
     grid_from_mask,
     iter_patch_rows,
     level0_geometry,
+    patch_at,
     read_patch,
 )
 from cdfis_desktop.core.tiling.tissue import TissueMask
@@ -100,3 +101,15 @@ def test_memory_slide_grid() -> None:
     grid = build_patch_grid(slide, TilingConfig(patch_px=50, mpp=1.0))
     assert set(grid.l0_x.tolist()) == {0, 100, 200, 300}
     assert len(grid) == 4 * 6
+
+
+def test_patch_at_picks_the_containing_patch_nearest_its_centre() -> None:
+    # two overlapping 100 px patches (stride 50) and one apart
+    l0_x = np.array([0, 50, 400])
+    l0_y = np.array([0, 0, 400])
+    size = np.array([100, 100, 100])
+    assert patch_at(l0_x, l0_y, size, 10, 10) == 0
+    assert patch_at(l0_x, l0_y, size, 80, 50) == 1  # in both, nearer patch 1's centre
+    assert patch_at(l0_x, l0_y, size, 499.5, 450) == 2
+    assert patch_at(l0_x, l0_y, size, 500, 450) is None  # right edge is outside
+    assert patch_at(l0_x[:0], l0_y[:0], size[:0], 10, 10) is None

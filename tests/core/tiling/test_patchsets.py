@@ -68,9 +68,10 @@ def test_import_patch_set_registers_mosaics_with_labels(tmp_path: Path) -> None:
         other = np.asarray(Image.open(tmp_path / "set" / "p1" / "a.png"))
         assert np.abs(region.astype(int) - original.astype(int)).mean() < 3  # JPEG q95
         assert np.abs(region.astype(int) - other.astype(int)).mean() > 10  # not its neighbour
-        # importing the same groups again is refused before anything is written
-        with pytest.raises(LabelsError, match="already exists"):
-            import_patch_set(project, csv_path, tmp_path / "set")
+        # importing the same groups again skips them: nothing is written twice
+        again = import_patch_set(project, csv_path, tmp_path / "set")
+        assert again.slides == [] and len(again.skipped) == 2
+        assert "already imported" in again.skipped[0]
         assert len(project.slides()) == 2
 
 
@@ -144,3 +145,45 @@ def test_idc_patches_of_two_patients(real_data: Path, tmp_path: Path) -> None:
         # JPEG q95 tiles with 2x2 chroma subsampling: ~5 of 255 levels on real tissue (measured
         # 4.6); neighbouring IDC patches differ by ~44
         assert np.mean(errors) < 8.0, np.mean(errors)
+
+
+@pytest.mark.parametrize("stopped", ["after the mosaic was written", "before the patches"])
+def test_a_rerun_finishes_an_interrupted_import(tmp_path: Path, stopped: str) -> None:
+    """The states a killed ``import-patches`` leaves: group p1 done; p2's mosaic written
+    but not registered (or registered without its patches); scratch of the dead process.
+    Before: the rerun refused ("p2.tiff already exists ... delete that slide first") and no
+    command could delete it."""
+    import subprocess
+    import sys
+
+    from cdfis_desktop.core.scratch import host_tag
+    from cdfis_desktop.core.tiling.patchsets import write_mosaic
+
+    csv_path = _make_set(tmp_path / "set", ROWS)
+    first_only = tmp_path / "first.csv"
+    first_only.write_text("\n".join(csv_path.read_text().splitlines()[:4]) + "\n")
+    with Project.open(tmp_path / "project", create=True) as project:
+        import_patch_set(project, first_only, tmp_path / "set")
+        p2 = read_patch_set(csv_path, tmp_path / "set").groups[1]
+        target = project.slides_dir / "p2.tiff"
+        write_mosaic(p2, target, 4.0)
+        if stopped == "before the patches":
+            with open_slide(target) as reader:
+                project.add_slide(
+                    target, fingerprint=reader.fingerprint(), width=reader.dimensions[0],
+                    height=reader.dimensions[1], mpp=reader.mpp, group="p2",
+                )  # fmt: skip
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()
+        tag = f"cdfis-{host_tag()}-{child.pid}"
+        (project.slides_dir / f".p2.tiff.{tag}.k3j5h7.tmp").write_bytes(b"half a tiff")
+        (project.slides_dir / f".pyramid-{tag}-q8w9e0").mkdir()
+
+        summary = import_patch_set(project, csv_path, tmp_path / "set")
+
+        assert [Path(s.path).name for s in summary.slides] == ["p2.tiff"]
+        assert "already imported" in summary.skipped[0] and "p2.tiff" in summary.notes[0]
+        slides = project.slides()
+        assert [s.group for s in slides] == ["p1", "p2"]
+        assert [len(project.patches(slide_id=s.id)) for s in slides] == [3, 1]
+        assert sorted(p.name for p in project.slides_dir.iterdir()) == ["p1.tiff", "p2.tiff"]

@@ -152,3 +152,46 @@ def test_augment_and_normalise_off_is_plain_normalisation() -> None:
     assert torch.allclose(out[0, :, 0, 0], expected)
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
         augment_and_normalise(images[0], None)
+
+
+def test_slide_dataset_opens_a_slide_stored_relative_to_the_project(
+    synthetic_slide, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training opens a registered slide as the GUI and reports do: its path resolved
+    against the project folder and with the project's mpp override."""
+    import shutil
+
+    from cdfis_desktop.core.slides import open_slide
+    from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.training.datasets import SlidePatchDataset
+
+    with open_slide(synthetic_slide.slide_path) as reader:
+        width, height, fingerprint = *reader.dimensions, reader.fingerprint()
+        expected = reader.read_region_at_mpp(256, 128, 16, 16, 0.5 * 128 / 16)
+    with Project.create(tmp_path / "project") as project:
+        shutil.copy(synthetic_slide.slide_path, project.slides_dir / "inside.tiff")
+        slide_id = project.add_slide(
+            "slides/inside.tiff", fingerprint=fingerprint, width=width, height=height, mpp=0.5
+        )
+        project.set_slide_mpp(slide_id, 0.5)
+        project.add_patches(
+            slide_id,
+            l0_x=[256],
+            l0_y=[128],
+            l0_size=128,
+            patch_px=16,
+            mpp=4.0,
+            label=0,
+            tissue_fraction=1.0,
+        )
+        record = project.slides()[0]
+        monkeypatch.chdir(tmp_path)  # not the project folder: a relative open would fail
+        with record.open() as reader:
+            assert reader.mpp == 0.5 and reader.path == project.folder / "slides/inside.tiff"
+        dataset = SlidePatchDataset.from_project(
+            project, input_px=16, preload=False, use_cache=False
+        )
+        try:
+            assert np.array_equal(dataset.image_uint8(0), expected.transpose(2, 0, 1))
+        finally:
+            dataset.close()

@@ -85,6 +85,13 @@ def test_a_run_yields_reports_and_records_everything(project_and_data) -> None:
             "SELECT COUNT(*) FROM predictions WHERE run_id = ? AND epoch = 1", (finished.run_id,)
         ).fetchone()
     assert n_final == len(dataset)  # all patches at the end, training ones included
+    # one epoch numbering: the reports say the epoch the store files the step under
+    assert [e.epoch for e in epochs] == [0, 0, 1]
+    stored = dict(zip(metrics["step"].tolist(), metrics["epoch"].tolist(), strict=True))
+    assert all(stored[e.step] == e.epoch for e in epochs)
+    assert all(stored[s.step] == s.epoch == (s.step - 1) // spe for s in steps)
+    assert steps[spe - 1].epoch_progress == 1.0
+    assert project.epochs(finished.run_id) == [0, 1]
 
 
 @pytest.mark.slow
@@ -145,7 +152,8 @@ def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: s
     sampler = SamplerConfig(rule="cdf", mode=mode, presample_ratio=2.0, warmup="steps:2")
     config = _config(sampler=sampler, epochs=None, max_steps=9, checkpoint_every_steps=100)
     project_a, data_a = make_project(tmp_path / "a", n_per_group=16, n_groups=4, px=PX)
-    straight = list(Trainer(project_a, dataset=data_a).iter_run(config))[-1]
+    straight_reports = list(Trainer(project_a, dataset=data_a).iter_run(config))
+    straight = straight_reports[-1]
     project_b, data_b = make_project(tmp_path / "b", n_per_group=16, n_groups=4, px=PX)
     cancel = CancelToken()
     first = []
@@ -163,6 +171,17 @@ def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: s
     a, b = _weights(project_a, straight.checkpoint), _weights(project_b, resumed[-1].checkpoint)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+    # the cost counters continue across the resume
+    costs = [
+        [
+            (r.samples_forwarded, r.samples_backpropagated)
+            for r in reports
+            if isinstance(r, EpochReport)
+        ][-1]
+        for reports in (straight_reports, resumed)
+    ]
+    scored = 7 * 16 if mode == "presample" else 0  # 7 steps after warm-up score 16 candidates
+    assert costs[0] == costs[1] == (9 * 8 + scored, 9 * 8)
     # the history is the same, recorded once per step
     assert _history_rows(project_a, straight.run_id) == _history_rows(project_b, stopped.run_id)
     project_a.close()
@@ -275,4 +294,134 @@ def test_named_validation_groups_fix_the_split_for_every_seed(project_and_data) 
     assert stored.val_groups == ("patient-1", "patient-3")
     with pytest.raises(ConfigError, match="patient-9"):
         next(Trainer(project, dataset=dataset).iter_run(_config(val_groups=("patient-9",))))
+    project.close()
+
+
+def test_validation_on_a_grid_of_training_seconds_with_test_scores_and_costs(
+    project_and_data,
+) -> None:
+    project, dataset = project_and_data
+    config = _config(
+        sampler=SamplerConfig(rule="cdf", presample_ratio=2.0),
+        epochs=None,
+        time_budget_s=0.4,
+        val_every_s=0.05,
+        val_groups=("patient-1",),
+        test_groups=("patient-3",),
+        test_at_s=(0.1, 0.2, 0.4),
+    )
+    reports = list(Trainer(project, dataset=dataset).iter_run(config))
+    started = reports[0]
+    per_group = len(dataset) // 4
+    assert (started.n_train, started.n_val) == (2 * per_group, per_group)  # test held out
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    validations = [r for r in reports if isinstance(r, EpochReport)]
+    # a validation at step 0, then at each step whose training time passed a multiple of
+    # 0.05 s since the one before, and at the end
+    crossed = [
+        s.step
+        for s, before in zip(steps, [0.0] + [s.wall_s for s in steps[:-1]], strict=True)
+        if s.wall_s // 0.05 > before // 0.05
+    ]
+    expected = sorted({0, *crossed, steps[-1].step})
+    assert [v.step for v in validations] == expected
+    # the test set is scored at the first validation at or after each test time, only there
+    tested = [v for v in validations if v.test is not None]
+    firsts = sorted({next(v.step for v in validations if v.wall_s >= t) for t in (0.1, 0.2, 0.4)})
+    assert [v.step for v in tested] == firsts
+    assert all(0.0 <= v.test.balanced_accuracy <= 1.0 for v in tested)
+    # every step trains 8 rows and, with presample ratio 2, scores 16 candidates first
+    last = validations[-1]
+    assert last.samples_backpropagated == 8 * last.step
+    assert last.samples_forwarded == (8 + 16) * last.step
+
+
+def test_time_cadence_and_test_settings_are_checked(project_and_data) -> None:
+    project, dataset = project_and_data
+    trainer = Trainer(project, dataset=dataset)
+    with pytest.raises(ConfigError, match="not both"):
+        next(trainer.iter_run(_config(val_every_s=1.0, val_every_steps=3)))
+    with pytest.raises(ConfigError, match="no test groups"):
+        next(trainer.iter_run(_config(test_at_s=(1.0,))))
+    with pytest.raises(ConfigError, match="both validation and test"):
+        next(trainer.iter_run(_config(val_groups=("patient-1",), test_groups=("patient-1",))))
+    with pytest.raises(ConfigError, match="test group"):
+        next(trainer.iter_run(_config(test_groups=("patient-9",))))
+    assert project.runs() == []
+
+
+def _mislabelled(tmp_path: Path) -> tuple[Project, ArrayPatchDataset, np.ndarray]:
+    """A project whose dataset has every 8th label flipped: patches whose loss stays high
+    whatever the model learns (known hard samples). Returns their patch ids too."""
+    project, clean = make_project(tmp_path / "p", n_per_group=24, n_groups=4, px=PX)
+    labels = clean.labels.copy()
+    flipped = np.arange(len(labels)) % 8 == 3
+    labels[flipped] = 1 - labels[flipped]
+    dataset = ArrayPatchDataset(clean._array, labels, clean.patch_ids)
+    return project, dataset, clean.patch_ids[flipped]
+
+
+@pytest.mark.parametrize("preset", ["cdf-history", "cdf-selective", "uniform"])
+def test_known_hard_samples_drive_the_selection(tmp_path: Path, preset: str) -> None:
+    """After the warm-up, the CDF samplers choose the mislabelled patches (high loss) far
+    more often than their uniform share; uniform does not (the control)."""
+    from cdfis_desktop.core.sampling.presets import preset_config
+
+    project, dataset, hard = _mislabelled(tmp_path)
+    sampler = preset_config(preset, SamplerConfig(warmup="epochs:2"))
+    config = _config(sampler=sampler, epochs=7, learning_rate=3e-3, checkpoint_every_steps=1000)
+    reports = list(Trainer(project, dataset=dataset).iter_run(config))
+    started, finished = reports[0], reports[-1]
+    switch = 2 * started.steps_per_epoch
+    with sqlite3.connect(project.db_path) as conn:
+        rows = np.array(
+            conn.execute(
+                "SELECT patch_id, times_chosen FROM history WHERE run_id = ? "
+                "AND block + step_offset > ?",
+                (finished.run_id, switch),
+            ).fetchall()
+        )
+    chosen = np.bincount(rows[:, 0], weights=rows[:, 1])
+    trained = np.unique(rows[:, 0])
+    is_hard = np.isin(trained, hard)
+    ratio = chosen[trained[is_hard]].mean() / chosen[trained[~is_hard]].mean()
+    if preset == "uniform":
+        assert 0.6 < ratio < 1.6, ratio
+    else:
+        assert ratio > 2.0, ratio
+    project.close()
+
+
+def test_history_draws_use_the_scores_the_store_recorded(tmp_path: Path) -> None:
+    """The stored score of a patch is the one the sampler uses next: every draw's recorded
+    probability equals the patch's last recorded score over the sum of all last scores."""
+    from cdfis_desktop.core.sampling.presets import preset_config
+
+    project, dataset, _ = _mislabelled(tmp_path)
+    sampler = preset_config("cdf-history", SamplerConfig(warmup="epochs:1", refresh=0.5))
+    config = _config(sampler=sampler, epochs=4, checkpoint_every_steps=1000)
+    reports = list(Trainer(project, dataset=dataset).iter_run(config))
+    started, finished = reports[0], reports[-1]
+    with sqlite3.connect(project.db_path) as conn:
+        rows = conn.execute(
+            "SELECT block + step_offset AS step, patch_id, score_bits, probability_bits, "
+            "times_chosen FROM history WHERE run_id = ? ORDER BY step",
+            (finished.run_id,),
+        ).fetchall()
+    table = np.array(rows, dtype=np.int64)
+    score = table[:, 2].astype(np.int32).view(np.float32).astype(np.float64)
+    probability = table[:, 3].astype(np.int32).view(np.float32)
+    latest: dict[int, float] = {}
+    checked = rescored = 0
+    for step in np.unique(table[:, 0]):
+        at = table[:, 0] == step
+        if step > started.steps_per_epoch:  # importance sampling on: check this draw
+            total = sum(latest.values())
+            assert len(latest) == started.n_train
+            for patch, p in zip(table[at, 1], probability[at], strict=True):
+                assert p == pytest.approx(latest[int(patch)] / total, rel=1e-5)
+                checked += 1
+            rescored += int((table[at, 4] == 0).sum())
+        latest.update(zip(table[at, 1].tolist(), score[at].tolist(), strict=True))
+    assert checked > 100 and rescored > 0
     project.close()
