@@ -3,7 +3,8 @@
 Progress: a one-line bar redrawn with ``\\r`` on a terminal, plain lines (every 10 % of
 the run or 10 s, and at each validation) otherwise. Ctrl-C stops gracefully: the history
 is flushed, a checkpoint written, the run marked cancelled, and the command says how to
-resume it (exit status 130). Multi-process: ``torchrun --nproc-per-node N -m
+resume it (exit status 130). Review decisions (``cdfis review``) in force when the run
+starts apply unless ``--ignore-review``. Multi-process: ``torchrun --nproc-per-node N -m
 cdfis_desktop train ...`` (only rank 0 prints).
 """
 
@@ -14,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from typing import Any, TextIO
 
 from cdfis_desktop.cli._run_options import RUN_OPTIONS, add_run_options, run_config_from
@@ -38,6 +40,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--resume", type=positive_int, metavar="RUN", help="continue run RUN from its checkpoint"
     )
+    parser.add_argument(
+        "--ignore-review",
+        action="store_true",
+        help="train on the stored labels, without the review decisions (cdfis review)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.training.engine import Trainer
 
     given = [name for name in RUN_OPTIONS if getattr(args, name) is not None]
+    given += ["ignore_review"] if args.ignore_review else []
     if args.resume is not None and given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ConfigError(
@@ -60,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         if args.resume is not None:
             reports = trainer.iter_resume(args.resume, cancel)
         else:
-            reports = trainer.iter_run(run_config_from(args), cancel)
+            config = replace(run_config_from(args), use_review=not args.ignore_review)
+            reports = trainer.iter_run(config, cancel)
         status = "finished"
         for report in reports:
             status = printer.show(report) or status

@@ -138,6 +138,9 @@ class RunConfig:
     never).
     Validation runs at each epoch end, or every ``val_every_steps`` steps, or each time the
     training time passes a multiple of ``val_every_s`` seconds (at most one of the two).
+    use_review: train with the project's review decisions (relabelled patches train with
+    their new label, excluded ones not at all); ``review_as_of``: the Unix time whose
+    decisions apply, set by the engine when a run starts (so a resume sees the same).
     """
 
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -162,6 +165,8 @@ class RunConfig:
     test_groups: tuple[str, ...] | None = None
     test_at_s: tuple[float, ...] | None = None
     val_every_s: float | None = None
+    use_review: bool = True
+    review_as_of: float | None = None
 
     def validate(self) -> None:
         self.sampler.validate()

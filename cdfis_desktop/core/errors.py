@@ -72,3 +72,8 @@ class TrainingError(CdfisError):
 
 class ExportError(CdfisError):
     """A report or export could not be written."""
+
+
+class ReviewError(CdfisError):
+    """A review decision is invalid (unknown patch, action, label or reason; nothing to
+    undo); no decision of the batch is stored."""

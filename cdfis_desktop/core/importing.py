@@ -516,7 +516,8 @@ def import_patch_set(
 ) -> ImportSummary:
     """Lay each group of a patch-set CSV into a mosaic slide ``<project>/slides/<group>.tiff``
     (``mpp`` µm/px) and register it with one patch per CSV row (``l0_size`` = the larger
-    image side, ``patch_px`` = ``l0_size``, tissue fraction 1, slide group = the group name).
+    image side, ``patch_px`` = ``l0_size``, tissue fraction 1, slide group = the group name,
+    source = the image file as the CSV names it).
     Numeric labels are used as class numbers (``class_map`` then only names them, e.g.
     ``{"non-IDC": 0, "IDC": 1}``); text labels go through the class map.
 
@@ -603,6 +604,7 @@ def _import_group(project: Project, group: Any, target: Path, mpp: float) -> Sli
             mpp=mpp,
             label=group.label,
             tissue_fraction=1.0,
+            source=group.sources,
         )
     except BaseException:
         target.unlink(missing_ok=True)

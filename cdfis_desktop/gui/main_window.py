@@ -58,6 +58,7 @@ from cdfis_desktop.gui.overlay_controls import OverlayControls
 from cdfis_desktop.gui.patch_controller import PatchController
 from cdfis_desktop.gui.patch_details import PatchDetails
 from cdfis_desktop.gui.project_panel import ProjectPanel
+from cdfis_desktop.gui.review_controller import ReviewController
 from cdfis_desktop.gui.slide_controller import SlideController
 from cdfis_desktop.gui.slide_viewer import SlideViewer
 from cdfis_desktop.gui.state import AppState
@@ -102,6 +103,9 @@ class MainWindow(QMainWindow):
             self.state, self.viewer, self.patch_details, self.slides.slide_paths, self
         )
         self.gallery = self.patches.gallery
+        self.review = ReviewController(
+            self.state, self.viewer, self.patches, self.jobs, self.errors, self
+        )
         self.training = TrainingController(
             self.state,
             self.training_panel,
@@ -138,6 +142,8 @@ class MainWindow(QMainWindow):
         self.bottom_tabs = QTabWidget()
         self.bottom_tabs.addTab(self.training_panel, "Training")
         self.bottom_tabs.addTab(self.gallery, "Patch browser")
+        self.bottom_tabs.addTab(self.review.data_map_view, "Data map")
+        self.bottom_tabs.addTab(self.review.review_panel, "Review queue")
         self._dock("Work", self.bottom_tabs, Qt.DockWidgetArea.BottomDockWidgetArea)
 
     def _action(
@@ -478,7 +484,7 @@ class MainWindow(QMainWindow):
             return
         self.save_layout()
         self.close_project()
-        for controller in (self.slides, self.overlay, self.patches):
+        for controller in (self.slides, self.overlay, self.patches, self.review):
             controller.shutdown()
         self.errors.close_all()
         event.accept()

@@ -197,6 +197,7 @@ class PatchController(QObject):
             int(table.l0_size[row]),
             label_name(names, int(table.label[row])),
             prediction,
+            table.source[row] or "",
         )
 
     def _history(self, patch_id: int) -> PatchHistory | None:

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 @dataclass(frozen=True)
 class PatchInfo:
-    """What the panel shows about a patch (level-0 px position, texts already formatted)."""
+    """What the panel shows about a patch (level-0 px position, texts already formatted;
+    ``source`` the patch-set image file, "" when none)."""
 
     patch_id: int
     slide_name: str
@@ -24,6 +25,7 @@ class PatchInfo:
     l0_size: int
     label: str
     prediction: str
+    source: str = ""
 
 
 class PatchDetails(QWidget):
@@ -64,6 +66,7 @@ class PatchDetails(QWidget):
             f"<b>Patch {info.patch_id}</b> on {info.slide_name}<br>"
             f"level-0 x {info.l0_x:,}, y {info.l0_y:,}, size {info.l0_size} px<br>"
             f"label: <b>{info.label}</b> · prediction: <b>{info.prediction}</b>"
+            + (f"<br>source: {info.source}" if info.source else "")
         )
         if history is None or len(history.step) == 0:
             self._score_curve.setData([], [])

@@ -96,6 +96,8 @@ def test_import_patches_builds_mosaics(tmp_path: Path) -> None:
     assert "total: 2 slide(s), 3 patches (non-IDC 1, IDC 2)" in result.stdout
     assert "[2/2]" in result.stderr
     assert sorted(p.name for p in (tmp_path / "p" / "slides").iterdir()) == ["a.tiff", "b.tiff"]
+    with Project.open(tmp_path / "p") as project:  # each patch keeps its image file
+        assert project.patches().source.tolist() == ["a/1.png", "a/2.png", "b/3.png"]
 
 
 @pytest.mark.realdata

@@ -44,7 +44,8 @@ class Metric:
 
     ``scored_by``: set for the score aliases (``loss``, ``gradnorm``, ``gradnorm_wb``):
     the metric exists only for a run that scored patches by it and then equals
-    ``mean_score``.
+    ``mean_score``. ``categories``: the names of a categorical metric's values 0, 1, ...
+    when they are not the project's classes (None: classes).
     """
 
     key: str
@@ -54,6 +55,7 @@ class Metric:
     units: str
     compute: Callable[[SlideMeasurements], np.ndarray]
     scored_by: str | None = None
+    categories: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -114,6 +116,11 @@ def _favour(m: SlideMeasurements) -> np.ndarray:
 
 def _mean_score(m: SlideMeasurements) -> np.ndarray:
     return statistics.mean_score(m.score_sum, m.times_scored)
+
+
+def _per_trained_step(m: SlideMeasurements, total: np.ndarray) -> np.ndarray:
+    """``total`` / steps that trained the patch in the span (NaN where none)."""
+    return np.where(m.label_seen > 0, total / np.maximum(m.label_seen, 1), np.nan)
 
 
 def _class_or_nan(labels: np.ndarray) -> np.ndarray:
@@ -194,6 +201,35 @@ METRICS: tuple[Metric, ...] = (
         "gradnorm_wb", "Gradient norm (weight + bias)", "last-layer weight and bias gradient norm"
     ),
     Metric(
+        "label_probability",
+        "Label probability",
+        "The model's probability of the patch's label in the training steps that trained "
+        "on it (mean over the epoch shown, or over the run): low where the model disagrees "
+        "with the label; over the run, the data-map confidence (Swayamdipta et al. 2020).",
+        "score",
+        "probability",
+        lambda m: _per_trained_step(m, m.label_probability_sum),
+    ),
+    Metric(
+        "margin",
+        "Label margin",
+        "The label's logit minus the largest other logit in the training steps that trained "
+        "on the patch (mean over the epoch shown, or over the run: the area under the "
+        "margin of Pleiss et al. 2020). Below 0: the model ranks another class first, a "
+        "likely label error.",
+        "signed",
+        "logit",
+        lambda m: _per_trained_step(m, m.margin_sum),
+    ),
+    Metric(
+        "training_correctness",
+        "Training correctness",
+        "The share of the training steps on the patch in which the model ranked its label first.",
+        "score",
+        "share",
+        lambda m: _per_trained_step(m, m.label_correct.astype(np.float64)),
+    ),
+    Metric(
         "label",
         "Label",
         "The patch's class from the slide's annotations or labels file.",
@@ -209,6 +245,18 @@ METRICS: tuple[Metric, ...] = (
         "categorical",
         "class",
         lambda m: _class_or_nan(m.prediction),
+    ),
+    Metric(
+        "data_map_region",
+        "Data-map region",
+        "Where the patch lies on the run's data map (Swayamdipta et al. 2020): easy (learnt "
+        "early and confidently), ambiguous (the most variable third of the label "
+        "probability across epochs) or hard to learn (low confidence: often a label error "
+        "or an artefact). Shown once the run's data map has been computed.",
+        "categorical",
+        "region",
+        lambda m: _class_or_nan(m.region),
+        categories=("easy", "ambiguous", "hard to learn"),
     ),
 )
 """Every metric, in menu order (the measurements first, in export column order)."""

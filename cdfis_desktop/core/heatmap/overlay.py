@@ -140,7 +140,7 @@ def render_overlay(project: Project, request: OverlayRequest) -> Overlay:
     values = _patch_values(measured, entry.values(measured))
     downsample = request.downsample or layer_downsample(values.l0_size, slide.width, slide.height)
     if entry.categorical and not request.comparing:
-        names = project.class_names()
+        names = list(entry.categories or project.class_names())
         labels = np.where(np.isfinite(values.value), values.value, -1).astype(np.int64)
         n_classes = max(len(names), int(labels.max(initial=-1)) + 1, 1)
         colors = class_colors(n_classes)

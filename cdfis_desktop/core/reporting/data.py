@@ -27,9 +27,9 @@ class PatchMeasurements:
     ``patch_id``, ``slide_id``, ``l0_x``, ``l0_y``, ``l0_size``: int64[n] (level-0 px,
     top-left corner); ``patch_px`` int64[n] and ``mpp`` float64[n] (the patch at its
     resolution); ``label`` and ``prediction``: int64[n] (-1 = none); ``split``: object[n]
-    (str or None); ``values[key]`` float64[n] for each of the registry's
-    ``measurement_metrics()`` (counts are 0 for patches the run never scored; the rest NaN
-    where there is no value).
+    (str or None); ``source``: object[n] (the patch-set image file, or None);
+    ``values[key]`` float64[n] for each of the registry's ``measurement_metrics()``
+    (counts are 0 for patches the run never scored; the rest NaN where there is no value).
     """
 
     patch_id: np.ndarray
@@ -42,6 +42,7 @@ class PatchMeasurements:
     label: np.ndarray
     prediction: np.ndarray
     split: np.ndarray
+    source: np.ndarray
     values: dict[str, np.ndarray]
 
     def __len__(self) -> int:
@@ -100,6 +101,7 @@ def patch_measurements(
         "label",
         "prediction",
         "split",
+        "source",
     )
     joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in fields}
     values = {name: np.concatenate([p.values[name] for p in parts]) for name in parts[0].values}
@@ -131,5 +133,6 @@ def _slide_measurements(project: Project, run_id: int, slide_id: int) -> PatchMe
         label=patches.label.astype(np.int64),
         prediction=measured.prediction,
         split=patches.split,
+        source=patches.source,
         values=values,
     )

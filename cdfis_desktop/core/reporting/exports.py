@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from cdfis_desktop.core.class_names import label_name
+from cdfis_desktop.core.datamaps.decisions import REVIEW_KEYS, review_properties
 from cdfis_desktop.core.errors import ConfigError
 from cdfis_desktop.core.heatmap import class_colors, legend_image
 from cdfis_desktop.core.heatmap.metrics import measurement_metrics
@@ -54,9 +55,13 @@ CSV_COLUMNS = (
     "label_name",
     "prediction",
     "prediction_name",
+    "source",
+    *(f"review_{key}" for key in REVIEW_KEYS),
     *MEASUREMENT_KEYS,
 )
-"""Columns of :func:`export_csv`; empty cells where there is no value."""
+"""Columns of :func:`export_csv`; empty cells where there is no value. ``review_*``: the
+patch's review decision in force (see :func:`~cdfis_desktop.core.datamaps.decisions.
+review_properties`)."""
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _GEOJSON_NAMESPACE = uuid.UUID("6f1c3e52-3a51-4a43-9c5e-2f0f5b8b7c11")
@@ -73,15 +78,22 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
     table = patch_measurements(project, run_id)
     names = project.class_names()
     slides = {s.id: s.name for s in project.slides()}
+    reviews = review_properties(project)
+    patch_ids = table.patch_id.tolist()
 
     def class_name(label: int) -> str:
         return spreadsheet_text(label_name(names, label, unlabelled=""))
+
+    def review_column(key: str) -> list[str]:
+        if not reviews:
+            return [""] * len(patch_ids)
+        return [spreadsheet_text(str(reviews.get(p, {}).get(key, ""))) for p in patch_ids]
 
     # Column by column, each distinct value formatted once: a loop over rows indexing numpy
     # arrays took 26 s for 255,000 patches (benchmarks/slide_scale.py), this 8.5 s, half of
     # it the store query.
     columns = [
-        table.patch_id.tolist(),
+        patch_ids,
         table.slide_id.tolist(),
         _format_each(table.slide_id, lambda i: spreadsheet_text(slides[int(i)])),
         table.l0_x.tolist(),
@@ -94,6 +106,8 @@ def export_csv(project: Project, run_id: int, path: str | os.PathLike[str]) -> i
         _format_each(table.label, lambda v: class_name(int(v))),
         _format_each(table.prediction, lambda v: _class_cell(int(v))),
         _format_each(table.prediction, lambda v: class_name(int(v))),
+        [spreadsheet_text(source or "") for source in table.source.tolist()],
+        *(review_column(key) for key in REVIEW_KEYS),
         *(_format_each(table.values[m], _cell) for m in MEASUREMENT_KEYS),
     ]
     with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
@@ -119,31 +133,37 @@ def export_geojson(
     out: str | os.PathLike[str],
     *,
     slide_ids: Sequence[int] | None = None,
+    reviewed_only: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
-    """QuPath GeoJSON (v0.4+) of run ``run_id``: one FeatureCollection per slide.
+    """QuPath GeoJSON (v0.4+) of run ``run_id``: one FeatureCollection per slide (with
+    ``reviewed_only``: only the patches with a review decision in force).
 
     Each patch is a Feature with a level-0 px square ``Polygon`` (origin top-left, closed
     ring), ``id`` (a UUID derived from the slide fingerprint and patch id, stable across
     exports) and ``properties``: ``objectType`` ``"tile"``, ``name`` ``"patch <id>"``,
     ``classification`` ``{"name", "color": [r, g, b]}`` from the patch label (absent when
     unlabelled) and ``measurements``: a flat name -> number object (patch id, prediction,
-    and the registry's measurements; a value that does not exist is left out, since JSON has no
-    NaN). In QuPath: File > Import objects, then Measure > Show measurement maps.
+    and the registry's measurements; a value that does not exist is left out, since JSON
+    has no NaN); ``source``, the patch-set image file, when there is one; ``review``, the
+    review decision in force (decision, original and new label, reason, reviewer, time),
+    whose label is then the classification (an excluded patch keeps its original one). In
+    QuPath: File > Import objects, then Measure > Show measurement maps.
     Returns the files written.
     """
     slides = select_slides(project, slide_ids)
     targets = per_slide_paths(out, slides, ".geojson")
     names = project.class_names()
     colors = class_colors(max(len(names), 1))
+    reviews = review_properties(project)
     written = []
     for done, slide in enumerate(slides):
         _check_cancel(cancel)
         table = patch_measurements(project, run_id, slide.id)
         collection = {
             "type": "FeatureCollection",
-            "features": _features(table, slide, names, colors),
+            "features": _features(table, slide, names, colors, reviews, reviewed_only),
         }
         with atomic_output(targets[slide.id]) as tmp:
             tmp.write_text(json.dumps(collection, allow_nan=False), encoding="utf-8")
@@ -274,14 +294,19 @@ def select_slides(project: Project, slide_ids: Sequence[int] | None) -> list[Sli
 
 
 def _features(
-    table: PatchMeasurements, slide: SlideRecord, names: list[str], colors: np.ndarray
+    table: PatchMeasurements,
+    slide: SlideRecord,
+    names: list[str],
+    colors: np.ndarray,
+    reviews: dict[int, dict[str, object]],
+    reviewed_only: bool,
 ) -> list[dict[str, object]]:
     """The GeoJSON features of ``table``'s patches (see :func:`export_geojson`); the columns
     are turned into Python lists once (indexing numpy per patch was most of the time)."""
     measured = {name: table.values[name].tolist() for name in MEASUREMENT_KEYS}
     classification: dict[int, dict[str, object]] = {}  # label -> its (shared) classification
     features = []
-    for row, (patch_id, x, y, size, label, prediction) in enumerate(
+    for row, (patch_id, x, y, size, label, prediction, source) in enumerate(
         zip(
             table.patch_id.tolist(),
             table.l0_x.tolist(),
@@ -289,9 +314,13 @@ def _features(
             table.l0_size.tolist(),
             table.label.tolist(),
             table.prediction.tolist(),
+            table.source.tolist(),
             strict=True,
         )
     ):
+        review = reviews.get(patch_id)
+        if reviewed_only and review is None:
+            continue
         measurements: dict[str, float] = {"patch_id": patch_id}
         if prediction >= 0:
             measurements["prediction"] = prediction
@@ -300,12 +329,18 @@ def _features(
             if math.isfinite(value):
                 measurements[name] = value
         properties: dict[str, object] = {"objectType": "tile", "name": f"patch {patch_id}"}
+        if review is not None and review["decision"] == "relabel":
+            label = int(review["label_id"])  # type: ignore[call-overload]
         if label >= 0:
             if label not in classification:
                 color = [int(c) for c in colors[label % len(colors)]]
                 classification[label] = {"name": label_name(names, label), "color": color}
             properties["classification"] = classification[label]
         properties["measurements"] = measurements
+        if source:
+            properties["source"] = source
+        if review is not None:
+            properties["review"] = review
         features.append(
             {
                 "type": "Feature",

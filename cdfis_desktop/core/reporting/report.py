@@ -7,7 +7,8 @@ the conclusion and figure of the ``cdfis compare`` that made the run (when one d
 :mod:`cdfis_desktop.core.reporting.comparisons`);
 the score distribution and its CDF at a few epochs; one page per slide (thumbnail, label
 and prediction overlays, favour and mean-score overlays with their legends); galleries of
-the most favoured and the most ignored patches, read from the slides.
+the most favoured and the most ignored patches, read from the slides; the data map, the
+likeliest label errors and the review decisions (:mod:`.datamap_pages`).
 
 Thread rules: any thread (the GUI calls it from a worker); ``progress`` is called from
 that thread after each page, ``cancel`` is checked between pages (a cancel raises
@@ -36,6 +37,7 @@ from cdfis_desktop.core.heatmap.plaintext import literal_text
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.reporting.comparisons import StoredComparison, comparison_of_run
 from cdfis_desktop.core.reporting.data import patch_measurements
+from cdfis_desktop.core.reporting.datamap_pages import data_map_pages
 from cdfis_desktop.core.reporting.files import atomic_output
 from cdfis_desktop.core.reporting.overlays import background_or_none, on_background
 from cdfis_desktop.core.storage import PatchStat, Project, RunSummary, SlideRecord
@@ -120,6 +122,12 @@ class _ReportBuilder:
             yield f"Slide {slide.name}", partial(self._slide_page, slide)
         yield "Most favoured patches", lambda: self._gallery_page(ignored=False)
         yield "Most ignored patches", lambda: self._gallery_page(ignored=True)
+        yield from data_map_pages(
+            self.project,
+            self.run,
+            new_page=_page,
+            patch_image=lambda patch_id: self._patch_image(self.table.index_of(patch_id)),
+        )
 
     def close(self) -> None:
         for reader in self._readers.values():

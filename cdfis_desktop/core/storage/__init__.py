@@ -22,7 +22,8 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
              .set_class_names(names)  .class_names() -> list[str]   (label k -> names[k])
     patches  .add_patches(slide_id, *, l0_x, l0_y, l0_size, patch_px, mpp, label,
                           tissue_fraction, split=None) -> int64[n] ids
-             .patches(slide_id=None, split=None) -> PatchTable
+             .patches(slide_id=None, split=None, *, patch_ids=None) -> PatchTable
+             .patch_keys(patch_ids=None) -> (id, slide_id, label) int64 arrays
              .set_splits(patch_ids, splits)
     runs     .create_run(config: RunConfig, *, n_train, device=None, name="") -> int
                  (validates the config once; status running, lock taken)
@@ -47,6 +48,11 @@ Public API (all on :class:`Project`; values returned are immutable, see :mod:`.r
                                epoch=None) -> list[PatchStat]
              .patch_history(run_id, patch_id) -> PatchHistory
              .score_distribution(run_id, *, step=None, epoch=None) -> float32[n]
+    reviews  .add_review_decisions(decisions, *, now=None) -> list[int]      (see .reviews)
+             .review_decisions(*, in_force_at=None) -> ReviewTable
+    dynamics .fold_dynamics(run_id, fold, *, max_epochs=None) -> last step | None
+             .save_data_map(run_id, *, last_step, n_epochs, arrays)
+             .stored_data_map(run_id) -> StoredDataMap | None        (see .datamaps)
 
 Thread rules: one Project per database per process; each call runs its own transaction
 on a pooled connection, so any method may be called from any thread. The training thread
@@ -68,17 +74,22 @@ from __future__ import annotations
 from cdfis_desktop.core.storage.history import HistoryWriter
 from cdfis_desktop.core.storage.project import Project
 from cdfis_desktop.core.storage.records import (
+    EXCLUDE_REASONS,
+    REVIEW_ACTIONS,
     RUN_STATUSES,
     SPLITS,
     CheckpointRecord,
     PatchHistory,
     PatchStat,
     PatchTable,
+    ReviewInput,
+    ReviewTable,
     RunComparison,
     RunSummary,
     ScoreAges,
     SlideMeasurements,
     SlideRecord,
+    StoredDataMap,
 )
 from cdfis_desktop.core.storage.schema import ALL_EPOCHS, SCHEMA_VERSION
 
@@ -98,4 +109,9 @@ __all__ = [
     "ScoreAges",
     "SlideMeasurements",
     "SlideRecord",
+    "StoredDataMap",
+    "EXCLUDE_REASONS",
+    "REVIEW_ACTIONS",
+    "ReviewInput",
+    "ReviewTable",
 ]

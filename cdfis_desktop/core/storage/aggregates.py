@@ -12,7 +12,14 @@ zeros everywhere:
 - ``times_chosen`` int32: draws of the patch;
 - ``score_sum`` float64: sum of its float32 scores (float64 so the mean score stays exact
   to float32 precision over millions of steps);
-- ``last_score`` float32: the score at ``last_step`` (int32), its latest scored step.
+- ``last_score`` float32: the score at ``last_step`` (int32), its latest scored step;
+- ``label_seen`` int32: steps that trained on the patch and recorded its label
+  probability (training dynamics, see :class:`~.schema.History`);
+- ``label_correct`` int32: of those, steps where its margin was positive (the model
+  ranked its label first);
+- ``label_probability_sum``/``margin_sum`` float32: sums of its label probability and
+  margin over those steps (float32: an epoch sums a handful of values in [0, 1] or of
+  order 10, so 16 more bytes per patch than float64 would cost buy nothing).
 
 Stored rows: one per epoch (``epoch >= 0``) with history, and one with ``epoch ==
 EARLIER_EPOCHS`` holding the cumulative aggregates of every epoch of the run except its
@@ -52,26 +59,52 @@ COLUMNS: dict[str, np.dtype] = {
     "score_sum": np.dtype("<f8"),
     "last_score": np.dtype("<f4"),
     "last_step": np.dtype("<i4"),
+    "label_seen": np.dtype("<i4"),
+    "label_correct": np.dtype("<i4"),
+    "label_probability_sum": np.dtype("<f4"),
+    "margin_sum": np.dtype("<f4"),
 }
 """Stored arrays and their dtypes (little-endian), in column order."""
 
 _UPSERT = (
     "INSERT INTO run_aggregates (run_id, epoch, n_patches, "
     + ", ".join(COLUMNS)
-    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, epoch) DO UPDATE SET "
+    + f") VALUES ({', '.join(['?'] * (3 + len(COLUMNS)))}) ON CONFLICT(run_id, epoch) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in ("n_patches", *COLUMNS))
 )
 
 
+@dataclass(frozen=True)
+class HistoryRows:
+    """History rows to fold, as parallel arrays of length m: ``patch_id``/``step`` int64,
+    ``score`` float32, ``times_chosen`` int, ``label_probability``/``margin`` float32 (NaN
+    where the patch was not trained in that step)."""
+
+    patch_id: np.ndarray
+    step: np.ndarray
+    score: np.ndarray
+    times_chosen: np.ndarray
+    label_probability: np.ndarray
+    margin: np.ndarray
+
+    def where(self, mask: np.ndarray) -> HistoryRows:
+        """The rows where ``mask`` (bool[m]) is True."""
+        return HistoryRows(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+
 @dataclass
 class Aggregates:
-    """The five aggregate arrays of one (run, epoch), all of one length n (see module)."""
+    """The aggregate arrays of one (run, epoch), all of one length n (see module)."""
 
     times_scored: np.ndarray
     times_chosen: np.ndarray
     score_sum: np.ndarray
     last_score: np.ndarray
     last_step: np.ndarray
+    label_seen: np.ndarray
+    label_correct: np.ndarray
+    label_probability_sum: np.ndarray
+    margin_sum: np.ndarray
 
     @classmethod
     def zeros(cls, n: int) -> Aggregates:
@@ -91,21 +124,31 @@ class Aggregates:
             new[: old.shape[0]] = old
             setattr(self, f.name, new)
 
-    def fold(
-        self, patch_id: np.ndarray, step: np.ndarray, score: np.ndarray, chosen: np.ndarray
-    ) -> None:
-        """Add history rows (parallel int64 patch_id/step, float32 score, int times_chosen
-        of length m; any order, at most one row per (step, patch)). The last score is the
-        one of the highest step, which must not be below a step folded earlier."""
+    def fold(self, rows: HistoryRows) -> None:
+        """Add history rows (any order, at most one row per (step, patch)). The last score
+        is the one of the highest step, which must not be below a step folded earlier."""
+        patch_id, step, score = rows.patch_id, rows.step, rows.score
         if patch_id.shape[0] == 0:
             return
-        self.grow(int(patch_id.max()) + 1)
-        self.times_scored += np.bincount(patch_id, minlength=len(self)).astype(np.int32)
-        np.add.at(self.times_chosen, patch_id, chosen.astype(np.int32))
+        n = int(patch_id.max()) + 1
+        self.grow(n)
+        n = len(self)
+        self.times_scored += np.bincount(patch_id, minlength=n).astype(np.int32)
+        np.add.at(self.times_chosen, patch_id, rows.times_chosen.astype(np.int32))
         np.add.at(self.score_sum, patch_id, score.astype(np.float64))
         np.maximum.at(self.last_step, patch_id, step.astype(np.int32))
         latest = step == self.last_step[patch_id]  # exactly one row per patch
         self.last_score[patch_id[latest]] = score[latest]
+        seen = ~np.isnan(rows.label_probability)
+        if not seen.any():
+            return
+        trained = patch_id[seen]
+        margin = rows.margin[seen].astype(np.float64)
+        self.label_seen += np.bincount(trained, minlength=n).astype(np.int32)
+        self.label_correct += np.bincount(trained[margin > 0], minlength=n).astype(np.int32)
+        probability = rows.label_probability[seen].astype(np.float64)
+        self.label_probability_sum += np.bincount(trained, probability, n).astype(np.float32)
+        self.margin_sum += np.bincount(trained, margin, n).astype(np.float32)
 
     def add(self, later: Aggregates) -> None:
         """Accumulate ``later``, the aggregates of steps after every step folded here (see
@@ -249,18 +292,9 @@ class AggregateFolder:
         self._latest = self._earlier = None
         self._unsaved.clear()
 
-    def fold(
-        self,
-        conn: Connection,
-        step: np.ndarray,
-        epoch: np.ndarray,
-        patch_id: np.ndarray,
-        score: np.ndarray,
-        chosen: np.ndarray,
-    ) -> None:
-        """Fold rows (parallel arrays: int64 step/epoch/patch_id, float32 score, int
-        times_chosen) into their epochs' aggregates. Raises ValueError for an epoch below
-        the run's latest one."""
+    def fold(self, conn: Connection, epoch: np.ndarray, rows: HistoryRows) -> None:
+        """Fold ``rows`` into their epochs' aggregates (``epoch`` int64[m]: each row's).
+        Raises ValueError for an epoch below the run's latest one."""
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'patches_version'"
         ).scalar()
@@ -280,7 +314,7 @@ class AggregateFolder:
             mine = epoch == value
             latest = self._latest
             assert latest is not None
-            latest.fold(patch_id[mine], step[mine], score[mine], chosen[mine])
+            latest.fold(rows.where(mine))
             self._unsaved[value] = latest
 
     def write(self, conn: Connection) -> None:

@@ -27,7 +27,15 @@ from cdfis_desktop.core.errors import StoreError
 from cdfis_desktop.core.storage import aggregates
 from cdfis_desktop.core.storage.database import begin_writing, translated_errors
 from cdfis_desktop.core.storage.records import SPLITS
-from cdfis_desktop.core.storage.schema import ClassName, History, Meta, Patch, Prediction, Slide
+from cdfis_desktop.core.storage.schema import (
+    ClassName,
+    DataMap,
+    History,
+    Meta,
+    Patch,
+    Prediction,
+    Slide,
+)
 
 
 def add_slide(
@@ -81,7 +89,8 @@ def delete_slide(engine: Engine, where: str, slide_id: int) -> None:
         aggregates.zero_patches(conn, np.fromiter(doomed, dtype=np.int64))
         conn.execute(delete(History).where(History.patch_id.in_(patch_ids)))
         conn.execute(delete(Prediction).where(Prediction.patch_id.in_(patch_ids)))
-        conn.execute(delete(Patch).where(Patch.id.in_(patch_ids)))
+        conn.execute(delete(Patch).where(Patch.id.in_(patch_ids)))  # decisions cascade
+        conn.execute(delete(DataMap))  # recomputed without those patches when next read
         _bump_patches_version(conn)
         result = conn.execute(delete(Slide).where(Slide.id == slide_id))
         if result.rowcount == 0:
@@ -111,6 +120,7 @@ def add_patches(
     label: int | np.ndarray,
     tissue_fraction: float | np.ndarray,
     split: str | None | Sequence[str | None],
+    source: Sequence[str | None] | None = None,
 ) -> np.ndarray:
     """Bulk-insert n patches of one slide (see ``Project.add_patches``); returns their ids,
     int64[n], in input order."""
@@ -126,11 +136,19 @@ def add_patches(
         "tissue_fraction": np.broadcast_to(np.asarray(tissue_fraction, np.float64), (n,)),
     }
     splits = _split_list(split, n)
+    sources = [None] * n if source is None else [None if s is None else str(s) for s in source]
+    if len(sources) != n:
+        raise ValueError(f"got {len(sources)} sources for {n} patches")
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     lists = {name: column.tolist() for name, column in columns.items()}
     rows = [
-        {"slide_id": int(slide_id), "split": splits[i], **{k: v[i] for k, v in lists.items()}}
+        {
+            "slide_id": int(slide_id),
+            "split": splits[i],
+            "source": sources[i],
+            **{k: v[i] for k, v in lists.items()},
+        }
         for i in range(n)
     ]
     with translated_errors(where), engine.begin() as conn:

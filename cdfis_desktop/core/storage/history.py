@@ -20,22 +20,26 @@ import numpy as np
 from sqlalchemy import Engine, update
 from sqlalchemy.engine import Connection
 
-from cdfis_desktop.core.storage.aggregates import AggregateFolder
+from cdfis_desktop.core.storage.aggregates import AggregateFolder, HistoryRows
 from cdfis_desktop.core.storage.database import durable_transaction, translated_errors
-from cdfis_desktop.core.storage.schema import Run, decode_f32, encode_f32
+from cdfis_desktop.core.storage.schema import NAN_BITS, Run, decode_f32, encode_f32
 
-_Step = tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_Step = tuple[
+    int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
 """A buffered step: (step, epoch, ids int64, score f32, probability f32, chosen i64,
-weight f64), ids unique."""
+weight f64, label probability f32, margin f32), ids unique."""
 
-_HISTORY_COLUMNS = 6
+_HISTORY_COLUMNS = 8
 """Bound values per history row (patch_id, step_offset, score_bits, probability_bits,
-times_chosen, weight); run id and block are the same for every row of a flush and are
-written into the statement as integer literals (~7 % of the insert time saved)."""
-ROWS_PER_INSERT = 128
-"""History rows per INSERT statement (multi-row VALUES: 768 bound values, under the 999
+times_chosen, weight, label_probability_bits, margin_bits); run id and block are the same
+for every row of a flush and are written into the statement as integer literals (~7 % of
+the insert time saved)."""
+ROWS_PER_INSERT = 120
+"""History rows per INSERT statement (multi-row VALUES: 960 bound values, under the 999
 of older SQLite builds). One row per statement spent half of its time per row in
 statement overhead: x1.7-2 the rows/s of the insert itself (``benchmarks/store.py``)."""
+
 _INSERT_STEPS = "INSERT INTO history_steps (run_id, step, epoch, block) VALUES (?, ?, ?, ?)"
 REBUILD_CHUNK_STEPS = 1000
 """Steps read per chunk when aggregates are rebuilt (bounds memory: ~40 MB at 1024 rows
@@ -60,28 +64,51 @@ def rebuild_aggregates(conn: Connection, run_id: int) -> None:
         total += int(n_steps)
         if index + 1 == len(blocks) or total >= REBUILD_CHUNK_STEPS:
             rows = conn.exec_driver_sql(
-                "SELECT s.step, s.epoch, h.patch_id, h.score_bits, h.times_chosen "
+                "SELECT s.step, s.epoch, h.patch_id, h.score_bits, h.times_chosen, "
+                f"COALESCE(h.label_probability_bits, {NAN_BITS}), "
+                f"COALESCE(h.margin_bits, {NAN_BITS}) "
                 "FROM history h JOIN history_steps s ON s.run_id = h.run_id "
                 "AND s.step = h.block + h.step_offset "
                 f"WHERE h.run_id = ? AND h.block IN ({', '.join(map(str, chunk))})",
                 (run_id,),
             ).all()
-            table = np.array(rows, dtype=np.int64).reshape(len(rows), 5)
+            table = np.array(rows, dtype=np.int64).reshape(len(rows), 7)
             folder.fold(
-                conn, table[:, 0], table[:, 1], table[:, 2], decode_f32(table[:, 3]), table[:, 4]
+                conn,
+                table[:, 1],
+                HistoryRows(
+                    patch_id=table[:, 2],
+                    step=table[:, 0],
+                    score=decode_f32(table[:, 3]),
+                    times_chosen=table[:, 4],
+                    label_probability=decode_f32(table[:, 5]),
+                    margin=decode_f32(table[:, 6]),
+                ),
             )
             folder.write(conn)
             chunk, total = [], 0
 
 
-def _insert_history(conn: Connection, run_id: int, block: int, values: list[int | float]) -> None:
+def _bits_or_null(values: np.ndarray) -> list[int | None]:
+    """float32[m] -> :func:`encode_f32` bit patterns, None (SQL NULL) where NaN."""
+    missing = np.isnan(values)
+    if missing.all():  # most rows of a presample step: candidates not trained
+        return [None] * int(values.shape[0])
+    bits = np.asarray(values, dtype=np.float32).view(np.int32).astype(object)
+    bits[missing] = None
+    return bits.tolist()
+
+
+def _insert_history(
+    conn: Connection, run_id: int, block: int, values: list[int | float | None]
+) -> None:
     """Insert history rows of one block: ``values`` holds :data:`_HISTORY_COLUMNS` values
     per row, row after row, in primary-key order; :data:`ROWS_PER_INSERT` rows per
     statement."""
-    row = f"({run_id:d}, {block:d}, ?, ?, ?, ?, ?, ?)"
+    row = f"({run_id:d}, {block:d}, {', '.join(['?'] * _HISTORY_COLUMNS)})"
     statement = (
         "INSERT INTO history (run_id, block, patch_id, step_offset, score_bits, "
-        "probability_bits, times_chosen, weight) VALUES "
+        "probability_bits, times_chosen, weight, label_probability_bits, margin_bits) VALUES "
     )
     per_statement = _HISTORY_COLUMNS * ROWS_PER_INSERT
     whole = len(values) - len(values) % per_statement
@@ -139,13 +166,18 @@ class HistoryWriter:
         probability: np.ndarray,
         times_chosen: np.ndarray,
         weight: np.ndarray,
+        *,
+        label_probability: np.ndarray | None = None,
+        margin: np.ndarray | None = None,
     ) -> None:
         """Buffer one step: parallel arrays of length n, one entry per candidate scored.
 
         patch_ids int64[n] (store patch ids, not dataset indices), score float32[n],
         probability float32[n] (the sampler's p_i), times_chosen int[n] (0 if not chosen),
-        weight float32[n] (0 where not chosen). A patch listed twice in one step is merged
-        (counts and weights summed, first score kept). Flushes every
+        weight float32[n] (0 where not chosen); label_probability/margin float32[n]: the
+        training dynamics of the trained entries, NaN elsewhere (None: all NaN, see
+        :class:`~.schema.History`). A patch listed twice in one step is merged (counts
+        and weights summed, first score and dynamics kept). Flushes every
         ``flush_every_steps`` steps. Raises ValueError on mismatched lengths, a step not
         after the previous one or an epoch below the previous one."""
         if self._closed:
@@ -157,23 +189,32 @@ class HistoryWriter:
                 "steps must increase and epochs not decrease"
             )
         ids = np.asarray(patch_ids, dtype=np.int64).ravel()
-        arrays = [np.asarray(a).ravel() for a in (score, probability, times_chosen, weight)]
+        missing = np.full(ids.shape[0], np.nan, np.float32)
+        dynamics = [missing if a is None else a for a in (label_probability, margin)]
+        arrays = [
+            np.asarray(a).ravel() for a in (score, probability, times_chosen, weight, *dynamics)
+        ]
         if any(a.shape[0] != ids.shape[0] for a in arrays):
             raise ValueError(
-                "patch_ids, score, probability, times_chosen and weight must have the same "
-                f"length (got {[ids.shape[0], *(a.shape[0] for a in arrays)]})"
+                "patch_ids, score, probability, times_chosen, weight, label_probability and "
+                f"margin must have the same length (got {[ids.shape[0], *(a.shape[0] for a in arrays)]})"
             )
         score_a = arrays[0].astype(np.float32)
         prob_a = arrays[1].astype(np.float32)
         chosen_a: np.ndarray = arrays[2].astype(np.int64)
         weight_a: np.ndarray = arrays[3].astype(np.float64)
+        label_a = arrays[4].astype(np.float32)
+        margin_a = arrays[5].astype(np.float32)
         in_order = np.sort(ids)
         if (in_order[1:] == in_order[:-1]).any():  # cheaper check than np.unique per step
             unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
             chosen_a = np.bincount(inverse, weights=chosen_a).astype(np.int64)
             weight_a = np.bincount(inverse, weights=weight_a)
             score_a, prob_a, ids = score_a[first], prob_a[first], unique
-        self._buffer.append((int(step), int(epoch), ids, score_a, prob_a, chosen_a, weight_a))
+            label_a, margin_a = label_a[first], margin_a[first]
+        self._buffer.append(
+            (int(step), int(epoch), ids, score_a, prob_a, chosen_a, weight_a, label_a, margin_a)
+        )
         self._last_recorded = (int(step), int(epoch))
         if len(self._buffer) >= self.flush_every_steps:
             self.flush()
@@ -187,25 +228,29 @@ class HistoryWriter:
         block = step_list[0]
         steps = np.repeat(np.asarray(step_list, dtype=np.int64), lengths)
         epochs = np.repeat(np.asarray([b[1] for b in self._buffer], dtype=np.int64), lengths)
-        ids, score, prob, chosen, weight = (
-            np.concatenate([b[k] for b in self._buffer]) for k in range(2, 7)
+        ids, score, prob, chosen, weight, label_prob, margin = (
+            np.concatenate([b[k] for b in self._buffer]) for k in range(2, 9)
         )
         # in primary-key order, so every row is appended at the end of the B-tree
         offsets = steps - block
         order = np.lexsort((offsets, ids))
-        values: list[int | float] = [0] * (_HISTORY_COLUMNS * order.shape[0])  # row-major
+        values: list[int | float | None] = [0] * (_HISTORY_COLUMNS * order.shape[0])  # row-major
         values[0::_HISTORY_COLUMNS] = ids[order].tolist()
         values[1::_HISTORY_COLUMNS] = offsets[order].tolist()
         values[2::_HISTORY_COLUMNS] = encode_f32(score[order])
         values[3::_HISTORY_COLUMNS] = encode_f32(prob[order])
         values[4::_HISTORY_COLUMNS] = chosen[order].tolist()
         values[5::_HISTORY_COLUMNS] = weight[order].tolist()
+        values[6::_HISTORY_COLUMNS] = _bits_or_null(label_prob[order])
+        values[7::_HISTORY_COLUMNS] = _bits_or_null(margin[order])
         step_rows = [(self.run_id, b[0], b[1], block) for b in self._buffer]
         try:
             with translated_errors(self._where), durable_transaction(self._engine) as conn:
                 _insert_history(conn, self.run_id, block, values)
                 conn.exec_driver_sql(_INSERT_STEPS, step_rows)
-                self._aggregates.fold(conn, steps, epochs, ids, score, chosen)
+                self._aggregates.fold(
+                    conn, epochs, HistoryRows(ids, steps, score, chosen, label_prob, margin)
+                )
                 self._aggregates.write(conn)
                 conn.execute(
                     update(Run).where(Run.id == self.run_id).values(last_step=max(step_list))

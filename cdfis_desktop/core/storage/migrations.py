@@ -16,7 +16,10 @@ arrays per run and epoch (see :mod:`.aggregates`), built from those rows; versio
 replaces the stored cumulative row (``epoch = -1``, rewritten at every history flush) by
 one of every epoch but the latest (``epoch = -2``, rewritten once per epoch), summed from
 the per-epoch rows, and rebuilds ``history`` without its virtual ``step`` column (``block +
-step_offset``) and its foreign key on ``runs`` (each cost ~10 % of the insert time).
+step_offset``) and its foreign key on ``runs`` (each cost ~10 % of the insert time);
+version 6 adds the training dynamics (nullable ``history`` columns, zero-filled
+``run_aggregates`` arrays: runs recorded before have no dynamics), the ``data_maps`` and
+``review_decisions`` tables and ``patches.source``; nothing is rewritten.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy.engine import Connection
 
 from cdfis_desktop.core.scratch import scratch_file
 from cdfis_desktop.core.storage.aggregates import (
+    COLUMNS,
     EARLIER_EPOCHS,
     Aggregates,
     load_aggregates,
@@ -40,9 +44,11 @@ from cdfis_desktop.core.storage.aggregates import (
     save,
 )
 from cdfis_desktop.core.storage.schema import (
+    DataMap,
     History,
     HistoryStep,
     Prediction,
+    ReviewDecision,
     RunAggregate,
     encode_f32,
 )
@@ -126,9 +132,11 @@ def _v3_to_v4(conn: Connection) -> None:
 
 
 def _v4_to_v5(conn: Connection) -> None:
+    _add_dynamics_columns(conn)
     conn.exec_driver_sql("ALTER TABLE history RENAME TO history_v4")
     _table(History).create(conn)
-    columns = ", ".join(c.name for c in History.__table__.columns)
+    old = _column_names(conn, "history_v4")
+    columns = ", ".join(c.name for c in History.__table__.columns if c.name in old)
     conn.exec_driver_sql(
         f"INSERT INTO history ({columns}) SELECT {columns} FROM history_v4 "
         "ORDER BY run_id, block, patch_id, step_offset"
@@ -150,11 +158,49 @@ def _v4_to_v5(conn: Connection) -> None:
         save(conn, run_id, EARLIER_EPOCHS, earlier)
 
 
+def _v5_to_v6(conn: Connection) -> None:
+    _add_dynamics_columns(conn)
+    conn.exec_driver_sql("ALTER TABLE patches ADD COLUMN source TEXT")
+    _table(DataMap).create(conn)
+    _table(ReviewDecision).create(conn)
+
+
+DYNAMICS_COLUMNS = {
+    "history": ("label_probability_bits", "margin_bits"),
+    "run_aggregates": ("label_seen", "label_correct", "label_probability_sum", "margin_sum"),
+}
+"""The training-dynamics columns of version 6, per table."""
+
+
+def _add_dynamics_columns(conn: Connection) -> None:
+    """Add the version-6 training-dynamics columns that a table lacks: NULL history values,
+    zero-filled aggregate arrays (see :mod:`.aggregates`). Migrations from before version
+    5 run it first too, since they read and write aggregates with this code's layout."""
+    for table, columns in DYNAMICS_COLUMNS.items():
+        present = _column_names(conn, table)
+        for column in columns:
+            if column in present:
+                continue
+            if table == "history":
+                conn.exec_driver_sql(f"ALTER TABLE history ADD COLUMN {column} INTEGER")
+                continue
+            conn.exec_driver_sql(
+                f"ALTER TABLE {table} ADD COLUMN {column} BLOB NOT NULL DEFAULT x''"
+            )
+            size = COLUMNS[column].itemsize
+            conn.exec_driver_sql(f"UPDATE {table} SET {column} = zeroblob(n_patches * {size})")
+
+
+def _column_names(conn: Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
     4: _v4_to_v5,
+    5: _v5_to_v6,
 }
 """``MIGRATIONS[v](conn)`` upgrades a version-``v`` database to ``v + 1``."""
 

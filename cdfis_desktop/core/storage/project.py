@@ -39,7 +39,14 @@ else:
 from cdfis_desktop import __version__
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
-from cdfis_desktop.core.storage import catalogue, queries, run_lifecycle, run_writes
+from cdfis_desktop.core.storage import (
+    catalogue,
+    datamaps,
+    queries,
+    reviews,
+    run_lifecycle,
+    run_writes,
+)
 from cdfis_desktop.core.storage.database import make_engine, prepare_schema
 from cdfis_desktop.core.storage.history import HistoryWriter
 from cdfis_desktop.core.storage.integrity import ensure_intact, record_clean_close
@@ -50,11 +57,14 @@ from cdfis_desktop.core.storage.records import (
     PatchHistory,
     PatchStat,
     PatchTable,
+    ReviewInput,
+    ReviewTable,
     RunComparison,
     RunSummary,
     ScoreAges,
     SlideMeasurements,
     SlideRecord,
+    StoredDataMap,
 )
 from cdfis_desktop.core.storage.schema import SCHEMA_VERSION
 
@@ -254,13 +264,15 @@ class Project:
         label: int | np.ndarray,
         tissue_fraction: float | np.ndarray,
         split: str | None | Sequence[str | None] = None,
+        source: Sequence[str | None] | None = None,
     ) -> np.ndarray:
         """Bulk-insert n patches of one slide; scalars are broadcast to n.
 
         l0_x, l0_y: int[n] level-0 top-left corners; l0_size: level-0 side px; patch_px:
         side px at ``mpp`` µm/px; label: int (-1 unlabelled); tissue_fraction in [0, 1];
-        split: ``train``/``val``/``test``/None. Returns the new ids, int64[n], in input
-        order. Raises ValueError on mismatched lengths or an unknown split."""
+        split: ``train``/``val``/``test``/None; source: each patch's image file name (a
+        patch-set import) or None. Returns the new ids, int64[n], in input order. Raises
+        ValueError on mismatched lengths or an unknown split."""
         return catalogue.add_patches(
             self.engine,
             self._where,
@@ -273,11 +285,25 @@ class Project:
             label=label,
             tissue_fraction=tissue_fraction,
             split=split,
+            source=source,
         )
 
-    def patches(self, slide_id: int | None = None, split: str | None = None) -> PatchTable:
-        """Patches, optionally of one slide and/or one split, ordered by id."""
-        return queries.patch_table(self.engine, self._where, slide_id, split)
+    def patches(
+        self,
+        slide_id: int | None = None,
+        split: str | None = None,
+        *,
+        patch_ids: np.ndarray | None = None,
+    ) -> PatchTable:
+        """Patches, optionally of one slide, one split and/or with the given ids (unknown
+        ids are left out), ordered by id."""
+        return queries.patch_table(self.engine, self._where, slide_id, split, patch_ids)
+
+    def patch_keys(
+        self, patch_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(id, slide_id, label) int64 arrays of all patches (or ``patch_ids``), by id."""
+        return queries.patch_keys(self.engine, self._where, patch_ids)
 
     def set_splits(self, patch_ids: np.ndarray, splits: str | None | Sequence[str | None]) -> None:
         """Assign ``train``/``val``/``test``/None to patches (a scalar applies to all)."""
@@ -481,6 +507,45 @@ class Project:
     ) -> np.ndarray:
         """float32 scores of all candidates at ``step``, or every latest score of ``epoch``."""
         return queries.score_distribution(self.engine, self._where, run_id, step, epoch)
+
+    # ---- review decisions (see :mod:`.reviews`) ----------------------------------------
+
+    def add_review_decisions(
+        self, decisions: Sequence[ReviewInput], *, now: float | None = None
+    ) -> list[int]:
+        """Store review decisions, all or none (see :func:`reviews.add_decisions`)."""
+        return reviews.add_decisions(
+            self.engine,
+            self._where,
+            decisions,
+            class_count=max(len(self.class_names()), 2),
+            now=now,
+        )
+
+    def review_decisions(self, *, in_force_at: float | None = None) -> ReviewTable:
+        """All decisions, or each patch's decision in force at a time (``math.inf``: now)."""
+        return reviews.decisions(self.engine, self._where, in_force_at=in_force_at)
+
+    # ---- data maps (see :mod:`.datamaps`) ---------------------------------------------
+
+    def fold_dynamics(
+        self, run_id: int, fold: datamaps.EpochFold, *, max_epochs: int | None = None
+    ) -> int | None:
+        """Feed each epoch's training-dynamics sums to ``fold``; returns the run's last
+        history step (see :func:`datamaps.fold_epochs`)."""
+        return datamaps.fold_epochs(self.engine, self._where, run_id, fold, max_epochs=max_epochs)
+
+    def save_data_map(
+        self, run_id: int, *, last_step: int, n_epochs: int, arrays: dict[str, np.ndarray]
+    ) -> None:
+        """Store the run's data map (replacing an older one)."""
+        datamaps.save(
+            self.engine, self._where, run_id, last_step=last_step, n_epochs=n_epochs, arrays=arrays
+        )
+
+    def stored_data_map(self, run_id: int) -> StoredDataMap | None:
+        """The run's stored data map, if any (``fresh`` says whether it is up to date)."""
+        return datamaps.load(self.engine, self._where, run_id)
 
 
 def _read_or_create_toml(folder: Path, *, create: bool, url: str | None) -> dict[str, Any]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Row, text
 
 from cdfis_desktop.core import statistics
 from cdfis_desktop.core.errors import StoreError
@@ -43,19 +44,27 @@ from cdfis_desktop.core.storage.records import (
     SlideMeasurements,
     SlideRecord,
 )
-from cdfis_desktop.core.storage.schema import ALL_EPOCHS, METRIC_COLUMNS, decode_f32
+from cdfis_desktop.core.storage.schema import ALL_EPOCHS, METRIC_COLUMNS, NAN_BITS, decode_f32
 
 
-def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | None) -> PatchTable:
-    """Patches filtered by slide and/or split, ordered by id (see :class:`PatchTable`)."""
+def patch_table(
+    engine: Engine,
+    where: str,
+    slide_id: int | None,
+    split: str | None,
+    patch_ids: np.ndarray | None = None,
+) -> PatchTable:
+    """Patches filtered by slide, split and/or ids, ordered by id (see :class:`PatchTable`)."""
     sql = (
         "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
-        "split FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
-        "AND (:split IS NULL OR split = :split) ORDER BY id"
+        "split, source FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
+        "AND (:split IS NULL OR split = :split)"
     )
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text(sql), {"slide": slide_id, "split": split}).all()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+    if patch_ids is not None:
+        sql += f" AND id IN ({', '.join(str(int(i)) for i in np.ravel(patch_ids)) or 'NULL'})"
+    sql += " ORDER BY id"
+    rows = _fetch(engine, where, sql, {"slide": slide_id, "split": split})
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 11
     return PatchTable(
         id=np.asarray(cols[0], dtype=np.int64),
         slide_id=np.asarray(cols[1], dtype=np.int64),
@@ -67,7 +76,24 @@ def patch_table(engine: Engine, where: str, slide_id: int | None, split: str | N
         label=np.asarray(cols[7], dtype=np.int16),
         tissue_fraction=np.asarray(cols[8], dtype=np.float32),
         split=np.asarray(cols[9], dtype=object),
+        source=np.asarray(cols[10], dtype=object),
     )
+
+
+def patch_keys(
+    engine: Engine, where: str, patch_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(id, slide_id, label) int64 arrays of every patch (or of ``patch_ids``), ordered by
+    id: what a data map needs to link its points to slides, without the whole table (the
+    numbers come back as text built by SQLite, see :func:`_concat_columns`)."""
+    sql = "SELECT group_concat(id), group_concat(slide_id), group_concat(label) FROM patches"
+    if patch_ids is not None:
+        wanted = ", ".join(str(int(i)) for i in np.asarray(patch_ids).ravel())
+        sql += f" WHERE id IN ({wanted or 'NULL'})"
+    with translated_errors(where), read_snapshot(engine) as conn:
+        ids, slide_ids, labels = _concat_columns(conn, sql, {}, 3)
+    order = np.argsort(ids, kind="stable")
+    return tuple(column[order].astype(np.int64) for column in (ids, slide_ids, labels))  # type: ignore[return-value]
 
 
 def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]:
@@ -77,8 +103,6 @@ def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]
         "SELECT id, path, fingerprint, width, height, mpp, mpp_overridden, vendor, group_name "
         "FROM slides ORDER BY id"
     )
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text(sql)).all()
     return [
         SlideRecord(
             id=r.id,
@@ -92,14 +116,13 @@ def slide_records(engine: Engine, where: str, folder: Path) -> list[SlideRecord]
             group=r.group_name,
             file=folder / r.path,
         )
-        for r in rows
+        for r in _fetch(engine, where, sql)
     ]
 
 
 def class_names(engine: Engine, where: str) -> list[str]:
     """Class names in label order (empty when none set)."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        return list(conn.execute(text("SELECT name FROM class_names ORDER BY label")).scalars())
+    return [r.name for r in _fetch(engine, where, "SELECT name FROM class_names ORDER BY label")]
 
 
 def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[CheckpointRecord]:
@@ -108,8 +131,6 @@ def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[C
         "SELECT id, run_id, step, epoch, path, created_at FROM checkpoints WHERE run_id = :r "
         "ORDER BY step, id"
     )
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text(sql), {"r": run_id}).all()
     return [
         CheckpointRecord(
             id=r.id,
@@ -119,48 +140,44 @@ def checkpoints(engine: Engine, where: str, folder: Path, run_id: int) -> list[C
             path=str(folder / r.path),
             created_at=r.created_at,
         )
-        for r in rows
+        for r in _fetch(engine, where, sql, {"r": run_id})
     ]
 
 
 def run_status(engine: Engine, where: str, run_id: int) -> str:
     """The run's status; StoreError for an unknown run."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        status = conn.execute(text("SELECT status FROM runs WHERE id = :r"), {"r": run_id}).scalar()
-    if status is None:
+    rows = _fetch(engine, where, "SELECT status FROM runs WHERE id = :r", {"r": run_id})
+    if not rows:
         raise StoreError(f"no run with id {run_id} in {where}")
-    return str(status)
+    return str(rows[0].status)
 
 
 def running_run_ids(engine: Engine, where: str) -> list[int]:
     """Ids of the runs whose status is ``running``."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(text("SELECT id FROM runs WHERE status = 'running'")).scalars()
-        return [int(r) for r in rows]
+    return [
+        int(r.id) for r in _fetch(engine, where, "SELECT id FROM runs WHERE status = 'running'")
+    ]
 
 
 def last_recorded_step(engine: Engine, where: str, run_id: int) -> tuple[int, int] | None:
     """``(step, epoch)`` of the run's last step with history, or None."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        row = conn.execute(
-            text(
-                "SELECT step, epoch FROM history_steps WHERE run_id = :r ORDER BY step DESC LIMIT 1"
-            ),
-            {"r": run_id},
-        ).one_or_none()
-    return None if row is None else (int(row[0]), int(row[1]))
+    sql = "SELECT step, epoch FROM history_steps WHERE run_id = :r ORDER BY step DESC LIMIT 1"
+    rows = _fetch(engine, where, sql, {"r": run_id})
+    return (int(rows[0].step), int(rows[0].epoch)) if rows else None
 
 
 def epochs(engine: Engine, where: str, run_id: int) -> list[int]:
     """Epochs of the run that have history aggregates, ascending."""
+    sql = "SELECT epoch FROM run_aggregates WHERE run_id = :r AND epoch >= 0 ORDER BY epoch"
+    return [int(r.epoch) for r in _fetch(engine, where, sql, {"r": run_id})]
+
+
+def _fetch(
+    engine: Engine, where: str, sql: str, params: dict[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """All rows of one SELECT, read in one snapshot."""
     with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(
-            text(
-                "SELECT epoch FROM run_aggregates WHERE run_id = :r AND epoch >= 0 ORDER BY epoch"
-            ),
-            {"r": run_id},
-        ).scalars()
-        return [int(e) for e in rows]
+        return conn.execute(text(sql), params or {}).all()
 
 
 def score_ages(engine: Engine, where: str, run_id: int) -> ScoreAges:
@@ -306,13 +323,18 @@ def slide_measurements(
         geometry = cache.get(conn, slide_id)
         ids = geometry.patch_id
         stat_epoch = ALL_EPOCHS if epoch is None else int(epoch)
-        arrays = aggregates.load(
-            conn, run_id, stat_epoch, ("times_scored", "times_chosen", "score_sum", "last_score")
-        )
+        arrays = aggregates.load(conn, run_id, stat_epoch, _MEASURED)
         prediction_epoch, predicted, probability = _predictions(conn, run_id, ids, epoch)
+        region_blob = conn.exec_driver_sql(
+            "SELECT region FROM data_maps WHERE run_id = ?", (run_id,)
+        ).scalar()
     if arrays is None:
-        arrays = {name: np.zeros(0) for name in ("times_scored", "times_chosen")}
-        arrays.update(score_sum=np.zeros(0), last_score=np.zeros(0))
+        arrays = {name: np.zeros(0) for name in _MEASURED}
+    region = np.full(ids.shape[0], -1, np.int64)
+    if region_blob is not None:
+        stored = np.frombuffer(region_blob, np.int8)
+        inside = ids < stored.shape[0]
+        region[inside] = stored[ids[inside]]
     return SlideMeasurements(
         run_id=int(run_id),
         slide_id=int(slide_id),
@@ -333,7 +355,25 @@ def slide_measurements(
         run_draws=int(arrays["times_chosen"].sum(dtype=np.int64)),
         n_train=int(run.n_train),
         score_metric=str(run.metric),
+        label_seen=_at(arrays["label_seen"], ids).astype(np.int64),
+        label_correct=_at(arrays["label_correct"], ids).astype(np.int64),
+        label_probability_sum=_at(arrays["label_probability_sum"], ids).astype(np.float64),
+        margin_sum=_at(arrays["margin_sum"], ids).astype(np.float64),
+        region=region,
     )
+
+
+_MEASURED = (
+    "times_scored",
+    "times_chosen",
+    "score_sum",
+    "last_score",
+    "label_seen",
+    "label_correct",
+    "label_probability_sum",
+    "margin_sum",
+)
+"""The aggregate arrays :func:`slide_measurements` reads."""
 
 
 def _predictions(
@@ -446,18 +486,17 @@ def favoured_patches(
 
 def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> PatchHistory:
     """Every recorded step of one patch: one primary-key seek per history block."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(
-            text(
-                "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
-                "h.weight FROM history h JOIN history_steps s ON s.run_id = h.run_id "
-                "AND s.step = h.block + h.step_offset WHERE h.run_id = :r AND h.block IN "
-                "(SELECT DISTINCT block FROM history_steps WHERE run_id = :r) "
-                "AND h.patch_id = :p ORDER BY s.step"
-            ),
-            {"r": run_id, "p": patch_id},
-        ).all()
-    ints = np.array([r[:5] for r in rows], dtype=np.int64).reshape(len(rows), 5)
+    sql = (
+        "SELECT s.step, s.epoch, h.score_bits, h.probability_bits, h.times_chosen, "
+        f"COALESCE(h.label_probability_bits, {NAN_BITS}), "
+        f"COALESCE(h.margin_bits, {NAN_BITS}), h.weight "
+        "FROM history h JOIN history_steps s ON s.run_id = h.run_id "
+        "AND s.step = h.block + h.step_offset WHERE h.run_id = :r AND h.block IN "
+        "(SELECT DISTINCT block FROM history_steps WHERE run_id = :r) "
+        "AND h.patch_id = :p ORDER BY s.step"
+    )
+    rows = _fetch(engine, where, sql, {"r": run_id, "p": patch_id})
+    ints = np.array([tuple(r)[:7] for r in rows], dtype=np.int64).reshape(len(rows), 7)
     return PatchHistory(
         patch_id=int(patch_id),
         step=ints[:, 0],
@@ -465,7 +504,9 @@ def patch_history(engine: Engine, where: str, run_id: int, patch_id: int) -> Pat
         score=decode_f32(ints[:, 2]),
         probability=decode_f32(ints[:, 3]),
         times_chosen=ints[:, 4].astype(np.int32),
-        weight=np.array([r[5] for r in rows], dtype=np.float32),
+        weight=np.array([r.weight for r in rows], dtype=np.float32),
+        label_probability=decode_f32(ints[:, 5]),
+        margin=decode_f32(ints[:, 6]),
     )
 
 
@@ -497,11 +538,8 @@ def metric_series(engine: Engine, where: str, run_id: int) -> dict[str, np.ndarr
     """``step``/``epoch`` int64[n], ``wall_s`` and each of :data:`METRIC_COLUMNS`
     float64[n] (NaN where not logged), ordered by step."""
     columns = ("step", "epoch", "wall_s", *METRIC_COLUMNS)
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = conn.execute(
-            text(f"SELECT {', '.join(columns)} FROM metrics WHERE run_id = :r ORDER BY step"),
-            {"r": run_id},
-        ).all()
+    sql = f"SELECT {', '.join(columns)} FROM metrics WHERE run_id = :r ORDER BY step"
+    rows = _fetch(engine, where, sql, {"r": run_id})
     table = np.array(
         [[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64
     ).reshape(len(rows), len(columns))

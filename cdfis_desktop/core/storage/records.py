@@ -62,7 +62,8 @@ class PatchTable:
 
     id, slide_id: int64; l0_x, l0_y (top-left corner), l0_size (side): int64 level-0 px;
     patch_px: int32 (side at ``mpp``); mpp: float32 µm/px; label: int16 (-1 = unlabelled);
-    tissue_fraction: float32 in [0, 1]; split: object array of ``str | None``.
+    tissue_fraction: float32 in [0, 1]; split: object array of ``str | None``; source:
+    object array of ``str | None``, the image file of a patch-set import.
     """
 
     id: np.ndarray
@@ -75,6 +76,7 @@ class PatchTable:
     label: np.ndarray
     tissue_fraction: np.ndarray
     split: np.ndarray
+    source: np.ndarray
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
@@ -89,7 +91,10 @@ class SlideMeasurements:
     ``label`` int64 (-1 = unlabelled); ``times_scored``, ``times_chosen`` int64 (0 when
     never); ``score_sum`` float64 and ``last_score`` float64 (0 when never scored);
     ``prediction`` int64 (-1 = none) and ``prediction_probability`` float64 (NaN = none)
-    from ``prediction_epoch``.
+    from ``prediction_epoch``; training dynamics (:mod:`.aggregates`): ``label_seen``,
+    ``label_correct`` int64 and ``label_probability_sum``, ``margin_sum`` float64 (0 when
+    never trained); ``region`` int64 the data-map region from the run's stored data map
+    (0 easy, 1 ambiguous, 2 hard; -1 none or no map stored).
 
     Per run: ``epoch`` the aggregates are of (None = cumulative over all epochs so far);
     ``run_draws`` the draws of the run in that span over *all* its patches (sum of
@@ -118,6 +123,11 @@ class SlideMeasurements:
     run_draws: int
     n_train: int
     score_metric: str
+    label_seen: np.ndarray
+    label_correct: np.ndarray
+    label_probability_sum: np.ndarray
+    margin_sum: np.ndarray
+    region: np.ndarray
 
     def __len__(self) -> int:
         return int(self.patch_id.shape[0])
@@ -148,7 +158,9 @@ class PatchStat:
 @dataclass(frozen=True)
 class PatchHistory:
     """Every recorded step of one patch in a run, ordered by step: step int64[n], epoch
-    int64[n], score/probability/weight float32[n], times_chosen int32[n]."""
+    int64[n], score/probability/weight float32[n], times_chosen int32[n];
+    label_probability/margin float32[n]: the training dynamics where the step trained on
+    the patch, NaN elsewhere (see :class:`~.schema.History`)."""
 
     patch_id: int
     step: np.ndarray
@@ -157,6 +169,8 @@ class PatchHistory:
     probability: np.ndarray
     times_chosen: np.ndarray
     weight: np.ndarray
+    label_probability: np.ndarray
+    margin: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -253,3 +267,62 @@ class RunComparison:
 
     summaries: list[RunSummary]
     metrics: dict[int, dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class StoredDataMap:
+    """A run's stored data map (see :mod:`.datamaps`): ``arrays`` name -> read-only numpy
+    array indexed by patch id; ``last_step`` the run's last history step it was computed
+    from, ``n_epochs`` the epochs folded in, ``computed_at`` Unix seconds; ``fresh`` True
+    while the run has recorded no later step."""
+
+    run_id: int
+    last_step: int
+    n_epochs: int
+    computed_at: float
+    arrays: dict[str, np.ndarray]
+    fresh: bool
+
+
+REVIEW_ACTIONS = ("confirm", "relabel", "exclude", "skip")
+"""What a reviewer decides about a patch (``undo`` takes the latest decision back)."""
+EXCLUDE_REASONS = ("artefact", "pen", "blur", "out-of-focus")
+"""Why a patch is excluded from training."""
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    """One decision to store (see :class:`~.schema.ReviewDecision`): ``action`` one of
+    :data:`REVIEW_ACTIONS` or ``undo``; ``label`` the new label of a ``relabel``;
+    ``reason`` one of :data:`EXCLUDE_REASONS` for ``exclude``, else an optional note;
+    ``reviewer`` who decides; ``run_id`` the run whose queue showed the patch."""
+
+    patch_id: int
+    action: str
+    reviewer: str
+    label: int | None = None
+    reason: str = ""
+    run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReviewTable:
+    """Review decisions as parallel arrays of length n, ordered by decision time then id:
+    ``id``, ``patch_id`` int64; ``run_id`` int64 (-1: none); ``action``, ``reason``,
+    ``reviewer`` object (str); ``label`` int64 (the label the patch trains with after the
+    decision; -1: excluded), ``original_label`` int64; ``decided_at`` float64 Unix s;
+    ``undone_at`` float64 (NaN: in force)."""
+
+    id: np.ndarray
+    patch_id: np.ndarray
+    run_id: np.ndarray
+    action: np.ndarray
+    label: np.ndarray
+    original_label: np.ndarray
+    reason: np.ndarray
+    reviewer: np.ndarray
+    decided_at: np.ndarray
+    undone_at: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.id.shape[0])

@@ -35,14 +35,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Version written by this code. 1 = prototype layout (no patient group, no predictions);
 2 = history rows keyed by (run, step, patch) with REAL scores and a (run, patch, step)
 index; 3 = aggregates as one ``epoch_stats`` row per (run, epoch, patch); 4 = a stored
 cumulative ``run_aggregates`` row (``epoch = -1``) rewritten at every flush and a virtual
 ``history.step`` column; 5 = one row per epoch plus the sum of the earlier epochs
-(``epoch = -2``), history without the computed column and the foreign key (see
-:mod:`.migrations`)."""
+(``epoch = -2``), history without the computed column and the foreign key; 6 = training
+dynamics (each trained row's label probability and margin in ``history``, their
+per-epoch sums in ``run_aggregates``), stored data maps, review decisions and each
+patch's source file name (see :mod:`.migrations`)."""
 
 ALL_EPOCHS = -1
 """The epoch argument that asks for the cumulative aggregates of all epochs so far (not a
@@ -57,6 +59,11 @@ def encode_f32(values: np.ndarray) -> list[int]:
 def decode_f32(bits: np.ndarray) -> np.ndarray:
     """int[n] bit patterns stored by :func:`encode_f32` -> float32[n] (exact round trip)."""
     return np.asarray(bits, dtype=np.int64).astype(np.int32).view(np.float32)
+
+
+NAN_BITS = int(np.array(np.nan, dtype=np.float32).view(np.int32))
+"""The float32 NaN bit pattern: what SQL reads in place of a NULL float32 column (``COALESCE(
+column, NAN_BITS)``), so :func:`decode_f32` gives NaN there."""
 
 
 class Base(DeclarativeBase):
@@ -97,7 +104,9 @@ class Slide(Base):
 
 class Patch(Base):
     """A square patch: level-0 top-left corner, ``l0_size`` level-0 px side, read at ``mpp``
-    to ``patch_px`` px. ``split`` is ``train``/``val``/``test`` or None (unassigned)."""
+    to ``patch_px`` px. ``split`` is ``train``/``val``/``test`` or None (unassigned).
+    ``source`` is the image file a patch-set import read the patch from (its path as the
+    patch-set CSV names it; None for patches tiled from a slide)."""
 
     __tablename__ = "patches"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -110,6 +119,7 @@ class Patch(Base):
     label: Mapped[int] = mapped_column(SmallInteger, default=-1)
     tissue_fraction: Mapped[float] = mapped_column(Float)
     split: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    source: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_patches_slide", "slide_id"), Index("ix_patches_split", "split"))
 
@@ -151,6 +161,11 @@ class History(Base):
     the patch was not chosen; SQLite stores whole REALs (0 weights, 0/1 counts) as 0-1 byte
     integers. The epoch of each step is in :class:`HistoryStep`.
 
+    ``label_probability_bits``/``margin_bits`` (float32 bit patterns, NULL where the patch
+    was not trained in that step): the training forward pass's softmax probability of the
+    patch's label and its margin, the label's logit minus the largest other logit (Pleiss
+    et al. 2020), averaged over the rows of the patch in the step; a NULL costs no bytes.
+
     ``run_id`` has no foreign key: checking it on every insert cost ~10 % of the insert
     time. Rows are only written for an existing run (:class:`HistoryWriter`), and code
     that deletes a run or its steps must delete its history rows too."""
@@ -164,6 +179,8 @@ class History(Base):
     probability_bits: Mapped[int] = mapped_column(Integer)
     times_chosen: Mapped[int] = mapped_column(Integer)
     weight: Mapped[float] = mapped_column(Float)
+    label_probability_bits: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    margin_bits: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 
@@ -199,6 +216,10 @@ class RunAggregate(Base):
     score_sum: Mapped[bytes] = mapped_column(LargeBinary)
     last_score: Mapped[bytes] = mapped_column(LargeBinary)
     last_step: Mapped[bytes] = mapped_column(LargeBinary)
+    label_seen: Mapped[bytes] = mapped_column(LargeBinary)
+    label_correct: Mapped[bytes] = mapped_column(LargeBinary)
+    label_probability_sum: Mapped[bytes] = mapped_column(LargeBinary)
+    margin_sum: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 METRIC_COLUMNS = (
@@ -255,3 +276,53 @@ class Prediction(Base):
     probability: Mapped[float] = mapped_column(Float)
 
     __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class DataMap(Base):
+    """A run's stored data map (training dynamics per patch, see :mod:`.datamaps`): packed
+    float32 arrays indexed by patch id, computed from the run's per-epoch aggregates up to
+    ``last_step`` (recomputed when the run has recorded later steps)."""
+
+    __tablename__ = "data_maps"
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    last_step: Mapped[int] = mapped_column(Integer)
+    n_epochs: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[float] = mapped_column(Float)
+    n_patches: Mapped[int] = mapped_column(Integer)
+    epochs_seen: Mapped[bytes] = mapped_column(LargeBinary)
+    confidence: Mapped[bytes] = mapped_column(LargeBinary)
+    variability: Mapped[bytes] = mapped_column(LargeBinary)
+    correctness: Mapped[bytes] = mapped_column(LargeBinary)
+    aum: Mapped[bytes] = mapped_column(LargeBinary)
+    final_loss: Mapped[bytes] = mapped_column(LargeBinary)
+    region: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReviewDecision(Base):
+    """One review decision on a patch (never deleted: an undo sets ``undone_at``).
+
+    ``action``: ``confirm``, ``relabel``, ``exclude`` or ``skip``; ``label`` the label the
+    patch trains with after the decision (the new one for ``relabel``, the original
+    otherwise; None for ``exclude``); ``original_label`` the patch's stored label when
+    decided (``patches.label`` itself is never changed); ``reason`` why (for ``exclude``
+    one of artefact/pen/blur/out-of-focus, else a free note); ``reviewer`` who; ``run_id``
+    the run whose queue showed the patch (None when applied without one). Times are Unix
+    seconds."""
+
+    __tablename__ = "review_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patch_id: Mapped[int] = mapped_column(ForeignKey("patches.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), nullable=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    label: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    original_label: Mapped[int] = mapped_column(SmallInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reviewer: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[float] = mapped_column(Float)
+    undone_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ix_review_decisions_patch", "patch_id"),)

@@ -41,10 +41,12 @@ MAX_MOSAIC_SIDE_PX = 200_000
 class PatchGroup:
     """The patches of one group (one future mosaic slide). Arrays have length n:
     ``l0_x``/``l0_y`` int64 top-left corners, ``width``/``height`` int64 image sizes (px,
-    level 0 of the mosaic), ``label`` int64 (-1 unlabelled); ``files`` the image paths."""
+    level 0 of the mosaic), ``label`` int64 (-1 unlabelled); ``files`` the image paths;
+    ``sources`` the same files as the CSV names them (kept with each registered patch)."""
 
     name: str
     files: list[Path]
+    sources: list[str]
     l0_x: np.ndarray
     l0_y: np.ndarray
     width: np.ndarray
@@ -106,6 +108,7 @@ def read_patch_set(
         group = PatchGroup(
             name=name,
             files=[files[i] for i in rows],
+            sources=[table.columns["file"][i] for i in rows],
             l0_x=l0_x[rows],
             l0_y=l0_y[rows],
             width=width[rows],

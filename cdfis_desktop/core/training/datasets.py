@@ -23,6 +23,7 @@ workers, so the workers inherit the loaded array instead of each loading its own
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from abc import ABC, abstractmethod
@@ -108,6 +109,17 @@ class PatchDataset(Dataset[Item], ABC):
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def relabelled(self, labels: np.ndarray) -> PatchDataset:
+        """A shallow copy serving the same images (those loaded so far are shared) with ``labels``
+        int[N] instead (e.g. review decisions, or labels flipped on purpose); this dataset
+        is left as it is."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != self.labels.shape:
+            raise ValueError(f"expected {self.labels.shape[0]} labels, got {labels.shape[0]}")
+        copied = copy.copy(self)
+        copied.labels = labels
+        return copied
 
     def __getitem__(self, index: int) -> Item:
         images, labels, ids = self.batch([int(index)])

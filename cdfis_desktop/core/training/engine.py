@@ -45,6 +45,7 @@ next step; it is drained before checkpoints and status changes. Multi-process ru
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,6 +66,7 @@ from cdfis_desktop.core.training.checkpoints import (
 from cdfis_desktop.core.training.datasets import PatchDataset
 from cdfis_desktop.core.training.devices import resolve_device
 from cdfis_desktop.core.training.distributed import DistContext, init_from_environment
+from cdfis_desktop.core.training.dynamics import StepDynamics
 from cdfis_desktop.core.training.evaluation import Evaluation, evaluate
 from cdfis_desktop.core.training.handlers import ChosenTracker, EarlyStopping, HistoryRecorder
 from cdfis_desktop.core.training.metrics import ClassificationMetrics
@@ -127,7 +129,10 @@ class Trainer:
         self.run_name = run_name
 
     def iter_run(self, config: RunConfig, cancel: CancelToken | None = None) -> Iterator[Report]:
-        """Start a new run; yields its reports (see the module docstring)."""
+        """Start a new run; yields its reports (see the module docstring). With
+        ``config.use_review`` it trains with the review decisions in force now."""
+        if config.use_review and config.review_as_of is None:
+            config = replace(config, review_as_of=time.time())
         return self._iterate(config, cancel or CancelToken(), None)
 
     def iter_resume(self, run_id: int, cancel: CancelToken | None = None) -> Iterator[Report]:
@@ -248,7 +253,13 @@ class Trainer:
         session = state.session
         state.chosen.on_step(result.record)
         gathered = context.gather_to_main(
-            (result.patch_ids, result.record, result.loss, result.samples_forwarded)
+            (
+                result.patch_ids,
+                result.record,
+                result.loss,
+                result.samples_forwarded,
+                result.dynamics,
+            )
         )
         if gathered is None or state.store is None:
             return
@@ -256,9 +267,15 @@ class Trainer:
         patch_ids = np.concatenate([g[0] for g in gathered])
         records = [g[1] for g in gathered]
         loss = float(np.mean([g[2] for g in gathered]))
+        dynamics = StepDynamics.concatenate([g[4] for g in gathered])
         writer = state.store.writer
         writer.submit(
-            state.store.recorder.on_step, step, epoch, patch_ids, DrawRecord.concatenate(records)
+            state.store.recorder.on_step,
+            step,
+            epoch,
+            patch_ids,
+            DrawRecord.concatenate(records),
+            dynamics,
         )
         forwarded = int(sum(g[3] for g in gathered))
         backpropagated = result.samples_backpropagated * context.world_size  # equal per rank

@@ -15,10 +15,12 @@ import torch
 
 from cdfis_desktop.core.sampling import DrawRecord
 from cdfis_desktop.core.storage import HistoryWriter
+from cdfis_desktop.core.training.dynamics import StepDynamics
 
 
 class HistoryRecorder:
-    """Sends each step's :class:`DrawRecord` to the store's batched history writer.
+    """Sends each step's :class:`DrawRecord` and training dynamics to the store's batched
+    history writer.
 
     The writer flushes every ``flush_every_steps`` steps; the engine calls :meth:`flush`
     before every checkpoint so a resume never loses recorded steps.
@@ -27,8 +29,16 @@ class HistoryRecorder:
     def __init__(self, writer: HistoryWriter) -> None:
         self.writer = writer
 
-    def on_step(self, step: int, epoch: int, patch_ids: np.ndarray, record: DrawRecord) -> None:
-        """``patch_ids int64[n]``: the store patch id of each entry of ``record``."""
+    def on_step(
+        self,
+        step: int,
+        epoch: int,
+        patch_ids: np.ndarray,
+        record: DrawRecord,
+        dynamics: StepDynamics,
+    ) -> None:
+        """``patch_ids int64[n]``: the store patch id of each entry of ``record``;
+        ``dynamics``: aligned with ``record``'s entries."""
         self.writer.record(
             step,
             epoch,
@@ -37,6 +47,8 @@ class HistoryRecorder:
             record.probability,
             record.times_chosen,
             record.weight,
+            label_probability=dynamics.label_probability,
+            margin=dynamics.margin,
         )
 
     def flush(self) -> None:

@@ -1,7 +1,9 @@
 """Turning a project into training and validation index sets (checked before training).
 
 Which patches a run may use: every labelled patch (label >= 0) whose stored split is not
-``test`` (:func:`usable_patches`). The patients named in ``RunConfig.test_groups`` are held
+``test`` (:func:`usable_patches`), with the review decisions in force when the run started
+applied (relabelled patches train with their new label, excluded ones not at all;
+``RunConfig.use_review``, :func:`reviewed_labels`). The patients named in ``RunConfig.test_groups`` are held
 out as the run's test set. Validation: the patients named in ``RunConfig.val_groups`` when
 given (the same split for every seed, as ``cdfis compare`` needs); else, when the project
 already assigns some patches ``val``, that preset split; otherwise :func:`splits.choose_split`
@@ -75,6 +77,9 @@ def prepare_data(
     unreadable.
     """
     dataset = project_dataset(project, config) if dataset is None else dataset
+    labels = reviewed_labels(project, config, dataset.patch_ids, dataset.labels)
+    if not np.array_equal(labels, dataset.labels):
+        dataset = dataset.relabelled(labels)
     patches = usable_patches(project, dataset)
     num_classes = max(len(project.class_names()), int(patches.labels.max()) + 1)
     is_test = _in_groups(patches, config.test_groups, "test")
@@ -128,7 +133,8 @@ def project_dataset(project: Project, config: RunConfig) -> PatchDataset:
     patch cache). Every slide it reads is opened once now. Raises :class:`ConfigError` when
     there are none, :class:`SlideOpenError` for a missing or unreadable slide file."""
     table = project.patches()
-    usable = (table.label >= 0) & (table.split != "test")
+    reviewed = reviewed_labels(project, config, table.id, table.label)
+    usable = (reviewed >= 0) & (table.split != "test")
     if not usable.any():
         raise ConfigError(
             f"the project {project.folder} has no labelled patches to train on; import "
@@ -137,6 +143,29 @@ def project_dataset(project: Project, config: RunConfig) -> PatchDataset:
     dataset = SlidePatchDataset.from_project(project, table.id[usable], input_px=config.input_px)
     dataset.check_slides()
     return dataset
+
+
+def reviewed_labels(
+    project: Project, config: RunConfig, patch_ids: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
+    """``labels`` int[n] of ``patch_ids`` int64[n] with the review decisions in force at
+    ``config.review_as_of`` applied (relabelled: the new label; excluded: -1), as int64;
+    unchanged when ``config.use_review`` is off or no time is set."""
+    out = np.asarray(labels, dtype=np.int64).copy()
+    if not config.use_review or config.review_as_of is None:
+        return out
+    decided = project.review_decisions(in_force_at=config.review_as_of)
+    changes = np.isin(decided.action, ("relabel", "exclude"))
+    ids = np.asarray(patch_ids, dtype=np.int64)
+    if not ids.size or not changes.any():
+        return out
+    order = np.argsort(ids, kind="stable")
+    at = order[
+        np.minimum(np.searchsorted(ids, decided.patch_id[changes], sorter=order), ids.size - 1)
+    ]
+    found = ids[at] == decided.patch_id[changes]
+    out[at[found]] = decided.label[changes][found]
+    return out
 
 
 def usable_patches(project: Project, dataset: PatchDataset) -> UsablePatches:

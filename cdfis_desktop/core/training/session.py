@@ -30,6 +30,7 @@ from cdfis_desktop.core.sampling import (
 from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise, normalise
 from cdfis_desktop.core.training.devices import DeviceSetup, out_of_memory_as_training_error
 from cdfis_desktop.core.training.distributed import DistContext
+from cdfis_desktop.core.training.dynamics import StepDynamics, step_dynamics
 from cdfis_desktop.core.training.models import build_model
 from cdfis_desktop.core.training.prepare import TrainingData
 
@@ -39,8 +40,9 @@ class StepResult:
     """One step done: ``loss`` the mean cross-entropy of the trained rows (unweighted, nats);
     ``record`` the completed draw record in this rank's shard index space; ``patch_ids
     int64[n]`` the store id of each record entry; ``duration_s`` the step's wall time;
-    ``samples_forwarded`` the rows that went through the model (scored and trained) and
-    ``samples_backpropagated`` the rows trained on."""
+    ``samples_forwarded`` the rows that went through the model (scored and trained),
+    ``samples_backpropagated`` the rows trained on; ``dynamics`` the trained entries'
+    label probability and margin (:mod:`.dynamics`)."""
 
     loss: float
     record: DrawRecord
@@ -48,6 +50,7 @@ class StepResult:
     duration_s: float
     samples_forwarded: int
     samples_backpropagated: int
+    dynamics: StepDynamics
 
 
 class TrainingSession:
@@ -158,6 +161,7 @@ class TrainingSession:
         observed = self._observed_scores(logits.detach(), y, per_sample.detach())
         self.sampler.observe(selection.dataset_indices, observed)
         record = selection.completed_record(observed)
+        dynamics = step_dynamics(logits, y, selection.dataset_indices, record)
         patch_ids = self.data.dataset.patch_ids[self.shard[record.dataset_index]]
         self.step = step
         scored = len(plan.candidate_indices) if plan.needs_scores else 0
@@ -166,7 +170,9 @@ class TrainingSession:
         self.samples_backpropagated += trained
         duration = time.perf_counter() - started
         self.train_s += duration
-        return StepResult(loss_value, record, patch_ids, duration, scored + trained, trained)
+        return StepResult(
+            loss_value, record, patch_ids, duration, scored + trained, trained, dynamics
+        )
 
     def _score(self, plan: BatchPlan, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The sampler's metric for the loaded rows at ``plan.scored_positions``, float32[m],

@@ -91,7 +91,9 @@ def test_unbiased_weights_are_unbiased_with_and_without_replacement(
     estimates, single_pick = np.zeros(trials), np.zeros(trials)
     p = (scores / scores.sum()).double()
     for t in range(trials):
-        result = draw(scores, 2, "cdf", replacement=replacement, weighting="unbiased", generator=gen)
+        result = draw(
+            scores, 2, "cdf", replacement=replacement, weighting="unbiased", generator=gen
+        )
         estimates[t] = float((result.weights.double() * g[result.indices]).mean())
         single_pick[t] = float((g[result.indices] / (4 * p[result.indices])).mean())
     stderr = estimates.std() / math.sqrt(trials)

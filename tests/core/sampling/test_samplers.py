@@ -206,7 +206,9 @@ def test_refresh_rescores_the_stalest_samples_first() -> None:
         assert set(indices.tolist()).isdisjoint(range(50)) or step > 10
         not_chosen = record.times_chosen == 0
         rescored += record.dataset_index[not_chosen].tolist()
-        np.testing.assert_array_equal(record.score[not_chosen], truth[record.dataset_index[not_chosen]])
+        np.testing.assert_array_equal(
+            record.score[not_chosen], truth[record.dataset_index[not_chosen]]
+        )
     # the queue holds the 5 x 10 stalest samples: those observed at steps 0..4, i.e. 0..49
     assert set(rescored) <= set(range(50)) and len(rescored) >= 40
     assert torch.all(sampler.latest_scores[rescored] == 2.0)

@@ -17,6 +17,7 @@ from cdfis_desktop.core.errors import SchemaVersionError
 from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project
 from cdfis_desktop.core.storage.aggregates import EARLIER_EPOCHS, load
+from cdfis_desktop.core.storage.migrations import DYNAMICS_COLUMNS
 
 V2_HISTORY = (
     "CREATE TABLE history (run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE, "
@@ -36,7 +37,25 @@ V3_EPOCH_STATS = (
 """The version-1/2/3 aggregates layout: one row per (run, epoch, patch)."""
 
 
+V5_AGGREGATES = ("times_scored", "times_chosen", "score_sum", "last_score", "last_step")
+"""The aggregate arrays of versions 4 and 5, in column order."""
+
+
+def _strip_version_6(conn: sqlite3.Connection) -> None:
+    """Remove what version 6 added: training-dynamics columns, data maps, review decisions
+    and the patches' source file."""
+    conn.execute("DROP TABLE data_maps")
+    conn.execute("DROP TABLE review_decisions")
+    conn.execute("ALTER TABLE patches DROP COLUMN source")
+    for table, columns in DYNAMICS_COLUMNS.items():
+        present = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for column in set(columns) & present:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+
 def _old_aggregates_layout(conn: sqlite3.Connection) -> None:
+    _strip_version_6(conn)
     conn.execute("DROP TABLE run_aggregates")
     conn.execute(V3_EPOCH_STATS)
 
@@ -237,10 +256,15 @@ def _make_version_4(folder: Path, row_patches, new_run) -> Version4:
         histories = [project.patch_history(run_id, int(p)) for p in ids[:5]]
     cumulative = before[ALL_EPOCHS]
     with sqlite3.connect(folder / "project.db") as conn:
+        _strip_version_6(conn)
         conn.execute("DELETE FROM run_aggregates WHERE epoch < 0")
         conn.execute(
             "INSERT INTO run_aggregates VALUES (?, -1, ?, ?, ?, ?, ?, ?)",
-            (run_id, len(cumulative["times_scored"]), *(a.tobytes() for a in cumulative.values())),
+            (
+                run_id,
+                len(cumulative["times_scored"]),
+                *(cumulative[name].tobytes() for name in V5_AGGREGATES),
+            ),
         )
         conn.execute("ALTER TABLE history RENAME TO history_new")
         conn.execute(V4_HISTORY)
@@ -339,3 +363,67 @@ def test_two_openers_of_an_old_project_both_succeed(tmp_path: Path, row_patches,
     assert not errors, errors
     _assert_migrated(old)
     assert not list(old.folder.glob("*.partial"))
+
+
+def test_version_5_gains_dynamics_data_maps_reviews_and_sources(
+    tmp_path: Path, row_patches, new_run
+) -> None:
+    """A version-5 project with history: after the migration (backup first) its history and
+    aggregates read as before, its runs have no dynamics (NaN, zero arrays as long as the
+    others), new steps record dynamics that fold into the aggregates, and the new tables
+    and the patches' source column exist."""
+    folder = tmp_path / "p"
+    rng = np.random.default_rng(3)
+    with Project.create(folder) as project:
+        slide_id, ids = row_patches(project, 20, path="/a.svs")
+        run_id = new_run(project, 20)
+        with project.history_writer(run_id, flush_every_steps=3) as writer:
+            for step in range(1, 11):
+                cand = rng.choice(ids, 6, replace=False)
+                score = rng.random(6).astype(np.float32)
+                writer.record(step, step // 5, cand, score, score / 3, np.ones(6), np.ones(6))
+        with project.engine.connect() as conn:
+            before = {e: load(conn, run_id, e, V5_AGGREGATES) for e in (ALL_EPOCHS, 0, 1, 2)}
+        history = project.patch_history(run_id, int(ids[0]))
+    db = folder / "project.db"
+    with sqlite3.connect(db) as conn:
+        _strip_version_6(conn)
+    with Project.open(folder) as project:
+        with project.engine.connect() as conn:
+            after = {e: load(conn, run_id, e) for e in (ALL_EPOCHS, 0, 1, 2)}
+            tables = set(
+                conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'").scalars()
+            )
+        for epoch, arrays in before.items():
+            for name, values in arrays.items():
+                np.testing.assert_array_equal(after[epoch][name], values, err_msg=name)
+            for name in DYNAMICS_COLUMNS["run_aggregates"]:
+                assert after[epoch][name].shape == values.shape
+                assert not after[epoch][name].any()
+        migrated = project.patch_history(run_id, int(ids[0]))
+        assert migrated.score.tolist() == history.score.tolist()
+        assert np.isnan(migrated.label_probability).all() and np.isnan(migrated.margin).all()
+        assert {"data_maps", "review_decisions"} <= tables
+        assert project.patches().source.tolist() == [None] * 20
+        project.set_run_status(run_id, "running")
+        with project.history_writer(run_id) as writer:
+            trained = np.array([0.75, np.nan], np.float32)
+            writer.record(
+                11,
+                2,
+                ids[:2],
+                np.ones(2),
+                np.full(2, 0.5),
+                [1, 0],
+                [1.0, 0.0],
+                label_probability=trained,
+                margin=np.array([1.5, np.nan], np.float32),
+            )
+        with project.engine.connect() as conn:
+            epoch_2 = load(conn, run_id, 2)
+        assert epoch_2 is not None
+        assert epoch_2["label_seen"][ids[:2]].tolist() == [1, 0]
+        assert epoch_2["label_probability_sum"][ids[0]] == 0.75
+        assert epoch_2["margin_sum"][ids[0]] == 1.5 and epoch_2["label_correct"][ids[0]] == 1
+        assert project.patch_history(run_id, int(ids[0])).label_probability[-1] == 0.75
+    assert len(list(folder.glob("project.db.v5-backup-*"))) == 1

@@ -61,6 +61,7 @@ def test_import_patch_set_registers_mosaics_with_labels(tmp_path: Path) -> None:
         assert [s.group for s in slides] == ["p1", "p2"] and slides[0].mpp == pytest.approx(4.0)
         table = project.patches(slide_id=slides[0].id)
         assert table.l0_x.tolist() == [0, 20, 0] and table.l0_size.tolist() == [20, 20, 20]
+        assert table.source.tolist() == ["p1/a.png", "p1/b.png", "p1/c.png"]
         with open_slide(slides[0].path) as reader:
             assert reader.dimensions == (40, 32)
             region = reader.read_region(20, 0, 0, 20, 20)

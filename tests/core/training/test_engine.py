@@ -69,7 +69,9 @@ def test_a_run_yields_reports_and_records_everything(project_and_data) -> None:
     assert all(np.isfinite(s.train_loss) and s.samples_per_s > 0 for s in steps)
     # the store
     summary = project.run(finished.run_id)
-    assert summary.status == "finished" and summary.config == _config().to_dict()
+    stamped = summary.config["review_as_of"]  # the review decisions in force at the start
+    assert summary.status == "finished" and stamped <= summary.started_at
+    assert summary.config == {**_config().to_dict(), "review_as_of": stamped}
     rows = _history_rows(project, finished.run_id)
     assert {r[0] for r in rows} == set(range(1, 2 * spe + 1))
     per_step = {}
@@ -180,8 +182,13 @@ def test_resume_after_cancel_reproduces_the_straight_run(tmp_path: Path, mode: s
         ][-1]
         for reports in (straight_reports, resumed)
     ]
-    scored = 7 * 16 if mode == "presample" else 0  # 7 steps after warm-up score 16 candidates
-    assert costs[0] == costs[1] == (9 * 8 + scored, 9 * 8)
+    assert costs[0] == costs[1]
+    forwarded, backpropagated = costs[0]
+    assert backpropagated == 9 * 8
+    if mode == "presample":  # 7 steps after warm-up score 16 candidates each
+        assert forwarded == 9 * 8 + 7 * 16
+    else:  # history mode also rescores stale samples (the refresh), on top of the trained rows
+        assert forwarded > 9 * 8
     # the history is the same, recorded once per step
     assert _history_rows(project_a, straight.run_id) == _history_rows(project_b, stopped.run_id)
     project_a.close()

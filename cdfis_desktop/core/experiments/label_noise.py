@@ -1,0 +1,73 @@
+"""The label-noise experiment of issue 17: flip some training labels on purpose, train, and
+measure how well a ranking of the run's data map finds them.
+
+Precision in the top k with k = the number flipped: the share of flipped patches among
+the k patches a ranking puts first (label-error ranking by AUM, or the baseline by final
+loss alone; :mod:`cdfis_desktop.core.datamaps.statistics`). Random ranking scores the
+noise rate on average. Computed after each epoch from the first E epochs' dynamics, so one
+run says how many epochs the ranking needs.
+
+Thread rules: pure functions plus store reads; any thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cdfis_desktop.core.datamaps import (
+    compute_data_map,
+    final_loss_ranking,
+    label_error_ranking,
+    precision_at_k,
+)
+from cdfis_desktop.core.storage import Project
+
+
+def flip_labels(
+    labels: np.ndarray, positions: np.ndarray, fraction: float, num_classes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a copy of ``labels`` int[N] with ``round(fraction * len(positions))`` of the entries
+    at ``positions`` changed to another class drawn uniformly, the changed positions
+    sorted). Seeded: the same arguments flip the same entries."""
+    rng = np.random.default_rng(seed)
+    count = int(round(fraction * len(positions)))
+    flipped = np.sort(rng.choice(np.asarray(positions, dtype=np.int64), count, replace=False))
+    noisy = np.asarray(labels, dtype=np.int64).copy()
+    noisy[flipped] = (noisy[flipped] + rng.integers(1, num_classes, count)) % num_classes
+    return noisy, flipped
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Precision in the top ``k`` after the first ``epochs`` epochs: ``aum`` (lowest area
+    under the margin first) and ``final_loss`` (highest final loss first)."""
+
+    epochs: int
+    k: int
+    aum: float
+    final_loss: float
+
+
+def recovery_by_epoch(
+    project: Project, run_id: int, candidates: np.ndarray, flipped: np.ndarray
+) -> list[Recovery]:
+    """One :class:`Recovery` per epoch count 1..E of the run: rankings of ``candidates``
+    (the training patch ids) scored against ``flipped`` (the flipped patch ids)."""
+    epochs = project.epochs(run_id)
+    rows = []
+    k = len(flipped)
+    for count in range(1, len(epochs) + 1):
+        data_map, _ = compute_data_map(project, run_id, max_epochs=count)
+        by_aum = candidates[label_error_ranking(data_map, candidates)]
+        by_loss = candidates[final_loss_ranking(data_map, candidates)]
+        rows.append(
+            Recovery(
+                epochs=count,
+                k=k,
+                aum=precision_at_k(by_aum, flipped, k),
+                final_loss=precision_at_k(by_loss, flipped, k),
+            )
+        )
+    return rows
