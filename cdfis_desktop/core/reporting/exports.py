@@ -305,7 +305,7 @@ def _features(
     are turned into Python lists once (indexing numpy per patch was most of the time)."""
     measured = {name: table.values[name].tolist() for name in MEASUREMENT_KEYS}
     classification: dict[int, dict[str, object]] = {}  # label -> its (shared) classification
-    features = []
+    features: list[dict[str, object]] = []
     for row, (patch_id, x, y, size, label, prediction, source) in enumerate(
         zip(
             table.patch_id.tolist(),
