@@ -24,6 +24,36 @@ def real_data() -> Path:
     return path
 
 
+REAL_SLIDES = (
+    "CMU-1-Small-Region.svs",
+    "tcga-cr-7395-01a-01-ts1.svs",
+    "generic-boxes-4levels.tiff",
+    "ndpi/test3-DAPI-2.ndpi",
+    "ndpi/test3 TRITC 2 (560).ndpi",
+)
+"""Every readable slide of ``CDFIS_TEST_DATA/slides`` (Aperio, generic TIFF, Hamamatsu)."""
+
+BAD_REAL_SLIDES = {
+    "text-named.svs": "not in a slide format",
+    "untiled-rgb.tif": "plain TIFF image",
+    "unopenable.tiff": "cannot be read",
+    "unreadable.svs": "truncated or damaged",
+}
+"""Every file of ``CDFIS_TEST_DATA/slides/bad`` -> a phrase its error message must hold."""
+
+
+@pytest.fixture(params=REAL_SLIDES)
+def real_slide(request: pytest.FixtureRequest, real_data: Path) -> Path:
+    """Each real slide file in turn (the test runs once per file)."""
+    return real_data / "slides" / request.param
+
+
+@pytest.fixture(params=sorted(BAD_REAL_SLIDES))
+def bad_real_slide(request: pytest.FixtureRequest, real_data: Path) -> tuple[Path, str]:
+    """Each real file a reader must refuse, with the phrase its message must hold."""
+    return real_data / "slides" / "bad" / request.param, BAD_REAL_SLIDES[request.param]
+
+
 class SyntheticSlideFiles(NamedTuple):
     """A generated demo slide: pyramidal TIFF and its QuPath GeoJSON annotations."""
 

@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="class numbers, e.g. Tumor=1,Normal=0,Stroma=0,Fat=exclude (default: names sorted)",
     )
     parser.add_argument(
+        "--stain",
+        default="auto",
+        help="tissue detection rule: auto (fluorescence when the glass is dark), brightfield "
+        "(H&E, IHC) or fluorescence (default auto)",
+    )
+    parser.add_argument(
         "--slide-mpp",
         type=positive_float,
         default=None,
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         mpp=args.mpp,
         min_tissue=args.min_tissue,
         min_label_coverage=args.min_coverage,
+        stain=args.stain,
     )
     class_map = parse_class_map(args.class_map) if args.class_map else None
     with Project.open(args.project, create=True) as project, ProgressLine() as progress:

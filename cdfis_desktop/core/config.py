@@ -16,6 +16,7 @@ SAMPLER_RULES = ("uniform", "topk", "cdf", "bottomk")
 SAMPLER_MODES = ("presample", "history")
 SCORE_METRICS = ("loss", "gradnorm", "gradnorm_wb")
 WEIGHTINGS = ("none", "unbiased", "power")
+TISSUE_STAINS = ("auto", "brightfield", "fluorescence")
 MODEL_NAMES = ("smallcnn", "resnet18", "resnet50")
 
 
@@ -96,15 +97,19 @@ class SamplerConfig:
 class TilingConfig:
     """Patch grid: ``patch_px`` square patches at ``mpp`` µm/px, ``stride_px`` apart (in
     target-mpp pixels; default = patch_px), kept when at least ``min_tissue`` of the patch is
-    tissue; labelled with a class covering at least ``min_label_coverage`` of the patch."""
+    tissue; labelled with a class covering at least ``min_label_coverage`` of the patch.
+    ``stain`` picks the tissue-detection rule: ``brightfield`` (H&E, IHC), ``fluorescence``
+    or ``auto`` (guessed per slide from its background; see ``core/tiling/tissue.py``)."""
 
     patch_px: int = 256
     mpp: float = 0.5
     stride_px: int | None = None
     min_tissue: float = 0.5
     min_label_coverage: float = 0.5
+    stain: str = "auto"
 
     def validate(self) -> None:
+        _one_of("stain", self.stain, TISSUE_STAINS)
         if self.patch_px < 8:
             raise ConfigError(f"patch size must be at least 8 px (got {self.patch_px})")
         if self.mpp <= 0:

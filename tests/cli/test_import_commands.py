@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from cdfis_desktop.cli.main import main
 from cdfis_desktop.core.storage.project import Project
 
 
@@ -96,3 +98,64 @@ def test_import_patches_builds_mosaics(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "p" / "slides").iterdir()) == ["a.tiff", "b.tiff"]
     with Project.open(tmp_path / "p") as project:  # each patch keeps its image file
         assert project.patches().source.tolist() == ["a/1.png", "a/2.png", "b/3.png"]
+
+
+@pytest.mark.realdata
+def test_import_every_real_slide(
+    real_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the generic TIFF says 352.8 µm/px (a 72 dpi default): give it a plausible one
+    override = ["--slide-mpp", "4"] if real_slide.suffix == ".tiff" else []
+    args = ["import", "--project", str(tmp_path / "p"), str(real_slide), "--patch-px", "64"]
+    assert main([*args, "--mpp", "2", *override]) == 0
+    captured = capsys.readouterr()
+    assert f"{real_slide.name}: " in captured.out
+    fluorescence = real_slide.suffix == ".ndpi"
+    assert ("looks like a fluorescence slide" in captured.err) == fluorescence
+    with Project.open(tmp_path / "p") as project:
+        (slide,) = project.slides()
+        assert Path(slide.path).name == real_slide.name
+        assert 0 < len(project.patches())
+
+
+@pytest.mark.realdata
+def test_import_refuses_every_bad_real_file_and_writes_nothing(
+    bad_real_slide: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, phrase = bad_real_slide
+    assert main(["import", "--project", str(tmp_path / "p"), str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and phrase in lines[-1] and path.name in lines[-1]
+    with Project.open(tmp_path / "p") as project:
+        assert project.slides() == [] and len(project.patches()) == 0
+
+
+@pytest.mark.realdata
+def test_import_refuses_patches_blown_up_from_a_wrong_mpp(
+    real_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = real_data / "slides" / "generic-boxes-4levels.tiff"
+    assert main(["import", "--project", str(tmp_path / "p"), str(path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "352.778 µm/px (metadata)" in error and "--slide-mpp" in error
+
+
+def test_import_says_when_no_patch_has_enough_tissue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdfis_desktop.core.slides.tile_bank_tiff import write_tile_bank_tiff
+
+    glass = np.full((256, 256, 3), 242, np.uint8)
+    blank = write_tile_bank_tiff(
+        tmp_path / "blank.tiff",
+        (4096, 4096),
+        0.5,
+        lambda lv, c, r: np.zeros((r, c), int),
+        lambda i: glass,
+    )
+    args = ["import", "--project", str(tmp_path / "p"), str(blank)]
+    assert main([*args, "--patch-px", "64", "--mpp", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "blank.tiff: no patch has 50% tissue by the brightfield rule (0.0% of the slide" in err
+    assert main([*args, "--stain", "phase-contrast"]) == 2
+    assert "unknown stain 'phase-contrast'" in capsys.readouterr().err

@@ -59,3 +59,31 @@ def test_info_real_slide_without_mpp(real_data: Path, capsys: pytest.CaptureFixt
     assert info["mpp"] is None and info["mpp_source"] == "fallback"
     assert len(info["warnings"]) == 1 and "no resolution" in info["warnings"][0]
     assert info["associated_images"] == {"thumbnail": [956, 768]}
+
+
+@pytest.mark.realdata
+def test_info_on_every_real_slide(real_slide: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Compared with openslide-python's own reading of the file."""
+    import openslide
+
+    assert main(["info", str(real_slide), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    reference = openslide.OpenSlide(str(real_slide))
+    assert info["format"] == openslide.OpenSlide.detect_format(str(real_slide))
+    assert info["dimensions"] == list(reference.dimensions)
+    assert [level["dimensions"] for level in info["levels"]] == [
+        list(d) for d in reference.level_dimensions
+    ]
+    assert sorted(info["associated_images"]) == sorted(reference.associated_images)
+
+
+@pytest.mark.realdata
+def test_info_refuses_every_bad_real_file_in_one_line(
+    bad_real_slide: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, phrase = bad_real_slide
+    assert main(["info", str(path)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1 and lines[0].startswith("error: ")
+    assert path.name in lines[0] and phrase in lines[0]

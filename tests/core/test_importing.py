@@ -188,3 +188,65 @@ def test_bad_input_writes_nothing(slide_copy: tuple[Path, Path], tmp_path: Path)
 
 def slide_copy_2(slide: Path) -> Path:
     return Path(shutil.copy(slide, slide.with_name("case2.tiff")))
+
+
+def _two_slides(folder: Path) -> list[tuple[Path, Path]]:
+    """Two small tile-bank slides (pink tissue in the middle) and their annotations."""
+    from cdfis_desktop.core.slides.tile_bank_tiff import write_tile_bank_tiff
+
+    bank = [
+        np.full((256, 256, 3), 240, np.uint8),
+        np.full((256, 256, 3), (225, 140, 185), np.uint8),
+    ]
+
+    def tile_ids(level: int, cols: int, rows: int) -> np.ndarray:
+        ids = np.zeros((rows, cols), np.int64)
+        ids[rows // 4 : rows - rows // 4, cols // 4 : cols - cols // 4] = 1
+        return ids
+
+    square = shapely.geometry.mapping(shapely.box(512, 512, 1536, 1024))
+    feature = {
+        "type": "Feature",
+        "geometry": square,
+        "properties": {"classification": {"name": "Tumor"}},
+    }
+    pairs = []
+    for name in ("case1", "case2"):
+        slide = write_tile_bank_tiff(
+            folder / f"{name}.tiff", (2048, 2048), 0.5, tile_ids, bank.__getitem__, description=name
+        )
+        notes = folder / f"{name}.geojson"
+        notes.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+        pairs.append((slide, notes))
+    return pairs
+
+
+@pytest.mark.parametrize("stage", ["detecting tissue", "labelling", "storing"])
+def test_cancel_inside_a_slide_stops_before_it_is_registered(tmp_path: Path, stage: str) -> None:
+    """A cancel during one slide's stages (a 100k px slide takes ~10 s of CPU) stops at the
+    next stage, and nothing of that slide is stored; the finished slide before it stays."""
+    from cdfis_desktop.core.progress import Cancelled, CancelToken
+
+    pairs = _two_slides(tmp_path)
+    cancel = CancelToken()
+    messages = []
+
+    def progress(report) -> None:
+        messages.append(report.message)
+        if report.message.startswith(f"case2.tiff: {stage}"):
+            cancel.cancel()
+
+    with Project.open(tmp_path / "p", create=True) as project:
+        with pytest.raises(Cancelled):
+            import_slides(
+                project,
+                [slide for slide, _ in pairs],
+                annotations=dict(pairs),
+                tiling=TILING,
+                progress=progress,
+                cancel=cancel,
+            )
+        assert [Path(s.path).name for s in project.slides()] == ["case1.tiff"]
+        assert set(project.patches().slide_id.tolist()) == {project.slides()[0].id}
+    assert any(m.startswith("case1.tiff: storing") for m in messages)
+    assert messages[-1].startswith(f"case2.tiff: {stage}")

@@ -140,3 +140,33 @@ def test_unreadable_slide_raises_slide_open_error(qtbot, tmp_path) -> None:
     with pytest.raises(SlideOpenError, match="broken.tiff"):
         widget.open_slide(bad)
     assert widget.slide is None
+
+
+@pytest.mark.realdata
+@pytest.mark.filterwarnings("ignore::cdfis_desktop.core.slides.MissingMppWarning")
+def test_viewer_shows_every_real_slide(qtbot, real_slide) -> None:
+    widget = SlideViewer()
+    qtbot.addWidget(widget)
+    widget.resize(640, 480)
+    widget.show()
+    widget.open_slide(real_slide)
+    qtbot.waitUntil(widget.is_settled, timeout=15000)
+    assert widget._items, "no tile drawn"
+    key = min(widget._items)
+    drawn = qimage_to_array(widget._items[key].pixmap().toImage())[:, :, :3]
+    geometry = tile_geometry(key, widget.slide.level_dimensions, widget.slide.level_downsamples)
+    expected = widget.slide.read_region(
+        geometry.l0_x, geometry.l0_y, key.level, geometry.lv_w, geometry.lv_h
+    )
+    assert np.array_equal(drawn, expected)
+    widget.close_slide()
+
+
+@pytest.mark.realdata
+def test_viewer_refuses_every_bad_real_file(qtbot, bad_real_slide) -> None:
+    path, phrase = bad_real_slide
+    widget = SlideViewer()
+    qtbot.addWidget(widget)
+    with pytest.raises(SlideOpenError, match=phrase):
+        widget.open_slide(path)
+    assert widget.slide is None

@@ -26,7 +26,7 @@ from cdfis_desktop.core.slides.reader import MissingMppWarning
 SUPPORTED_FORMATS = (
     "Aperio (.svs, .tif), Hamamatsu (.ndpi, .vms, .vmu), Leica (.scn), MIRAX (.mrxs), "
     "Philips (.tiff), Sakura (.svslide), Trestle (.tif), Ventana (.bif, .tif), "
-    "DICOM WSI (folder of .dcm: give one file), Zeiss (.czi), generic tiled TIFF (.tif)"
+    "DICOM WSI (a folder of .dcm files, or one of them), Zeiss (.czi), generic tiled TIFF (.tif)"
 )
 
 
@@ -35,7 +35,8 @@ def open_slide(
 ) -> OpenSlideReader:
     """Open a whole-slide image. ``mpp_override`` (µm/px at level 0) replaces the metadata.
 
-    The returned reader is owned by the caller (``close()`` it, or use ``with``); open one
+    ``path`` may be a DICOM-WSI folder: its first ``.dcm`` file is opened (the reader's
+    ``path`` is that file). The returned reader is owned by the caller (``close()`` it, or use ``with``); open one
     per thread or worker process, or share through ``SlideHandleCache``.
     Raises SlideOpenError (see the module docstring); warns MissingMppWarning when the
     slide has no mpp and no override is given.
@@ -46,6 +47,8 @@ def open_slide(
             f"{slide_path}: the mpp override must be a positive number of µm per pixel "
             f"(got {mpp_override}); a 20x scan is about 0.5, 40x about 0.25"
         )
+    if slide_path.is_dir():
+        slide_path = _dicom_file_in(slide_path)
     _check_file(slide_path)
     try:
         slide = openslide.OpenSlide(str(slide_path))
@@ -70,13 +73,24 @@ def open_slide(
     return reader
 
 
+def _dicom_file_in(folder: Path) -> Path:
+    """The first ``.dcm`` file of a DICOM-WSI folder (OpenSlide finds the rest of the series
+    beside it), or the folder itself when it holds none (then refused as a folder)."""
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".dcm" and p.is_file())
+    except OSError:
+        return folder
+    return files[0] if files else folder
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise SlideOpenError(f"{path}: no such file; check the path and spelling")
     if path.is_dir():
         raise SlideOpenError(
             f"{path} is a folder, not a slide file; give the slide file itself "
-            "(for MIRAX the .mrxs file next to its data folder, for DICOM one .dcm file)"
+            "(for MIRAX the .mrxs file next to its data folder) or a DICOM-WSI folder of "
+            ".dcm files"
         )
     special = special_file_kind(path)
     if special is not None:

@@ -38,12 +38,15 @@ BandFn = Callable[[int, int], np.ndarray]
 level 0 (``band_h`` is ``tile_px`` except possibly for the last band)."""
 
 
-def pyramid_level_sizes(width: int, height: int, tile_px: int) -> list[tuple[int, int]]:
-    """(w, h) of each level written for a level-0 image of ``width`` x ``height`` px."""
+def pyramid_level_sizes(
+    width: int, height: int, tile_px: int, factor: int = LEVEL_FACTOR
+) -> list[tuple[int, int]]:
+    """(w, h) of each level written for a level-0 image of ``width`` x ``height`` px: each
+    level ``factor`` times smaller (rounded up), down to the first that fits in one tile."""
     sizes = [(width, height)]
     while max(sizes[-1]) > tile_px:
         w, h = sizes[-1]
-        sizes.append((max(1, -(-w // LEVEL_FACTOR)), max(1, -(-h // LEVEL_FACTOR))))
+        sizes.append((max(1, -(-w // factor)), max(1, -(-h // factor))))
     return sizes
 
 

@@ -12,6 +12,11 @@ Two formats are read:
   ``Coordinates/Coordinate`` elements carrying ``X``/``Y`` (level-0 px) and the class in the
   annotation's ``PartOfGroup`` attribute. Coordinates are sorted by their ``Order``
   attribute when present. ``Type="Dot"``/``"PointSet"`` annotations are skipped.
+  ``Type="Spline"`` annotations are read as polygons through their control points, as ASAP's
+  own ``AnnotationToMask`` (which drew the Camelyon16 reference masks) does; their points
+  are dense (a median of 3-13 px apart in the Camelyon16 files, 5-15 µm), so a smooth curve
+  through them would differ by far less than a patch. Camelyon16 groups become classes
+  (``metastasis`` -> ``Tumor``, ``negative`` regions cut out of it; see ``camelyon.py``).
 
 Invalid geometry (self-intersections, bow ties, unclosed rings) is **repaired** with
 ``shapely.make_valid`` and the repair is reported in :attr:`Annotations.notes` (the caller
@@ -33,7 +38,7 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,7 @@ from cdfis_desktop.core.tiling.annotation_limits import (
     check_file_size,
     too_deep,
 )
+from cdfis_desktop.core.tiling.camelyon import camelyon_classes
 
 UNCLASSIFIED = "Unclassified"
 GEOJSON_SUFFIXES = (".geojson", ".json")
@@ -93,15 +99,22 @@ def load_annotations(path: str | Path, *, progress: ProgressCallback | None = No
             raw, notes = _parse(path, text)
     except RecursionError:
         raise too_deep(path) from None
-    return build_within_limits(_build, path, raw, notes, progress)
+    annotations: Annotations = build_within_limits(_build, path, raw, notes, progress)
+    return _with_camelyon_classes(annotations) if _is_xml(path, text) else annotations
+
+
+def _is_xml(path: Path, text: str) -> bool:
+    """ASAP XML by suffix, or by content when the suffix is neither XML nor GeoJSON."""
+    suffix = path.suffix.lower()
+    return suffix in XML_SUFFIXES or (
+        suffix not in GEOJSON_SUFFIXES and text.lstrip().startswith("<")
+    )
 
 
 def _parse(path: Path, text: str) -> tuple[list[tuple[str, BaseGeometry]], list[str]]:
-    suffix = path.suffix.lower()
-    stripped = text.lstrip()
-    if suffix in XML_SUFFIXES or (suffix not in GEOJSON_SUFFIXES and stripped.startswith("<")):
+    if _is_xml(path, text):
         return _parse_asap_xml(path, text)
-    if suffix in GEOJSON_SUFFIXES or stripped[:1] in "{[":
+    if path.suffix.lower() in GEOJSON_SUFFIXES or text.lstrip()[:1] in "{[":
         return _parse_geojson(path, text)
     raise AnnotationError(
         f"{path}: unknown annotation format; give a QuPath GeoJSON (.geojson) or an "
@@ -310,6 +323,14 @@ def _coordinates(
         ordered.append((order, x, y))
     ordered.sort()
     return [(x, y) for _, x, y in ordered]
+
+
+def _with_camelyon_classes(annotations: Annotations) -> Annotations:
+    """``annotations`` with Camelyon16 groups mapped to classes (see ``camelyon.py``)."""
+    classes, notes = camelyon_classes(annotations.path, annotations.geometries)
+    # a difference can leave stray lines beside the polygons: keep the area only
+    geometries = {name: part for name, g in classes.items() if (part := _area_part(g)) is not None}
+    return replace(annotations, geometries=geometries, notes=annotations.notes + tuple(notes))
 
 
 # -- merging and repair -----------------------------------------------------------------

@@ -78,8 +78,9 @@ def grid_from_mask(
 def build_patch_grid(
     slide: SlideReader, config: TilingConfig, tissue: TissueMask | None = None
 ) -> PatchGrid:
-    """Detect tissue (unless given) and build the grid of ``slide`` for ``config``."""
-    tissue = tissue if tissue is not None else detect_tissue(slide)
+    """Detect tissue (unless given; with ``config.stain``) and build the grid of ``slide``
+    for ``config``."""
+    tissue = tissue if tissue is not None else detect_tissue(slide, stain=config.stain)
     return grid_from_mask(slide.dimensions, slide.effective_mpp, tissue, config)
 
 

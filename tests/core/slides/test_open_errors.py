@@ -30,3 +30,16 @@ def test_bad_input(kind: str, bad_slide_input) -> None:
 def test_bad_mpp_override(synthetic_slide) -> None:
     with pytest.raises(SlideOpenError, match="positive"):
         open_slide(synthetic_slide.slide_path, mpp_override=0.0)
+
+
+def test_a_folder_of_dcm_files_is_opened_through_its_first_file(tmp_path) -> None:
+    """OpenSlide opens a DICOM-WSI series from any of its files; a folder is read through
+    its first .dcm file (here not a slide: the message names that file)."""
+    folder = tmp_path / "case 7"
+    folder.mkdir()
+    for name in ("b.dcm", "a.DCM", "notes.txt"):
+        (folder / name).write_text("not DICOM at all\n" * 20)
+    with pytest.raises(SlideOpenError) as info:
+        open_slide(folder)
+    assert str(folder / "a.DCM") in str(info.value)
+    assert "not in a slide format" in str(info.value)

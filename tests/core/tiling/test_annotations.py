@@ -109,14 +109,17 @@ ASAP = """<?xml version="1.0"?>
 """
 
 
-def test_asap_xml_orders_coordinates_and_reads_groups(tmp_path: Path) -> None:
+def test_asap_xml_orders_coordinates_and_cuts_camelyon_exclusions(tmp_path: Path) -> None:
     path = tmp_path / "slide.xml"
     path.write_text(ASAP, encoding="utf-8")
     annotations = load_annotations(path)
-    assert set(annotations.geometries) == {"Tumor", "_2"}
-    assert annotations.geometries["Tumor"].area == pytest.approx(100 * 100)  # ordered: a square
-    assert annotations.geometries["_2"].bounds[0] == pytest.approx(10.5)  # decimal comma
+    # Camelyon16: the _2 (exclusion) triangle is cut out of the tumour, not a class
+    assert set(annotations.geometries) == {"Tumor"}
+    triangle = 0.5 * (20 - 10.5) * 10  # 10,5 read with a decimal comma
+    # ordered coordinates make a square (unordered ones a bow tie of half the area)
+    assert annotations.geometries["Tumor"].area == pytest.approx(100 * 100 - triangle)
     assert any("Dot" in note for note in annotations.notes)
+    assert any("cut" in note and "Tumor" in note for note in annotations.notes)
 
 
 @pytest.mark.parametrize(

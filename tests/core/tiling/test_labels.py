@@ -17,6 +17,7 @@ from cdfis_desktop.core.tiling.labels import (
     default_class_map,
     label_patches,
     parse_class_map,
+    polygon_pieces,
     read_patch_table,
 )
 
@@ -57,6 +58,42 @@ def test_vectorised_coverage_matches_a_plain_loop() -> None:
         expected = best if cover[best] >= 0.3 else UNLABELLED
         assert labels.label[i] == expected
         assert labels.coverage[i] == pytest.approx(cover[best], abs=1e-5)
+
+
+def _wiggly_outline(n: int = 6000, seed: int = 3) -> shapely.Polygon:
+    """A tumour-like outline: ``n`` vertices around a wavy circle, with two holes."""
+    rng = np.random.default_rng(seed)
+    angle = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    radius = 1000 + 80 * np.sin(37 * angle) + rng.uniform(-4, 4, n)
+    shell = np.c_[1500 + radius * np.cos(angle), 1500 + radius * np.sin(angle)]
+    holes = [shapely.Point(cx, 1500).buffer(150, 64).exterior.coords for cx in (1200, 1800)]
+    return shapely.Polygon(shell, holes)
+
+
+def test_big_outlines_are_cut_into_pieces_that_tile_them() -> None:
+    outline = _wiggly_outline()
+    pieces = polygon_pieces(outline, max_vertices=64)
+    assert len(pieces) > 100
+    assert all(shapely.get_num_coordinates(p) <= 64 for p in pieces)
+    assert sum(p.area for p in pieces) == pytest.approx(outline.area, rel=1e-9)  # no overlap
+    assert shapely.union_all(pieces).symmetric_difference(outline).area < 1e-6 * outline.area
+    # a sub-pixel shape with many vertices is kept whole instead of being cut forever
+    tiny = shapely.Point(5, 5).buffer(0.3, 500)
+    assert polygon_pieces(tiny, max_vertices=8) == [tiny]
+
+
+def test_labels_on_a_big_outline_match_a_plain_loop() -> None:
+    """Boxes cross many piece boundaries; coverage summed over pieces must stay exact."""
+    outline = _wiggly_outline()
+    rng = np.random.default_rng(5)
+    l0_x, l0_y = rng.uniform(300, 2600, 300), rng.uniform(300, 2600, 300)
+    sizes = rng.uniform(30, 400, 300)
+    labels = label_patches(l0_x, l0_y, sizes, {0: outline}, min_coverage=0.5)
+    for i in range(300):
+        box = shapely.box(l0_x[i], l0_y[i], l0_x[i] + sizes[i], l0_y[i] + sizes[i])
+        cover = box.intersection(outline).area / box.area
+        assert labels.coverage[i] == pytest.approx(cover, abs=1e-6)
+        assert labels.label[i] == (0 if cover >= 0.5 else UNLABELLED)
 
 
 def test_no_patches_and_no_geometries() -> None:

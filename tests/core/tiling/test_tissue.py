@@ -93,3 +93,80 @@ def test_detected_tissue_matches_demo_annotations(synthetic_slide) -> None:
     )
     agree = np.mean((fraction > 0.5) == (annotated > 0.5))
     assert agree > 0.9, agree
+
+
+class _CountingSlide(InMemorySlide):
+    """An in-memory slide that records the size of every read (level px)."""
+
+    def __init__(self, rgb: np.ndarray, **kwargs) -> None:
+        super().__init__(rgb, **kwargs)
+        self.read_px: list[int] = []
+
+    def read_region(self, l0_x: int, l0_y: int, level: int, lv_w: int, lv_h: int) -> np.ndarray:
+        self.read_px.append(lv_w * lv_h)
+        return super().read_region(l0_x, l0_y, level, lv_w, lv_h)
+
+
+def _slide_image(height: int = 640, width: int = 960) -> np.ndarray:
+    """Background with two tissue blocks, a small hole, a speck and a pen stroke."""
+    rgb = _background(height, width)
+    rgb[80:560, 100:500] = (230, 150, 190)
+    rgb[300:330, 300:330] = 244
+    rgb[200:520, 600:900] = (200, 100, 160)
+    rgb[150:470, 700:712] = (40, 170, 150)  # green ink across the second block
+    rgb[40:44, 40:44] = (120, 60, 140)
+    return rgb
+
+
+def test_detect_tissue_reads_in_bounded_strips_with_the_same_result(monkeypatch) -> None:
+    import cdfis_desktop.core.tiling.tissue as tissue
+
+    rgb = _slide_image()
+    whole = detect_tissue(InMemorySlide(rgb, mpp=0.5, level_factors=(1, 4)), mask_mpp=2.0)
+    monkeypatch.setattr(tissue, "STRIP_PX", 4000)  # level-1 px: 240 wide -> 16 rows a strip
+    slide = _CountingSlide(rgb, mpp=0.5, level_factors=(1, 4))
+    strips = detect_tissue(slide, mask_mpp=2.0)
+    assert max(slide.read_px) <= 4000 and len(slide.read_px) >= 10
+    assert np.array_equal(strips.mask, whole.mask)
+    assert 0.3 < strips.mask.mean() < 0.6 and strips.stain == "brightfield"
+
+
+def test_blocks_and_halos_do_not_change_the_mask(monkeypatch) -> None:
+    import cdfis_desktop.core.tiling.tissue as tissue
+
+    rgb = _slide_image()
+    for stain in ("brightfield", "fluorescence"):
+        image = rgb if stain == "brightfield" else 255 - rgb
+        one_block = tissue_mask(image, stain=stain)
+        monkeypatch.setattr(tissue, "BLOCK_PX", 960 * 7)  # 7-row blocks: halos matter
+        assert np.array_equal(tissue_mask(image, stain=stain), one_block), stain
+        monkeypatch.undo()
+
+
+def _fluorescence_image(seed: int = 0) -> np.ndarray:
+    """Dark glass with a rectangle of tissue: faint autofluorescence and bright nuclei."""
+    rng = np.random.default_rng(seed)
+    rgb = np.clip(rng.normal(3, 1.5, (300, 400, 3)), 0, 255).astype(np.uint8)
+    rgb[60:240, 80:320, 0] = rng.integers(10, 25, (180, 240))
+    nuclei = rng.random((180, 240)) < 0.05
+    rgb[60:240, 80:320, 2][nuclei] = 220
+    return rgb
+
+
+def test_fluorescence_is_detected_and_its_tissue_found() -> None:
+    from cdfis_desktop.core.tiling.tissue import guess_stain
+
+    rgb = _fluorescence_image()
+    assert guess_stain(rgb) == "fluorescence" and guess_stain(_slide_image()) == "brightfield"
+    mask = tissue_mask(rgb, stain="auto")
+    assert mask[70:230, 90:310].mean() > 0.98
+    assert mask[:50].mean() == 0 and mask[250:].mean() == 0
+    assert np.array_equal(mask, tissue_mask(rgb, stain="fluorescence"))
+
+
+def test_detect_tissue_auto_says_which_rule_it_used() -> None:
+    slide = InMemorySlide(np.repeat(np.repeat(_fluorescence_image(), 4, 0), 4, 1), mpp=0.5)
+    auto = detect_tissue(slide, mask_mpp=2.0)
+    assert auto.stain == "fluorescence" and 0.3 < auto.mask.mean() < 0.45
+    forced = detect_tissue(slide, mask_mpp=2.0, stain="brightfield")
+    assert forced.stain == "brightfield"

@@ -53,3 +53,32 @@ def test_ink_found_on_pen_tiles_only(real_data: Path) -> None:
             assert share > 0.05, report
         elif name.startswith(("tissue-", "no-tissue", "almost-white", "liver", "high-nuclei")):
             assert share < 0.02, report
+
+
+@pytest.mark.parametrize(
+    ("name", "stain"),
+    [
+        ("ndpi/test3-DAPI-2.ndpi", "fluorescence"),
+        ("ndpi/test3 TRITC 2 (560).ndpi", "fluorescence"),
+        ("CMU-1-Small-Region.svs", "brightfield"),
+        ("tcga-cr-7395-01a-01-ts1.svs", "brightfield"),
+    ],
+)
+def test_real_slides_get_their_stain_rule(real_data: Path, name: str, stain: str) -> None:
+    """The NDPI slides are fluorescence: the H&E rule took the dark glass of the DAPI slide
+    for tissue (100% of the slide); the fluorescence rule keeps the tissue and drops the
+    glass around it (the slides' edges are glass, see their thumbnails)."""
+    import warnings
+
+    from cdfis_desktop.core.slides import open_slide
+    from cdfis_desktop.core.tiling.tissue import detect_tissue
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TCGA slide has no mpp
+        slide = open_slide(real_data / "slides" / name)
+    with slide:
+        tissue = detect_tissue(slide)
+    assert tissue.stain == stain
+    assert 0.2 < tissue.mask.mean() < 0.95
+    if stain == "fluorescence":  # the bottom rows of both slides are glass
+        assert tissue.mask[-3:].mean() < 0.2
