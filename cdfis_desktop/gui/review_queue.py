@@ -8,8 +8,9 @@ out of focus, **S** skip, **U** undo the patch's last decision, **→** / **Spac
 **←** previous. A decision is stored at once (never changing the stored label, see
 :mod:`cdfis_desktop.core.storage.reviews`) and the queue moves on.
 
-Signals: ``patch_shown(entry)`` (a :class:`~cdfis_desktop.core.datamaps.queue.QueueEntry`:
-the main window centres the slide on it), ``decided(str)`` after a stored decision,
+Signals: ``patch_shown(entry)`` (a :class:`~cdfis_desktop.core.datamaps.queue.QueueEntry`
+the reviewer moved to: the slide follows; loading a queue shows its first entry without
+it, so opening a run does not change the selection), ``decided(str)`` after a stored decision,
 ``failed(str)`` with the message of a decision the store refused. Thread rules: GUI
 thread only; images come from a :class:`~cdfis_desktop.gui.thumbnails.PatchThumbnailLoader`.
 """
@@ -112,7 +113,7 @@ class ReviewQueuePanel(QWidget):
             self.probability_curve.setData([], [])
             self.margin_curve.setData([], [])
             return
-        self.show_entry(0)
+        self._display(0)  # no patch_shown: loading a queue must not change the selection
 
     @property
     def entry(self) -> QueueEntry | None:
@@ -122,8 +123,13 @@ class ReviewQueuePanel(QWidget):
 
     def show_entry(self, index: int) -> None:
         """Show entry ``index`` (clamped to the queue) and emit ``patch_shown``."""
+        if self._display(index):
+            self.patch_shown.emit(self.entry)
+
+    def _display(self, index: int) -> bool:
+        """Show entry ``index`` (clamped); False when the queue is empty."""
         if self.queue is None or not self.queue.entries:
-            return
+            return False
         self.index = int(np.clip(index, 0, len(self.queue.entries) - 1))
         entry = self.queue.entries[self.index]
         self._show_text(entry)
@@ -142,7 +148,7 @@ class ReviewQueuePanel(QWidget):
                                      entry.l0_y - offset, side),
                 ]
             )  # fmt: skip
-        self.patch_shown.emit(entry)
+        return True
 
     def step(self, delta: int) -> None:
         self.show_entry(self.index + delta)

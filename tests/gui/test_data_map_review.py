@@ -73,11 +73,15 @@ def test_keyboard_triage_stores_decisions_and_follows_on_the_slide(
     assert queue is not None and panel.index == 0 and queue.entries[0].rank == 1
     qtbot.waitUntil(panel.context_shown, timeout=10_000)
     first, second, third = (e.patch_id for e in queue.entries[:3])
+    assert window.state.patch_id != first  # loading the queue changed no selection
+    panel.setFocus()
+    qtbot.keyClick(panel, Qt.Key.Key_Right)
+    qtbot.keyClick(panel, Qt.Key.Key_Left)
     x, y = _centre(window, first)
-    assert window.viewer.highlighted_rect().contains(x, y)  # the queue drives the slide
+    assert window.state.patch_id == first  # moving in the queue drives the slide
+    assert window.viewer.highlighted_rect().contains(x, y)
     window.bottom_tabs.setCurrentWidget(panel)
     window.grab().save(str(screenshot_dir / "review_queue.png"))
-    panel.setFocus()
     qtbot.keyClick(panel, Qt.Key.Key_C)
     assert panel.index == 1 and panel.entry.patch_id == second
     qtbot.keyClick(panel, Qt.Key.Key_R)

@@ -36,8 +36,8 @@ def test_each_metric_starts_on_its_kind_of_colormap(window, qtbot, change):
             continue  # not recorded by this loss-scored run
         change(lambda key=entry.key: controls.select_metric(key))
         legend = window.viewer.hud.legend
-        if entry.categorical:
-            assert legend.categories == ("Stroma", "Tumor")
+        if entry.categorical:  # the classes, or the metric's own categories
+            assert legend.categories == (entry.categories or ("Stroma", "Tumor"))
             assert not controls.colormap.isEnabled()
         elif entry.kind == "signed":
             assert legend.colormap == "RdBu_r" and legend.vmin == pytest.approx(-legend.vmax)
