@@ -38,6 +38,20 @@ BandFn = Callable[[int, int], np.ndarray]
 level 0 (``band_h`` is ``tile_px`` except possibly for the last band)."""
 
 
+def checked_tiff_geometry(size_px: tuple[int, int], mpp: float, tile_px: int) -> tuple[int, int]:
+    """``(width, height)`` of a slide to write, in level-0 px, after checking the size, the
+    mpp (µm/px) and the tile side (px, a multiple of 16 as TIFF tiles need). Raises
+    ValueError for a non-positive size or mpp or a bad tile side."""
+    width, height = (int(v) for v in size_px)
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {width} x {height}")
+    if not mpp > 0:
+        raise ValueError(f"mpp must be positive, got {mpp}")
+    if tile_px < 16 or tile_px % 16:
+        raise ValueError(f"tile size must be a multiple of 16, got {tile_px}")
+    return width, height
+
+
 def pyramid_level_sizes(
     width: int, height: int, tile_px: int, factor: int = LEVEL_FACTOR
 ) -> list[tuple[int, int]]:
@@ -91,13 +105,7 @@ def write_pyramidal_tiff_bands(
     :class:`StorageFullError` when the disk is full and :class:`SlideWriteError` for other
     write failures (the target untouched, no scratch left).
     """
-    width, height = (int(v) for v in size_px)
-    if width < 1 or height < 1:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
-    if not mpp > 0:
-        raise ValueError(f"mpp must be positive, got {mpp}")
-    if tile_px < 16 or tile_px % 16:
-        raise ValueError(f"tile size must be a multiple of 16, got {tile_px}")
+    width, height = checked_tiff_geometry(size_px, mpp, tile_px)
     target = Path(path)
     sizes = pyramid_level_sizes(width, height, tile_px)
     remove_orphans_of(target)

@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from cdfis_desktop.core.slides.tiff_writer import pyramid_level_sizes
+from cdfis_desktop.core.slides.tiff_writer import checked_tiff_geometry, pyramid_level_sizes
 
 TileIdsFn = Callable[[int, int, int], np.ndarray]
 """``tile_ids(level, cols, rows) -> int64[rows, cols]``: the bank id of each tile of ``level``
@@ -63,13 +63,7 @@ def write_tile_bank_tiff(
     Raises ValueError for a non-positive size or mpp, a tile size that is not a multiple of
     16, ``tile_ids`` of the wrong shape, or a bank tile that is not uint8[tile_px, tile_px, 3].
     """
-    width, height = (int(v) for v in size_px)
-    if width < 1 or height < 1:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
-    if not mpp > 0:
-        raise ValueError(f"mpp must be positive, got {mpp}")
-    if tile_px < 16 or tile_px % 16:
-        raise ValueError(f"tile size must be a multiple of 16, got {tile_px}")
+    width, height = checked_tiff_geometry(size_px, mpp, tile_px)
     if level_factor < 2:
         raise ValueError(f"the level factor must be at least 2, got {level_factor}")
     target = Path(path)
