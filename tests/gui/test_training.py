@@ -66,9 +66,10 @@ def test_train_pause_stop_and_check_the_database(window, qtbot, gui_project):
         assert history.step.dtype.kind == "i"
     finally:
         project.close()
-    # the event loop kept running while the worker trained (timing targets live in
-    # benchmarks/gui_latency.py, not in tests)
-    assert lateness.size > 50
+    # the event loop kept running while the worker trained: its 10 ms timer ticked at least
+    # twice per reported step (a loop blocked by the steps would tick about once per step;
+    # timing targets live in benchmarks/gui_latency.py, not in tests)
+    assert lateness.size >= 2 * 10
     # the stopped run is continued from the runs list, from its checkpoint
     continue_button = window.project_panel.continue_button
     assert window.state.run_id == run_id and continue_button.isEnabled()
