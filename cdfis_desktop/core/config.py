@@ -138,6 +138,8 @@ class RunConfig:
     never).
     Validation runs at each epoch end, or every ``val_every_steps`` steps, or each time the
     training time passes a multiple of ``val_every_s`` seconds (at most one of the two).
+    num_workers: worker processes that decode the patches before training (0: the
+    training thread itself); each opens its own slide handles, the pixels do not depend on it.
     use_review: train with the project's review decisions (relabelled patches train with
     their new label, excluded ones not at all); ``review_as_of``: the Unix time whose
     decisions apply, set by the engine when a run starts (so a resume sees the same).
@@ -181,6 +183,8 @@ class RunConfig:
             raise ConfigError(f"time budget must be positive (got {self.time_budget_s})")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"steps must be at least 1 (got {self.max_steps})")
+        if self.num_workers < 0:
+            raise ConfigError(f"workers must be 0 or more (got {self.num_workers})")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning rate must be positive (got {self.learning_rate})")
         if self.val_every_s is not None and self.val_every_s <= 0:

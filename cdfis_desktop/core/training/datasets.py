@@ -272,10 +272,10 @@ class PatchDataset(Dataset[Item], ABC):
         scratch = self._scratch
         target = scratch[1] if scratch is not None else np.empty(self._shape, np.uint8)
         message = "building the patch cache" if scratch is not None else "loading patches"
-        jobs = _Jobs(self, self._read_jobs(np.arange(len(self), dtype=np.int64)))
-        loader = DataLoader(jobs, batch_size=None, num_workers=workers, collate_fn=_as_is)
         done = 0
         try:
+            jobs = _Jobs(self, self._read_jobs(np.arange(len(self), dtype=np.int64)))
+            loader = DataLoader(jobs, batch_size=None, num_workers=workers, collate_fn=_as_is)
             for result in loader:
                 if isinstance(result, CdfisError):
                     raise result
@@ -288,7 +288,6 @@ class PatchDataset(Dataset[Item], ABC):
                     yield Progress(done, len(self), message)
             self._images = target if self._scratch is None else self._finish_cache()
         finally:
-            del loader
             if self._scratch is not None:  # cancelled or failed: no half-built cache stays
                 self._scratch[0].unlink(missing_ok=True)
                 self._scratch = None

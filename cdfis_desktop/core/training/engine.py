@@ -14,7 +14,9 @@ What a run does, in order:
    ``running``), or for a resume load the latest checkpoint and set it running again
    (history, metrics and checkpoints after the checkpoint's step are dropped, because
    the resumed steps re-create them).
-3. Validate once before the first step (the initial held-out loss the ``loss:F`` warm-up
+3. Decode every patch once (into RAM, or into the project's patch cache when they do not
+   fit; ``LoadProgress`` reports, ``num_workers`` worker processes; see
+   :meth:`PatchDataset.iter_load`). Validate once before the first step (the initial held-out loss the ``loss:F`` warm-up
    rule needs), then train step by step. Each step the sampler's draw record goes to the
    history writer (batched), and train loss and samples/s to the metrics. Validation at
    each epoch end (or every ``val_every_steps`` steps, or each time the training time
@@ -55,7 +57,7 @@ import torch
 
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import CdfisError, ConfigError, StoreError
-from cdfis_desktop.core.progress import CancelToken
+from cdfis_desktop.core.progress import Cancelled, CancelToken
 from cdfis_desktop.core.sampling import DrawRecord, WarmupRule
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.checkpoints import (
@@ -73,6 +75,7 @@ from cdfis_desktop.core.training.metrics import ClassificationMetrics
 from cdfis_desktop.core.training.prepare import DEFAULT_VAL_FRACTION, prepare_data
 from cdfis_desktop.core.training.reports import (
     EpochReport,
+    LoadProgress,
     Report,
     RunFinished,
     RunStarted,
@@ -219,7 +222,8 @@ class Trainer:
     ) -> Iterator[Report]:
         session = state.session
         config = session.config
-        if session.step == 0:
+        yield from self._load_patches(state, cancel)
+        if session.step == 0 and not cancel.cancelled:
             if session.sampler.is_active:  # warm-up "none": on from the start
                 self._record_switch(state, context)
             yield from self._validate(state, context)
@@ -246,6 +250,18 @@ class Trainer:
         if status == "finished" and state.last_validated_step != session.step:
             yield from self._validate(state, context)
         yield self._finish(state, context, status)
+
+    def _load_patches(self, state: _RunState, cancel: CancelToken) -> Iterator[Report]:
+        """Decode the dataset's patches once (into RAM or the disk cache, with
+        ``num_workers`` worker processes) before anything reads them; a cancel stops it
+        (no cache is left half-built) and the run ends cancelled before its first step."""
+        config = state.session.config
+        dataset = state.session.data.dataset
+        try:
+            for progress in dataset.iter_load(cancel, workers=config.num_workers):
+                yield LoadProgress(state.run_id, progress.done, progress.total, progress.message)
+        except Cancelled:
+            return
 
     def _after_step(
         self, state: _RunState, context: DistContext, result: StepResult
