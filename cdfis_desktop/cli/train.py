@@ -163,7 +163,9 @@ class TrainingProgress:
             self.stream.write(f"\r{text}\x1b[K")
             self.stream.flush()
             self.bar_open = True
-        elif report.done == report.total or time.monotonic() - self.last_plain >= self.PLAIN_EVERY_S:
+        elif (
+            report.done == report.total or time.monotonic() - self.last_plain >= self.PLAIN_EVERY_S
+        ):
             self.last_plain = time.monotonic()
             self._line(text)
 

@@ -29,7 +29,10 @@ def test_block_reads_equal_one_read_per_patch(synthetic_slide, l0_size: int, out
             got[block.positions] = read_patch_block(slide, block, out_px)
         mpp = slide.effective_mpp * l0_size / out_px
         expected = np.stack(
-            [slide.read_region_at_mpp(int(x), int(y), out_px, out_px, mpp) for x, y in zip(l0_x, l0_y)]
+            [
+                slide.read_region_at_mpp(int(x), int(y), out_px, out_px, mpp)
+                for x, y in zip(l0_x, l0_y, strict=True)
+            ]
         )
     covered = np.sort(np.concatenate([b.positions for b in blocks]))
     assert covered.tolist() == list(range(40))  # every patch exactly once
@@ -46,7 +49,9 @@ def test_a_patch_past_the_read_limit_is_refused_before_reading(
             plan_patch_blocks(slide, np.array([0]), np.array([0]), np.array([256]), 64)
 
 
-def test_blocks_stay_within_the_read_limit(synthetic_slide, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_blocks_stay_within_the_read_limit(
+    synthetic_slide, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a low limit the blocks shrink (down to one patch) instead of failing."""
     with open_slide(synthetic_slide.slide_path) as slide:
         monkeypatch.setenv("CDFIS_MAX_READ_PIXELS", str(200 * 200))

@@ -126,7 +126,10 @@ def test_a_moved_slide_is_named_and_no_cache_is_left(project: Project, workers: 
     dataset.reserve_storage()
     moved = Path(project.slides()[1].file)
     moved.rename(moved.with_name("elsewhere.tiff"))
-    with pytest.raises(SlideOpenError, match=r"slide 2 of the project cannot be read: .*no such file.*Put the file back"):
+    with pytest.raises(
+        SlideOpenError,
+        match=r"slide 2 of the project cannot be read: .*no such file.*Put the file back",
+    ):
         list(dataset.iter_load(workers=workers))
     assert _cache_files(project) == []
 
