@@ -226,7 +226,9 @@ class PatchDataset(Dataset[Item], ABC):
         if self._images is None and (self.preload_wanted or self._scratch is not None):
             yield from self._decode_all(cancel, workers)
         if self.preload_wanted and isinstance(self._images, np.memmap):
-            self._images = np.array(self._images)
+            self._images = None  # unmapped first, so RAM never holds the cache twice
+            assert self.cache_path is not None
+            self._images = np.load(self.cache_path)
 
     # -- storage ---------------------------------------------------------------------
 
