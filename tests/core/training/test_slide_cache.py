@@ -109,6 +109,7 @@ def test_a_cancelled_build_leaves_no_cache_and_the_next_builds_it_whole(project:
     assert _cache_files(project) == [dataset.cache_path.name]
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # 1 CPU in CI: fine
 def test_workers_decode_the_same_pixels(project: Project) -> None:
     serial = SlidePatchDataset.from_project(project, input_px=32, use_cache=False, preload=True)
     parallel = SlidePatchDataset.from_project(project, input_px=32, use_cache=False, preload=True)
