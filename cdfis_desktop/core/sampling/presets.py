@@ -115,8 +115,13 @@ _COST_SAVING = (
         "epoch-level pruning: each pass drops a sample with probability 0.7 x (1 - CDF "
         "rank of its last training loss) and reweights the kept 1/(1-p); full data for the "
         "last 12.5 % of the run; no extra forward",
-        {"rule": "cdf", "mode": "prune", "prune_ratio": 0.7, "prune_tail": 0.125,
-         "weighting": "unbiased"},  # fmt: skip
+        {
+            "rule": "cdf",
+            "mode": "prune",
+            "prune_ratio": 0.7,
+            "prune_tail": 0.125,
+            "weighting": "unbiased",
+        },
         "Qin et al., InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data "
         "Pruning, ICLR 2024, with the CDF rank of the score instead of a below-mean cut",
     ),

@@ -48,7 +48,7 @@ def draw_pass(
     """One pass: (kept dataset indices in random order int64[K], drop probabilities
     float64[N]). Each sample is kept independently with probability ``1 - p_i``."""
     drop = drop_probabilities(scores, ratio)
-    kept = torch.nonzero(torch.rand(drop.shape[0], generator=generator, dtype=torch.float64) >= drop)
-    kept = kept.squeeze(1)
+    keep = torch.rand(drop.shape[0], generator=generator, dtype=torch.float64) >= drop
+    kept = torch.nonzero(keep).squeeze(1)
     order = kept[torch.randperm(kept.shape[0], generator=generator)]
     return order, drop

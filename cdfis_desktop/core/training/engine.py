@@ -514,4 +514,3 @@ class Trainer:
             message=error,
             checkpoint=state.last_checkpoint,
         )
-
