@@ -43,6 +43,9 @@ def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, 
     assert rgba.shape[2] == 4 and rgba[..., 3].max() == 255
     # validations before training and after each of the 3 epochs
     assert window.training_panel.plots.series["val_acc"].size == 4
+    # the reopened run's share of patches ever chosen: one point per epoch, never falling
+    share = window.training_panel.plots.series["share"]
+    assert share.size == 3 and np.all(np.diff(share.y) >= 0) and 0 < share.y[-1] <= 1
     assert window.project_panel.slide_list.item(0).icon().isNull() is False
     assert str(gui_project.folder.resolve()) in window.recent_projects()
     window.grab().save(str(screenshot_dir / "main_window.png"))
