@@ -113,7 +113,7 @@ def test_time_slider_replays_epochs_and_difference_view(window, qtbot, gui_proje
     assert legend.vmin == pytest.approx(-legend.vmax)  # diverging, centred on 0
     assert np.array_equal(legend.lut, colormap_lut("RdBu_r"))
     controls.play.setChecked(True)  # replay walks the slider to the last epoch
-    qtbot.waitUntil(lambda: not controls.play.isChecked(), timeout=5000)
+    qtbot.waitUntil(lambda: not controls.play.isChecked(), timeout=30_000)
     qtbot.waitUntil(lambda: not window.overlay_busy(), timeout=10_000)
     assert window.viewer.hud.legend.title.endswith("epoch 2 − epoch 2")
     assert controls.selected_epoch() == 2
