@@ -16,15 +16,15 @@ What a run does, in order:
    the resumed steps re-create them).
 3. Decode every patch once (into RAM, or into the project's patch cache when they do not
    fit; ``LoadProgress`` reports, ``num_workers`` worker processes; see
-   :meth:`PatchDataset.iter_load`). Validate once before the first step (the initial held-out loss the ``loss:F`` warm-up
-   rule needs), then train step by step. Each step the sampler's draw record goes to the
-   history writer (batched), and train loss and samples/s to the metrics. Validation at
-   each epoch end (or every ``val_every_steps`` steps, or each time the training time
-   passes a multiple of ``val_every_s``) logs the metrics, stores the validation
-   patches' predictions, feeds the warm-up rule and early stopping; the first validation
-   at or after each of ``test_at_s`` also scores the test set (``test_groups``) and puts
-   its metrics in the report (not in the store). A checkpoint is written every
-   ``checkpoint_every_steps`` steps (history flushed first).
+   :meth:`PatchDataset.iter_load`). Validate once before the first step (the initial
+   held-out loss the ``loss:F`` warm-up rule needs), then train step by step. Each step the
+   sampler's draw record goes to the history writer (batched), and train loss and samples/s
+   to the metrics. Validation at each epoch end (or every ``val_every_steps`` steps, or
+   each time the training time passes a multiple of ``val_every_s``) logs the metrics,
+   stores the validation patches' predictions, feeds the warm-up rule and early stopping;
+   the first validation at or after each of ``test_at_s`` also scores the test set
+   (``test_groups``) and puts its metrics in the report (not in the store). A checkpoint is
+   written every ``checkpoint_every_steps`` steps (history flushed first).
 4. Stop at the first of: ``epochs``, ``max_steps``, ``time_budget_s`` of training time
    (evaluation excluded), early stopping, or the cancel token. At the end: a last
    validation if the last step was not validated, predictions for **all** patches
@@ -196,7 +196,7 @@ class Trainer:
                 split_method=data.split_method,
                 warning=data.warning,
                 steps_per_epoch=session.steps_per_epoch,
-                max_steps=_step_limit(config, session.steps_per_epoch),
+                max_steps=session.step_limit,
                 resumed_from_step=resumed_from,
             )
             yield from self._train(state, cancel, context)
@@ -227,7 +227,7 @@ class Trainer:
             if session.sampler.is_active:  # warm-up "none": on from the start
                 self._record_switch(state, context)
             yield from self._validate(state, context)
-        limit = _step_limit(config, session.steps_per_epoch)
+        limit = session.step_limit
         while True:
             cancel.wait_while_paused()
             stop = (
@@ -530,11 +530,3 @@ class Trainer:
             message=error,
             checkpoint=state.last_checkpoint,
         )
-
-
-def _step_limit(config: RunConfig, steps_per_epoch: int) -> int | None:
-    """The step count implied by ``epochs`` and ``max_steps`` (None: time budget only)."""
-    limits = [config.max_steps] if config.max_steps is not None else []
-    if config.epochs is not None:
-        limits.append(config.epochs * steps_per_epoch)
-    return min(limits) if limits else None
