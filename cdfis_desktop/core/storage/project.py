@@ -38,7 +38,8 @@ else:
 
 from cdfis_desktop import __version__
 from cdfis_desktop.core.config import RunConfig
-from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
+from cdfis_desktop.core.errors import CdfisError, ConfigError, NotAProjectError, StoreError
+from cdfis_desktop.core.progress import CancelToken, ProgressCallback
 from cdfis_desktop.core.storage import (
     catalogue,
     datamaps,
@@ -47,7 +48,11 @@ from cdfis_desktop.core.storage import (
     run_lifecycle,
     run_writes,
 )
-from cdfis_desktop.core.storage.database import make_engine, prepare_schema
+from cdfis_desktop.core.storage.database import (
+    make_engine,
+    prepare_schema,
+    stored_schema_version,
+)
 from cdfis_desktop.core.storage.history import HistoryWriter
 from cdfis_desktop.core.storage.integrity import ensure_intact, record_clean_close
 from cdfis_desktop.core.storage.location import DATABASE_FILE, locate_database
@@ -81,6 +86,8 @@ class Project:
         create: bool,
         url: str | None,
         sqlite_pragmas: Mapping[str, int | str] | None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.folder = folder.resolve()
         settings = _read_or_create_toml(self.folder, create=create, url=url)
@@ -108,6 +115,8 @@ class Project:
                 create=create or (default_database and (self.folder / PROJECT_TOML).exists()),
                 where=self._where,
                 db_path=self.db_path,
+                progress=progress,
+                cancel=cancel,
             )
             self.recover_interrupted_runs()
         except BaseException:
@@ -133,6 +142,8 @@ class Project:
         create: bool = False,
         url: str | None = None,
         sqlite_pragmas: Mapping[str, int | str] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
     ) -> Project:
         """Open the project in ``folder`` (or create it when ``create`` and absent).
 
@@ -141,9 +152,11 @@ class Project:
         tables, upserts). ``sqlite_pragmas``: extra PRAGMAs for every SQLite connection
         (e.g. ``max_page_count``). A damaged database is refused (see :mod:`.integrity`);
         a read-only folder is opened read-only (:attr:`read_only`). An older schema is
-        migrated after a backup; runs left ``running`` whose writer is gone are marked
-        ``interrupted``. Raises :class:`NotAProjectError`, :class:`SchemaVersionError`,
-        :class:`DamagedDatabaseError`, :class:`StoreError`."""
+        migrated after a backup (:meth:`pending_upgrade` says whether it will be; the
+        backup and the migration report to ``progress`` and stop at ``cancel`` with
+        :class:`Cancelled`, the database left at its old version); runs left ``running``
+        whose writer is gone are marked ``interrupted``. Raises :class:`NotAProjectError`,
+        :class:`SchemaVersionError`, :class:`DamagedDatabaseError`, :class:`StoreError`."""
         path = Path(folder).expanduser()
         if path.is_file():
             raise NotAProjectError(
@@ -155,7 +168,29 @@ class Project:
                 f"{path} is not a cdfis project (no {PROJECT_TOML} or {DATABASE_FILE}); "
                 "create one first or choose another folder"
             )
-        return cls(path, create=not exists, url=url, sqlite_pragmas=sqlite_pragmas)
+        return cls(
+            path,
+            create=not exists,
+            url=url,
+            sqlite_pragmas=sqlite_pragmas,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    @staticmethod
+    def pending_upgrade(folder: str | os.PathLike[str]) -> tuple[int, int] | None:
+        """``(stored, current)`` schema versions when :meth:`open` would migrate the
+        project in ``folder`` (a backup and an upgrade: long for a big database), else None
+        (also when it is not a readable project: :meth:`open` then says why). Reads the
+        database read-only; any thread."""
+        path = Path(folder).expanduser()
+        try:
+            settings = _read_or_create_toml(path, create=False, url=None)
+            location = locate_database(path.resolve(), settings.get("database_url"))
+        except CdfisError:
+            return None
+        version = stored_schema_version(location.path)
+        return None if version is None or version >= SCHEMA_VERSION else (version, SCHEMA_VERSION)
 
     @property
     def db_path(self) -> Path:
