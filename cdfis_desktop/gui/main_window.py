@@ -67,7 +67,7 @@ from cdfis_desktop.gui.training_panel import TrainingPanel
 
 if TYPE_CHECKING:
     from cdfis_desktop.core.progress import CancelToken
-    from cdfis_desktop.core.storage import SlideRecord
+    from cdfis_desktop.core.storage import Project, SlideRecord
 
 MAX_RECENT = 8
 DEFAULT_SIZE = QSize(1600, 1000)
@@ -286,8 +286,14 @@ class MainWindow(QMainWindow):
         """Open (or create) the project in ``folder``; errors are shown, returns success."""
         from cdfis_desktop.core.storage import Project
 
+        upgrade = None if create else Project.pending_upgrade(folder)
         try:
-            project = Project.create(folder) if create else Project.open(folder)
+            if upgrade is not None:
+                project = self._open_upgrading(folder, upgrade)
+                if project is None:
+                    return False
+            else:
+                project = Project.create(folder) if create else Project.open(folder)
         except CdfisError as exc:
             self.errors.show_exception(exc, "Open project")
             return False
@@ -298,6 +304,20 @@ class MainWindow(QMainWindow):
         self._load_slide_thumbnails()
         self.project_opened.emit()
         return True
+
+    def _open_upgrading(self, folder: Path | str, versions: tuple[int, int]) -> Project | None:
+        """Open a project whose database needs an upgrade, with a progress dialog
+        (:mod:`.upgrade_dialog`); None when it failed (shown) or was cancelled."""
+        from cdfis_desktop.gui.upgrade_dialog import UpgradeDialog
+
+        dialog = UpgradeDialog(folder, versions, self)
+        dialog.run()
+        dialog.deleteLater()
+        if dialog.error is not None:
+            self.errors.show(dialog.error)
+        elif dialog.was_cancelled:
+            self.statusBar().showMessage("Upgrade cancelled: the project is unchanged", 10_000)
+        return dialog.project
 
     def close_project(self) -> None:
         """Stop the work on the project (training, jobs), then forget it."""
