@@ -44,9 +44,12 @@ def build_scale_project(
     candidates: int = 4096,
     batch: int = 256,
     seed: int = 0,
+    slide_files: list[Path] | None = None,
 ) -> ScaleProject:
     """Create the project in ``folder`` (which must not hold one). Deterministic in
-    ``seed``."""
+    ``seed``. ``slide_files``: real slide files to register (one per slide, e.g. from
+    ``slide_scale.py``'s generate stage, for the viewer); default: paths that do not
+    exist (the store alone)."""
     from cdfis_desktop.core.config import RunConfig, SamplerConfig
     from cdfis_desktop.core.storage import Project
 
@@ -59,7 +62,7 @@ def build_scale_project(
         all_ids = []
         for index in range(slides):
             slide_id = project.add_slide(
-                f"/scale/slide-{index}.tiff",
+                slide_files[index] if slide_files else f"/scale/slide-{index}.tiff",
                 fingerprint=f"scale-{index}",
                 width=SLIDE_PX,
                 height=SLIDE_PX,

@@ -318,13 +318,14 @@ def _naive_patch_table(project: Project, slide_id: int) -> int:
 def _naive_heatmap(project: Project, run_id: int, slide_id: int, epoch: int) -> int:
     """The baseline of a heatmap query: times chosen per patch of one slide in one epoch
     summed from the raw history rows (what the per-epoch aggregates replace)."""
+    ids = project.patches(slide_id=slide_id).id
     with project.engine.connect() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT h.patch_id, SUM(h.times_chosen) FROM history_steps s JOIN history h "
-            "ON h.run_id = s.run_id AND h.block = s.block AND h.step_offset = s.step - s.block "
-            "JOIN patches p ON p.id = h.patch_id WHERE s.run_id = ? AND s.epoch = ? "
-            "AND p.slide_id = ? GROUP BY h.patch_id",
-            (run_id, epoch, slide_id),
+            "SELECT h.patch_id, SUM(h.times_chosen) FROM history h WHERE h.run_id = ? "
+            "AND h.block IN (SELECT DISTINCT block FROM history_steps WHERE run_id = ? "
+            "AND epoch = ?) AND h.block + h.step_offset IN (SELECT step FROM history_steps "
+            "WHERE run_id = ? AND epoch = ?) AND h.patch_id BETWEEN ? AND ? GROUP BY h.patch_id",
+            (run_id, run_id, epoch, run_id, epoch, int(ids.min()), int(ids.max())),
         ).all()
     return len(rows)
 
@@ -373,8 +374,9 @@ def bench_scale(folder: Path, keep: bool) -> None:
     the store's write API (``benchmarks/scale_project.py``), opened as the GUI opens it
     (target < 2 s), heatmap queries over slides, metrics and epochs including the time
     slider at a middle epoch (target < 100 ms), against same-run naive baselines."""
-    from cdfis_desktop.core.heatmap.overlay import OverlayRequest, render_overlay
     from scale_project import build_scale_project, database_mib
+
+    from cdfis_desktop.core.heatmap.overlay import OverlayRequest, render_overlay
 
     built = build_scale_project(folder)
     print(

@@ -10,8 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from cdfis_desktop.core.storage import SCHEMA_VERSION
-from cdfis_desktop.core.storage import migrations
+from cdfis_desktop.core.storage import SCHEMA_VERSION, migrations
 from cdfis_desktop.gui.main_window import MainWindow
 from cdfis_desktop.gui.upgrade_dialog import UpgradeDialog
 

@@ -202,9 +202,7 @@ def prepare_schema(
                     begin_writing(conn)
                     version = read_schema_version(conn, where)  # another process may have
                     if version < SCHEMA_VERSION:  # migrated meanwhile
-                        migrate(
-                            conn, version, SCHEMA_VERSION, progress=progress, cancel=cancel
-                        )
+                        migrate(conn, version, SCHEMA_VERSION, progress=progress, cancel=cancel)
                         _write_meta(conn, SCHEMA_VERSION)
             except Cancelled:
                 if backup is not None:  # the database is unchanged: nothing to keep

@@ -16,8 +16,7 @@ import pytest
 from cdfis_desktop.core.errors import SchemaVersionError
 from cdfis_desktop.core.heatmap.overlay import metric_values
 from cdfis_desktop.core.progress import Cancelled, CancelToken, Progress
-from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project
-from cdfis_desktop.core.storage import migrations
+from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project, migrations
 from cdfis_desktop.core.storage.aggregates import EARLIER_EPOCHS, load
 from cdfis_desktop.core.storage.migrations import DYNAMICS_COLUMNS
 
