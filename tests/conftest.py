@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -261,3 +261,19 @@ def as_version_5() -> Callable[[Any], None]:
         conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
 
     return strip
+
+
+@pytest.fixture()
+def quick_checks() -> Iterator[list[str]]:
+    """The ``quick_check`` statements run by any engine while the test runs."""
+    from sqlalchemy import Engine, event
+
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if "quick_check" in statement:
+            seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", listener)
+    yield seen
+    event.remove(Engine, "before_cursor_execute", listener)

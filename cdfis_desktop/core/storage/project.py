@@ -54,7 +54,7 @@ from cdfis_desktop.core.storage.database import (
     stored_schema_version,
 )
 from cdfis_desktop.core.storage.history import HistoryWriter
-from cdfis_desktop.core.storage.integrity import ensure_intact, record_clean_close
+from cdfis_desktop.core.storage.integrity import check_needed, ensure_intact, record_clean_close
 from cdfis_desktop.core.storage.location import DATABASE_FILE, locate_database
 from cdfis_desktop.core.storage.locks import RunLocks
 from cdfis_desktop.core.storage.records import (
@@ -108,7 +108,9 @@ class Project:
             )
         self.engine = make_engine(self.url, sqlite_pragmas=sqlite_pragmas)
         try:
-            ensure_intact(self.engine, self.db_path, self.cache_dir)
+            ensure_intact(
+                self.engine, self.db_path, self.cache_dir, progress=progress, cancel=cancel
+            )
             prepare_schema(
                 self.engine,
                 # beside project.toml, an empty database file is an unfinished creation
@@ -154,7 +156,9 @@ class Project:
         a read-only folder is opened read-only (:attr:`read_only`). An older schema is
         migrated after a backup (:meth:`pending_upgrade` says whether it will be; the
         backup and the migration report to ``progress`` and stop at ``cancel`` with
-        :class:`Cancelled`, the database left at its old version); runs left ``running``
+        :class:`Cancelled`, the database left at its old version); the integrity check
+        after an unclean close (:meth:`check_pending`) reports to ``progress`` too and
+        stops at ``cancel`` (nothing opened; the next open checks again); runs left ``running``
         whose writer is gone are marked ``interrupted``. Raises :class:`NotAProjectError`,
         :class:`SchemaVersionError`, :class:`DamagedDatabaseError`, :class:`StoreError`."""
         path = Path(folder).expanduser()
@@ -183,14 +187,22 @@ class Project:
         project in ``folder`` (a backup and an upgrade: long for a big database), else None
         (also when it is not a readable project: :meth:`open` then says why). Reads the
         database read-only; any thread."""
-        path = Path(folder).expanduser()
-        try:
-            settings = _read_or_create_toml(path, create=False, url=None)
-            location = locate_database(path.resolve(), settings.get("database_url"))
-        except CdfisError:
-            return None
-        version = stored_schema_version(location.path)
+        db_path = _database_file(folder)
+        version = None if db_path is None else stored_schema_version(db_path)
         return None if version is None or version >= SCHEMA_VERSION else (version, SCHEMA_VERSION)
+
+    @staticmethod
+    def check_pending(folder: str | os.PathLike[str]) -> bool:
+        """Whether :meth:`open` will run the integrity check on the project in ``folder``
+        (its database changed since the last clean close: long for a big database, see
+        :mod:`.integrity`); False when it is not a readable project. Reads file metadata
+        only; any thread."""
+        db_path = _database_file(folder)
+        return (
+            db_path is not None
+            and db_path.exists()
+            and check_needed(db_path, Path(folder).expanduser().resolve() / "cache")
+        )
 
     @property
     def db_path(self) -> Path:
@@ -586,6 +598,17 @@ class Project:
     def stored_data_map(self, run_id: int) -> StoredDataMap | None:
         """The run's stored data map, if any (``fresh`` says whether it is up to date)."""
         return datamaps.load(self.engine, self._where, run_id)
+
+
+def _database_file(folder: str | os.PathLike[str]) -> Path | None:
+    """The database file of the project in ``folder`` (None: no readable project.toml or
+    a database outside it); reads project.toml only."""
+    path = Path(folder).expanduser().resolve()
+    try:
+        settings = _read_or_create_toml(path, create=False, url=None)
+        return locate_database(path, settings.get("database_url")).path
+    except CdfisError:
+        return None
 
 
 def _read_or_create_toml(folder: Path, *, create: bool, url: str | None) -> dict[str, Any]:
