@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 MAX_RECENT = 8
 DEFAULT_SIZE = QSize(1600, 1000)
 MIN_VIEWER = QSize(320, 240)
+CHECK_DIALOG_BYTES = 16 * 2**20
+"""A project whose integrity check at open reads at least this much (about 0.2-0.3 s)
+opens behind a progress dialog (:mod:`.open_dialog`); a smaller one opens directly."""
 
 
 class MainWindow(QMainWindow):
@@ -295,8 +298,9 @@ class MainWindow(QMainWindow):
 
         upgrade = None if create else Project.pending_upgrade(folder)
         try:
-            if upgrade is not None:
-                project = self._open_upgrading(folder, upgrade)
+            long_check = not create and Project.pending_check_bytes(folder) >= CHECK_DIALOG_BYTES
+            if upgrade is not None or long_check:
+                project = self._open_with_progress(folder, upgrade)
                 if project is None:
                     return False
             else:
@@ -312,18 +316,23 @@ class MainWindow(QMainWindow):
         self.project_opened.emit()
         return True
 
-    def _open_upgrading(self, folder: Path | str, versions: tuple[int, int]) -> Project | None:
-        """Open a project whose database needs an upgrade, with a progress dialog
-        (:mod:`.upgrade_dialog`); None when it failed (shown) or was cancelled."""
-        from cdfis_desktop.gui.upgrade_dialog import UpgradeDialog
+    def _open_with_progress(
+        self, folder: Path | str, upgrade: tuple[int, int] | None
+    ) -> Project | None:
+        """Open a project whose database needs an upgrade (``upgrade``: its schema versions)
+        or the integrity check (None), in a worker behind a progress dialog
+        (:mod:`.open_dialog`); None when it failed (shown) or was cancelled."""
+        from cdfis_desktop.gui.open_dialog import OpenProgressDialog, opening_texts
 
-        dialog = UpgradeDialog(folder, versions, self)
+        title, intro = opening_texts(upgrade)
+        dialog = OpenProgressDialog(folder, title, intro, self)
         dialog.run()
         dialog.deleteLater()
         if dialog.error is not None:
             self.errors.show(dialog.error)
         elif dialog.was_cancelled:
-            self.statusBar().showMessage("Upgrade cancelled: the project is unchanged", 10_000)
+            what = "Upgrade" if upgrade is not None else "Check"
+            self.statusBar().showMessage(f"{what} cancelled: the project is unchanged", 10_000)
         return dialog.project
 
     def close_project(self) -> None:

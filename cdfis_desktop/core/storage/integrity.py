@@ -74,11 +74,7 @@ def ensure_intact(
     if not check_needed(db_path, state_folder):
         return
     if progress is not None:
-        mib = sum(
-            path.stat().st_size
-            for path in (db_path, db_path.with_name(db_path.name + "-wal"))
-            if path.exists()
-        ) / 2**20
+        mib = database_bytes(db_path) / 2**20
         progress(
             Progress(0, 0, f"Checking the database ({mib:,.0f} MiB): it was not closed normally")
         )
@@ -87,6 +83,11 @@ def ensure_intact(
     problems = quick_check(engine, db_path, cancel=cancel)
     if problems:
         raise damaged_error(db_path, problems)
+
+
+def database_bytes(db_path: Path) -> int:
+    """Size of the database file and its WAL, bytes (what a check reads)."""
+    return sum(state[0] for state in _state_of(db_path).values() if state is not None)
 
 
 def quick_check(engine: Engine, db_path: Path, *, cancel: CancelToken | None = None) -> list[str]:

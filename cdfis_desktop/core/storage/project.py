@@ -54,7 +54,12 @@ from cdfis_desktop.core.storage.database import (
     stored_schema_version,
 )
 from cdfis_desktop.core.storage.history import HistoryWriter
-from cdfis_desktop.core.storage.integrity import check_needed, ensure_intact, record_clean_close
+from cdfis_desktop.core.storage.integrity import (
+    check_needed,
+    database_bytes,
+    ensure_intact,
+    record_clean_close,
+)
 from cdfis_desktop.core.storage.location import DATABASE_FILE, locate_database
 from cdfis_desktop.core.storage.locks import RunLocks
 from cdfis_desktop.core.storage.records import (
@@ -157,7 +162,7 @@ class Project:
         migrated after a backup (:meth:`pending_upgrade` says whether it will be; the
         backup and the migration report to ``progress`` and stop at ``cancel`` with
         :class:`Cancelled`, the database left at its old version); the integrity check
-        after an unclean close (:meth:`check_pending`) reports to ``progress`` too and
+        after an unclean close (:meth:`pending_check_bytes`) reports to ``progress`` too and
         stops at ``cancel`` (nothing opened; the next open checks again); runs left ``running``
         whose writer is gone are marked ``interrupted``. Raises :class:`NotAProjectError`,
         :class:`SchemaVersionError`, :class:`DamagedDatabaseError`, :class:`StoreError`."""
@@ -192,17 +197,17 @@ class Project:
         return None if version is None or version >= SCHEMA_VERSION else (version, SCHEMA_VERSION)
 
     @staticmethod
-    def check_pending(folder: str | os.PathLike[str]) -> bool:
-        """Whether :meth:`open` will run the integrity check on the project in ``folder``
-        (its database changed since the last clean close: long for a big database, see
-        :mod:`.integrity`); False when it is not a readable project. Reads file metadata
-        only; any thread."""
+    def pending_check_bytes(folder: str | os.PathLike[str]) -> int:
+        """Bytes (database and WAL) that :meth:`open` will read in the integrity check of
+        the project in ``folder``, 0 when it skips the check (no change since the last
+        clean close, see :mod:`.integrity`) or it is not a readable project. Reads file
+        metadata only; any thread."""
         db_path = _database_file(folder)
-        return (
-            db_path is not None
-            and db_path.exists()
-            and check_needed(db_path, Path(folder).expanduser().resolve() / "cache")
-        )
+        if db_path is None or not db_path.exists():
+            return 0
+        if not check_needed(db_path, Path(folder).expanduser().resolve() / "cache"):
+            return 0
+        return database_bytes(db_path)
 
     @property
     def db_path(self) -> Path:

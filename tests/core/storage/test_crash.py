@@ -45,7 +45,7 @@ def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path, row_patches, quic
     assert child.returncode == -signal.SIGKILL
 
     checked = len(quick_checks)
-    assert Project.check_pending(folder)
+    assert Project.pending_check_bytes(folder) > 0
     with Project.open(folder) as project:
         assert len(quick_checks) == checked + 1
         with project.engine.connect() as conn:

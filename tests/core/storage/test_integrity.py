@@ -116,7 +116,7 @@ def test_history_written_by_the_writer_then_closed_is_not_checked_again(
         project.set_run_status(run_id, "finished")
     checked = len(quick_checks)
     assert Project.pending_upgrade(folder) is None  # what the GUI asks before opening
-    assert not Project.check_pending(folder)
+    assert Project.pending_check_bytes(folder) == 0
     Project.open(folder).close()
     assert len(quick_checks) == checked
 
@@ -239,14 +239,14 @@ def test_a_cancelled_check_opens_nothing_and_checks_again_next_time(
         reports.append(progress)
         token.cancel()
 
-    assert Project.check_pending(folder)
+    assert Project.pending_check_bytes(folder) > 0
     with pytest.raises(Cancelled):
         Project.open(folder, progress=cancel_at_start, cancel=token)
     assert "Checking the database" in reports[0].message
-    assert Project.check_pending(folder)
+    assert Project.pending_check_bytes(folder) > 0
     Project.open(folder).close()
     assert len(quick_checks) == 1
-    assert not Project.check_pending(folder)
+    assert Project.pending_check_bytes(folder) == 0
 
 
 def test_cancel_interrupts_a_running_check_statement(tmp_path) -> None:
