@@ -41,7 +41,9 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
         )
         sampling.add_argument("--sampler", choices=SAMPLER_RULES, help="(uniform)")
         sampling.add_argument(
-            "--mode", choices=SAMPLER_MODES, help="presample (paper) or history (ours)"
+            "--mode",
+            choices=SAMPLER_MODES,
+            help="presample (paper), history (ours) or prune (epoch-level, InfoBatch-style)",
         )
     sampling.add_argument("--metric", choices=SCORE_METRICS, help="score")
     sampling.add_argument(

@@ -193,7 +193,7 @@ class Trainer:
                 split_method=data.split_method,
                 warning=data.warning,
                 steps_per_epoch=session.steps_per_epoch,
-                max_steps=_step_limit(config, session.steps_per_epoch),
+                max_steps=session.step_limit,
                 resumed_from_step=resumed_from,
             )
             yield from self._train(state, cancel, context)
@@ -223,7 +223,7 @@ class Trainer:
             if session.sampler.is_active:  # warm-up "none": on from the start
                 self._record_switch(state, context)
             yield from self._validate(state, context)
-        limit = _step_limit(config, session.steps_per_epoch)
+        limit = session.step_limit
         while True:
             cancel.wait_while_paused()
             stop = (
@@ -514,11 +514,3 @@ class Trainer:
             message=error,
             checkpoint=state.last_checkpoint,
         )
-
-
-def _step_limit(config: RunConfig, steps_per_epoch: int) -> int | None:
-    """The step count implied by ``epochs`` and ``max_steps`` (None: time budget only)."""
-    limits = [config.max_steps] if config.max_steps is not None else []
-    if config.epochs is not None:
-        limits.append(config.epochs * steps_per_epoch)
-    return min(limits) if limits else None
