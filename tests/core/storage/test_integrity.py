@@ -18,8 +18,8 @@ from sqlalchemy import event
 from cdfis_desktop.cli.main import main
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import DamagedDatabaseError, StoreError
-from cdfis_desktop.core.scratch import host_tag
 from cdfis_desktop.core.progress import Cancelled, CancelToken, Progress
+from cdfis_desktop.core.scratch import host_tag
 from cdfis_desktop.core.storage import Project, integrity
 
 
