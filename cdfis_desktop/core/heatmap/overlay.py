@@ -12,7 +12,8 @@ export and the CLI all draw through it, so one metric looks the same everywhere.
 Automatic range rules (:mod:`.ranges`): percentiles for sequential maps, symmetric around 0
 for diverging ones. With ``range_over="run"`` (the default) the range of an epoch view is
 taken over the values of *every* epoch of the run, so the colours of the time slider are
-comparable between epochs; the cumulative view and comparisons use their own values.
+comparable between epochs (cached per run, slide and metric until the run writes more
+history: :mod:`.run_range`); the cumulative view and comparisons use their own values.
 
 Public API::
 
@@ -51,6 +52,7 @@ from cdfis_desktop.core.heatmap.legend import LegendSpec
 from cdfis_desktop.core.heatmap.metrics import Metric, metric
 from cdfis_desktop.core.heatmap.ranges import ValueRange, resolve_range
 from cdfis_desktop.core.heatmap.render import render_categorical, render_patch_heatmap
+from cdfis_desktop.core.heatmap.run_range import run_range
 
 if TYPE_CHECKING:
     from cdfis_desktop.core.storage import Project, SlideMeasurements, SlideRecord
@@ -258,11 +260,7 @@ def _value_range(
         return resolve_range(value, request.value_range, colormap)
     over_run = request.range_over == "run" and request.epoch is not None
     if over_run and not request.comparing:
-        per_epoch = [
-            entry.values(project.slide_measurements(request.run_id, request.slide.id, epoch))
-            for epoch in project.epochs(request.run_id)
-        ]
-        value = np.concatenate(per_epoch)  # each epoch once, whichever is shown
+        return run_range(project, request.run_id, request.slide.id, entry, colormap)
     return resolve_range(value, None, colormap)
 
 
