@@ -1,8 +1,8 @@
 """Patch browser: galleries of the most favoured and the most ignored patches of a run.
 
 The filters (slide, label, epoch) are plain combo boxes; whoever owns the project answers
-``filters_changed`` by calling :meth:`PatchGallery.set_patches` with the store's
-``favoured_patches`` results. Thumbnails arrive from a :class:`PatchThumbnailLoader`.
+``filters_changed`` by calling :meth:`PatchGallery.set_loading`, then
+:meth:`PatchGallery.set_patches` with the store's ``favoured_patches`` results. Thumbnails arrive from a :class:`PatchThumbnailLoader`.
 Activating an item emits ``patch_activated(PatchStat)``. GUI thread only.
 """
 
@@ -49,6 +49,8 @@ class PatchGallery(QWidget):
             combo.currentIndexChanged.connect(self.filters_changed)
         self.favoured = self._grid("favoured")
         self.ignored = self._grid("ignored")
+        self.loading = QLabel("Loading the patches…")
+        self.loading.hide()
 
         form = QFormLayout()
         form.addRow("Slide", self.slide_filter)
@@ -56,6 +58,7 @@ class PatchGallery(QWidget):
         form.addRow("Epoch", self.epoch_filter)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.loading)
         layout.addWidget(QLabel("Most favoured (chosen more often than uniform)"))
         layout.addWidget(self.favoured, 1)
         layout.addWidget(QLabel("Most ignored (chosen less often than uniform)"))
@@ -104,6 +107,18 @@ class PatchGallery(QWidget):
             "epoch": self.epoch_filter.currentData(),
         }
 
+    def set_loading(self) -> None:
+        """Empty grids and a "loading" line until the next :meth:`set_patches`."""
+        self._items.clear()
+        self._loader.request([])
+        for grid in (self.favoured, self.ignored):
+            grid.clear()
+        self.loading.show()
+
+    def is_loading(self) -> bool:
+        """Between :meth:`set_loading` and :meth:`set_patches`."""
+        return not self.loading.isHidden()
+
     def set_patches(
         self,
         favoured: Sequence[Any],
@@ -112,6 +127,7 @@ class PatchGallery(QWidget):
         label_names: Sequence[str] = (),
     ) -> None:
         """Fill both grids with ``PatchStat`` values and request their thumbnails."""
+        self.loading.hide()
         self._items.clear()
         self.thumbnails_shown = 0
         requests: list[ThumbnailRequest] = []

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
             self.state, self.viewer, self.patch_details, self.slides.slide_paths, self
         )
         self.gallery = self.patches.gallery
+        self.patches.load_failed.connect(lambda m: self.statusBar().showMessage(m, 10_000))
         self.project_panel.remove_slide_requested.connect(self._ask_remove_slide)
         self.review = ReviewController(
             self.state, self.viewer, self.patches, self.jobs, self.errors, self
@@ -359,8 +360,9 @@ class MainWindow(QMainWindow):
         )
 
     def jobs_running(self) -> bool:
-        """Background jobs or an overlay rendering are under way."""
-        return self.jobs.running() or self.overlay.busy()
+        """Background jobs, an overlay rendering or a patch table / gallery read are
+        under way."""
+        return self.jobs.running() or self.overlay.busy() or self.patches.busy()
 
     def overlay_busy(self) -> bool:
         return self.overlay.busy()

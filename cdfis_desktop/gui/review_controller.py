@@ -7,7 +7,7 @@ or reads the stored data map) and hands it to the :class:`~.data_map.DataMapView
 
 - a point clicked on the data map selects its patch (the slide switches and centres on
   it, like a gallery click); a rectangle of points outlines those patches on the slide
-  shown (:class:`~.data_map.SlideSelection`, redrawn when the slide changes);
+  shown (:class:`~.data_map.SlideSelection`, redrawn when the slide's patch table arrives);
 - the selected patch, however it was chosen (slide click, gallery, N / P, queue), is
   ringed on the data map;
 - the queue's shown patch is selected and centred.
@@ -65,7 +65,7 @@ class ReviewController(QObject):
         state.events.run.connect(lambda _run: self.refresh())
         state.events.project.connect(lambda _project: self._clear())
         state.events.patch.connect(self.data_map_view.mark_patch)
-        state.events.slide.connect(lambda _slide: self._outline(self.data_map_view.selected))
+        patches.table_changed.connect(lambda: self._outline(self.data_map_view.selected))
         self.data_map_view.patches_selected.connect(self._on_selected)
         self.review_panel.patch_shown.connect(patches.go_to)
         self.review_panel.failed.connect(

@@ -177,6 +177,9 @@ def test_gallery_click_moves_the_viewer_to_the_patch(window, qtbot, screenshot_d
 def test_gallery_filters_by_label(window, qtbot):
     gallery = window.gallery
     gallery.label_filter.setCurrentIndex(gallery.label_filter.findData(0))
+    assert gallery.is_loading()  # read off the GUI thread
+    qtbot.waitUntil(lambda: not window.patches.busy(), timeout=10_000)
+    assert not gallery.is_loading()
     stats = gallery.all_stats()
     assert stats and all(s.label == 0 for s in stats)
 
