@@ -1,4 +1,5 @@
-"""Helpers shared by the command modules (argument types that fail with exit status 2)."""
+"""Helpers shared by the command modules: argument types that fail with exit status 2,
+progress lines on stderr, and opening a project with its upgrade / check progress shown."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from cdfis_desktop.core.progress import Progress
+    from cdfis_desktop.core.storage import Project
 
 
 def existing_path(text: str) -> Path:
@@ -56,6 +58,7 @@ class ProgressLine:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.written = False
 
     def __call__(self, progress: Progress) -> None:
         text = f"[{progress.done}/{progress.total}] {progress.message}"
@@ -64,10 +67,21 @@ class ProgressLine:
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+        self.written = True
 
     def __enter__(self) -> ProgressLine:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.tty:
+        if self.tty and self.written:
             self.stream.write("\n")
+
+
+def open_project(folder: str | Path, *, create: bool = False) -> Project:
+    """:meth:`Project.open` whose schema upgrade (backup, migration) or integrity check of
+    a big database prints its progress on stderr (:class:`ProgressLine`) instead of
+    looking frozen; a project that needs neither opens silently."""
+    from cdfis_desktop.core.storage import Project
+
+    with ProgressLine() as progress:
+        return Project.open(folder, create=create, progress=progress)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cdfis_desktop.cli._run_options import add_run_options, group_names, run_config_from
-from cdfis_desktop.cli.common import existing_path, fraction, positive_int
+from cdfis_desktop.cli.common import existing_path, fraction, open_project, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -115,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.experiments.comparison_summary import conclusion
     from cdfis_desktop.core.progress import Cancelled, CancelToken
     from cdfis_desktop.core.reporting.comparisons import keep_in_project
-    from cdfis_desktop.core.storage import Project
 
     if args.time_budget is None:
         raise ConfigError("a comparison needs --time-budget S (training seconds per run)")
@@ -137,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     def announce(sampler: str, seed: int, run_id: int) -> None:
         print(f"run {run_id}: {sampler}, seed {seed}", flush=True)
 
-    with Project.open(args.project) as project, CancelOnSigint(cancel):
+    with open_project(args.project) as project, CancelOnSigint(cancel):
         try:
             runs = run_comparison(project, base, protocol, on_run=announce, cancel=cancel)
         except Cancelled:

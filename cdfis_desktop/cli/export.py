@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cdfis_desktop.cli.common import existing_path, fraction, positive_float, positive_int
+from cdfis_desktop.cli.common import (
+    existing_path,
+    fraction,
+    open_project,
+    positive_float,
+    positive_int,
+)
 from cdfis_desktop.core.heatmap.colormaps import available_colormaps
 from cdfis_desktop.core.heatmap.metrics import metric_keys
 
@@ -70,9 +76,8 @@ def run(args: argparse.Namespace) -> int:
         resolve_run,
         select_slides,
     )
-    from cdfis_desktop.core.storage import Project
 
-    with Project.open(args.project) as project:
+    with open_project(args.project) as project:
         summary = resolve_run(project, args.run)
         if args.format == "csv":
             rows = export_csv(project, summary.id, args.output)

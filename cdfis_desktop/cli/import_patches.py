@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cdfis_desktop.cli.common import ProgressLine, positive_float
+from cdfis_desktop.cli.common import ProgressLine, open_project, positive_float
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,11 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.importing import import_patch_set
-    from cdfis_desktop.core.storage.project import Project
     from cdfis_desktop.core.tiling.labels import parse_class_map
 
     class_map = parse_class_map(args.class_map) if args.class_map else None
-    with Project.open(args.project, create=True) as project, ProgressLine() as progress:
+    with open_project(args.project, create=True) as project, ProgressLine() as progress:
         summary = import_patch_set(
             project,
             args.csv,

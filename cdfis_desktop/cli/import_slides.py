@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cdfis_desktop.cli.common import ProgressLine, fraction, positive_float, positive_int
+from cdfis_desktop.cli.common import (
+    ProgressLine,
+    fraction,
+    open_project,
+    positive_float,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.config import TilingConfig
     from cdfis_desktop.core.importing import import_slides
-    from cdfis_desktop.core.storage.project import Project
     from cdfis_desktop.core.tiling.labels import parse_class_map
 
     tiling = TilingConfig(
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         stain=args.stain,
     )
     class_map = parse_class_map(args.class_map) if args.class_map else None
-    with Project.open(args.project, create=True) as project, ProgressLine() as progress:
+    with open_project(args.project, create=True) as project, ProgressLine() as progress:
         summary = import_slides(
             project,
             args.slides,

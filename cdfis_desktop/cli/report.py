@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cdfis_desktop.cli.common import existing_path
+from cdfis_desktop.cli.common import existing_path, open_project
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.progress import Progress
     from cdfis_desktop.core.reporting import resolve_run, write_report
-    from cdfis_desktop.core.storage import Project
 
     def show(progress: Progress) -> None:
         print(
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    with Project.open(args.project) as project:
+    with open_project(args.project) as project:
         summary = resolve_run(project, args.run)
         path = write_report(project, summary.id, args.output, progress=show)
     print(file=sys.stderr)

@@ -14,7 +14,7 @@ import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cdfis_desktop.cli.common import existing_path, positive_int
+from cdfis_desktop.cli.common import existing_path, open_project, positive_int
 
 if TYPE_CHECKING:
     from cdfis_desktop.core.storage import Project
@@ -53,9 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cdfis_desktop.core.storage import Project
 
-    with Project.open(args.project) as project:
+    with open_project(args.project) as project:
         if args.export_decisions is not None:
             from cdfis_desktop.core.reporting.review_files import write_decisions_csv
 

@@ -7,6 +7,8 @@ import argparse
 import json
 from typing import Any
 
+from cdfis_desktop.cli.common import open_project
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -21,9 +23,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cdfis_desktop.core.storage import Project
-
-    with Project.open(args.project) as project:
+    with open_project(args.project) as project:
         summaries = project.runs()
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries], indent=2))

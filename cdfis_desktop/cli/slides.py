@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cdfis_desktop.cli.common import open_project
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -31,9 +33,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from cdfis_desktop.core.storage import Project
 
-    with Project.open(args.project) as project:
+    with open_project(args.project) as project:
         slides = project.slides()
         counts = {s.id: len(project.patches(slide_id=s.id)) for s in slides}
     if not slides:
@@ -50,10 +51,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from cdfis_desktop.core.storage import Project
     from cdfis_desktop.core.storage.slide_removal import find_slides, remove_slides
 
-    with Project.open(args.project) as project:
+    with open_project(args.project) as project:
         removed = remove_slides(project, find_slides(project, args.slides))
     for item in removed:
         deleted = "; its mosaic file was deleted" if item.file_deleted else ""

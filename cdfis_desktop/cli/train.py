@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from cdfis_desktop.cli._run_options import RUN_OPTIONS, add_run_options, run_config_from
-from cdfis_desktop.cli.common import existing_path, positive_int
+from cdfis_desktop.cli.common import existing_path, open_project, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +51,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cdfis_desktop.core.errors import ConfigError
     from cdfis_desktop.core.progress import CancelToken
-    from cdfis_desktop.core.storage import Project
     from cdfis_desktop.core.training.engine import Trainer
 
     given = [name for name in RUN_OPTIONS if getattr(args, name) is not None]
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         )
     cancel = CancelToken()
     printer = TrainingProgress(sys.stdout, enabled=os.environ.get("RANK", "0") == "0")
-    with Project.open(args.project) as project, CancelOnSigint(cancel):
+    with open_project(args.project) as project, CancelOnSigint(cancel):
         trainer = Trainer(project, run_name=args.name)
         if args.resume is not None:
             reports = trainer.iter_resume(args.resume, cancel)

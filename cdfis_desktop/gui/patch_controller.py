@@ -180,7 +180,9 @@ class PatchController(QObject):
         project = self.state.project
         self.patches = None
         self._table_wanted = (
-            TableRequest(project, slide_id) if project is not None and slide_id is not None else None
+            TableRequest(project, slide_id)
+            if project is not None and slide_id is not None
+            else None
         )
         self.table_loader.request([] if self._table_wanted is None else [self._table_wanted])
         self.table_changed.emit()
@@ -198,9 +200,7 @@ class PatchController(QObject):
         if request != self._gallery_wanted or self.sender() is not self.gallery_loader:
             return
         self._gallery_wanted, self._gallery_shown = None, request
-        self.gallery.set_patches(
-            found.favoured, found.ignored, self.slide_paths, found.class_names
-        )
+        self.gallery.set_patches(found.favoured, found.ignored, self.slide_paths, found.class_names)
 
     def _on_load_failed(self, request: TableRequest | GalleryRequest, error: Exception) -> None:
         if request == self._table_wanted:

@@ -62,3 +62,21 @@ def test_runs_on_a_folder_that_is_not_a_project(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "not a cdfis project" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_upgrade_at_open_shows_its_progress_on_stderr(
+    project_with_runs: Path, capsys: pytest.CaptureFixture[str], as_version_5
+) -> None:
+    import sqlite3
+
+    assert main(["runs", "--project", str(project_with_runs)]) == 0
+    assert capsys.readouterr().err == ""  # nothing to upgrade or check: silent
+    conn = sqlite3.connect(project_with_runs / "project.db")
+    with conn:
+        as_version_5(conn)
+    conn.close()
+    assert main(["runs", "--project", str(project_with_runs)]) == 0
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if line.startswith("[")]
+    assert progress, captured.err  # "[done/total] message" lines of the backup and migration
+    assert "cdf-h" in captured.out

@@ -30,9 +30,7 @@ if TYPE_CHECKING:
     from cdfis_desktop.core.storage import Project
 
 _Key = tuple[int, int, str, bool]
-_CACHE: WeakKeyDictionary[Project, dict[_Key, tuple[int | None, ValueRange]]] = (
-    WeakKeyDictionary()
-)
+_CACHE: WeakKeyDictionary[Project, dict[_Key, tuple[int | None, ValueRange]]] = WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
