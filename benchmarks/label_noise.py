@@ -6,9 +6,11 @@ patients) into a project (``--project``: reused when it already holds it, else a
 folder), holds out 20 % of the patients for validation (seeded), flips the labels of
 ``--noise`` (5 %) of the training patches (seeded), and trains one ordinary uniform run
 (SmallCNN, 48 px input, batch 64, augmentation on, CPU) on the noisy labels. Then, after
-each epoch E, ranks the training patches by area under the margin (lowest first) and, as
-the baseline, by final loss alone (highest first), and prints the precision in the top k
-(k = the number flipped; random ranking scores the noise rate). Goal: AUM precision >= 0.8.
+each epoch E, ranks the training patches by every ranking the review queue offers (area
+under the margin, mean label probability, and the baseline, final loss alone) and prints
+the precision in the top k (k = the number flipped; random ranking scores the noise rate).
+Goal: AUM precision >= 0.8. ``--input-px``, ``--no-augment`` and ``--learning-rate`` vary
+the training settings.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cdfis_desktop.core.config import RunConfig, SamplerConfig
+from cdfis_desktop.core.datamaps import RANKINGS
 from cdfis_desktop.core.experiments.label_noise import flip_labels, recovery_by_epoch
 from cdfis_desktop.core.importing import import_patch_set
 from cdfis_desktop.core.storage import Project
@@ -51,6 +54,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--noise", type=float, default=0.05, help="share of labels flipped")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--input-px", type=int, default=48, help="model input side (px)")
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     args = parser.parse_args()
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +73,7 @@ def run(project: Project, args: argparse.Namespace) -> None:
     table = project.patches()
     group_of = {s.id: s.group for s in project.slides()}
     is_train = np.array([group_of[int(s)] not in val_groups for s in table.slide_id])
-    dataset = SlidePatchDataset.from_project(project, table.id, input_px=48)
+    dataset = SlidePatchDataset.from_project(project, table.id, input_px=args.input_px)
     noisy, flipped = flip_labels(
         dataset.labels, np.flatnonzero(is_train), args.noise, 2, seed=args.seed
     )
@@ -76,7 +82,8 @@ def run(project: Project, args: argparse.Namespace) -> None:
         f"held out), {len(flipped)} labels flipped ({args.noise:.0%})"
     )
     config = RunConfig(
-        sampler=SamplerConfig(rule="uniform"), batch_size=64, epochs=args.epochs, input_px=48,
+        sampler=SamplerConfig(rule="uniform"), batch_size=64, epochs=args.epochs,
+        input_px=args.input_px, augment=not args.no_augment, learning_rate=args.learning_rate,
         device="cpu", seed=args.seed, val_groups=val_groups, use_review=False,
     )  # fmt: skip
     started = time.perf_counter()
@@ -89,11 +96,16 @@ def run(project: Project, args: argparse.Namespace) -> None:
             )
         if isinstance(report, RunFinished):
             run_id = report.run_id
-    print(f"run {run_id}: {time.perf_counter() - started:.0f} s wall for {args.epochs} epochs")
+    print(
+        f"run {run_id}: {time.perf_counter() - started:.0f} s wall, "
+        f"{time.process_time():.0f} s CPU for {args.epochs} epochs"
+    )
     candidates = table.id[is_train]
-    print("epochs  k    precision@k AUM  precision@k final loss  (random: noise rate)")
+    print(f"precision in the top k per ranking (random: {args.noise:.2f}; baseline: final_loss)")
+    print("epochs  k    " + "  ".join(f"{name:>10s}" for name in RANKINGS))
     for row in recovery_by_epoch(project, run_id, candidates, table.id[flipped]):
-        print(f"{row.epochs:6d}  {row.k:3d}  {row.aum:15.3f}  {row.final_loss:22.3f}")
+        cells = "  ".join(f"{row.precision[name]:10.3f}" for name in RANKINGS)
+        print(f"{row.epochs:6d}  {row.k:3d}  {cells}")
 
 
 if __name__ == "__main__":
