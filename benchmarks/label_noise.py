@@ -4,13 +4,13 @@ Run: ``python benchmarks/label_noise.py [--data DIR] [--project DIR] [--epochs 1
 Imports the IDC cohort patch set (``<data>/patches/idc_cohort``, 7,553 patches of 215
 patients) into a project (``--project``: reused when it already holds it, else a temporary
 folder), holds out 20 % of the patients for validation (seeded), flips the labels of
-``--noise`` (5 %) of the training patches (seeded), and trains one ordinary uniform run
-(SmallCNN, 48 px input, batch 64, augmentation on, CPU) on the noisy labels. Then, after
-each epoch E, ranks the training patches by every ranking the review queue offers (area
-under the margin, mean label probability, and the baseline, final loss alone) and prints
-the precision in the top k (k = the number flipped; random ranking scores the noise rate).
-Goal: AUM precision >= 0.8. ``--input-px``, ``--no-augment`` and ``--learning-rate`` vary
-the training settings.
+``--noise`` (5 %) of the training patches (seeded), and trains one ordinary run on the
+noisy labels (SmallCNN, 48 px input, batch 64, augmentation on, uniform sampler, CPU).
+``--input-px``, ``--no-augment``, ``--learning-rate`` and ``--sampler`` (a preset) vary
+these settings. Then, after each epoch E, ranks the training patches by every ranking the
+review queue offers (area under the margin, mean label probability, and the baseline,
+final loss alone) and prints the precision in the top k (k = the number flipped; random
+ranking scores the noise rate). Goal: AUM precision >= 0.8.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cdfis_desktop.core.config import RunConfig, SamplerConfig
+from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.datamaps import RANKINGS
 from cdfis_desktop.core.experiments.label_noise import flip_labels, recovery_by_epoch
 from cdfis_desktop.core.importing import import_patch_set
+from cdfis_desktop.core.sampling.presets import preset_config
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.datasets import SlidePatchDataset
 from cdfis_desktop.core.training.engine import Trainer
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--input-px", type=int, default=48, help="model input side (px)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--sampler", default="uniform", help="sampler preset (cdfis train)")
     args = parser.parse_args()
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +84,7 @@ def run(project: Project, args: argparse.Namespace) -> None:
         f"held out), {len(flipped)} labels flipped ({args.noise:.0%})"
     )
     config = RunConfig(
-        sampler=SamplerConfig(rule="uniform"), batch_size=64, epochs=args.epochs,
+        sampler=preset_config(args.sampler), batch_size=64, epochs=args.epochs,
         input_px=args.input_px, augment=not args.no_augment, learning_rate=args.learning_rate,
         device="cpu", seed=args.seed, val_groups=val_groups, use_review=False,
     )  # fmt: skip

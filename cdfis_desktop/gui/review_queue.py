@@ -89,7 +89,9 @@ class ReviewQueuePanel(QWidget):
         self.order.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the triage keys stay here
         for name, ranking in RANKINGS.items():
             self.order.addItem(name, name)
-            self.order.setItemData(self.order.count() - 1, ranking.description, Qt.ItemDataRole.ToolTipRole)
+            self.order.setItemData(
+                self.order.count() - 1, ranking.description, Qt.ItemDataRole.ToolTipRole
+            )
         self.order.setCurrentIndex(self.order.findData(DEFAULT_RANKING))
         self.order.currentIndexChanged.connect(lambda _i: self.ranking_changed.emit(self.ranking))
         self.plot = pg.PlotWidget(background="w")

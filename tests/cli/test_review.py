@@ -58,8 +58,10 @@ def test_queue_csv_ranks_trained_patches_by_aum(trained: Path, tmp_path: Path, c
         assert r["flag"] == ("label error?" if float(r["aum"]) < 0 else r["flag"])
 
 
-@pytest.mark.parametrize(("rank", "column", "descending"),
-                         [("confidence", "confidence", False), ("final_loss", "final_loss", True)])
+@pytest.mark.parametrize(
+    ("rank", "column", "descending"),
+    [("confidence", "confidence", False), ("final_loss", "final_loss", True)],
+)
 def test_queue_csv_follows_the_chosen_ranking(
     trained: Path, tmp_path: Path, capsys, rank: str, column: str, descending: bool
 ) -> None:

@@ -11,8 +11,8 @@ import pytest
 from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.datamaps import (
     NONE,
-    DataMapAccumulator,
     RANKINGS,
+    DataMapAccumulator,
     data_map,
     label_error_ranking,
     precision_at_k,
