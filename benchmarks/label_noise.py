@@ -10,7 +10,10 @@ noisy labels (SmallCNN, 48 px input, batch 64, augmentation on, uniform sampler,
 these settings. Then, after each epoch E, ranks the training patches by every ranking the
 review queue offers (area under the margin, mean label probability, and the baseline,
 final loss alone) and prints the precision in the top k (k = the number flipped; random
-ranking scores the noise rate). Goal: AUM precision >= 0.8.
+ranking scores the noise rate), then where the AUM ranking's top k goes wrong by stored
+label. Goal: AUM precision >= 0.8. ``--run ID`` scores a run of ``--project`` trained
+before (same seed and noise) instead of training; ``--sheets DIR`` writes contact sheets
+of the top k's unflipped patches, of its flips and of the flips ranked last.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cdfis_desktop.core.config import RunConfig
-from cdfis_desktop.core.datamaps import RANKINGS
+from cdfis_desktop.core.datamaps import RANKINGS, compute_data_map, label_error_ranking
 from cdfis_desktop.core.experiments.label_noise import flip_labels, recovery_by_epoch
 from cdfis_desktop.core.importing import import_patch_set
 from cdfis_desktop.core.sampling.presets import preset_config
@@ -59,6 +62,8 @@ def main() -> None:
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--sampler", default="uniform", help="sampler preset (cdfis train)")
+    parser.add_argument("--run", type=int, help="score this run of --project (no training)")
+    parser.add_argument("--sheets", type=Path, help="folder for contact sheets (PNG)")
     args = parser.parse_args()
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,6 +88,26 @@ def run(project: Project, args: argparse.Namespace) -> None:
         f"{int(is_train.sum())} training patches ({len(val_groups)} of {len(groups)} patients "
         f"held out), {len(flipped)} labels flipped ({args.noise:.0%})"
     )
+    run_id = args.run if args.run is not None else _train(project, dataset, noisy, val_groups, args)
+    candidates = table.id[is_train]
+    print(f"precision in the top k per ranking (random: {args.noise:.2f}; baseline: final_loss)")
+    print("epochs  k    " + "  ".join(f"{name:>10s}" for name in RANKINGS))
+    for row in recovery_by_epoch(project, run_id, candidates, table.id[flipped]):
+        cells = "  ".join(f"{row.precision[name]:10.3f}" for name in RANKINGS)
+        print(f"{row.epochs:6d}  {row.k:3d}  {cells}")
+    positions = np.flatnonzero(is_train)
+    ranked = positions[label_error_ranking(compute_data_map(project, run_id)[0], candidates)]
+    _diagnose(ranked, flipped, noisy, dataset, args.sheets)
+
+
+def _train(
+    project: Project,
+    dataset: SlidePatchDataset,
+    noisy: np.ndarray,
+    val_groups: tuple[str, ...],
+    args: argparse.Namespace,
+) -> int:
+    """One run on the noisy labels; returns its id."""
     config = RunConfig(
         sampler=preset_config(args.sampler), batch_size=64, epochs=args.epochs,
         input_px=args.input_px, augment=not args.no_augment, learning_rate=args.learning_rate,
@@ -102,12 +127,58 @@ def run(project: Project, args: argparse.Namespace) -> None:
         f"run {run_id}: {time.perf_counter() - started:.0f} s wall, "
         f"{time.process_time():.0f} s CPU for {args.epochs} epochs"
     )
-    candidates = table.id[is_train]
-    print(f"precision in the top k per ranking (random: {args.noise:.2f}; baseline: final_loss)")
-    print("epochs  k    " + "  ".join(f"{name:>10s}" for name in RANKINGS))
-    for row in recovery_by_epoch(project, run_id, candidates, table.id[flipped]):
-        cells = "  ".join(f"{row.precision[name]:10.3f}" for name in RANKINGS)
-        print(f"{row.epochs:6d}  {row.k:3d}  {cells}")
+    return run_id
+
+
+def _diagnose(
+    ranked: np.ndarray,
+    flipped: np.ndarray,
+    noisy: np.ndarray,
+    dataset: SlidePatchDataset,
+    sheets: Path | None,
+) -> None:
+    """Where the AUM ranking's top k goes wrong, by stored label; with ``sheets``, contact
+    sheets of its first 40 unflipped patches, 40 of its flips and the 40 flips it ranks
+    last (dataset positions: ``ranked`` all, ``flipped`` the flipped ones)."""
+    k = len(flipped)
+    top = ranked[:k]
+    is_flip = np.isin(top, flipped)
+    for label in np.unique(noisy[ranked]):
+        mine = noisy[top] == label
+        print(
+            f"top {k}, stored label {label}: {int((mine & is_flip).sum())} flipped, "
+            f"{int((mine & ~is_flip).sum())} not flipped"
+        )
+    if sheets is None:
+        return
+    sheets.mkdir(parents=True, exist_ok=True)
+    flips_ranked = ranked[np.isin(ranked, flipped)]
+    chosen = {
+        "unflipped_in_top_k": top[~is_flip][:40],
+        "flips_in_top_k": top[is_flip][:: max(int(is_flip.sum()) // 40, 1)][:40],
+        "flips_ranked_last": flips_ranked[::-1][:40],
+    }
+    for name, positions in chosen.items():
+        _contact_sheet(dataset, positions, noisy, sheets / f"{name}.png", name)
+        print(f"wrote {sheets / name}.png")
+
+
+def _contact_sheet(
+    dataset: SlidePatchDataset, positions: np.ndarray, labels: np.ndarray, path: Path, title: str
+) -> None:
+    """8 columns of patch images, each titled with its rank in ``positions`` and label."""
+    import matplotlib.pyplot as plt
+
+    rows = max((len(positions) + 7) // 8, 1)
+    figure, axes = plt.subplots(rows, 8, figsize=(12, 1.7 * rows), squeeze=False)
+    for n, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if n < len(positions):
+            ax.imshow(dataset.image_uint8(int(positions[n])).transpose(1, 2, 0))
+            ax.set_title(f"{n + 1}: label {labels[positions[n]]}", fontsize=7)
+    figure.suptitle(f"{title} (label = the stored, possibly flipped, label)", fontsize=9)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
 
 
 if __name__ == "__main__":
