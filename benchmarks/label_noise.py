@@ -13,7 +13,9 @@ final loss alone) and prints the precision in the top k (k = the number flipped;
 ranking scores the noise rate), then where the AUM ranking's top k goes wrong by stored
 label. Goal: AUM precision >= 0.8. ``--run ID`` scores a run of ``--project`` trained
 before (same seed and noise) instead of training; ``--sheets DIR`` writes contact sheets
-of the top k's unflipped patches, of its flips and of the flips ranked last.
+of the top k's unflipped patches, of its flips and of the flips ranked last;
+``--clean-run ID`` (a run with ``--noise 0``) compares the top k with the original labels
+that run rejects.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("--sampler", default="uniform", help="sampler preset (cdfis train)")
     parser.add_argument("--run", type=int, help="score this run of --project (no training)")
     parser.add_argument("--sheets", type=Path, help="folder for contact sheets (PNG)")
+    parser.add_argument(
+        "--clean-run", type=int, help="a run of --project on the unflipped labels (--noise 0)"
+    )
     args = parser.parse_args()
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,6 +103,9 @@ def run(project: Project, args: argparse.Namespace) -> None:
     positions = np.flatnonzero(is_train)
     ranked = positions[label_error_ranking(compute_data_map(project, run_id)[0], candidates)]
     _diagnose(ranked, flipped, noisy, dataset, args.sheets)
+    if args.clean_run is not None:
+        clean = compute_data_map(project, args.clean_run)[0].at("aum", candidates) < 0
+        _compare_with_clean(ranked, flipped, positions[clean])
 
 
 def _train(
@@ -161,6 +169,24 @@ def _diagnose(
     for name, positions in chosen.items():
         _contact_sheet(dataset, positions, noisy, sheets / f"{name}.png", name)
         print(f"wrote {sheets / name}.png")
+
+
+def _compare_with_clean(ranked: np.ndarray, flipped: np.ndarray, rejected: np.ndarray) -> None:
+    """How the AUM top k relates to ``rejected``: the training patches (dataset positions)
+    whose original label a run that never saw a flipped label ranks below another class
+    (AUM < 0). An unflipped patch among them was doubted before any flip; a flip of one of
+    them gives it the label that run prefers, so no label-error ranking should find it."""
+    k = len(flipped)
+    top = ranked[:k]
+    unflipped = top[~np.isin(top, flipped)]
+    corrections = np.isin(flipped, rejected)
+    print(
+        f"clean run rejects {len(rejected)} original labels; of the top {k}'s "
+        f"{len(unflipped)} unflipped patches it rejects {int(np.isin(unflipped, rejected).sum())}"
+        f"; {int(corrections.sum())} of the {k} flips turn a label it rejects into the class "
+        f"it prefers (corrections), and the top {k} holds "
+        f"{int(np.isin(top, flipped[corrections]).sum())} of them"
+    )
 
 
 def _contact_sheet(
