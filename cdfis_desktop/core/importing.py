@@ -149,8 +149,9 @@ def import_slides(
     ``{slide: annotation}`` mapping), or are the rows of ``labels_csv`` (columns ``x, y,
     label`` in level-0 px, optional ``width``/``height`` = patch side, and a ``slide``
     column naming the slide file when several slides are imported; tissue fraction is then
-    recorded as 1). Slides already in the project (same fingerprint) are skipped.
-    Raises SlideOpenError, AnnotationError, LabelsError, ConfigError before writing anything
+    recorded as 1). Slides already in the project (same fingerprint) with their patches
+    are skipped; one registered without patches (an import killed between the two writes)
+    is removed and imported again, with a note. Raises SlideOpenError, AnnotationError, LabelsError, ConfigError before writing anything
     for bad input.
     """
     tiling.validate()
@@ -169,9 +170,12 @@ def import_slides(
         table = read_patch_table(labels_csv, required=("x", "y", "label"))
         _assign_csv_rows(plans, table)
 
-    known = {s.fingerprint for s in project.slides()}
+    known = {s.fingerprint: s.id for s in project.slides()}
+    with_patches = set(np.unique(project.patches().slide_id).tolist())
     checked: list[tuple[_SlidePlan, str]] = []
     skipped: list[str] = []
+    unfinished: list[int] = []
+    planned: set[str] = set()
     for plan in plans:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -186,10 +190,14 @@ def import_slides(
                 check_tissue_readable(reader)
             else:
                 _check_csv_rows(table, plan.csv_rows, reader.dimensions)
-        if fingerprint in known:
+        slide_id = known.get(fingerprint)
+        if fingerprint in planned or slide_id in with_patches:
             skipped.append(f"{plan.path}: already in the project")
             continue
-        known.add(fingerprint)
+        if slide_id is not None:  # registered, but killed before its patches were stored
+            unfinished.append(slide_id)
+            plan.notes.append(f"{plan.path.name}: left unfinished by an interrupted import; redone")
+        planned.add(fingerprint)
         checked.append((plan, fingerprint))
 
     names: list[str] = []
@@ -201,6 +209,8 @@ def import_slides(
     mapping, class_names = _plan_classes(project, sorted(set(names)), class_map)
     csv_labels = table.labels(mapping)[0] if table is not None else None
     _apply_class_names(project, class_names, [csv_labels] if csv_labels is not None else [])
+    for slide_id in unfinished:
+        project.delete_slide(slide_id)
 
     results: list[SlideImport] = []
     notes: list[str] = [n for plan in plans for n in plan.notes]

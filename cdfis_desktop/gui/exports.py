@@ -70,8 +70,8 @@ def ask_export(window: MainWindow, kind: str) -> JobWorker | None:
 
 def start_export(window: MainWindow, kind: str, path: Path) -> JobWorker:
     """Write the current run's ``kind`` export to ``path`` (a file, or a folder for
-    GeoJSON and PNG) in a worker. The PNG export covers the slide shown, with the
-    overlay's metric and colormap."""
+    GeoJSON and PNG) in a worker. The PNG export covers the slide shown, as the overlay
+    panel shows it: metric, colormap, opacity, epoch, comparison and range."""
     state = window.state
     project, run_id, slide = state.project, state.run_id, state.slide
     overlay = window.overlay.request_state()
@@ -96,6 +96,14 @@ def start_export(window: MainWindow, kind: str, path: Path) -> JobWorker:
             downsample_of={s.id: export_downsample(s) for s in slides},
             colormap=overlay.colormap,
             opacity=overlay.opacity,
+            view={
+                "epoch": overlay.epoch,
+                "compare": overlay.compare,
+                "compare_epoch": overlay.compare_epoch,
+                "compare_run": overlay.compare_run,
+                "value_range": overlay.value_range,
+                "range_over": overlay.range_over,
+            },
             progress=progress,
             cancel=cancel,
         )

@@ -59,7 +59,7 @@ class LivePlots(pg.GraphicsLayoutWidget):
         self._acc = self._plot(0, 1, "Accuracy", "step")
         self._speed = self._plot(0, 2, "Samples / s", "step")
         self._scores = self._plot(1, 0, "Scores of the last draw (histogram, CDF)", "score")
-        self._share = self._plot(1, 1, "Share of patches ever chosen (while training)", "step")
+        self._share = self._plot(1, 1, "Share of patches ever chosen", "step")
         self._acc.setYRange(0, 1)
         self._share.setYRange(0, 1)
         self._curves = {
@@ -97,7 +97,8 @@ class LivePlots(pg.GraphicsLayoutWidget):
 
     def _curve(self, plot: pg.PlotItem, color: str, name: str | None, symbol: bool = False):
         if name is not None and plot.legend is None:
-            plot.addLegend(offset=(-5, 5))
+            # an opaque box, so curves passing under the legend do not cross its text
+            plot.addLegend(offset=(-5, 5), brush=(255, 255, 255, 230), pen=(200, 200, 200))
         return plot.plot(
             pen=pg.mkPen(_COLORS[color], width=1.5),
             name=name,
@@ -130,6 +131,14 @@ class LivePlots(pg.GraphicsLayoutWidget):
             for step, value in zip(steps, values, strict=True):
                 if np.isfinite(value):
                     self.series[name].append(float(step), float(value))
+        self._dirty = True
+
+    def show_chosen_shares(self, steps: np.ndarray, shares: np.ndarray) -> None:
+        """Replace the share curve with a stored run's per-epoch shares
+        (``Project.chosen_shares``: step int64[E], share float64[E])."""
+        self.series["share"].clear()
+        for step, share in zip(steps, shares, strict=True):
+            self.series["share"].append(float(step), float(share))
         self._dirty = True
 
     def add_train_step(self, step: int, loss: float, accuracy: float | None) -> None:

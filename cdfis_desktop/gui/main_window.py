@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
             self.state, self.viewer, self.patch_details, self.slides.slide_paths, self
         )
         self.gallery = self.patches.gallery
+        self.project_panel.remove_slide_requested.connect(self._ask_remove_slide)
         self.review = ReviewController(
             self.state, self.viewer, self.patches, self.jobs, self.errors, self
         )
@@ -181,6 +182,12 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Import slides…", self._ask_import_slides)
         self._action(file_menu, "Import &patch set…", self._ask_import_patch_set)
+        self._action(
+            file_menu,
+            "Re&move slide from project…",
+            self._ask_remove_slide,
+            tip="Remove the slide shown, with its patches and every run's history of them",
+        )
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         export_menu = bar.addMenu("&Export")
@@ -354,6 +361,13 @@ class MainWindow(QMainWindow):
 
         if self._require_project():
             ImportDialog(self, patch_set=True).open()
+
+    def _ask_remove_slide(self, slide_id: int | None = None) -> None:
+        from cdfis_desktop.gui.slide_removal import ask_remove_slide
+
+        chosen = self.state.slide_id if slide_id is None else slide_id
+        if self._require_project() and chosen is not None:
+            ask_remove_slide(self, chosen)
 
     def _ask_export(self, kind: str) -> None:
         from cdfis_desktop.gui.exports import ask_export

@@ -2,7 +2,9 @@
 
 It observes :class:`~cdfis_desktop.gui.state.AppState` (the highlighted slide and run are
 always the state's) and writes the user's choices back into it. A stopped or interrupted
-run can be continued from here (``continue_requested(run_id)``). GUI thread only.
+run can be continued from here (``continue_requested(run_id)``), and a slide's context menu
+asks to remove it (``remove_slide_requested(slide_id)``; the window confirms and removes).
+GUI thread only.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -34,16 +37,21 @@ _ROLE_ID = Qt.ItemDataRole.UserRole + 1
 
 
 class ProjectPanel(QWidget):
-    """Signals: ``continue_requested(run_id)``."""
+    """Signals: ``continue_requested(run_id)``, ``remove_slide_requested(slide_id)``."""
 
     continue_requested = Signal(int)
+    remove_slide_requested = Signal(int)
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.slide_list = QListWidget()
         self.slide_list.setIconSize(QSize(ICON_PX, ICON_PX))
-        self.slide_list.setToolTip("Slides of the project; click one to show it")
+        self.slide_list.setToolTip(
+            "Slides of the project; click one to show it, right-click to remove it"
+        )
+        self.slide_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.slide_list.customContextMenuRequested.connect(self._slide_menu)
         self.run_list = QListWidget()
         self.run_list.setWordWrap(True)
         self.run_list.setToolTip("Training runs, newest first; click one to show its overlay")
@@ -142,6 +150,17 @@ class ProjectPanel(QWidget):
     def _on_slide_clicked(self, item: QListWidgetItem | None) -> None:
         if item is not None:
             self.state.set_slide(item.data(_ROLE_ID))
+
+    def _slide_menu(self, at: QPoint) -> None:
+        item = self.slide_list.itemAt(at)
+        if item is None:
+            return
+        menu = QMenu(self)
+        remove = menu.addAction("Remove from project…")
+        remove.setEnabled(not self._training)
+        slide_id = int(item.data(_ROLE_ID))
+        remove.triggered.connect(lambda: self.remove_slide_requested.emit(slide_id))
+        menu.popup(self.slide_list.viewport().mapToGlobal(at))
 
     def _on_run_clicked(self, item: QListWidgetItem | None) -> None:
         if item is not None:

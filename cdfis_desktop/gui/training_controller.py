@@ -159,6 +159,7 @@ class TrainingController(QObject):
         if run_id is None:
             return
         plots.show_metrics(project.metrics(run_id))
+        plots.show_chosen_shares(*project.chosen_shares(run_id))
         epochs = project.epochs(run_id)
         if epochs:
             plots.set_scores(project.score_distribution(run_id, epoch=epochs[-1]))

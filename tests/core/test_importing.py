@@ -250,3 +250,49 @@ def test_cancel_inside_a_slide_stops_before_it_is_registered(tmp_path: Path, sta
         assert set(project.patches().slide_id.tolist()) == {project.slides()[0].id}
     assert any(m.startswith("case1.tiff: storing") for m in messages)
     assert messages[-1].startswith(f"case2.tiff: {stage}")
+
+
+_KILLED_IMPORT = """
+import os, sys
+from sqlalchemy import event
+from cdfis_desktop.core.config import TilingConfig
+from cdfis_desktop.core.importing import import_slides
+from cdfis_desktop.core.storage.project import Project
+
+project = Project.open(sys.argv[1], create=True)
+
+def die_before_the_patches(conn, cursor, statement, *args):
+    if statement.lstrip().upper().startswith("INSERT INTO PATCHES"):
+        os._exit(137)  # as a kill -9 between registering the slide and storing its patches
+
+event.listen(project.engine, "before_cursor_execute", die_before_the_patches)
+import_slides(project, [sys.argv[2]], annotations=[sys.argv[3]],
+              tiling=TilingConfig(patch_px=64, mpp=2.0, min_tissue=0.3, min_label_coverage=0.5))
+"""
+
+
+def test_rerun_finishes_an_import_killed_between_slide_and_patches(
+    slide_copy: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A real process killed after registering the slide and before its patches: the
+    rerun redoes that slide (with a note) instead of skipping it as already imported."""
+    import subprocess
+    import sys
+
+    slide, notes = slide_copy
+    folder = tmp_path / "p"
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_IMPORT, str(folder), str(slide), str(notes)],
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == 137, killed.stderr
+    with Project.open(folder) as project:
+        assert len(project.slides()) == 1 and len(project.patches()) == 0  # the half import
+        summary = import_slides(project, [slide], annotations=[notes], tiling=TILING)
+        assert len(summary.slides) == 1 and summary.skipped == []
+        assert any("interrupted import; redone" in n for n in summary.notes)
+        assert len(project.slides()) == 1
+        assert len(project.patches()) == summary.slides[0].patches > 0
+        again = import_slides(project, [slide], annotations=[notes], tiling=TILING)
+        assert again.slides == [] and "already in the project" in again.skipped[0]

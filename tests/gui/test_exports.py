@@ -83,3 +83,11 @@ def test_the_dialog_asks_for_a_folder_or_a_file(window, qtbot, tmp_path, kind):
     else:
         assert seen == [QFileDialog.FileMode.AnyFile]
         assert window.last_export == [chosen] and chosen.is_file()
+
+
+def test_png_export_follows_the_epoch_on_the_time_slider(window, qtbot, tmp_path):
+    """The PNG export writes the epoch the viewer shows, not always the cumulative view."""
+    window.state.set_epoch(0)
+    written = _run(window, qtbot, "png", tmp_path / "out")
+    assert len(written) == 3
+    assert all("-epoch0-" in path.name for path in written), [p.name for p in written]

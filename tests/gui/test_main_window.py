@@ -43,6 +43,9 @@ def test_open_project_shows_slide_overlay_legend_and_plots(window, gui_project, 
     assert rgba.shape[2] == 4 and rgba[..., 3].max() == 255
     # validations before training and after each of the 3 epochs
     assert window.training_panel.plots.series["val_acc"].size == 4
+    # the reopened run's share of patches ever chosen: one point per epoch, never falling
+    share = window.training_panel.plots.series["share"]
+    assert share.size == 3 and np.all(np.diff(share.y) >= 0) and 0 < share.y[-1] <= 1
     assert window.project_panel.slide_list.item(0).icon().isNull() is False
     assert str(gui_project.folder.resolve()) in window.recent_projects()
     window.grab().save(str(screenshot_dir / "main_window.png"))
@@ -110,7 +113,7 @@ def test_time_slider_replays_epochs_and_difference_view(window, qtbot, gui_proje
     assert legend.vmin == pytest.approx(-legend.vmax)  # diverging, centred on 0
     assert np.array_equal(legend.lut, colormap_lut("RdBu_r"))
     controls.play.setChecked(True)  # replay walks the slider to the last epoch
-    qtbot.waitUntil(lambda: not controls.play.isChecked(), timeout=5000)
+    qtbot.waitUntil(lambda: not controls.play.isChecked(), timeout=30_000)
     qtbot.waitUntil(lambda: not window.overlay_busy(), timeout=10_000)
     assert window.viewer.hud.legend.title.endswith("epoch 2 − epoch 2")
     assert controls.selected_epoch() == 2

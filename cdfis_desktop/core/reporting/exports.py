@@ -181,6 +181,7 @@ def export_png(
     downsample_of: dict[int, float],
     colormap: str | None = None,
     opacity: float = 0.5,
+    view: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
@@ -190,32 +191,40 @@ def export_png(
 
     ``downsample_of``: slide id -> level-0 px per output pixel (only these slides are
     exported; see ``core.heatmap.overlay.downsample_for``). ``colormap`` None: the
-    metric's default. The layer is drawn by the overlay service, as in the GUI. Raises
-    :class:`SlideOpenError` when a slide file cannot be read for the on-slide image.
+    metric's default. ``view``: further :class:`OverlayRequest` fields (``epoch``,
+    ``compare``, ``compare_epoch``, ``compare_run``, ``value_range``, ``range_over``),
+    so an export shows what the viewer shows; default: cumulative over the run. A view of
+    one epoch adds ``-epoch<E>`` to the names. The layer is drawn by the overlay service,
+    as in the GUI. Raises :class:`SlideOpenError` when a slide file cannot be read for the
+    on-slide image, :class:`ConfigError` for an invalid ``view``.
     """
+    view = dict(view or {})
     slides = select_slides(project, list(downsample_of))
     targets = per_slide_paths(out, slides, "")
     written: list[Path] = []
+    label = metric if view.get("epoch") is None else f"{metric}-epoch{view['epoch']}"
     for done, slide in enumerate(slides):
         _check_cancel(cancel)
         downsample = downsample_of[slide.id]
-        overlay = render_overlay(
-            project,
-            OverlayRequest(
+        try:
+            request = OverlayRequest(
                 slide,
                 run_id,
                 metric,
                 colormap=colormap,
                 opacity=opacity,
                 downsample=downsample,
-            ),
-        )
+                **view,
+            )
+        except TypeError as exc:
+            raise ConfigError(f"unknown overlay view option: {exc}") from exc
+        overlay = render_overlay(project, request)
         background = read_background(slide, downsample)
         stem = targets[slide.id]
         images = {
-            f"-{metric}-overlay.png": overlay.rgba,
-            f"-{metric}-on-slide.png": on_background(overlay.rgba, background),
-            f"-{metric}-legend.png": legend_image(overlay.legend, 480, 90),
+            f"-{label}-overlay.png": overlay.rgba,
+            f"-{label}-on-slide.png": on_background(overlay.rgba, background),
+            f"-{label}-legend.png": legend_image(overlay.legend, 480, 90),
         }
         for suffix, image in images.items():
             target = stem.with_name(stem.name + suffix)

@@ -462,6 +462,11 @@ class Project:
         """Score age (median, 90th percentile) at each epoch's end (see :func:`queries.score_ages`)."""
         return queries.score_ages(self.engine, self._where, run_id)
 
+    def chosen_shares(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Share of training patches chosen at least once by each epoch's end (see
+        :func:`queries.chosen_shares`)."""
+        return queries.chosen_shares(self.engine, self._where, run_id)
+
     def epochs(self, run_id: int) -> list[int]:
         """Epochs with recorded history, ascending."""
         return queries.epochs(self.engine, self._where, run_id)

@@ -183,11 +183,7 @@ def _fetch(
 def score_ages(engine: Engine, where: str, run_id: int) -> ScoreAges:
     """Median and 90th percentile of the score age at the end of each epoch (see
     :class:`ScoreAges`), from each epoch's ``last_step`` aggregates: O(epochs x patches)."""
-    with translated_errors(where), read_snapshot(engine) as conn:
-        rows = [
-            (e, aggregates.load(conn, run_id, e, ("times_scored", "last_step")))
-            for e in epochs(engine, where, run_id)
-        ]
+    rows = _per_epoch(engine, where, run_id, ("times_scored", "last_step"))
     last_seen = np.full(0, -1, np.int64)
     columns: list[list[float]] = [[], [], [], [], []]
     for epoch, arrays in rows:
@@ -215,6 +211,37 @@ def score_ages(engine: Engine, where: str, run_id: int) -> ScoreAges:
         p90_steps=p90.astype(np.float64),
         scored=count.astype(np.int64),
     )
+
+
+def _per_epoch(
+    engine: Engine, where: str, run_id: int, columns: tuple[str, ...]
+) -> list[tuple[int, dict[str, np.ndarray]]]:
+    """``(epoch, arrays)`` for each epoch of the run with aggregates, ascending, read in one
+    snapshot; ``arrays`` holds the named aggregate columns (see :mod:`.aggregates`)."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        rows = [
+            (e, aggregates.load(conn, run_id, e, columns)) for e in epochs(engine, where, run_id)
+        ]
+    return [(epoch, arrays) for epoch, arrays in rows if arrays is not None]
+
+
+def chosen_shares(engine: Engine, where: str, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The share of the run's training patches chosen at least once by the end of each
+    epoch: ``(step int64[E], share float64[E])``, ``step`` being the epoch's last recorded
+    step. The same quantity as the live plot's ``chosen_share``, at epoch resolution."""
+    with translated_errors(where), read_snapshot(engine) as conn:
+        n_train = int(_run_row(conn, where, run_id).n_train or 0)
+    ever = np.zeros(0, bool)
+    steps: list[int] = []
+    shares: list[float] = []
+    for _epoch, arrays in _per_epoch(engine, where, run_id, ("times_chosen", "last_step")):
+        chosen = arrays["times_chosen"] > 0
+        if ever.shape[0] < chosen.shape[0]:
+            ever = np.concatenate([ever, np.zeros(chosen.shape[0] - ever.shape[0], bool)])
+        ever[: chosen.shape[0]] |= chosen
+        steps.append(int(arrays["last_step"].max(initial=0)))
+        shares.append(float(ever.sum()) / max(1, n_train))
+    return np.array(steps, np.int64), np.array(shares, np.float64)
 
 
 def _run_row(conn: Any, where: str, run_id: int) -> Any:

@@ -82,14 +82,19 @@ def _refuse_while_training(project: Any) -> None:
         lock.release()  # its writer just ended
 
 
+def owns_file(project: Any, slide: SlideRecord) -> bool:
+    """Whether the slide's file is a mosaic inside the project's ``slides/`` folder (the
+    project's to delete with the slide) rather than the user's file."""
+    try:
+        return slide.file.resolve().is_relative_to(Path(project.slides_dir).resolve())
+    except OSError:
+        return False
+
+
 def _delete_owned_file(project: Any, slide: SlideRecord) -> bool:
     """Delete the slide's file when it is a mosaic inside the project's ``slides/``."""
     path = slide.file
-    try:
-        inside = path.resolve().is_relative_to(Path(project.slides_dir).resolve())
-    except OSError:
-        return False
-    if not inside or any(s.file == path for s in project.slides()):
+    if not owns_file(project, slide) or any(s.file == path for s in project.slides()):
         return False  # the user's file, or still used by another slide record
     try:
         path.unlink()

@@ -63,6 +63,44 @@ def test_export_draws_favour_exactly_as_the_service(trained_project, tmp_path) -
     assert np.array_equal(exported, overlay.rgba)
 
 
+def test_export_of_an_epoch_view_draws_that_epoch(trained_project, tmp_path) -> None:
+    """An export given the viewer's epoch draws that epoch, not the cumulative overlay,
+    and says so in its file names; an unknown view option is a ConfigError."""
+    from matplotlib.image import imread
+
+    with Project.open(trained_project.folder) as project:
+        slide = project.slides()[0]
+        downsample = downsample_for(slide, max_px=256)
+        epoch_view = OverlayRequest(
+            slide, trained_project.run_id, "times_chosen", epoch=0, downsample=downsample
+        )
+        cumulative = OverlayRequest(
+            slide, trained_project.run_id, "times_chosen", downsample=downsample
+        )
+        paths = export_png(
+            project,
+            trained_project.run_id,
+            tmp_path,
+            metric="times_chosen",
+            downsample_of={slide.id: downsample},
+            opacity=1.0,
+            view={"epoch": 0},
+        )
+        expected = render_overlay(project, epoch_view).rgba
+        assert not np.array_equal(expected, render_overlay(project, cumulative).rgba)
+        with pytest.raises(ConfigError, match="view option"):
+            export_png(
+                project,
+                trained_project.run_id,
+                tmp_path / "bad",
+                downsample_of={slide.id: downsample},
+                view={"epok": 0},
+            )
+    assert paths[0].name.endswith("-times_chosen-epoch0-overlay.png")
+    exported = np.rint(imread(paths[0]) * 255).astype(np.uint8)
+    assert np.array_equal(exported, expected)
+
+
 def test_epoch_views_share_the_range_of_the_whole_run(trained_project) -> None:
     with Project.open(trained_project.folder) as project:
         slide = project.slides()[0]

@@ -287,3 +287,18 @@ def test_score_ages_per_epoch(project, slide_patches, make_run) -> None:
     assert ages.median_steps.tolist() == [0.5, 0.5, 4.0]  # epoch 2: ages 0, 5, 4, 4
     np.testing.assert_allclose(ages.p90_steps, np.percentile([[0, 0, 1, 1], [1, 1, 0, 0],
                                                              [0, 5, 4, 4]], 90, axis=1))  # fmt: skip
+
+
+def test_chosen_shares_accumulate_over_epochs(project, slide_patches, make_run) -> None:
+    """Epoch 0 (ends at step 1) chose ids[0] and ids[1]; epoch 1 (step 2) adds ids[3];
+    epoch 2 (step 6) chooses ids[0] again, which adds nothing. 40 training patches."""
+    _, ids = slide_patches
+    run_id = make_run(n_train=40)
+    steps, shares = project.chosen_shares(run_id)
+    assert steps.size == 0 and shares.size == 0  # nothing recorded yet
+    _two_epochs(project, run_id, ids)
+    with project.history_writer(run_id) as writer:
+        writer.record(6, 2, ids[0:1], [1.0], [1.0], [1], [1.0])
+    steps, shares = project.chosen_shares(run_id)
+    assert steps.tolist() == [1, 2, 6]
+    np.testing.assert_allclose(shares, [2 / 40, 3 / 40, 3 / 40])
