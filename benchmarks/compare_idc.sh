@@ -10,11 +10,13 @@
 # (results.csv, runs.csv, summary.csv, fixed_budget.csv, comparison.png, summary.md) and
 # OUT_DIR/compare.log (the command, its output and the wall time).
 # CDFIS_TEST_DATA points at the shared data (default: ../shared/data beside the checkout);
-# CDFIS sets the command (default: "python -m cdfis_desktop").
+# CDFIS sets the command (default: "python -m cdfis_desktop"); SAMPLERS the presets compared
+# (default: uniform,topk,cdf-presample,cdf-history; e.g. uniform,cdf-prune,cdf-selective-lowres).
 set -euo pipefail
 out=${1:?usage: benchmarks/compare_idc.sh OUT_DIR [BUDGET_S] [SEEDS]}
 budget=${2:-300}
 seeds=${3:-6}
+samplers=${SAMPLERS:-uniform,topk,cdf-presample,cdf-history}
 here=$(cd "$(dirname "$0")/.." && pwd)
 data=${CDFIS_TEST_DATA:-$here/../shared/data}
 cohort=$data/patches/idc_cohort
@@ -26,7 +28,7 @@ if [ ! -f "$out/project/project.toml" ]; then
 fi
 # 40 of 215 patients each: round(0.186 x 215) = 40
 command=("${cdfis[@]}" compare --project "$out/project"
-  --samplers uniform,topk,cdf-presample,cdf-history --seeds "$seeds" --time-budget "$budget"
+  --samplers "$samplers" --seeds "$seeds" --time-budget "$budget"
   --val-fraction 0.186 --test-fraction 0.186 --target-metric balanced_accuracy
   --target-fraction 0.99 --val-cadence 0.025 --warmup-run 0.1
   --model smallcnn --input-px 48 --batch 64 --lr 0.001 --presample 8 --floor 0.1

@@ -8,6 +8,10 @@
 #   benchmarks/compare_study.sh A 0 uniform,topk,cdf-presample,cdf-history &
 #   benchmarks/compare_study.sh B 1 uniform,cdf-selective,cdf-budget &
 #
+# BUDGET (training seconds per run, default 90) and CADENCE (validation every CADENCE x
+# budget, default 0.05) set the clock; the second round of studies used BUDGET=30
+# CADENCE=0.025, because uniform reached the target at the first validation (4.5 s) of most
+# 90 s runs, which floors every ratio at 1.
 # Writes NAME/project (the imported cohort, reused when present) and NAME/results.
 # CDFIS_TEST_DATA points at the shared data (default: ../shared/data beside the checkout).
 set -euo pipefail
@@ -24,9 +28,9 @@ if [ ! -f "$name/project/project.toml" ]; then
     --root "$cohort" --class-map non-IDC=0,IDC=1
 fi
 start=$(date +%s)
-"${cdfis[@]}" compare --project "$name/project" --samplers "$samplers" --seeds 5 --time-budget 90 \
+"${cdfis[@]}" compare --project "$name/project" --samplers "$samplers" --seeds 5 --time-budget "${BUDGET:-90}" \
   --val-fraction 0.186 --test-fraction 0.186 --target-metric balanced_accuracy \
-  --target-fraction 0.99 --val-cadence 0.05 --warmup-run 0.1 \
+  --target-fraction 0.99 --val-cadence "${CADENCE:-0.05}" --warmup-run 0.1 \
   --model smallcnn --input-px 48 --batch 64 --lr 0.001 --presample 8 --floor 0.1 \
   --warmup epochs:1 --device cpu --out "$name/results"
 echo "wall time of the comparison: $(( $(date +%s) - start )) s"

@@ -293,13 +293,181 @@ def bench_training_overhead(folder: Path, train_steps: int) -> None:
     )
 
 
+GALLERY_SIZE = 48  # patches per gallery grid (gui/patch_controller.py)
+SCALE_METRICS = ("favour", "times_chosen", "mean_score", "last_score", "label_probability")
+
+
+def _naive_patch_table(project: Project, slide_id: int) -> int:
+    """The baseline of the patch-table read: one Python row per patch (what
+    ``queries.patch_table`` did before issue 18), converted to the same numpy columns."""
+    from sqlalchemy import text
+
+    with project.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, "
+                "tissue_fraction, split, source FROM patches WHERE slide_id = :s ORDER BY id"
+            ),
+            {"s": slide_id},
+        ).all()
+    columns = list(zip(*rows, strict=True))
+    dtypes = (np.int64,) * 5 + (np.int32, np.float32, np.int16, np.float32, object, object)
+    return len([np.asarray(c, dtype=d) for c, d in zip(columns, dtypes, strict=True)][0])
+
+
+def _naive_heatmap(project: Project, run_id: int, slide_id: int, epoch: int) -> int:
+    """The baseline of a heatmap query: times chosen per patch of one slide in one epoch
+    summed from the raw history rows (what the per-epoch aggregates replace)."""
+    ids = project.patches(slide_id=slide_id).id
+    with project.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT h.patch_id, SUM(h.times_chosen) FROM history h WHERE h.run_id = ? "
+            "AND h.block IN (SELECT DISTINCT block FROM history_steps WHERE run_id = ? "
+            "AND epoch = ?) AND h.block + h.step_offset IN (SELECT step FROM history_steps "
+            "WHERE run_id = ? AND epoch = ?) AND h.patch_id BETWEEN ? AND ? GROUP BY h.patch_id",
+            (run_id, run_id, epoch, run_id, epoch, int(ids.min()), int(ids.max())),
+        ).all()
+    return len(rows)
+
+
+CPU_TIMES: list[tuple[float, float]] = []
+"""(wall s, CPU s) of every :func:`_timed` call: on a shared machine the CPU time is the
+number to compare (the store's reads are CPU-bound once the file is in the page cache)."""
+
+
+def _timed(fn, *args, **kwargs) -> tuple[float, object]:
+    """Wall seconds of ``fn(*args, **kwargs)`` and its result; the CPU time goes to
+    :data:`CPU_TIMES`."""
+    start, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    wall = time.perf_counter() - start
+    CPU_TIMES.append((wall, time.process_time() - cpu))
+    return wall, result
+
+
+def open_as_the_gui(folder: Path) -> tuple[Project, dict[str, float]]:
+    """What the main window does when it opens a project, timed step by step (s): open,
+    the slide list and runs, then for the first slide and the newest run: the overlay
+    controls' epochs, the patch table (the selection layer), both gallery grids and the
+    first overlay (favour, all epochs)."""
+    from cdfis_desktop.core.heatmap.overlay import OverlayRequest, render_overlay
+
+    times: dict[str, float] = {}
+    times["Project.open"], project = _timed(Project.open, folder)
+    times["slides + runs"], (slides, runs) = _timed(lambda: (project.slides(), project.runs()))
+    slide, run_id = slides[0], runs[0].id
+    times["epochs + class names"], _ = _timed(
+        lambda: (project.epochs(run_id), project.class_names())
+    )
+    times["patches(slide)"], _ = _timed(project.patches, slide_id=slide.id)
+    times["gallery (favoured + ignored)"], _ = _timed(
+        lambda: [project.favoured_patches(run_id, GALLERY_SIZE, ignored=i) for i in (False, True)]
+    )
+    times["first overlay"], _ = _timed(
+        render_overlay, project, OverlayRequest(slide, run_id, "favour")
+    )
+    return project, times
+
+
+def _history_rows(project: Project) -> int:
+    with project.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT COUNT(*) FROM history").scalar() or 0)
+
+
+def _quick_check_s(project: Project) -> float:
+    """Seconds of the ``quick_check`` that :meth:`Project.open` runs when the files changed
+    outside a clean close (a killed process, a copy)."""
+    return _timed(integrity.quick_check, project.engine, project.db_path)[0]
+
+
+def bench_scale(folder: Path, keep: bool) -> None:
+    """The store at slide scale (issue 18): a >= 10-million-row project written through
+    the store's write API (``benchmarks/scale_project.py``), opened as the GUI opens it
+    (target < 2 s), heatmap queries over slides, metrics and epochs including the time
+    slider at a middle epoch (target < 100 ms), against same-run naive baselines."""
+    from scale_project import ScaleProject, build_scale_project, database_mib
+
+    from cdfis_desktop.core.heatmap.overlay import OverlayRequest, render_overlay
+
+    built = build_scale_project(folder) if not (folder / "project.db").exists() else None
+    if built is None:  # --keep of an earlier run: measure it again
+        with Project.open(folder) as project:
+            run = project.runs()[0]
+            built = ScaleProject(
+                folder, run.id, len(project.patches()), _history_rows(project),
+                len(project.epochs(run.id)), float("nan"),
+            )  # fmt: skip
+    print(
+        f"scale project: {built.patches:,} patches, {built.history_rows:,} history rows in "
+        f"{built.epochs} epochs, database {database_mib(folder):,.0f} MiB "
+        f"({database_mib(folder) / built.history_rows * 1e6:.1f} MiB per million rows); "
+        f"written in {built.build_s:.0f} s ({built.history_rows / built.build_s:,.0f} rows/s "
+        "with the metrics and predictions)"
+    )
+    CPU_TIMES.clear()
+    project, times = open_as_the_gui(folder)
+    total = sum(times.values())
+    for (name, seconds), (_, cpu) in zip(times.items(), CPU_TIMES, strict=True):
+        print(f"  open step {name:<30s} {seconds * 1000:7.0f} ms ({cpu * 1000:5.0f} ms CPU)")
+    slides = project.slides()
+    naive_s, _ = _timed(_naive_patch_table, project, slides[0].id)
+    print(
+        f"open as the GUI does: {total:.2f} s, {sum(c for _, c in CPU_TIMES):.2f} s CPU "
+        f"(target < 2 s); patches(slide) "
+        f"x{naive_s / times['patches(slide)']:.1f} faster than one row per patch "
+        f"({naive_s * 1000:.0f} ms)"
+    )
+    run_id = built.run_id
+    middle = built.epochs // 2
+    CPU_TIMES.clear()
+    queries: list[float] = []
+    for slide in slides:
+        for metric in SCALE_METRICS:
+            for epoch in (None, 0, middle, built.epochs - 1):
+                queries.append(_timed(metric_values, project, run_id, slide.id, metric, epoch)[0])
+    median, p95 = np.median(queries) * 1000, np.percentile(queries, 95) * 1000
+    cpu = [c * 1000 for _, c in CPU_TIMES]
+    naive_heatmap_s, _ = _timed(_naive_heatmap, project, run_id, slides[0].id, middle)
+    print(
+        f"heatmap query ({len(queries)} = slides x metrics x epochs all/first/middle/last): "
+        f"median {median:.1f} ms, p95 {p95:.1f} ms (CPU: median {np.median(cpu):.1f} ms, "
+        f"p95 {np.percentile(cpu, 95):.1f} ms; target < 100 ms); x"
+        f"{naive_heatmap_s * 1000 / median:.0f} faster than summing the raw history rows of "
+        f"one slide and epoch ({naive_heatmap_s * 1000:.0f} ms)"
+    )
+    CPU_TIMES.clear()
+    for slide in slides:
+        request = OverlayRequest(slide, run_id, "favour", epoch=middle)  # range over the run
+        _timed(render_overlay, project, request)
+    wall, cpu = (np.array(c) * 1000 for c in zip(*CPU_TIMES, strict=True))
+    print(
+        f"time slider at epoch {middle} (overlay, range over all {built.epochs} epochs): "
+        f"median {np.median(wall):.0f} ms ({np.median(cpu):.0f} ms CPU), max {wall.max():.0f} ms"
+    )
+    print(f"integrity check at open after an unclean close: {_quick_check_s(project):.1f} s")
+    project.close()
+    if keep:
+        print(f"kept {folder}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="steps of 1024 history rows")
     parser.add_argument("--repeats", type=int, default=3, help="insert timings per variant")
     parser.add_argument("--train-steps", type=int, default=80, help="training steps (0 skips)")
+    parser.add_argument(
+        "--scale", action="store_true", help="only the >= 10-million-row project (issue 18)"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="with --scale: build the project here and keep it (or reuse it)"
+    )
     args = parser.parse_args()
     print(f"load average (1, 5, 15 min): {os.getloadavg()}, CPUs: {os.cpu_count()}")
+    if args.scale:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_scale(args.keep or Path(tmp) / "scale", keep=args.keep is not None)
+        print(f"load average (1, 5, 15 min): {os.getloadavg()}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         project, slide_id, run_id = bench_insert_and_size(
             Path(tmp) / "insert", args.steps, args.repeats

@@ -37,28 +37,30 @@ SAMPLE_ROWS = 6  # grid rows read per measurement (a few hundred patches)
 SLIDE_PATH = Path(tempfile.gettempdir()) / f"cdfis-bench-tiling-{SIZE_PX}.tiff"
 
 
-def make_slide(path: Path) -> None:
-    """Tile one rendered synthetic texture over a synthetic slide's tissue layout, so the
-    big slide has real-looking tissue and background without rendering 1.6 Gpx."""
+def make_slide(path: Path, size_px: int = SIZE_PX) -> None:
+    """Tile one rendered synthetic texture over a synthetic slide's tissue layout, so a
+    big ``size_px`` square slide has real-looking tissue and background (JPEG tiles, as
+    scanners write) without rendering all its pixels. Also used by
+    benchmarks/training_from_slides.py."""
     from cdfis_desktop.core.demo.synthetic import LAYOUT_PX, SyntheticSlide
     from cdfis_desktop.core.slides.tiff_writer import write_pyramidal_tiff_bands
 
     texture = SyntheticSlide((TEXTURE_PX, TEXTURE_PX), MPP, seed=5)
     tile = np.concatenate([texture.render_band(y, 256) for y in range(0, TEXTURE_PX, 256)])
     # Only the tissue region of the texture is usable; fill the layout with it.
-    layout = SyntheticSlide((SIZE_PX, SIZE_PX), MPP, seed=6).tissue_field > 0
+    layout = SyntheticSlide((size_px, size_px), MPP, seed=6).tissue_field > 0
     background = np.array([233, 231, 236], np.uint8)
-    reps = -(-SIZE_PX // TEXTURE_PX)
+    reps = -(-size_px // TEXTURE_PX)
 
     def band(l0_y: int, band_h: int) -> np.ndarray:
         rows = np.arange(l0_y, l0_y + band_h)
         texture_rows = tile[rows % TEXTURE_PX]
-        image = np.tile(texture_rows, (1, reps, 1))[:, :SIZE_PX]
-        inside = layout[rows // LAYOUT_PX][:, np.arange(SIZE_PX) // LAYOUT_PX]
+        image = np.tile(texture_rows, (1, reps, 1))[:, :size_px]
+        inside = layout[rows // LAYOUT_PX][:, np.arange(size_px) // LAYOUT_PX]
         image[~inside] = background
         return image
 
-    write_pyramidal_tiff_bands(path, (SIZE_PX, SIZE_PX), band, mpp=MPP)
+    write_pyramidal_tiff_bands(path, (size_px, size_px), band, mpp=MPP)
 
 
 def first_rows(grid: PatchGrid, n_rows: int, skip_rows: int) -> np.ndarray:

@@ -151,11 +151,77 @@ def _stats(name: str, times_ms: np.ndarray, baseline_ms: float) -> None:
     )
 
 
+def bench_scale(folder: Path) -> None:
+    """The main window opening the slide-scale store (issue 18): 5 generated 100,000 x
+    100,000 px slides (``slide_scale.py``'s generator) and a >= 10-million-row project
+    (``scale_project.py``); time until the window is usable (the project's slides, runs,
+    patch table and gallery loaded, the first overlay on screen) and peak RSS, against the
+    same window opening a project of the same slides with no run (the baseline)."""
+    import resource
+
+    from PySide6.QtWidgets import QApplication
+    from scale_project import build_scale_project, database_mib
+    from slide_scale import stage_generate
+
+    from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.gui.main_window import MainWindow
+
+    generated = stage_generate(folder / "slides")
+    slides = sorted((folder / "slides").glob("slide-*.tiff"))
+    print(f"generated {len(slides)} slides in {generated['seconds']:.0f} s")
+    built = build_scale_project(folder / "scale", slide_files=slides)
+    with Project.create(folder / "baseline") as baseline:
+        for index, path in enumerate(slides):
+            baseline.add_slide(
+                path, fingerprint=f"b{index}", width=SLIDE_PX, height=SLIDE_PX, mpp=0.25
+            )
+    print(
+        f"scale project: {built.patches:,} patches, {built.history_rows:,} history rows, "
+        f"{database_mib(folder / 'scale'):,.0f} MiB, written in {built.build_s:.0f} s"
+    )
+    app = QApplication.instance() or QApplication([])
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for name in ("baseline", "scale"):
+        window = MainWindow()
+        window.resize(1600, 1000)
+        window.show()
+        app.processEvents()
+        started, cpu = time.perf_counter(), time.process_time()
+        assert window.open_project(folder / name)
+        opened = time.perf_counter() - started
+        while window.jobs_running() or (name == "scale" and not window.overlay_shown()):
+            app.processEvents()
+            time.sleep(0.002)
+        usable = time.perf_counter() - started
+        print(
+            f"main window on the {name} project: open_project returned after {opened:.2f} s, "
+            f"usable (overlay shown, jobs done) after {usable:.2f} s "
+            f"({time.process_time() - cpu:.2f} s CPU)"
+        )
+        window.close_project()
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MB (before the windows: {rss_before:.0f} MB)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=SLIDE_PX, help="slide side in px")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="only the main window on the >= 10-million-row slide-scale project (issue 18)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.scale:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_scale(Path(tmp))
+        return 0
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -241,3 +241,39 @@ def bad_slide_input(tmp_path: Path, synthetic_slide: SyntheticSlideFiles) -> Cal
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def as_version_5() -> Callable[[Any], None]:
+    """``as_version_5(conn)``: turn an open ``sqlite3`` connection's project database back
+    into the version-5 layout (removes the training-dynamics columns, data maps, review
+    decisions and the patches' source file), so opening it migrates it again."""
+    from cdfis_desktop.core.storage.migrations import DYNAMICS_COLUMNS
+
+    def strip(conn: Any) -> None:
+        conn.execute("DROP TABLE data_maps")
+        conn.execute("DROP TABLE review_decisions")
+        conn.execute("ALTER TABLE patches DROP COLUMN source")
+        for table, columns in DYNAMICS_COLUMNS.items():
+            present = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            for column in set(columns) & present:
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+    return strip
+
+
+@pytest.fixture()
+def quick_checks() -> Iterator[list[str]]:
+    """The ``quick_check`` statements run by any engine while the test runs."""
+    from sqlalchemy import Engine, event
+
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if "quick_check" in statement:
+            seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", listener)
+    yield seen
+    event.remove(Engine, "before_cursor_execute", listener)

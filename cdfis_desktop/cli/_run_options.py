@@ -23,7 +23,7 @@ from cdfis_desktop.core.config import (
 RUN_OPTIONS = (
     "preset", "sampler", "mode", "metric", "presample", "batch", "epochs", "time_budget", "steps",
     "warmup", "weighting", "floor", "model", "seed", "lr", "input_px", "no_augment",
-    "val_every", "patience", "weights", "val_groups",
+    "val_every", "patience", "weights", "val_groups", "workers",
 )  # fmt: skip
 
 
@@ -41,7 +41,9 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
         )
         sampling.add_argument("--sampler", choices=SAMPLER_RULES, help="(uniform)")
         sampling.add_argument(
-            "--mode", choices=SAMPLER_MODES, help="presample (paper) or history (ours)"
+            "--mode",
+            choices=SAMPLER_MODES,
+            help="presample (paper), history (ours) or prune (epoch-level, InfoBatch-style)",
         )
     sampling.add_argument("--metric", choices=SCORE_METRICS, help="score")
     sampling.add_argument(
@@ -66,6 +68,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
     model.add_argument("--val-every", type=positive_int, metavar="N", help="validate every N steps")
     model.add_argument("--patience", type=positive_int, metavar="N", help="early stopping")
     model.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
+    model.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="worker processes decoding the patches before training (0: none)",
+    )
     model.add_argument(
         "--val-groups",
         metavar="G,G",
@@ -109,6 +117,7 @@ def run_config_from(args: argparse.Namespace) -> Any:
         "val_every_steps": args.val_every,
         "early_stopping_patience": args.patience,
         "seed": args.seed,
+        "num_workers": args.workers,
         "augment": False if args.no_augment else None,
     }
     values: dict[str, Any] = {k: v for k, v in run_values.items() if v is not None}

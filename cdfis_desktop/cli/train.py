@@ -119,6 +119,7 @@ class TrainingProgress:
         """Print ``report``; returns the run status for a RunFinished report."""
         from cdfis_desktop.core.training.reports import (
             EpochReport,
+            LoadProgress,
             RunFinished,
             RunStarted,
             StepReport,
@@ -152,7 +153,21 @@ class TrainingProgress:
             )
         elif isinstance(report, StepReport):
             self._step(report)
+        elif isinstance(report, LoadProgress):
+            self._loading(report)
         return None
+
+    def _loading(self, report: Any) -> None:
+        text = f"{report.message}: {report.done}/{report.total} patches"
+        if self.tty:
+            self.stream.write(f"\r{text}\x1b[K")
+            self.stream.flush()
+            self.bar_open = True
+        elif (
+            report.done == report.total or time.monotonic() - self.last_plain >= self.PLAIN_EVERY_S
+        ):
+            self.last_plain = time.monotonic()
+            self._line(text)
 
     def _step(self, report: Any) -> None:
         self.rate = (

@@ -13,7 +13,7 @@ from typing import Any
 from cdfis_desktop.core.errors import ConfigError
 
 SAMPLER_RULES = ("uniform", "topk", "cdf", "bottomk")
-SAMPLER_MODES = ("presample", "history")
+SAMPLER_MODES = ("presample", "history", "prune")
 SCORE_METRICS = ("loss", "gradnorm", "gradnorm_wb")
 WEIGHTINGS = ("none", "unbiased", "power")
 TISSUE_STAINS = ("auto", "brightfield", "fluorescence")
@@ -34,7 +34,15 @@ class SamplerConfig:
     trained row; ``train_fraction`` < 1 is how the cheaper variants back-propagate less
     than a batch). History mode rescores the ``refresh * batch`` stalest samples each step
     (0 = never; see docs/method.md). ``score_in_train_mode``: presample scores use the
-    BatchNorm batch statistics (True) or the running ones (False).
+    BatchNorm batch statistics (True) or the running ones (False). ``score_scale``: side
+    length of the presample scoring input as a share of ``input_px`` (0.5: candidates are
+    scored at half resolution, about a quarter of the forward cost; training stays at full
+    resolution).
+
+    Prune mode (epoch-level pruning, after InfoBatch) trains on passes over the training
+    set from which each scored sample is dropped with probability ``prune_ratio * (1 -
+    F(s))``, F the empirical CDF of the latest scores, and returns to the full data for
+    the last ``prune_tail`` share of the run.
 
     floor: share of the uniform distribution mixed into p (0..1). weighting: ``none``,
     ``unbiased`` or ``power`` (loss weights; unbiased with and without replacement).
@@ -55,6 +63,9 @@ class SamplerConfig:
     score_in_train_mode: bool = True
     train_fraction: float = 1.0
     refresh: float = 0.25
+    score_scale: float = 1.0
+    prune_ratio: float = 0.7
+    prune_tail: float = 0.125
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplerConfig:
@@ -85,6 +96,31 @@ class SamplerConfig:
             raise ConfigError(
                 "a train fraction below 1 needs presample mode (the rows are chosen among "
                 "scored candidates); use --mode presample or a train fraction of 1"
+            )
+        if not 0.0 < self.score_scale <= 1.0:
+            raise ConfigError(
+                f"score scale must be in (0, 1] (got {self.score_scale}): the side length of "
+                "the scoring input as a share of the input size"
+            )
+        if self.score_scale < 1.0 and self.mode != "presample":
+            raise ConfigError(
+                "a score scale below 1 needs presample mode (history and prune scores come "
+                "from the full-resolution training forward); use --mode presample"
+            )
+        if not 0.0 <= self.prune_ratio < 1.0:
+            raise ConfigError(
+                f"prune ratio must be in [0, 1) (got {self.prune_ratio}): the drop "
+                "probability of the lowest score"
+            )
+        if not 0.0 <= self.prune_tail <= 1.0:
+            raise ConfigError(
+                f"prune tail must be between 0 and 1 (got {self.prune_tail}): the share of "
+                "the run trained on the full data at the end"
+            )
+        if self.mode == "prune" and self.rule not in ("cdf", "uniform"):
+            raise ConfigError(
+                f"prune mode drops samples by the CDF rule; rule {self.rule!r} needs "
+                "presample or history mode"
             )
         if not 0.0 <= self.refresh <= 4.0:
             raise ConfigError(
@@ -138,6 +174,8 @@ class RunConfig:
     never).
     Validation runs at each epoch end, or every ``val_every_steps`` steps, or each time the
     training time passes a multiple of ``val_every_s`` seconds (at most one of the two).
+    num_workers: worker processes that decode the patches before training (0: the
+    training thread itself); each opens its own slide handles, the pixels do not depend on it.
     use_review: train with the project's review decisions (relabelled patches train with
     their new label, excluded ones not at all); ``review_as_of``: the Unix time whose
     decisions apply, set by the engine when a run starts (so a resume sees the same).
@@ -181,6 +219,8 @@ class RunConfig:
             raise ConfigError(f"time budget must be positive (got {self.time_budget_s})")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"steps must be at least 1 (got {self.max_steps})")
+        if self.num_workers < 0:
+            raise ConfigError(f"workers must be 0 or more (got {self.num_workers})")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning rate must be positive (got {self.learning_rate})")
         if self.val_every_s is not None and self.val_every_s <= 0:

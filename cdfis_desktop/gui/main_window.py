@@ -67,11 +67,14 @@ from cdfis_desktop.gui.training_panel import TrainingPanel
 
 if TYPE_CHECKING:
     from cdfis_desktop.core.progress import CancelToken
-    from cdfis_desktop.core.storage import SlideRecord
+    from cdfis_desktop.core.storage import Project, SlideRecord
 
 MAX_RECENT = 8
 DEFAULT_SIZE = QSize(1600, 1000)
 MIN_VIEWER = QSize(320, 240)
+CHECK_DIALOG_BYTES = 16 * 2**20
+"""A project whose integrity check at open reads at least this much (about 0.2-0.3 s)
+opens behind a progress dialog (:mod:`.open_dialog`); a smaller one opens directly."""
 
 
 class MainWindow(QMainWindow):
@@ -293,8 +296,15 @@ class MainWindow(QMainWindow):
         """Open (or create) the project in ``folder``; errors are shown, returns success."""
         from cdfis_desktop.core.storage import Project
 
+        upgrade = None if create else Project.pending_upgrade(folder)
         try:
-            project = Project.create(folder) if create else Project.open(folder)
+            long_check = not create and Project.pending_check_bytes(folder) >= CHECK_DIALOG_BYTES
+            if upgrade is not None or long_check:
+                project = self._open_with_progress(folder, upgrade)
+                if project is None:
+                    return False
+            else:
+                project = Project.create(folder) if create else Project.open(folder)
         except CdfisError as exc:
             self.errors.show_exception(exc, "Open project")
             return False
@@ -305,6 +315,25 @@ class MainWindow(QMainWindow):
         self._load_slide_thumbnails()
         self.project_opened.emit()
         return True
+
+    def _open_with_progress(
+        self, folder: Path | str, upgrade: tuple[int, int] | None
+    ) -> Project | None:
+        """Open a project whose database needs an upgrade (``upgrade``: its schema versions)
+        or the integrity check (None), in a worker behind a progress dialog
+        (:mod:`.open_dialog`); None when it failed (shown) or was cancelled."""
+        from cdfis_desktop.gui.open_dialog import OpenProgressDialog, opening_texts
+
+        title, intro = opening_texts(upgrade)
+        dialog = OpenProgressDialog(folder, title, intro, self)
+        dialog.run()
+        dialog.deleteLater()
+        if dialog.error is not None:
+            self.errors.show(dialog.error)
+        elif dialog.was_cancelled:
+            what = "Upgrade" if upgrade is not None else "Check"
+            self.statusBar().showMessage(f"{what} cancelled: the project is unchanged", 10_000)
+        return dialog.project
 
     def close_project(self) -> None:
         """Stop the work on the project (training, jobs), then forget it."""

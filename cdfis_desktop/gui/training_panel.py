@@ -209,12 +209,17 @@ class TrainingPanel(QWidget):
         self.status.setText(text)
 
     def add_reports(self, reports: Sequence[Any]) -> None:
-        """Feed ``core.training.reports`` values (any order of Step/Epoch reports)."""
-        from cdfis_desktop.core.training.reports import EpochReport, StepReport
+        """Feed ``core.training.reports`` values (any order of Step/Epoch reports; the
+        patch-loading progress before the first step goes to the status line)."""
+        from cdfis_desktop.core.training.reports import EpochReport, LoadProgress, StepReport
 
         last_step = None
         for report in reports:
-            if isinstance(report, StepReport):
+            if isinstance(report, LoadProgress):
+                self.set_status(
+                    f"{report.message.capitalize()}: {report.done}/{report.total} patches"
+                )
+            elif isinstance(report, StepReport):
                 self.plots.add_train_step(report.step, report.train_loss, None)
                 self.plots.add_throughput(report.step, report.samples_per_s)
                 self.plots.add_share_chosen(report.step, report.chosen_share)

@@ -99,7 +99,7 @@ def test_labels_csv_gives_the_patches(slide_copy: tuple[Path, Path], tmp_path: P
         table = project.patches()
         assert table.l0_x.tolist() == [0, 512] and table.l0_size.tolist() == [256, 256]
         assert [project.class_names()[v] for v in table.label] == ["Tumor", "Normal"]
-        # the registered patches train through the slide dataset (lazy read + disk cache)
+        # the registered patches train through the slide dataset (lazy read, then disk cache)
         dataset = SlidePatchDataset.from_project(project, input_px=32, preload=False)
         image, label, patch_id = dataset[1]
         assert image.shape == (3, 32, 32) and (label, patch_id) == (
@@ -109,7 +109,9 @@ def test_labels_csv_gives_the_patches(slide_copy: tuple[Path, Path], tmp_path: P
         with open_slide(slide) as reader:
             expected = reader.read_region_at_mpp(512, 256, 32, 32, 0.5 * 256 / 32)
         assert np.array_equal(dataset.image_uint8(1), expected.transpose(2, 0, 1))
-        assert any(project.cache_dir.glob("patches-32px-*.npy"))
+        dataset.preload()  # decodes every patch once into the project's disk cache
+        assert len(list(project.cache_dir.glob("patches-v2-32px-*.npy"))) == 1
+        assert np.array_equal(dataset.image_uint8(1), expected.transpose(2, 0, 1))
     outside = tmp_path / "outside.csv"
     outside.write_text("x,y,label\n90000,0,1\n", encoding="utf-8")
     with Project.open(tmp_path / "q", create=True) as project:

@@ -30,3 +30,22 @@ def test_ranking_of_favoured_and_ignored_patches() -> None:
     ignored = ids[statistics.rank_patches(ids, scored, chosen, 5, ignored=True)]
     assert ignored.tolist() == [12, 10, 11, 13]  # chosen least, looked at most first
     assert statistics.rank_patches(ids, scored, chosen, 0, ignored=False).size == 0
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_partitioned_ranking_equals_the_full_sort_with_ties(ignored: bool, seed: int) -> None:
+    """Few distinct counts (many ties at the cut), unsorted ids, never-scored patches;
+    every n from 0 past the number of candidates: the same positions, in the same order,
+    as sorting all candidates by the three keys."""
+    rng = np.random.default_rng(seed)
+    m = 400
+    ids = rng.permutation(m) + 1000
+    scored = rng.integers(0, 4, m)
+    chosen = rng.integers(0, 3, m)
+    candidates = np.flatnonzero(scored > 0)
+    keys = (ids, -scored, chosen) if ignored else (ids, scored, -chosen)
+    full = candidates[np.lexsort(tuple(key[candidates] for key in keys))]
+    for n in range(0, candidates.size + 3):
+        ranked = statistics.rank_patches(ids, scored, chosen, n, ignored=ignored)
+        assert ranked.tolist() == full[:n].tolist(), n

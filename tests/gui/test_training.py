@@ -134,3 +134,10 @@ def test_the_form_offers_every_preset_and_builds_its_configuration(qtbot):
     config = panel.config().sampler
     assert (config.rule, config.mode, config.warmup) == ("cdf", "history", "epochs:1")
     assert panel.preset_note.text() == SAMPLER_PRESETS["cdf-history"].summary
+
+
+def test_patch_loading_before_the_first_step_shows_in_the_status(window):
+    from cdfis_desktop.core.training.reports import LoadProgress
+
+    window.training_panel.add_reports([LoadProgress(1, 50, 200, "building the patch cache")])
+    assert window.training_panel.status.text() == "Building the patch cache: 50/200 patches"

@@ -10,8 +10,10 @@ The method and every rule are described in ``docs/method.md``. Pieces:
   ``nn.Linear`` named ``classifier``).
 - ``warmup.py``: warm-up rules (``none``, ``steps:N``, ``epochs:N``, ``loss:F``,
   ``variance:T``).
-- ``samplers.py``: :func:`make_sampler` -> :class:`PresampleSampler` (the paper) or
-  :class:`HistorySampler` (ours), with ``state_dict()`` / ``load_state_dict()``.
+- ``samplers.py``: :func:`make_sampler` -> :class:`PresampleSampler` (the paper),
+  :class:`HistorySampler` (ours) or :class:`PruneSampler` (epoch-level pruning, after
+  InfoBatch), with ``state_dict()`` / ``load_state_dict()``.
+- ``pruning.py``: the pure pruning rule (drop probabilities by the CDF rank, weights).
 - ``presets.py``: the named sampler presets that ``cdfis train``, ``cdfis compare`` and
   the GUI offer.
 
@@ -20,7 +22,7 @@ The training loop (one thread owns the sampler)::
     sampler = make_sampler(config.sampler, dataset_size=N, batch_size=b, seed=seed)
     sampler.update_warmup(step=0, epoch=0, val_loss=initial_val_loss)
     for step in ...:
-        plan = sampler.plan(step, epoch)                  # BatchPlan
+        plan = sampler.plan(step, epoch, progress)        # BatchPlan; progress: share of the run done
         scores = None
         if plan.needs_scores:                             # presample mode, sampling on
             xc, yc = load(plan.candidate_indices)         # B = r*b candidates
@@ -46,6 +48,7 @@ from cdfis_desktop.core.sampling.records import BatchPlan, DrawRecord, Selection
 from cdfis_desktop.core.sampling.samplers import (
     HistorySampler,
     PresampleSampler,
+    PruneSampler,
     Sampler,
     make_sampler,
 )
@@ -65,6 +68,7 @@ __all__ = [
     "FeatureClassifier",
     "HistorySampler",
     "PresampleSampler",
+    "PruneSampler",
     "Sampler",
     "Selection",
     "WarmupRule",

@@ -94,6 +94,37 @@ _COST_SAVING = (
         "Katharopoulos and Fleuret, Not All Samples Are Created Equal, ICML 2018 "
         "(presampling at a fixed cost), with the paper's CDF rule",
     ),
+    SamplerPreset(
+        "cdf-selective-lowres",
+        "cdf-selective with the candidates scored at half resolution (about a quarter of "
+        "the scoring forward's cost); the drawn b/4 train at full resolution",
+        {
+            "rule": "cdf",
+            "mode": "presample",
+            "presample_ratio": 4.0,
+            "train_fraction": 0.25,
+            "replacement": False,
+            "floor": 0.5,
+            "score_scale": 0.5,
+        },
+        "Jiang et al. 2019 (selective back-propagation) with scoring on a downsampled input "
+        "as in MosaicML Composer's SelectiveBackprop (scale_factor), and the paper's CDF rule",
+    ),
+    SamplerPreset(
+        "cdf-prune",
+        "epoch-level pruning: each pass drops a sample with probability 0.7 x (1 - CDF "
+        "rank of its last training loss) and reweights the kept 1/(1-p); full data for the "
+        "last 12.5 % of the run; no extra forward",
+        {
+            "rule": "cdf",
+            "mode": "prune",
+            "prune_ratio": 0.7,
+            "prune_tail": 0.125,
+            "weighting": "unbiased",
+        },
+        "Qin et al., InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data "
+        "Pruning, ICLR 2024, with the CDF rank of the score instead of a below-mean cut",
+    ),
 )
 
 SAMPLER_PRESETS: Mapping[str, SamplerPreset] = MappingProxyType(

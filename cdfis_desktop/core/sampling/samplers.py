@@ -25,6 +25,7 @@ from cdfis_desktop.core.sampling.draw import (
     sample_systematic,
 )
 from cdfis_desktop.core.sampling.fenwick import FenwickTree, last_occurrence
+from cdfis_desktop.core.sampling.pruning import draw_pass, keep_weights
 from cdfis_desktop.core.sampling.records import BatchPlan, DrawRecord, Selection
 from cdfis_desktop.core.sampling.warmup import WarmupRule, WarmupState
 
@@ -128,8 +129,10 @@ class Sampler(ABC):
             self._on_switch()
         return switched
 
-    def plan(self, step: int, epoch: int) -> BatchPlan:
-        """What to load (and score) for this step (see :class:`BatchPlan`)."""
+    def plan(self, step: int, epoch: int, progress: float | None = None) -> BatchPlan:
+        """What to load (and score) for this step (see :class:`BatchPlan`). ``progress``:
+        the share of the run done before this step (0..1; None: the run has no known end),
+        which prune mode reads to return to the full data at the end."""
         if not self.is_active:
             return self._uniform_plan(step)
         return self._active_plan(step)
@@ -312,14 +315,13 @@ class HistorySampler(Sampler):
         """Stale samples rescored per step once importance sampling is on: ceil(refresh * b)."""
         return min(math.ceil(self.config.refresh * self.batch_size), self.dataset_size)
 
-    def plan(self, step: int, epoch: int) -> BatchPlan:
+    def plan(self, step: int, epoch: int, progress: float | None = None) -> BatchPlan:
         self._step = step
-        return super().plan(step, epoch)
+        return super().plan(step, epoch, progress)
 
     def observe(self, dataset_indices: torch.Tensor, scores: torch.Tensor) -> None:
         super().observe(dataset_indices, scores)
-        unique, last = last_occurrence(dataset_indices.detach().to("cpu"))
-        new = scores.detach().to("cpu", torch.float32)[last]
+        unique, new = _latest_scores(dataset_indices, scores)
         self._infinite_count += int(torch.isposinf(new).sum()) - int(
             torch.isposinf(self._scores[unique]).sum()
         )
@@ -498,6 +500,126 @@ class HistorySampler(Sampler):
         return (1.0 - floor) * share + floor / n
 
 
+class PruneSampler(Sampler):
+    """Epoch-level pruning with the CDF rule (after InfoBatch; the rule is in :mod:`.pruning`).
+
+    Scores come from :meth:`observe` only: the training forward's own scores of the rows
+    it trained on (no extra forward pass). Once importance sampling is on, training walks
+    passes over the kept samples, b at a time; each pass is drawn from the latest scores
+    when it starts (a pass with fewer than b rows left is dropped, as the uniform walker
+    drops an incomplete tail; samples never trained have no score and are kept). In the
+    last ``prune_tail`` share of the run (from the ``progress`` given to :meth:`plan`)
+    every pass keeps all samples with weight 1, and a pruned pass still running when the
+    tail starts is cut short. A pass that would keep fewer than b samples keeps all.
+
+    The record holds the trained rows: ``probability`` their share of one pick from the
+    pass, ``(1 - p_i) / sum_j (1 - p_j)``; ``weight`` the loss weight (``1 / (1 - p_i)``
+    with ``unbiased`` weighting, so ``p_i = 1 - 1 / weight``); the score is the one the
+    training forward observes, which the next pass uses.
+    """
+
+    mode = "prune"
+
+    def __init__(
+        self, config: SamplerConfig, dataset_size: int, batch_size: int, seed: int
+    ) -> None:
+        super().__init__(config, dataset_size, batch_size, seed)
+        self._scores = torch.full((dataset_size,), math.nan, dtype=torch.float32)
+        self._order = torch.empty(0, dtype=torch.int64)
+        self._drop = torch.zeros(dataset_size, dtype=torch.float64)
+        self._weights = torch.ones(dataset_size)
+        self._cursor = 0
+        self._pass_pruned = False
+        self._progress: float | None = None
+
+    @property
+    def latest_scores(self) -> torch.Tensor:
+        """A copy of each sample's latest observed score, float32[N] (NaN: never seen)."""
+        return self._scores.clone()
+
+    @property
+    def drop_probabilities(self) -> torch.Tensor:
+        """p_i of the current pass, float64[N] (all 0 for a full pass)."""
+        return self._drop.clone()
+
+    @property
+    def pass_indices(self) -> torch.Tensor:
+        """The current pass's kept dataset indices in training order, int64[K]."""
+        return self._order.clone()
+
+    def plan(self, step: int, epoch: int, progress: float | None = None) -> BatchPlan:
+        self._progress = progress
+        return super().plan(step, epoch, progress)
+
+    def observe(self, dataset_indices: torch.Tensor, scores: torch.Tensor) -> None:
+        super().observe(dataset_indices, scores)
+        unique, new = _latest_scores(dataset_indices, scores)
+        self._scores[unique] = new
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["prune"] = {
+            "scores": self._scores.clone(),
+            "order": self._order.clone(),
+            "drop": self._drop.clone(),
+            "cursor": self._cursor,
+            "pass_pruned": self._pass_pruned,
+        }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        saved = state["prune"]
+        self._scores = saved["scores"].clone()
+        self._order = saved["order"].clone()
+        self._drop = saved["drop"].clone()
+        self._weights = keep_weights(self._drop, self.config.weighting, self.config.power_exponent)
+        self._cursor = int(saved["cursor"])
+        self._pass_pruned = bool(saved["pass_pruned"])
+
+    def _active_plan(self, step: int) -> BatchPlan:
+        b = self.batch_size
+        tail = self._progress is not None and self._progress >= 1.0 - self.config.prune_tail
+        if self._cursor + b > self._order.shape[0] or (tail and self._pass_pruned):
+            self._start_pass(full=tail)
+        chosen = self._order[self._cursor : self._cursor + b].clone()
+        self._cursor += b
+        keep = 1.0 - self._drop
+        weights = self._weights[chosen]
+        record = DrawRecord.from_tensors(
+            chosen,
+            torch.full((b,), math.nan),  # the training forward's score fills it in
+            keep[chosen] / keep.sum(),
+            torch.ones(b, dtype=torch.int32),
+            weights,
+        )
+        selection = Selection(torch.arange(b), chosen, weights, record)
+        return BatchPlan(step, chosen, needs_scores=False, prepared=selection)
+
+    def _start_pass(self, *, full: bool) -> None:
+        """Draw the next pass from the latest scores (``full``: keep every sample)."""
+        cfg, n = self.config, self.dataset_size
+        pruned = False
+        if not full:
+            order, drop = draw_pass(self._scores, cfg.prune_ratio, self._generator)
+            pruned = order.shape[0] >= self.batch_size
+        if not pruned:
+            order = torch.randperm(n, generator=self._generator)
+            drop = torch.zeros(n, dtype=torch.float64)
+        self._order, self._drop, self._pass_pruned = order, drop, pruned
+        self._weights = keep_weights(drop, cfg.weighting, cfg.power_exponent)
+        self._cursor = 0
+
+
+def _latest_scores(
+    dataset_indices: torch.Tensor, scores: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct indices int64[u], each one's last score among ``scores`` float32[u]): what
+    the samplers keep for a sample observed more than once in a step."""
+    unique, last = last_occurrence(dataset_indices.detach().to("cpu"))
+    return unique, scores.detach().to("cpu", torch.float32)[last]
+
+
 def _first_positions(values: torch.Tensor, unique: torch.Tensor) -> torch.Tensor:
     """For each of the sorted ``unique`` values, the position of its first occurrence."""
     inverse = torch.searchsorted(unique, values)
@@ -506,8 +628,15 @@ def _first_positions(values: torch.Tensor, unique: torch.Tensor) -> torch.Tensor
     return first
 
 
+_SAMPLER_CLASSES: dict[str, type[Sampler]] = {
+    "presample": PresampleSampler,
+    "history": HistorySampler,
+    "prune": PruneSampler,
+}
+
+
 def make_sampler(config: SamplerConfig, dataset_size: int, batch_size: int, seed: int) -> Sampler:
-    """The sampler for ``config.mode`` (``presample`` or ``history``); the sampler
-    validates ``config``."""
-    cls = PresampleSampler if config.mode == "presample" else HistorySampler
-    return cls(config, dataset_size, batch_size, seed)
+    """The sampler for ``config.mode`` (``presample``, ``history`` or ``prune``); the
+    sampler validates ``config``."""
+    config.validate()
+    return _SAMPLER_CLASSES[config.mode](config, dataset_size, batch_size, seed)

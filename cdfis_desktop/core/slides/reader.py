@@ -196,10 +196,9 @@ class BaseSlideReader(ABC):
             raise ValueError(f"need mpp > 0 and a positive size (got {mpp}, {out_w}x{out_h})")
         check_read_at_mpp(self, out_w, out_h, mpp)
         level, lv_w, lv_h = read_plan_at_mpp(self, out_w, out_h, mpp)
-        if abs(lv_w / out_w - 1.0) < 1e-6:
-            return self.read_region(l0_x, l0_y, level, out_w, out_h)
-        region = self.read_region(l0_x, l0_y, level, math.ceil(lv_w), math.ceil(lv_h))
-        return resize_rgb(region, out_w, out_h, box=(0.0, 0.0, lv_w, lv_h))
+        read_w, read_h = level_read_px(lv_w, lv_h, out_w, out_h)
+        region = self.read_region(l0_x, l0_y, level, read_w, read_h)
+        return fit_level_region(region, lv_w, lv_h, out_w, out_h)
 
     def thumbnail(self, max_px: int) -> np.ndarray:
         """The whole slide shrunk so that its longer side is ``max_px``: uint8[h, w, 3]."""
@@ -216,3 +215,24 @@ class BaseSlideReader(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def level_read_px(lv_w: float, lv_h: float, out_w: int, out_h: int) -> tuple[int, int]:
+    """(w, h) in level px that :meth:`BaseSlideReader.read_region_at_mpp` reads for a
+    region of ``lv_w`` x ``lv_h`` level px (fractional, from ``read_plan_at_mpp``) shown at
+    ``out_w`` x ``out_h`` px: the output size when the level already has the right
+    resolution, else the region rounded up."""
+    if abs(lv_w / out_w - 1.0) < 1e-6:
+        return out_w, out_h
+    return math.ceil(lv_w), math.ceil(lv_h)
+
+
+def fit_level_region(
+    region: np.ndarray, lv_w: float, lv_h: float, out_w: int, out_h: int
+) -> np.ndarray:
+    """uint8[out_h, out_w, 3] from ``region`` uint8[h, w, 3] of :func:`level_read_px`
+    size read at the planned level: unchanged at the right resolution, else its
+    ``lv_w`` x ``lv_h`` corner resized (area average when shrinking)."""
+    if abs(lv_w / out_w - 1.0) < 1e-6:
+        return region
+    return resize_rgb(region, out_w, out_h, box=(0.0, 0.0, lv_w, lv_h))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import sqlite3
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, select, text
@@ -38,6 +38,7 @@ from cdfis_desktop.core.errors import (
     StorageFullError,
     StoreError,
 )
+from cdfis_desktop.core.progress import Cancelled, CancelToken, ProgressCallback
 from cdfis_desktop.core.storage.migrations import backup_sqlite, migrate
 from cdfis_desktop.core.storage.schema import SCHEMA_VERSION, Base, Meta
 
@@ -143,13 +144,23 @@ def _store_error(message: str, where: str) -> StoreError:
     return StoreError(f"{where}: database error: {message}")
 
 
-def prepare_schema(engine: Engine, *, create: bool, where: str, db_path: Path | None) -> None:
+def prepare_schema(
+    engine: Engine,
+    *,
+    create: bool,
+    where: str,
+    db_path: Path | None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> None:
     """Create the schema in an empty database (``create``), or check and migrate it.
 
     An older schema is migrated after a backup copy next to ``db_path`` (SQLite only).
     Creation and migration each run in one transaction that holds the write lock from its
-    first statement: a failure or a killed process leaves the database as it was, and of
-    two processes opening an old project at once, the second finds it migrated.
+    first statement: a failure, a cancel or a killed process leaves the database as it
+    was, and of two processes opening an old project at once, the second finds it
+    migrated. ``progress``/``cancel``: the backup's and the migration's (see
+    :func:`.migrations.migrate`; a cancel raises :class:`Cancelled`).
     Raises :class:`NotAProjectError` (empty and not ``create``, or foreign tables),
     :class:`SchemaVersionError` (written by a newer cdfis-desktop)."""
     with translated_errors(where):
@@ -181,14 +192,22 @@ def prepare_schema(engine: Engine, *, create: bool, where: str, db_path: Path | 
                 "update cdfis-desktop to open it"
             )
         if version < SCHEMA_VERSION:
-            if db_path is not None:
-                backup_sqlite(engine, db_path, version)
-            with engine.begin() as conn:
-                begin_writing(conn)
-                version = read_schema_version(conn, where)  # another process may have migrated
-                if version < SCHEMA_VERSION:
-                    migrate(conn, version, SCHEMA_VERSION)
-                    _write_meta(conn, SCHEMA_VERSION)
+            backup = (
+                None
+                if db_path is None
+                else backup_sqlite(engine, db_path, version, progress=progress, cancel=cancel)
+            )
+            try:
+                with engine.begin() as conn:
+                    begin_writing(conn)
+                    version = read_schema_version(conn, where)  # another process may have
+                    if version < SCHEMA_VERSION:  # migrated meanwhile
+                        migrate(conn, version, SCHEMA_VERSION, progress=progress, cancel=cancel)
+                        _write_meta(conn, SCHEMA_VERSION)
+            except Cancelled:
+                if backup is not None:  # the database is unchanged: nothing to keep
+                    backup.unlink(missing_ok=True)
+                raise
 
 
 @contextmanager
@@ -240,6 +259,19 @@ def read_schema_version(conn: Connection, where: str) -> int:
         return int(value) if value is not None else _missing_version(where)
     except ValueError:
         return _missing_version(where)
+
+
+def stored_schema_version(db_path: Path) -> int | None:
+    """The ``schema_version`` of the SQLite file ``db_path``, read read-only without an
+    engine, or None when the file is missing, not a database or has no version."""
+    if not db_path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row is not None else None
+    except (sqlite3.Error, ValueError):
+        return None
 
 
 def _missing_version(where: str) -> int:

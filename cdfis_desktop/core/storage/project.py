@@ -38,7 +38,8 @@ else:
 
 from cdfis_desktop import __version__
 from cdfis_desktop.core.config import RunConfig
-from cdfis_desktop.core.errors import ConfigError, NotAProjectError, StoreError
+from cdfis_desktop.core.errors import CdfisError, ConfigError, NotAProjectError, StoreError
+from cdfis_desktop.core.progress import CancelToken, ProgressCallback
 from cdfis_desktop.core.storage import (
     catalogue,
     datamaps,
@@ -47,9 +48,18 @@ from cdfis_desktop.core.storage import (
     run_lifecycle,
     run_writes,
 )
-from cdfis_desktop.core.storage.database import make_engine, prepare_schema
+from cdfis_desktop.core.storage.database import (
+    make_engine,
+    prepare_schema,
+    stored_schema_version,
+)
 from cdfis_desktop.core.storage.history import HistoryWriter
-from cdfis_desktop.core.storage.integrity import ensure_intact, record_clean_close
+from cdfis_desktop.core.storage.integrity import (
+    check_needed,
+    database_bytes,
+    ensure_intact,
+    record_clean_close,
+)
 from cdfis_desktop.core.storage.location import DATABASE_FILE, locate_database
 from cdfis_desktop.core.storage.locks import RunLocks
 from cdfis_desktop.core.storage.records import (
@@ -81,6 +91,8 @@ class Project:
         create: bool,
         url: str | None,
         sqlite_pragmas: Mapping[str, int | str] | None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.folder = folder.resolve()
         settings = _read_or_create_toml(self.folder, create=create, url=url)
@@ -101,13 +113,17 @@ class Project:
             )
         self.engine = make_engine(self.url, sqlite_pragmas=sqlite_pragmas)
         try:
-            ensure_intact(self.engine, self.db_path, self.cache_dir)
+            ensure_intact(
+                self.engine, self.db_path, self.cache_dir, progress=progress, cancel=cancel
+            )
             prepare_schema(
                 self.engine,
                 # beside project.toml, an empty database file is an unfinished creation
                 create=create or (default_database and (self.folder / PROJECT_TOML).exists()),
                 where=self._where,
                 db_path=self.db_path,
+                progress=progress,
+                cancel=cancel,
             )
             self.recover_interrupted_runs()
         except BaseException:
@@ -133,6 +149,8 @@ class Project:
         create: bool = False,
         url: str | None = None,
         sqlite_pragmas: Mapping[str, int | str] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
     ) -> Project:
         """Open the project in ``folder`` (or create it when ``create`` and absent).
 
@@ -141,9 +159,13 @@ class Project:
         tables, upserts). ``sqlite_pragmas``: extra PRAGMAs for every SQLite connection
         (e.g. ``max_page_count``). A damaged database is refused (see :mod:`.integrity`);
         a read-only folder is opened read-only (:attr:`read_only`). An older schema is
-        migrated after a backup; runs left ``running`` whose writer is gone are marked
-        ``interrupted``. Raises :class:`NotAProjectError`, :class:`SchemaVersionError`,
-        :class:`DamagedDatabaseError`, :class:`StoreError`."""
+        migrated after a backup (:meth:`pending_upgrade` says whether it will be; the
+        backup and the migration report to ``progress`` and stop at ``cancel`` with
+        :class:`Cancelled`, the database left at its old version); the integrity check
+        after an unclean close (:meth:`pending_check_bytes`) reports to ``progress`` too and
+        stops at ``cancel`` (nothing opened; the next open checks again); runs left ``running``
+        whose writer is gone are marked ``interrupted``. Raises :class:`NotAProjectError`,
+        :class:`SchemaVersionError`, :class:`DamagedDatabaseError`, :class:`StoreError`."""
         path = Path(folder).expanduser()
         if path.is_file():
             raise NotAProjectError(
@@ -155,7 +177,37 @@ class Project:
                 f"{path} is not a cdfis project (no {PROJECT_TOML} or {DATABASE_FILE}); "
                 "create one first or choose another folder"
             )
-        return cls(path, create=not exists, url=url, sqlite_pragmas=sqlite_pragmas)
+        return cls(
+            path,
+            create=not exists,
+            url=url,
+            sqlite_pragmas=sqlite_pragmas,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    @staticmethod
+    def pending_upgrade(folder: str | os.PathLike[str]) -> tuple[int, int] | None:
+        """``(stored, current)`` schema versions when :meth:`open` would migrate the
+        project in ``folder`` (a backup and an upgrade: long for a big database), else None
+        (also when it is not a readable project: :meth:`open` then says why). Reads the
+        database read-only; any thread."""
+        db_path = _database_file(folder)
+        version = None if db_path is None else stored_schema_version(db_path)
+        return None if version is None or version >= SCHEMA_VERSION else (version, SCHEMA_VERSION)
+
+    @staticmethod
+    def pending_check_bytes(folder: str | os.PathLike[str]) -> int:
+        """Bytes (database and WAL) that :meth:`open` will read in the integrity check of
+        the project in ``folder``, 0 when it skips the check (no change since the last
+        clean close, see :mod:`.integrity`) or it is not a readable project. Reads file
+        metadata only; any thread."""
+        db_path = _database_file(folder)
+        if db_path is None or not db_path.exists():
+            return 0
+        if not check_needed(db_path, Path(folder).expanduser().resolve() / "cache"):
+            return 0
+        return database_bytes(db_path)
 
     @property
     def db_path(self) -> Path:
@@ -551,6 +603,17 @@ class Project:
     def stored_data_map(self, run_id: int) -> StoredDataMap | None:
         """The run's stored data map, if any (``fresh`` says whether it is up to date)."""
         return datamaps.load(self.engine, self._where, run_id)
+
+
+def _database_file(folder: str | os.PathLike[str]) -> Path | None:
+    """The database file of the project in ``folder`` (None: no readable project.toml or
+    a database outside it); reads project.toml only."""
+    path = Path(folder).expanduser().resolve()
+    try:
+        settings = _read_or_create_toml(path, create=False, url=None)
+        return locate_database(path, settings.get("database_url")).path
+    except CdfisError:
+        return None
 
 
 def _read_or_create_toml(folder: Path, *, create: bool, url: str | None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from cdfis_desktop.core.errors import StoreError
 from cdfis_desktop.core.storage import aggregates
 from cdfis_desktop.core.storage.database import read_snapshot, translated_errors
 from cdfis_desktop.core.storage.records import (
+    SPLITS,
     CheckpointRecord,
     PatchHistory,
     PatchStat,
@@ -54,29 +55,52 @@ def patch_table(
     split: str | None,
     patch_ids: np.ndarray | None = None,
 ) -> PatchTable:
-    """Patches filtered by slide, split and/or ids, ordered by id (see :class:`PatchTable`)."""
-    sql = (
-        "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
-        "split, source FROM patches WHERE (:slide IS NULL OR slide_id = :slide) "
-        "AND (:split IS NULL OR split = :split)"
-    )
+    """Patches filtered by slide, split and/or ids, ordered by id (see :class:`PatchTable`).
+
+    The numbers come back as ``group_concat`` texts (:func:`_concat_columns`; the split as
+    its index in :data:`SPLITS`), the few non-NULL ``source`` names as rows: fetching one
+    Python row per patch took 3.6 s for 255,000 patches (``benchmarks/store.py --scale``)."""
+    condition = "(:slide IS NULL OR slide_id = :slide) AND (:split IS NULL OR split = :split)"
     if patch_ids is not None:
-        sql += f" AND id IN ({', '.join(str(int(i)) for i in np.ravel(patch_ids)) or 'NULL'})"
-    sql += " ORDER BY id"
-    rows = _fetch(engine, where, sql, {"slide": slide_id, "split": split})
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 11
+        wanted = ", ".join(str(int(i)) for i in np.ravel(patch_ids))
+        condition += f" AND id IN ({wanted or 'NULL'})"
+    split_code = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(SPLITS))
+    params = {"slide": slide_id, "split": split}
+    with translated_errors(where), read_snapshot(engine) as conn:
+        columns = _concat_columns(
+            conn,
+            "SELECT group_concat(id), group_concat(slide_id), group_concat(l0_x), "
+            "group_concat(l0_y), group_concat(l0_size), group_concat(patch_px), "
+            "group_concat(mpp), group_concat(label), group_concat(tissue_fraction), "
+            f"group_concat(CASE split {split_code} ELSE {len(SPLITS)} END) "
+            f"FROM patches WHERE {condition}",
+            params,
+            10,
+        )
+        sources = conn.execute(
+            text(f"SELECT id, source FROM patches WHERE source IS NOT NULL AND {condition}"),
+            params,
+        ).all()
+    order = np.argsort(columns[0], kind="stable")
+    ids, slide, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue, split_codes = (
+        c[order] for c in columns
+    )
+    ids = ids.astype(np.int64)
+    source = np.full(ids.shape[0], None, dtype=object)
+    if sources:
+        source[np.searchsorted(ids, [r[0] for r in sources])] = [r[1] for r in sources]
     return PatchTable(
-        id=np.asarray(cols[0], dtype=np.int64),
-        slide_id=np.asarray(cols[1], dtype=np.int64),
-        l0_x=np.asarray(cols[2], dtype=np.int64),
-        l0_y=np.asarray(cols[3], dtype=np.int64),
-        l0_size=np.asarray(cols[4], dtype=np.int64),
-        patch_px=np.asarray(cols[5], dtype=np.int32),
-        mpp=np.asarray(cols[6], dtype=np.float32),
-        label=np.asarray(cols[7], dtype=np.int16),
-        tissue_fraction=np.asarray(cols[8], dtype=np.float32),
-        split=np.asarray(cols[9], dtype=object),
-        source=np.asarray(cols[10], dtype=object),
+        id=ids,
+        slide_id=slide.astype(np.int64),
+        l0_x=l0_x.astype(np.int64),
+        l0_y=l0_y.astype(np.int64),
+        l0_size=l0_size.astype(np.int64),
+        patch_px=patch_px.astype(np.int32),
+        mpp=mpp.astype(np.float32),
+        label=label.astype(np.int16),
+        tissue_fraction=tissue.astype(np.float32),
+        split=np.array([*SPLITS, None], dtype=object)[split_codes.astype(np.int64)],
+        source=source,
     )
 
 

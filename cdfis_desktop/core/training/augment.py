@@ -53,6 +53,17 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
     return out.mul_(1.0 / (value_range * std)).sub_(mean / std)
 
 
+def downscale(images: torch.Tensor, scale: float) -> torch.Tensor:
+    """float[N, C, H, W] -> float[N, C, round(scale H), round(scale W)] (at least 1 px) by
+    area averaging (for scale 1/2: the mean of each 2 x 2 block); ``scale`` 1 returns the
+    input itself. Averaging commutes with :func:`normalise`'s per-channel affine map."""
+    if scale >= 1.0:
+        return images
+    height, width = images.shape[-2:]
+    size = (max(1, round(scale * height)), max(1, round(scale * width)))
+    return torch.nn.functional.interpolate(images, size=size, mode="area")
+
+
 def augment_and_normalise(
     images: torch.Tensor,
     augmentation: Augmentation | None,

@@ -7,18 +7,26 @@ trainer should use on a CPU; ``__getitem__`` is the per-item path for a DataLoad
 
 Speed (benchmarks/bench_labels_datasets.py, shared 2-core CPU under load): a batch of 64
 patches at 96 px took ~400 ms read lazily from a JPEG-tiled slide and ~45 ms from the
-preloaded uint8 array including normalisation (x9). So every dataset **preloads** its images into one
-``uint8[N, 3, H, W]`` array by default when that fits in ``preload_limit_bytes`` (1 GiB:
-~38k patches of 96 px); larger sets read lazily, optionally through an on-disk cache
-(a uint8 ``.npy`` memmap plus a "filled" mask in the project's ``cache/`` folder) that later
-epochs and later runs reuse. The cache's disk space is reserved when it is created
-(:mod:`cdfis_desktop.core.disk`), so a full disk is never a SIGBUS: without room, the
-dataset goes on without a cache and says so in :attr:`PatchDataset.storage_warning`.
+preloaded uint8 array including normalisation (x9). So before training every image is
+decoded once into one ``uint8[N, 3, H, W]`` array (:meth:`PatchDataset.iter_load`, with
+progress and cancel): in RAM when that fits in ``preload_limit_bytes`` (1 GiB: ~38k
+patches of 96 px), and, when the dataset has a ``cache_path``, into an on-disk cache (a
+uint8 ``.npy`` file in the project's ``cache/`` folder, memory-mapped by later epochs and
+reused by later runs). Slide patches are decoded a block of slide at a time
+(:mod:`cdfis_desktop.core.slides.patch_blocks`, pixel-identical to one read per patch);
+benchmarks/training_from_slides.py measures training from the cache against training from
+preloaded arrays. The cache is built under a scratch name and moved into place when
+complete, so a cache file is always whole: a cancelled or failed build leaves none. Its
+disk space is reserved first (:mod:`cdfis_desktop.core.disk`), so a full disk is never a
+SIGBUS: without room, the dataset goes on without a cache (patches read one by one) and
+says so in :attr:`PatchDataset.storage_warning`.
 
 Thread/process rules: slide and HDF5 handles are opened lazily and keyed by ``os.getpid()``,
-so each DataLoader worker process opens its own; one dataset object must not be used by
-two threads at once. Call :meth:`PatchDataset.preload` before creating a DataLoader with
-workers, so the workers inherit the loaded array instead of each loading its own.
+so each DataLoader worker process opens its own (``iter_load(workers=n)`` decodes in n
+worker processes this way); one dataset object must not be used by two threads at once.
+Load the dataset (:meth:`PatchDataset.iter_load`) before creating a DataLoader with
+workers, so the workers inherit the loaded array (or re-map the cache file) instead of
+each loading its own.
 """
 
 from __future__ import annotations
@@ -27,8 +35,8 @@ import copy
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +48,7 @@ from torch.utils.data import Dataset
 from cdfis_desktop.core.disk import reserved_memmap
 from cdfis_desktop.core.errors import CdfisError, LabelsError, SlideOpenError, StorageFullError
 from cdfis_desktop.core.progress import CancelToken, Progress, ProgressCallback
+from cdfis_desktop.core.scratch import remove_orphans_of, scratch_file
 from cdfis_desktop.core.slides.imageops import resize_rgb
 from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise
 
@@ -47,6 +56,8 @@ if TYPE_CHECKING:
     from cdfis_desktop.core.storage import Project
 
 DEFAULT_PRELOAD_LIMIT_BYTES = 1 << 30
+READ_CHUNK = 64
+"""Images per read job of a dataset without a faster batched read."""
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 Item = tuple[torch.Tensor, int, int]
@@ -85,9 +96,9 @@ class PatchDataset(Dataset[Item], ABC):
             self.nbytes <= preload_limit_bytes if preload is None else bool(preload)
         )
         self.cache_path = cache_path
-        self._images: np.ndarray | None = None  # uint8[N, 3, px, px]: RAM or memmap
-        self._filled: np.ndarray | None = None  # bool[N]
-        self._complete = False
+        # every image, uint8[N, 3, px, px]: in RAM, or a complete cache file mapped read-only
+        self._images: np.ndarray | None = None
+        self._scratch: tuple[Path, np.memmap] | None = None  # the cache being built
         self.storage_warning = ""
 
     # -- subclasses ------------------------------------------------------------------
@@ -96,7 +107,20 @@ class PatchDataset(Dataset[Item], ABC):
     def _read(self, index: int) -> np.ndarray:
         """Image ``index`` as uint8[input_px, input_px, 3] (RGB); every subclass defines it."""
 
+    def _read_jobs(self, indices: np.ndarray) -> list[Any]:
+        """Split the dataset ``indices`` int64[k] into picklable units of work for
+        :meth:`_run_job` (default: runs of :data:`READ_CHUNK` images)."""
+        return [indices[i : i + READ_CHUNK] for i in range(0, len(indices), READ_CHUNK)]
+
+    def _run_job(self, job: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(dataset indices int64[k], images uint8[k, input_px, input_px, 3]) of one job."""
+        return job, np.stack([self._checked(int(i)) for i in job])
+
     # -- public ----------------------------------------------------------------------
+
+    @property
+    def _shape(self) -> tuple[int, int, int, int]:
+        return (len(self), 3, self.input_px, self.input_px)
 
     @property
     def nbytes(self) -> int:
@@ -105,7 +129,13 @@ class PatchDataset(Dataset[Item], ABC):
 
     @property
     def preloaded(self) -> bool:
-        return self._complete
+        """Every image is in RAM."""
+        return self._images is not None and not isinstance(self._images, np.memmap)
+
+    @property
+    def loaded(self) -> bool:
+        """Every image is in RAM or in the complete disk cache (batches index one array)."""
+        return self._images is not None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -127,23 +157,23 @@ class PatchDataset(Dataset[Item], ABC):
 
     def image_uint8(self, index: int) -> np.ndarray:
         """Image ``index`` as uint8[3, input_px, input_px], from memory/cache when there."""
-        self._prepare_storage()
-        if self._images is not None and self._filled is not None and self._filled[index]:
+        if self._images is None and self.cache_path is not None:
+            self._images = _open_complete_cache(self.cache_path, self._shape)
+        if self._images is not None:
             return np.asarray(self._images[index])
-        chw = np.ascontiguousarray(self._checked(index).transpose(2, 0, 1))
-        if self._images is not None and self._filled is not None:
-            self._images[index] = chw
-            self._filled[index] = True
-        return chw
+        return np.ascontiguousarray(self._checked(index).transpose(2, 0, 1))
 
     def load_batch(
         self, indices: Sequence[int] | np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(uint8[k, 3, px, px], labels int64[k], patch ids int64[k]) for dataset indices."""
+        """(uint8[k, 3, px, px], labels int64[k], patch ids int64[k]) for dataset indices.
+        Loads every image first (:meth:`iter_load`, without progress) when the dataset is
+        to be preloaded or cached and is not yet."""
         index = np.asarray(indices, dtype=np.int64)
-        if self.preload_wanted and not self._complete:
-            self.preload()
-        if self._complete and self._images is not None:
+        if self._images is None and (self.preload_wanted or self.cache_path is not None):
+            for _ in self.iter_load():
+                pass
+        if self._images is not None:
             images = torch.from_numpy(np.asarray(self._images[index]))
         else:
             images = torch.from_numpy(np.stack([self.image_uint8(int(i)) for i in index]))
@@ -163,59 +193,116 @@ class PatchDataset(Dataset[Item], ABC):
         return augment_and_normalise(images, augmentation, generator), labels, ids
 
     def preload(
-        self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None
+        self,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        *,
+        workers: int = 0,
     ) -> None:
-        """Decode every image into one uint8[N, 3, px, px] array in RAM (filling the disk
-        cache on the way when there is one). Raises ``Cancelled`` via ``cancel``."""
-        if self._complete:
-            return
-        self._prepare_storage(in_ram=True)
-        assert self._images is not None and self._filled is not None
-        total = len(self)
-        missing = np.flatnonzero(~np.asarray(self._filled))
-        for done, index in enumerate(missing, start=1):
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            self.image_uint8(int(index))
-            if progress is not None and (done % 256 == 0 or done == missing.size):
-                progress(Progress(total - missing.size + done, total, "loading patches"))
-        if isinstance(self._images, np.memmap):
-            self._images.flush()
-            assert isinstance(self._filled, np.memmap)
-            self._filled.flush()
-            self._images = np.array(self._images)
-            self._filled = np.ones(total, dtype=bool)
-        self._complete = True
+        """Put every image in RAM (through the disk cache when there is one): see
+        :meth:`iter_load`."""
+        self.preload_wanted = True
+        for report in self.iter_load(cancel, workers=workers):
+            if progress is not None:
+                progress(report)
+
+    def iter_load(
+        self, cancel: CancelToken | None = None, *, workers: int = 0
+    ) -> Iterator[Progress]:
+        """Make every image available from one array, yielding progress (images done of
+        all) while decoding: a complete disk cache is opened (and copied to RAM when the
+        dataset is to be preloaded); otherwise every image is decoded, into the disk cache
+        when there is one (built under a scratch name, moved into place when complete),
+        else into RAM when preloading. Without either nothing is done (images are read one
+        by one). ``workers`` > 0 decodes in that many DataLoader worker processes, each
+        opening its own slide/HDF5 handles; the pixels do not depend on it.
+
+        Raises ``Cancelled`` via ``cancel`` (a partly built cache is deleted, the dataset
+        stays unloaded) and what :meth:`_read` raises (e.g. SlideOpenError).
+        Thread rules: the thread owning the dataset.
+        """
+        if self._images is None:
+            self._prepare_storage()
+        if self._images is None and (self.preload_wanted or self._scratch is not None):
+            yield from self._decode_all(cancel, workers)
+        if self.preload_wanted and isinstance(self._images, np.memmap):
+            self._images = None  # unmapped first, so RAM never holds the cache twice
+            assert self.cache_path is not None
+            self._images = np.load(self.cache_path)
 
     # -- storage ---------------------------------------------------------------------
 
     def reserve_storage(self) -> str:
-        """Open the on-disk cache now, reserving its disk space. When the disk has no room
-        for it (or it cannot be written at all), the dataset goes on without a cache
-        (patches are read from their source) and a sentence for the user is returned; ""
-        otherwise. Call before training starts, so this is known before anything is
-        recorded."""
+        """Open the on-disk cache now (or reserve the disk space of the one to build).
+        When the disk has no room for it (or it cannot be written at all), the dataset
+        goes on without a cache (patches are read from their source) and a sentence for
+        the user is returned; "" otherwise. Call before training starts, so this is known
+        before anything is recorded."""
         self._prepare_storage()
         return self.storage_warning
 
-    def _prepare_storage(self, *, in_ram: bool = False) -> None:
+    def _prepare_storage(self) -> None:
+        """Open the complete cache, or reserve a scratch file to build it in."""
+        if self._images is not None or self._scratch is not None or self.cache_path is None:
+            return
+        self._images = _open_complete_cache(self.cache_path, self._shape)
         if self._images is not None:
             return
-        shape = (len(self), 3, self.input_px, self.input_px)
-        if self.cache_path is not None:
+        try:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            remove_orphans_of(self.cache_path)
+            scratch = scratch_file(self.cache_path, ".partial")
             try:
-                self._images, self._filled = _open_cache(self.cache_path, shape)
-                return
-            except (StorageFullError, OSError) as exc:  # full, read-only, no permission
-                self.cache_path = None
-                reason = str(exc) if isinstance(exc, StorageFullError) else exc.strerror
-                self.storage_warning = (
-                    f"the patch cache cannot be written ({reason}); training goes on "
-                    "without it (patches are read from their source instead)"
-                )
-        if in_ram:
-            self._images = np.empty(shape, dtype=np.uint8)
-            self._filled = np.zeros(len(self), dtype=bool)
+                what = f"the patch cache {self.cache_path.name}"
+                array = reserved_memmap(scratch, np.uint8, self._shape, what)
+            except BaseException:
+                scratch.unlink(missing_ok=True)
+                raise
+            self._scratch = (scratch, array)
+        except (StorageFullError, OSError) as exc:  # full, read-only, no permission
+            self.cache_path = None
+            reason = str(exc) if isinstance(exc, StorageFullError) else exc.strerror
+            self.storage_warning = (
+                f"the patch cache cannot be written ({reason}); training goes on "
+                "without it (patches are read from their source instead)"
+            )
+
+    def _decode_all(self, cancel: CancelToken | None, workers: int) -> Iterator[Progress]:
+        """Decode every image into the scratch cache (then moved into place) or RAM."""
+        from torch.utils.data import DataLoader
+
+        scratch = self._scratch
+        target = scratch[1] if scratch is not None else np.empty(self._shape, np.uint8)
+        message = "building the patch cache" if scratch is not None else "loading patches"
+        done = 0
+        try:
+            jobs = _Jobs(self, self._read_jobs(np.arange(len(self), dtype=np.int64)))
+            loader = DataLoader(jobs, batch_size=None, num_workers=workers, collate_fn=_as_is)
+            for result in loader:
+                if isinstance(result, CdfisError):
+                    raise result
+                positions, images = result
+                target[positions] = images.transpose(0, 3, 1, 2)
+                before, done = done, done + len(positions)
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                if done * 100 // len(self) > before * 100 // len(self):  # every percent
+                    yield Progress(done, len(self), message)
+            self._images = target if self._scratch is None else self._finish_cache()
+        finally:
+            if self._scratch is not None:  # cancelled or failed: no half-built cache stays
+                self._scratch[0].unlink(missing_ok=True)
+                self._scratch = None
+
+    def _finish_cache(self) -> np.ndarray:
+        """Flush the scratch cache and move it into place; the cache mapped read-only."""
+        assert self._scratch is not None and self.cache_path is not None
+        scratch, array = self._scratch
+        array.flush()
+        del array
+        self._scratch = None
+        os.replace(scratch, self.cache_path)
+        return np.load(self.cache_path, mmap_mode="r")
 
     def _checked(self, index: int) -> np.ndarray:
         image = self._read(index)
@@ -229,35 +316,46 @@ class PatchDataset(Dataset[Item], ABC):
     def __getstate__(self) -> dict[str, Any]:
         # memmaps are re-opened in the worker; handles are per process anyway
         state = self.__dict__.copy()
+        state["_scratch"] = None
         if isinstance(state.get("_images"), np.memmap):
             state["_images"] = None
-            state["_filled"] = None
         return state
 
 
-def _open_cache(path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Open (creating when missing or of another shape) the image memmap and its mask.
-    New files get their disk space reserved; StorageFullError (both files removed) when
-    the disk has no room."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mask_path = path.with_name(path.stem + "-filled.npy")
+class _Jobs(Dataset[Any]):
+    """The read jobs of a dataset as a torch Dataset (one job per item), so a DataLoader
+    can run them in worker processes. A :class:`CdfisError` is returned, not raised, so
+    the main process re-raises it with its own one-line message."""
+
+    def __init__(self, dataset: PatchDataset, jobs: list[Any]) -> None:
+        self.dataset = dataset
+        self.jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray] | CdfisError:
+        try:
+            return self.dataset._run_job(self.jobs[index])
+        except CdfisError as exc:
+            return exc
+
+
+def _as_is(item: Any) -> Any:
+    """DataLoader collate function that leaves numpy results as they are."""
+    return item
+
+
+def _open_complete_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cache file at ``path`` mapped read-only when it holds uint8 ``shape`` (a file
+    there is always complete: it is moved into place only when built), else None."""
     try:
-        images = np.load(path, mmap_mode="r+")
-        filled = np.load(mask_path, mmap_mode="r+")
-        if images.shape == shape and images.dtype == np.uint8 and filled.shape == shape[:1]:
-            return images, filled
+        images = np.load(path, mmap_mode="r")
     except (OSError, ValueError):
-        pass
-    # the mask is created after the images, so a crash in between leaves an all-False mask
-    what = f"the patch cache {path.name}"
-    images = reserved_memmap(path, np.uint8, shape, what)
-    try:
-        filled = reserved_memmap(mask_path, np.bool_, shape[:1], what)
-    except BaseException:
-        del images
-        path.unlink(missing_ok=True)
-        raise
-    return images, filled
+        return None
+    if images.shape != shape or images.dtype != np.uint8:
+        return None
+    return images
 
 
 def _to_input_size(image: np.ndarray, size_px: int) -> np.ndarray:
@@ -319,7 +417,10 @@ class SlidePatchDataset(PatchDataset):
     ) -> SlidePatchDataset:
         """Dataset over ``project``'s patches (all, or those with ``patch_ids``, in that
         order). With ``use_cache`` the disk cache goes to ``project.cache_dir``, keyed by
-        the patches, their slides and ``input_px``."""
+        the patches (ids, slides, corners, sides: the grid), their slide files (path, size,
+        modification time, mpp override) and ``input_px``, so any change builds a new one
+        (``v2``: whole files only; the partly filled caches of earlier versions, with a
+        ``-filled.npy`` mask, are never read)."""
         table = project.patches()
         if patch_ids is not None:
             position = {int(p): i for i, p in enumerate(table.id)}
@@ -342,7 +443,7 @@ class SlidePatchDataset(PatchDataset):
         cache_path = None
         if use_cache:
             key = _cache_key(sources, arrays, input_px)
-            cache_path = Path(project.cache_dir) / f"patches-{input_px}px-{key}.npy"
+            cache_path = Path(project.cache_dir) / f"patches-v2-{input_px}px-{key}.npy"
         return cls(
             sources,
             arrays["slide_id"],
@@ -360,22 +461,27 @@ class SlidePatchDataset(PatchDataset):
         """Open every slide the dataset reads once (then close it), so a missing or
         unreadable slide file fails before training starts. Raises SlideOpenError naming
         the slide id and how to go on."""
+        for slide_id in np.unique(self.slide_id).tolist():
+            self._open(slide_id).close()
+
+    def _open(self, slide_id: int) -> Any:
+        """A new reader of slide ``slide_id``; SlideOpenError naming the slide and how to
+        go on when its file is missing, moved or unreadable."""
         import warnings
 
         from cdfis_desktop.core.slides import open_slide
 
-        for slide_id in np.unique(self.slide_id).tolist():
-            source = self.slides[slide_id]
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # missing mpp: reported at import
-                    open_slide(source.path, mpp_override=source.mpp_override).close()
-            except SlideOpenError as exc:
-                raise SlideOpenError(
-                    f"slide {slide_id} of the project cannot be read: {exc}. Put the file "
-                    f"back at {source.path}, or remove the slide from the project "
-                    f"(cdfis slides remove --project DIR {slide_id})"
-                ) from None
+        source = self.slides[slide_id]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # missing mpp: reported at import
+                return open_slide(source.path, mpp_override=source.mpp_override)
+        except SlideOpenError as exc:
+            raise SlideOpenError(
+                f"slide {slide_id} of the project cannot be read: {exc}. Put the file "
+                f"back at {source.path}, or remove the slide from the project "
+                f"(cdfis slides remove --project DIR {slide_id})"
+            ) from None
 
     def _read(self, index: int) -> np.ndarray:
         slide = self._slide(int(self.slide_id[index]))
@@ -384,16 +490,37 @@ class SlidePatchDataset(PatchDataset):
             int(self.l0_x[index]), int(self.l0_y[index]), self.input_px, self.input_px, read_mpp
         )
 
+    def _read_jobs(self, indices: np.ndarray) -> list[Any]:
+        """One job per block of a slide (:func:`plan_patch_blocks`): (slide id, block with
+        dataset indices as positions). Opens each slide to plan its blocks."""
+        from cdfis_desktop.core.slides.patch_blocks import plan_patch_blocks
+
+        jobs: list[Any] = []
+        for slide_id in np.unique(self.slide_id[indices]).tolist():
+            rows = indices[self.slide_id[indices] == slide_id]
+            blocks = plan_patch_blocks(
+                self._slide(slide_id),
+                self.l0_x[rows],
+                self.l0_y[rows],
+                self.l0_size[rows],
+                self.input_px,
+            )
+            jobs.extend((slide_id, replace(b, positions=rows[b.positions])) for b in blocks)
+        return jobs
+
+    def _run_job(self, job: Any) -> tuple[np.ndarray, np.ndarray]:
+        from cdfis_desktop.core.slides.patch_blocks import read_patch_block
+
+        slide_id, block = job
+        return block.positions, read_patch_block(self._slide(slide_id), block, self.input_px)
+
     def _slide(self, slide_id: int) -> Any:
         if self._pid != os.getpid():  # a forked DataLoader worker: never reuse the parent's
             self._handles = {}
             self._pid = os.getpid()
         handle = self._handles.get(slide_id)
         if handle is None:
-            from cdfis_desktop.core.slides import open_slide
-
-            source = self.slides[slide_id]
-            handle = open_slide(source.path, mpp_override=source.mpp_override)
+            handle = self._open(slide_id)
             self._handles[slide_id] = handle
         return handle
 
@@ -532,8 +659,6 @@ class H5PatchDataset(PatchDataset):
         if data.shape[1] != self.input_px or data.shape[2] != self.input_px:
             data = np.stack([_to_input_size(image, self.input_px) for image in data])
         self._images = np.ascontiguousarray(data.transpose(0, 3, 1, 2))
-        self._filled = np.ones(len(self), dtype=bool)
-        self._complete = True
 
     def _dataset(self) -> Any:
         import h5py

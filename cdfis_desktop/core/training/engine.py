@@ -14,15 +14,17 @@ What a run does, in order:
    ``running``), or for a resume load the latest checkpoint and set it running again
    (history, metrics and checkpoints after the checkpoint's step are dropped, because
    the resumed steps re-create them).
-3. Validate once before the first step (the initial held-out loss the ``loss:F`` warm-up
-   rule needs), then train step by step. Each step the sampler's draw record goes to the
-   history writer (batched), and train loss and samples/s to the metrics. Validation at
-   each epoch end (or every ``val_every_steps`` steps, or each time the training time
-   passes a multiple of ``val_every_s``) logs the metrics, stores the validation
-   patches' predictions, feeds the warm-up rule and early stopping; the first validation
-   at or after each of ``test_at_s`` also scores the test set (``test_groups``) and puts
-   its metrics in the report (not in the store). A checkpoint is written every
-   ``checkpoint_every_steps`` steps (history flushed first).
+3. Decode every patch once (into RAM, or into the project's patch cache when they do not
+   fit; ``LoadProgress`` reports, ``num_workers`` worker processes; see
+   :meth:`PatchDataset.iter_load`). Validate once before the first step (the initial
+   held-out loss the ``loss:F`` warm-up rule needs), then train step by step. Each step the
+   sampler's draw record goes to the history writer (batched), and train loss and samples/s
+   to the metrics. Validation at each epoch end (or every ``val_every_steps`` steps, or
+   each time the training time passes a multiple of ``val_every_s``) logs the metrics,
+   stores the validation patches' predictions, feeds the warm-up rule and early stopping;
+   the first validation at or after each of ``test_at_s`` also scores the test set
+   (``test_groups``) and puts its metrics in the report (not in the store). A checkpoint is
+   written every ``checkpoint_every_steps`` steps (history flushed first).
 4. Stop at the first of: ``epochs``, ``max_steps``, ``time_budget_s`` of training time
    (evaluation excluded), early stopping, or the cancel token. At the end: a last
    validation if the last step was not validated, predictions for **all** patches
@@ -55,7 +57,7 @@ import torch
 
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import CdfisError, ConfigError, StoreError
-from cdfis_desktop.core.progress import CancelToken
+from cdfis_desktop.core.progress import Cancelled, CancelToken
 from cdfis_desktop.core.sampling import DrawRecord, WarmupRule
 from cdfis_desktop.core.storage import Project
 from cdfis_desktop.core.training.checkpoints import (
@@ -73,6 +75,7 @@ from cdfis_desktop.core.training.metrics import ClassificationMetrics
 from cdfis_desktop.core.training.prepare import DEFAULT_VAL_FRACTION, prepare_data
 from cdfis_desktop.core.training.reports import (
     EpochReport,
+    LoadProgress,
     Report,
     RunFinished,
     RunStarted,
@@ -193,7 +196,7 @@ class Trainer:
                 split_method=data.split_method,
                 warning=data.warning,
                 steps_per_epoch=session.steps_per_epoch,
-                max_steps=_step_limit(config, session.steps_per_epoch),
+                max_steps=session.step_limit,
                 resumed_from_step=resumed_from,
             )
             yield from self._train(state, cancel, context)
@@ -219,11 +222,12 @@ class Trainer:
     ) -> Iterator[Report]:
         session = state.session
         config = session.config
-        if session.step == 0:
+        yield from self._load_patches(state, cancel)
+        if session.step == 0 and not cancel.cancelled:
             if session.sampler.is_active:  # warm-up "none": on from the start
                 self._record_switch(state, context)
             yield from self._validate(state, context)
-        limit = _step_limit(config, session.steps_per_epoch)
+        limit = session.step_limit
         while True:
             cancel.wait_while_paused()
             stop = (
@@ -246,6 +250,18 @@ class Trainer:
         if status == "finished" and state.last_validated_step != session.step:
             yield from self._validate(state, context)
         yield self._finish(state, context, status)
+
+    def _load_patches(self, state: _RunState, cancel: CancelToken) -> Iterator[Report]:
+        """Decode the dataset's patches once (into RAM or the disk cache, with
+        ``num_workers`` worker processes) before anything reads them; a cancel stops it
+        (no cache is left half-built) and the run ends cancelled before its first step."""
+        config = state.session.config
+        dataset = state.session.data.dataset
+        try:
+            for progress in dataset.iter_load(cancel, workers=config.num_workers):
+                yield LoadProgress(state.run_id, progress.done, progress.total, progress.message)
+        except Cancelled:
+            return
 
     def _after_step(
         self, state: _RunState, context: DistContext, result: StepResult
@@ -514,11 +530,3 @@ class Trainer:
             message=error,
             checkpoint=state.last_checkpoint,
         )
-
-
-def _step_limit(config: RunConfig, steps_per_epoch: int) -> int | None:
-    """The step count implied by ``epochs`` and ``max_steps`` (None: time budget only)."""
-    limits = [config.max_steps] if config.max_steps is not None else []
-    if config.epochs is not None:
-        limits.append(config.epochs * steps_per_epoch)
-    return min(limits) if limits else None

@@ -25,8 +25,6 @@ class ArrayPatchDataset(PatchDataset):
         super().__init__(labels, patch_ids, images.shape[2], preload=True, **options)
         self._array = images
         self._images = images
-        self._filled = np.ones(len(self), dtype=bool)
-        self._complete = True
 
     def _read(self, index: int) -> np.ndarray:
         return np.ascontiguousarray(self._array[index].transpose(1, 2, 0))

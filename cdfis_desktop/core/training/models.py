@@ -9,8 +9,8 @@ last-layer gradient norms have a closed form.
 Inputs are normalised RGB images ``float32[N, 3, H, W]``; outputs are logits
 ``float32[N, num_classes]``.
 
-- ``smallcnn``: 4 conv blocks (conv 3x3 - batch norm - ReLU - max pool 2), 16/32/64/128
-  channels, the first conv with stride 2, global average pooling; about 98k parameters.
+- ``smallcnn``: 4 conv blocks (conv 3x3 - batch norm - ReLU - max pool 2, skipped on a
+  1 px map), 16/32/64/128 channels, the first conv with stride 2, global average pooling; about 98k parameters.
   The strided first conv is what makes it fast: measured on the 2-core CPU at 96 px and
   batch 128, about 1,100 training samples/s with it against about 180 without (same
   parameter count). For demos and tests.
@@ -29,8 +29,24 @@ from cdfis_desktop.core.config import MODEL_NAMES
 from cdfis_desktop.core.errors import ConfigError
 
 
+class _PoolUnlessSinglePixel(nn.MaxPool2d):
+    """Max pooling 2 x 2 (stride 2) that passes a feature map of 1 px a side through
+    unchanged, so a small input (e.g. a candidate scored at half resolution) reaches the
+    global pooling instead of failing. Identical to ``nn.MaxPool2d(2)`` wherever that works
+    (maps of 2 px or more a side); no parameters, so state dicts are unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < 2:
+            return x
+        return super().forward(x)
+
+
 class SmallCNN(nn.Module):
-    """A compact CNN for tissue patches of at least 32 px a side (96 px is the default)."""
+    """A compact CNN for tissue patches (96 px is the default; the convolutions need 31
+    px for a full-size final map, smaller inputs skip the pools that would empty it)."""
 
     def __init__(self, num_classes: int = 2, channels: tuple[int, ...] = (16, 32, 64, 128)) -> None:
         super().__init__()
@@ -41,7 +57,7 @@ class SmallCNN(nn.Module):
                 nn.Conv2d(in_ch, out_ch, 3, stride=2 if i == 0 else 1, padding=1, bias=False),
                 nn.BatchNorm2d(out_ch),
                 nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
+                _PoolUnlessSinglePixel(),
             ]
             in_ch = out_ch
         self.features = nn.Sequential(*blocks)

@@ -44,6 +44,18 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class LoadProgress:
+    """Patches being decoded before the first step (:meth:`PatchDataset.iter_load`):
+    ``done`` of ``total`` patches; ``message`` says where to (RAM or the disk cache).
+    Sent about every percent; none when the patches are in RAM or cached already."""
+
+    run_id: int
+    done: int
+    total: int
+    message: str
+
+
+@dataclass(frozen=True)
 class StepReport:
     """One training step done (``step`` counts from 1) in epoch ``epoch`` (0-based);
     ``epoch_progress`` = step / steps per epoch.
@@ -113,4 +125,4 @@ class RunFinished:
     checkpoint: str
 
 
-Report = RunStarted | StepReport | EpochReport | RunFinished
+Report = RunStarted | LoadProgress | StepReport | EpochReport | RunFinished

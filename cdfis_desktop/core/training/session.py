@@ -27,7 +27,12 @@ from cdfis_desktop.core.sampling import (
     score_batch,
     scores_from_outputs,
 )
-from cdfis_desktop.core.training.augment import Augmentation, augment_and_normalise, normalise
+from cdfis_desktop.core.training.augment import (
+    Augmentation,
+    augment_and_normalise,
+    downscale,
+    normalise,
+)
 from cdfis_desktop.core.training.devices import DeviceSetup, out_of_memory_as_training_error
 from cdfis_desktop.core.training.distributed import DistContext
 from cdfis_desktop.core.training.dynamics import StepDynamics, step_dynamics
@@ -117,6 +122,27 @@ class TrainingSession:
         """Completed epochs after :attr:`step` steps."""
         return self.step // self.steps_per_epoch
 
+    @property
+    def step_limit(self) -> int | None:
+        """The step count implied by ``epochs`` and ``max_steps`` (None: neither is set)."""
+        limits = [self.config.max_steps] if self.config.max_steps is not None else []
+        if self.config.epochs is not None:
+            limits.append(self.config.epochs * self.steps_per_epoch)
+        return min(limits) if limits else None
+
+    @property
+    def progress(self) -> float | None:
+        """Share of the run done after :attr:`step` steps and :attr:`train_s` seconds of
+        training, in [0, 1]: the larger of the step and time shares, since the run stops
+        at whichever limit comes first (None: no step or time limit, e.g. early stopping
+        only)."""
+        shares = []
+        if self.step_limit is not None:
+            shares.append(self.step / self.step_limit)
+        if self.config.time_budget_s is not None:
+            shares.append(self.train_s / self.config.time_budget_s)
+        return min(max(shares), 1.0) if shares else None
+
     def train_step(self) -> StepResult:
         """Plan, load, (score,) select and train one mini-batch; ``step`` += 1.
 
@@ -127,7 +153,7 @@ class TrainingSession:
         step = self.step + 1
         cfg = self.config
         with out_of_memory_as_training_error(cfg.batch_size):
-            plan = self.sampler.plan(step, self.epoch_of_step(step))
+            plan = self.sampler.plan(step, self.epoch_of_step(step), self.progress)
             rows = self.shard[plan.candidate_indices.numpy()]
             images, labels, _ = self.data.dataset.load_batch(rows)
             images = images.to(self.setup.device, non_blocking=self.setup.pin_memory)
@@ -175,13 +201,14 @@ class TrainingSession:
 
     def _score(self, plan: BatchPlan, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The sampler's metric for the loaded rows at ``plan.scored_positions``, float32[m],
-        from a forward pass without gradients (see :class:`BatchPlan` for the input)."""
+        from a forward pass without gradients (see :class:`BatchPlan` for the input; clean
+        candidates are scored at ``SamplerConfig.score_scale`` of their side length)."""
         at = plan.scored_positions.to(self.setup.device)
         if plan.score_as_trained:
             x = augment_and_normalise(images[at], self.augmentation, self.generator)
             train_mode = True
         else:
-            x = normalise(images[at])
+            x = downscale(normalise(images[at]), self.config.sampler.score_scale)
             train_mode = self.config.sampler.score_in_train_mode
         with self.setup.autocast():
             return score_batch(

@@ -29,7 +29,7 @@ def _step(sampler: Sampler, step: int, scores_of: torch.Tensor) -> tuple[torch.T
     return selection.dataset_indices, selection.completed_record(observed)
 
 
-@pytest.mark.parametrize("mode", ["presample", "history"])
+@pytest.mark.parametrize("mode", ["presample", "history", "prune"])
 @pytest.mark.parametrize("replacement", [True, False])
 def test_state_dict_round_trip_reproduces_next_draws(mode: str, replacement: bool) -> None:
     config = SamplerConfig(

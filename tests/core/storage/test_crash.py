@@ -21,7 +21,8 @@ ROWS = 200
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
-def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path, row_patches) -> None:
+def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path, row_patches, quick_checks) -> None:
+    """... and the next open runs the integrity check (the writer never closed cleanly)."""
     folder = tmp_path / "p"
     with Project.create(folder) as project:
         row_patches(project, 1000)
@@ -43,7 +44,10 @@ def test_sigkill_mid_run_keeps_committed_steps(tmp_path: Path, row_patches) -> N
             child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
 
+    checked = len(quick_checks)
+    assert Project.pending_check_bytes(folder) > 0
     with Project.open(folder) as project:
+        assert len(quick_checks) == checked + 1
         with project.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
             steps = [

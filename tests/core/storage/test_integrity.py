@@ -8,18 +8,19 @@ import hashlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 
 from cdfis_desktop.cli.main import main
 from cdfis_desktop.core.config import RunConfig
 from cdfis_desktop.core.errors import DamagedDatabaseError, StoreError
+from cdfis_desktop.core.progress import Cancelled, CancelToken, Progress
 from cdfis_desktop.core.scratch import host_tag
-from cdfis_desktop.core.storage import Project
+from cdfis_desktop.core.storage import Project, integrity
 
 
 def copy_of(trained_project, tmp_path: Path) -> Path:
@@ -79,20 +80,6 @@ def test_the_damage_message_names_the_newest_backup(trained_project, tmp_path) -
         Project.open(folder)
 
 
-@pytest.fixture()
-def quick_checks() -> Iterator[list[str]]:
-    """The ``quick_check`` statements run by any engine while the test runs."""
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, *args) -> None:  # noqa: ANN001
-        if "quick_check" in statement:
-            seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", listener)
-    yield seen
-    event.remove(Engine, "before_cursor_execute", listener)
-
-
 def test_the_check_at_open_is_skipped_only_after_a_clean_close(
     trained_project, tmp_path, quick_checks
 ) -> None:
@@ -110,6 +97,28 @@ def test_the_check_at_open_is_skipped_only_after_a_clean_close(
     os.utime(folder / "project.db", ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same times
     Project.open(folder).close()  # but something touched the file: checked
     assert len(quick_checks) == 3
+
+
+def test_history_written_by_the_writer_then_closed_is_not_checked_again(
+    tmp_path, quick_checks, row_patches
+) -> None:
+    """Before: the GUI's read-only look for a pending upgrade left an empty ``-wal``, so
+    every GUI open after a clean close ran the check (14 s at 10 million history rows)."""
+    folder = tmp_path / "p"
+    with Project.create(folder) as project:
+        _, ids = row_patches(project, 50)
+        run_id = project.create_run(RunConfig(), n_train=ids.size, device="cpu")
+        with project.history_writer(run_id, flush_every_steps=2) as writer:
+            for step in range(5):
+                chosen = (np.arange(ids.size) < 4).astype(np.int32)
+                scores = np.full(ids.size, 1 / ids.size, np.float32)
+                writer.record(step, 0, ids, scores, scores, chosen, chosen.astype(np.float32))
+        project.set_run_status(run_id, "finished")
+    checked = len(quick_checks)
+    assert Project.pending_upgrade(folder) is None  # what the GUI asks before opening
+    assert Project.pending_check_bytes(folder) == 0
+    Project.open(folder).close()
+    assert len(quick_checks) == checked
 
 
 @pytest.mark.parametrize(
@@ -215,3 +224,41 @@ def test_check_lists_missing_slide_and_checkpoint_files(trained_project, tmp_pat
     assert f"problem: slide {slide_id}: its file {tmp_path / 'gone.svs'} is missing" in out
     assert f"cdfis slides remove --project {folder} {slide_id}" in out
     assert "run 1: checkpoint of step 30 is missing" in out
+
+
+def test_a_cancelled_check_opens_nothing_and_checks_again_next_time(
+    trained_project, tmp_path, quick_checks
+) -> None:
+    """Cancel while the check of an unclean database runs (here: at its progress report):
+    :class:`Cancelled`, no project, and the next open still checks."""
+    folder = copy_of(trained_project, tmp_path)
+    token = CancelToken()
+    reports: list[Progress] = []
+
+    def cancel_at_start(progress: Progress) -> None:
+        reports.append(progress)
+        token.cancel()
+
+    assert Project.pending_check_bytes(folder) > 0
+    with pytest.raises(Cancelled):
+        Project.open(folder, progress=cancel_at_start, cancel=token)
+    assert "Checking the database" in reports[0].message
+    assert Project.pending_check_bytes(folder) > 0
+    Project.open(folder).close()
+    assert len(quick_checks) == 1
+    assert Project.pending_check_bytes(folder) == 0
+
+
+def test_cancel_interrupts_a_running_check_statement(tmp_path) -> None:
+    """The cancel watcher interrupts SQLite inside one long statement (the B-tree part of
+    ``quick_check`` never calls SQLite's progress handler)."""
+    conn = sqlite3.connect(tmp_path / "x.db", check_same_thread=False)
+    token = CancelToken()
+    timer = threading.Timer(0.2, token.cancel)
+    timer.start()
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        with integrity._interrupted_on(token, conn):
+            conn.execute(endless).fetchall()
+    timer.join()
+    conn.close()

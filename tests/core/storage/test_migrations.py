@@ -15,7 +15,8 @@ import pytest
 
 from cdfis_desktop.core.errors import SchemaVersionError
 from cdfis_desktop.core.heatmap.overlay import metric_values
-from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project
+from cdfis_desktop.core.progress import Cancelled, CancelToken, Progress
+from cdfis_desktop.core.storage import ALL_EPOCHS, SCHEMA_VERSION, Project, migrations
 from cdfis_desktop.core.storage.aggregates import EARLIER_EPOCHS, load
 from cdfis_desktop.core.storage.migrations import DYNAMICS_COLUMNS
 
@@ -41,48 +42,35 @@ V5_AGGREGATES = ("times_scored", "times_chosen", "score_sum", "last_score", "las
 """The aggregate arrays of versions 4 and 5, in column order."""
 
 
-def _strip_version_6(conn: sqlite3.Connection) -> None:
-    """Remove what version 6 added: training-dynamics columns, data maps, review decisions
-    and the patches' source file."""
-    conn.execute("DROP TABLE data_maps")
-    conn.execute("DROP TABLE review_decisions")
-    conn.execute("ALTER TABLE patches DROP COLUMN source")
-    for table, columns in DYNAMICS_COLUMNS.items():
-        present = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        for column in set(columns) & present:
-            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
-
-
-def _old_aggregates_layout(conn: sqlite3.Connection) -> None:
-    _strip_version_6(conn)
+def _old_aggregates_layout(conn: sqlite3.Connection, as_version_5) -> None:
+    as_version_5(conn)
     conn.execute("DROP TABLE run_aggregates")
     conn.execute(V3_EPOCH_STATS)
 
 
-def _old_history_layout(conn: sqlite3.Connection) -> None:
-    _old_aggregates_layout(conn)
+def _old_history_layout(conn: sqlite3.Connection, as_version_5) -> None:
+    _old_aggregates_layout(conn, as_version_5)
     conn.execute("DROP TABLE history")
     conn.execute("DROP TABLE history_steps")
     for statement in V2_HISTORY:
         conn.execute(statement)
 
 
-def _make_version_1(folder: Path) -> Path:
+def _make_version_1(folder: Path, as_version_5) -> Path:
     """A hand-made version-1 project: no slides.group_name, no predictions table."""
     with Project.create(folder) as project:
         project.add_slide("/old.svs", fingerprint="old", width=10, height=20, mpp=0.5)
     db = folder / "project.db"
     with sqlite3.connect(db) as conn:
-        _old_history_layout(conn)
+        _old_history_layout(conn, as_version_5)
         conn.execute("DROP TABLE predictions")
         conn.execute("ALTER TABLE slides DROP COLUMN group_name")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     return db
 
 
-def test_older_database_is_backed_up_and_migrated(tmp_path: Path) -> None:
-    db = _make_version_1(tmp_path / "p")
+def test_older_database_is_backed_up_and_migrated(tmp_path: Path, as_version_5) -> None:
+    db = _make_version_1(tmp_path / "p", as_version_5)
     with Project.open(tmp_path / "p") as project:
         slides = project.slides()
         assert [(s.path, s.group) for s in slides] == [("/old.svs", "")]
@@ -118,7 +106,9 @@ def test_newer_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert not list(db.parent.glob("*backup*"))
 
 
-def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path, row_patches, new_run) -> None:
+def test_version_2_history_is_rekeyed_without_loss(
+    tmp_path: Path, row_patches, new_run, as_version_5
+) -> None:
     """A version-2 database with history rows (REAL scores): after the migration every row,
     its epoch and float32 values read back exactly, and the aggregates are unchanged."""
     folder = tmp_path / "p"
@@ -134,7 +124,7 @@ def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path, row_patches, 
             rows.append((run_id, step, pid, step // 30, score, prob, chosen, chosen * 0.5))
     db = folder / "project.db"
     with sqlite3.connect(db) as conn:
-        _old_history_layout(conn)
+        _old_history_layout(conn, as_version_5)
         conn.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     with Project.open(folder) as project:
@@ -160,7 +150,9 @@ def test_version_2_history_is_rekeyed_without_loss(tmp_path: Path, row_patches, 
     assert len(list(folder.glob("project.db.v2-backup-*"))) == 1
 
 
-def test_version_3_aggregates_become_packed_arrays(tmp_path: Path, row_patches, new_run) -> None:
+def test_version_3_aggregates_become_packed_arrays(
+    tmp_path: Path, row_patches, new_run, as_version_5
+) -> None:
     """A version-3 database with ``epoch_stats`` rows: after the migration (backup first)
     every query that reads aggregates gives what those rows say, and the table is gone."""
     folder = tmp_path / "p"
@@ -181,7 +173,7 @@ def test_version_3_aggregates_become_packed_arrays(tmp_path: Path, row_patches, 
     ]
     db = folder / "project.db"
     with sqlite3.connect(db) as conn:
-        _old_aggregates_layout(conn)
+        _old_aggregates_layout(conn, as_version_5)
         conn.executemany(
             "INSERT INTO epoch_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(run_id, *row) for row in stats],
@@ -237,7 +229,7 @@ class Version4:
     histories: list
 
 
-def _make_version_4(folder: Path, row_patches, new_run) -> Version4:
+def _make_version_4(folder: Path, row_patches, new_run, as_version_5) -> Version4:
     """30 patches, one run of 30 steps in 3 epochs written by this version, then turned
     into the version-4 layout: a stored cumulative row, history with a virtual step
     column and a foreign key."""
@@ -256,7 +248,7 @@ def _make_version_4(folder: Path, row_patches, new_run) -> Version4:
         histories = [project.patch_history(run_id, int(p)) for p in ids[:5]]
     cumulative = before[ALL_EPOCHS]
     with sqlite3.connect(folder / "project.db") as conn:
-        _strip_version_6(conn)
+        as_version_5(conn)
         conn.execute("DELETE FROM run_aggregates WHERE epoch < 0")
         conn.execute(
             "INSERT INTO run_aggregates VALUES (?, -1, ?, ?, ?, ?, ?, ?)",
@@ -302,12 +294,12 @@ def _assert_migrated(old: Version4) -> None:
 
 
 def test_version_4_cumulative_row_becomes_earlier_epochs(
-    tmp_path: Path, row_patches, new_run
+    tmp_path: Path, row_patches, new_run, as_version_5
 ) -> None:
     """After the migration the cumulative aggregates, every epoch and every history row
     read the same, the stored rows are the epochs and their earlier sum, and history has
     no step column or foreign key; one backup was made."""
-    old = _make_version_4(tmp_path / "p", row_patches, new_run)
+    old = _make_version_4(tmp_path / "p", row_patches, new_run, as_version_5)
     _assert_migrated(old)
     assert len(list(old.folder.glob("project.db.v4-backup-*"))) == 1
 
@@ -325,11 +317,11 @@ Project.open(sys.argv[1])
 
 
 def test_migration_killed_midway_leaves_the_old_database(
-    tmp_path: Path, row_patches, new_run
+    tmp_path: Path, row_patches, new_run, as_version_5
 ) -> None:
     """SIGKILL in the middle of the v4 -> v5 migration (a real child process): the
     database is still version 4, complete, and the next open migrates it."""
-    old = _make_version_4(tmp_path / "p", row_patches, new_run)
+    old = _make_version_4(tmp_path / "p", row_patches, new_run, as_version_5)
     child = subprocess.run(
         [sys.executable, "-c", _KILLED_MID_MIGRATION, str(old.folder)], capture_output=True
     )
@@ -343,10 +335,84 @@ def test_migration_killed_midway_leaves_the_old_database(
     _assert_migrated(old)
 
 
-def test_two_openers_of_an_old_project_both_succeed(tmp_path: Path, row_patches, new_run) -> None:
+def _stored_state(folder: Path) -> tuple:
+    """(integrity, schema version, history rows, tables) of the project's database."""
+    with sqlite3.connect(folder / "project.db") as conn:
+        return (
+            conn.execute("PRAGMA integrity_check").fetchone()[0],
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0],
+            conn.execute("SELECT COUNT(*) FROM history").fetchone()[0],
+            {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")},
+        )
+
+
+def test_migration_reports_progress_per_unit_of_work(
+    tmp_path: Path, row_patches, new_run, as_version_5
+) -> None:
+    """Opening a version-4 project reports the backup's pages, then each migration, the
+    v4 -> v5 history copy once per history block (8 blocks of 4 steps), in order."""
+    old = _make_version_4(tmp_path / "p", row_patches, new_run, as_version_5)
+    seen: list[Progress] = []
+    Project.open(old.folder, progress=seen.append).close()
+    backup = [p for p in seen if p.message.startswith("Backing up")]
+    assert backup and backup[-1].done == backup[-1].total > 0
+    to_5 = [(p.done, p.total) for p in seen if p.message.endswith("version 5")]
+    assert to_5 == [(0, 0), *((k, 8) for k in range(8))]
+    assert any(p.message.endswith("version 6") for p in seen)
+    assert seen.index(backup[-1]) < min(
+        k for k, p in enumerate(seen) if p.message.endswith("version 5")
+    )
+    _assert_migrated(old)
+
+
+@pytest.mark.parametrize("when", ["backup", "history copy", "inside a statement", "failure"])
+def test_cancelled_or_failed_migration_leaves_the_old_database(
+    tmp_path: Path, row_patches, new_run, as_version_5, monkeypatch, when: str
+) -> None:
+    """A cancel during the backup, between history blocks, or inside one SQL statement
+    (SQLite interrupted through its progress handler), and an error mid-migration: the
+    database is still version 4 and intact (the cancels leave no backup), and the next open
+    migrates it."""
+    old = _make_version_4(tmp_path / "p", row_patches, new_run, as_version_5)
+    before = _stored_state(old.folder)
+    cancel = CancelToken()
+
+    def progress(report: Progress) -> None:
+        if when == "backup" and report.message.startswith("Backing up"):
+            cancel.cancel()
+        if when == "history copy" and report.message.endswith("version 5") and report.done == 3:
+            cancel.cancel()
+        if when == "inside a statement" and report.message.endswith("version 5"):
+            cancel.cancel()  # after the last check between units: SQLite interrupts
+
+    if when == "inside a statement":
+        monkeypatch.setattr(migrations, "CHECK_EVERY_VM_STEPS", 1)
+    if when == "failure":
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(migrations, "load_aggregates", broken)
+    expected = RuntimeError if when == "failure" else Cancelled
+    with pytest.raises(expected) as info:
+        Project.open(old.folder, progress=progress, cancel=cancel)
+    if when == "inside a statement":
+        assert "interrupt" in str(info.value.__cause__)
+    assert _stored_state(old.folder) == before
+    assert before[:3] == ("ok", "4", 240)
+    backups = list(old.folder.glob("project.db.v4-backup-*"))
+    assert len(backups) == (1 if when == "failure" else 0)
+    assert not list(old.folder.glob("*.partial"))
+    monkeypatch.undo()
+    _assert_migrated(old)
+
+
+def test_two_openers_of_an_old_project_both_succeed(
+    tmp_path: Path, row_patches, new_run, as_version_5
+) -> None:
     """Two threads open the same version-4 project at once (each its own engine): one
     migrates, the other waits and finds it migrated; no backup collides."""
-    old = _make_version_4(tmp_path / "p", row_patches, new_run)
+    old = _make_version_4(tmp_path / "p", row_patches, new_run, as_version_5)
     errors: list[BaseException] = []
 
     def open_once() -> None:
@@ -366,7 +432,7 @@ def test_two_openers_of_an_old_project_both_succeed(tmp_path: Path, row_patches,
 
 
 def test_version_5_gains_dynamics_data_maps_reviews_and_sources(
-    tmp_path: Path, row_patches, new_run
+    tmp_path: Path, row_patches, new_run, as_version_5
 ) -> None:
     """A version-5 project with history: after the migration (backup first) its history and
     aggregates read as before, its runs have no dynamics (NaN, zero arrays as long as the
@@ -387,7 +453,7 @@ def test_version_5_gains_dynamics_data_maps_reviews_and_sources(
         history = project.patch_history(run_id, int(ids[0]))
     db = folder / "project.db"
     with sqlite3.connect(db) as conn:
-        _strip_version_6(conn)
+        as_version_5(conn)
     with Project.open(folder) as project:
         with project.engine.connect() as conn:
             after = {e: load(conn, run_id, e) for e in (ALL_EPOCHS, 0, 1, 2)}

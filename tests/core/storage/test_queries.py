@@ -302,3 +302,78 @@ def test_chosen_shares_accumulate_over_epochs(project, slide_patches, make_run) 
     steps, shares = project.chosen_shares(run_id)
     assert steps.tolist() == [1, 2, 6]
     np.testing.assert_allclose(shares, [2 / 40, 3 / 40, 3 / 40])
+
+
+def _patch_rows(project: Project, where: str = "1", params: tuple = ()) -> list[tuple]:
+    """The patch table as plain rows read with the sqlite3 module (the reference)."""
+    import sqlite3
+
+    with sqlite3.connect(project.db_path) as conn:
+        return conn.execute(
+            "SELECT id, slide_id, l0_x, l0_y, l0_size, patch_px, mpp, label, tissue_fraction, "
+            f"split, source FROM patches WHERE {where} ORDER BY id",
+            params,
+        ).fetchall()
+
+
+def _as_rows(table) -> list[tuple]:
+    return [
+        (
+            int(table.id[k]),
+            int(table.slide_id[k]),
+            int(table.l0_x[k]),
+            int(table.l0_y[k]),
+            int(table.l0_size[k]),
+            int(table.patch_px[k]),
+            float(table.mpp[k]),
+            int(table.label[k]),
+            float(table.tissue_fraction[k]),
+            table.split[k],
+            table.source[k],
+        )
+        for k in range(len(table))
+    ]
+
+
+def test_patch_table_equals_the_rows_it_reads(project) -> None:
+    """``patches()`` (numbers as group_concat texts, splits as codes, sources as rows)
+    gives exactly the stored rows (floats as float32), for every filter: two slides
+    interleaved in id order, every split and None, sources with commas and None."""
+    rng = np.random.default_rng(4)
+    splits = ["train", "val", "test", None]
+    for index in range(4):  # slides a, b, a, b: each slide's ids are two ranges
+        slide_id = (index % 2) + 1
+        if index < 2:
+            project.add_slide(f"/{index}.svs", fingerprint=str(index), width=9, height=9, mpp=0.5)
+        n = 25
+        project.add_patches(
+            slide_id,
+            l0_x=rng.integers(0, 10**6, n),
+            l0_y=rng.integers(0, 10**6, n),
+            l0_size=rng.integers(1, 2000, n),
+            patch_px=rng.integers(1, 512, n),
+            mpp=rng.uniform(0.1, 4.0, n),
+            label=rng.integers(-1, 3, n),
+            tissue_fraction=rng.random(n),
+            split=[splits[k] for k in rng.integers(0, 4, n)],
+            source=[None if k % 3 == 0 else f"dir, {k}/p,{k}.png" for k in range(n)],
+        )
+
+    def reference(rows: list[tuple]) -> list[tuple]:
+        as_f32 = np.float32
+        return [(*r[:6], float(as_f32(r[6])), r[7], float(as_f32(r[8])), *r[9:]) for r in rows]
+
+    every = _patch_rows(project)
+    assert _as_rows(project.patches()) == reference(every)
+    assert _as_rows(project.patches(slide_id=2)) == reference(
+        _patch_rows(project, "slide_id = ?", (2,))
+    )
+    assert _as_rows(project.patches(split="val")) == reference(
+        _patch_rows(project, "split = ?", ("val",))
+    )
+    some = np.array([every[k][0] for k in (3, 40, 77, 99)] + [10**9])
+    assert _as_rows(project.patches(slide_id=1, patch_ids=some)) == reference(
+        _patch_rows(project, "slide_id = 1 AND id IN (?, ?, ?, ?)", tuple(some[:4].tolist()))
+    )
+    empty = project.patches(slide_id=99)
+    assert len(empty) == 0 and empty.id.dtype == np.int64 and empty.split.dtype == object

@@ -101,11 +101,14 @@ def test_folder_dataset_classes_resize_and_disk_cache(tmp_path: Path) -> None:
     images, _, _ = dataset.load_batch([0, 4])
     assert images.dtype == torch.uint8 and images.shape == (2, 3, 12, 12)
     assert images[0].unique().tolist() == [40] and images[1].unique().tolist() == [201]
+    assert dataset.loaded and not dataset.preloaded  # the whole cache was built at once
     # a second dataset with the same cache file reads the cached pixels, not the files
     Image.fromarray(np.full((20, 24, 3), 99, np.uint8)).save(root / "normal" / "0.png")
     again = FolderPatchDataset(root, 12, preload=True, cache_path=cache)
     assert again.image_uint8(0).max() == 40
-    assert again.image_uint8(1).max() == 41  # never cached before: read from its file
+    assert again.image_uint8(1).max() == 41  # never read before: cached with the rest
+    again.preload()
+    assert again.preloaded and again.load_batch([0])[0].max() == 40
     # a different patch count does not fit the cache: it is rebuilt
     (root / "normal" / "2.png").unlink()
     rebuilt = FolderPatchDataset(root, 12, preload=True, cache_path=cache)

@@ -6,6 +6,7 @@ Images come from an in-memory dataset whose patch ids are registered in the proj
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -116,8 +117,9 @@ def test_training_lowers_the_validation_loss(project_and_data) -> None:
         SamplerConfig(rule="topk", presample_ratio=2.0, metric="gradnorm"),
         SamplerConfig(rule="cdf", mode="history", warmup="steps:2", weighting="unbiased"),
         SamplerConfig(rule="cdf", presample_ratio=2.0, metric="gradnorm_wb", warmup="loss:0.99"),
+        SamplerConfig(rule="cdf", mode="prune", warmup="steps:2", weighting="unbiased"),
     ],
-    ids=["cdf-presample", "topk-gradnorm", "cdf-history", "gradnorm_wb-losswarmup"],
+    ids=["cdf-presample", "topk-gradnorm", "cdf-history", "gradnorm_wb-losswarmup", "cdf-prune"],
 )
 def test_importance_samplers_run_and_record(project_and_data, sampler: SamplerConfig) -> None:
     project, dataset = project_and_data
@@ -369,10 +371,27 @@ def _mislabelled(tmp_path: Path) -> tuple[Project, ArrayPatchDataset, np.ndarray
     return project, dataset, clean.patch_ids[flipped]
 
 
-@pytest.mark.parametrize("preset", ["cdf-history", "cdf-selective", "uniform"])
+def _rows_between(project: Project, run_id: int, after: int, until: int) -> np.ndarray:
+    """float64[m, 3]: (patch id, times chosen, weight) of the steps in (after, until]."""
+    with sqlite3.connect(project.db_path) as conn:
+        return np.array(
+            conn.execute(
+                "SELECT patch_id, times_chosen, weight FROM history WHERE run_id = ? "
+                "AND block + step_offset > ? AND block + step_offset <= ?",
+                (run_id, after, until),
+            ).fetchall(),
+            dtype=np.float64,
+        )
+
+
+@pytest.mark.parametrize(
+    "preset", ["cdf-history", "cdf-selective", "cdf-selective-lowres", "cdf-prune", "uniform"]
+)
 def test_known_hard_samples_drive_the_selection(tmp_path: Path, preset: str) -> None:
     """After the warm-up, the CDF samplers choose the mislabelled patches (high loss) far
-    more often than their uniform share; uniform does not (the control)."""
+    more often than their uniform share; uniform does not (the control). Pruning can at
+    most keep every hard patch, so it also shows as fewer drops: the hard patches' drop
+    probabilities (p = 1 - 1 / weight) are far below the others'."""
     from cdfis_desktop.core.sampling.presets import preset_config
 
     project, dataset, hard = _mislabelled(tmp_path)
@@ -380,24 +399,67 @@ def test_known_hard_samples_drive_the_selection(tmp_path: Path, preset: str) -> 
     config = _config(sampler=sampler, epochs=7, learning_rate=3e-3, checkpoint_every_steps=1000)
     reports = list(Trainer(project, dataset=dataset).iter_run(config))
     started, finished = reports[0], reports[-1]
-    switch = 2 * started.steps_per_epoch
-    with sqlite3.connect(project.db_path) as conn:
-        rows = np.array(
-            conn.execute(
-                "SELECT patch_id, times_chosen FROM history WHERE run_id = ? "
-                "AND block + step_offset > ?",
-                (finished.run_id, switch),
-            ).fetchall()
-        )
-    chosen = np.bincount(rows[:, 0], weights=rows[:, 1])
-    trained = np.unique(rows[:, 0])
+    spe = started.steps_per_epoch
+    # cdf-prune trains on the full data in the last 12.5 % of the run: left out
+    until = int(0.875 * 7 * spe) if preset == "cdf-prune" else 7 * spe
+    rows = _rows_between(project, finished.run_id, 2 * spe, until)
+    patch = rows[:, 0].astype(np.int64)
+    chosen = np.bincount(patch, weights=rows[:, 1])
+    trained = np.unique(patch)
     is_hard = np.isin(trained, hard)
     ratio = chosen[trained[is_hard]].mean() / chosen[trained[~is_hard]].mean()
     if preset == "uniform":
         assert 0.6 < ratio < 1.6, ratio
+    elif preset == "cdf-prune":
+        drop = 1.0 - 1.0 / rows[:, 2]
+        on_hard = np.isin(patch, hard)
+        assert drop[on_hard].mean() < 0.15 and drop[~on_hard].mean() > 0.25, drop
+        assert ratio > 1.2, ratio
     else:
         assert ratio > 2.0, ratio
     project.close()
+
+
+def test_cdf_prune_returns_to_the_full_data_at_the_end(project_and_data) -> None:
+    """With an epoch limit the engine's step limit sets the tail: every step in the last
+    12.5 % trains with weight 1 (no sample dropped), earlier passes were pruned."""
+    from cdfis_desktop.core.sampling.presets import preset_config
+
+    project, dataset = project_and_data
+    config = _config(sampler=preset_config("cdf-prune"), epochs=8, checkpoint_every_steps=1000)
+    reports = list(Trainer(project, dataset=dataset).iter_run(config))
+    started, finished = reports[0], reports[-1]
+    limit = 8 * started.steps_per_epoch
+    assert finished.step == limit
+    tail_start = math.ceil(0.875 * limit)  # progress before step s is (s - 1) / limit
+    before = _rows_between(project, finished.run_id, started.steps_per_epoch, tail_start)
+    tail = _rows_between(project, finished.run_id, tail_start, limit)
+    assert (before[:, 2] > 1).any()
+    assert len(tail) == 8 * (limit - tail_start) and (tail[:, 2] == 1).all()
+    project.close()
+
+
+def test_low_resolution_scoring_forwards_the_smaller_input(project_and_data) -> None:
+    """cdf-selective-lowres: every scoring forward (no gradients) sees the candidates at
+    half the side length, every training forward the chosen rows at full size."""
+    from cdfis_desktop.core.sampling.presets import preset_config
+    from cdfis_desktop.core.training.devices import resolve_device
+    from cdfis_desktop.core.training.distributed import DistContext
+    from cdfis_desktop.core.training.prepare import prepare_data
+    from cdfis_desktop.core.training.session import TrainingSession
+
+    project, dataset = project_and_data
+    config = _config(sampler=preset_config("cdf-selective-lowres"), batch_size=16)
+    data = prepare_data(project, config, dataset)
+    session = TrainingSession(config, data, resolve_device("cpu"), DistContext())
+    seen: list[tuple[bool, tuple[int, ...]]] = []
+    session.module.register_forward_pre_hook(
+        lambda _m, inputs: seen.append((torch.is_grad_enabled(), tuple(inputs[0].shape)))
+    )
+    for _ in range(3):
+        result = session.train_step()
+        assert (result.samples_forwarded, result.samples_backpropagated) == (16 + 4, 4)
+    assert seen == [(False, (16, 3, PX // 2, PX // 2)), (True, (4, 3, PX, PX))] * 3
 
 
 def test_history_draws_use_the_scores_the_store_recorded(tmp_path: Path) -> None:

@@ -24,6 +24,38 @@ def test_smallcnn_follows_the_sampler_protocol() -> None:
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
 
 
+def _reference_forward(model: SmallCNN, x: torch.Tensor) -> torch.Tensor:
+    """The SmallCNN forward with plain 2 x 2 max pools (the layout before small inputs
+    were accepted)."""
+    for layer in model.features:
+        x = nn.functional.max_pool2d(x, 2) if isinstance(layer, nn.MaxPool2d) else layer(x)
+    return model.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_smallcnn_takes_small_inputs_and_is_unchanged_where_it_worked() -> None:
+    """A candidate scored at half resolution (24 px for 48 px patches) must go through;
+    at sizes plain pooling handles, the output is exactly the old one."""
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    for px in (31, 32, 48, 96):
+        x = torch.randn(2, 3, px, px)
+        torch.testing.assert_close(model(x), _reference_forward(model, x), rtol=0, atol=0)
+    for px in (8, 16, 24):
+        x = torch.randn(2, 3, px, px)
+        assert model(x).shape == (2, 2)
+        with pytest.raises(RuntimeError):  # what plain pooling did
+            _reference_forward(model, x)
+
+
+def test_downscale_averages_blocks() -> None:
+    from cdfis_desktop.core.training.augment import downscale
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    torch.testing.assert_close(downscale(x, 0.5), nn.functional.avg_pool2d(x, 2))
+    assert downscale(x, 1.0) is x
+    assert downscale(x, 0.3).shape == (2, 3, 2, 2)
+
+
 def test_smallcnn_is_compact() -> None:
     n_params = sum(p.numel() for p in SmallCNN().parameters())
     assert 50_000 < n_params < 150_000
