@@ -12,6 +12,8 @@
 # budget, default 0.05) set the clock; the second round of studies used BUDGET=30
 # CADENCE=0.025, because uniform reached the target at the first validation (4.5 s) of most
 # 90 s runs, which floors every ratio at 1.
+# SEED (default 0) seeds compare's patient split and run order: a study with another SEED
+# is an independent replicate on other validation/test patients.
 # Writes NAME/project (the imported cohort, reused when present) and NAME/results.
 # CDFIS_TEST_DATA points at the shared data (default: ../shared/data beside the checkout).
 set -euo pipefail
@@ -32,5 +34,5 @@ start=$(date +%s)
   --val-fraction 0.186 --test-fraction 0.186 --target-metric balanced_accuracy \
   --target-fraction 0.99 --val-cadence "${CADENCE:-0.05}" --warmup-run 0.1 \
   --model smallcnn --input-px 48 --batch 64 --lr 0.001 --presample 8 --floor 0.1 \
-  --warmup epochs:1 --device cpu --out "$name/results"
+  --warmup epochs:1 --device cpu --seed "${SEED:-0}" --out "$name/results"
 echo "wall time of the comparison: $(( $(date +%s) - start )) s"

@@ -37,9 +37,15 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
             metavar="NAME",
             help="a named sampler: uniform, topk, cdf-presample, cdf-history, ... (the full "
             "list is in docs/method.md and in the error for an unknown name); the options "
-            "below override its fields",
+            "below override its fields. Default: cdf-history (the best-measured, see "
+            "docs/results.md), unless --sampler or --mode is given",
         )
-        sampling.add_argument("--sampler", choices=SAMPLER_RULES, help="(uniform)")
+        sampling.add_argument(
+            "--sampler",
+            choices=SAMPLER_RULES,
+            help="selection rule; with --sampler or --mode the other sampling fields start "
+            "from plain defaults (rule uniform, mode presample), not from a preset",
+        )
         sampling.add_argument(
             "--mode",
             choices=SAMPLER_MODES,
@@ -90,9 +96,10 @@ def group_names(text: str) -> tuple[str, ...]:
 def run_config_from(args: argparse.Namespace) -> Any:
     """A RunConfig from the options given (RunConfig defaults for the rest). With
     ``--preset``, the sampler starts from the preset and the sampling options given
-    override its fields."""
+    override its fields; without ``--preset``, ``--sampler`` or ``--mode`` it starts from
+    ``default_sampler_config()`` (CDF history, the best-measured preset)."""
     from cdfis_desktop.core.config import RunConfig, SamplerConfig
-    from cdfis_desktop.core.sampling.presets import preset_config
+    from cdfis_desktop.core.sampling.presets import default_sampler_config, preset_config
 
     sampler_values = {
         "rule": getattr(args, "sampler", None),
@@ -105,7 +112,12 @@ def run_config_from(args: argparse.Namespace) -> Any:
     }
     given = {k: v for k, v in sampler_values.items() if v is not None}
     preset_name = getattr(args, "preset", None)
-    base = SamplerConfig() if preset_name is None else preset_config(preset_name)
+    if preset_name is not None:
+        base = preset_config(preset_name)
+    elif "rule" in given or "mode" in given:
+        base = SamplerConfig()
+    else:  # no sampler chosen: the default preset (docs/results.md)
+        base = default_sampler_config()
     sampler = replace(base, **given)
     run_values = {
         "model": args.model,

@@ -1,6 +1,7 @@
 """``cdfis review``: the review queue of a run, headless.
 
-Write the ranked queue (likely label errors first, by area under the margin) as CSV, fill
+Write the ranked queue (likely label errors first, by area under the margin or another
+ranking, --rank) as CSV, fill
 its ``decision`` column (confirm, relabel + new_label, exclude + reason, skip, undo) and
 apply it back; decisions are stored with who and when, never change a patch's stored
 label, and the next ``cdfis train`` uses them (``--ignore-review`` to train without).
@@ -47,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--top", type=positive_int, metavar="K", help="only the first K of the queue (--csv)"
     )
     parser.add_argument(
+        "--rank",
+        default="aum",
+        metavar="NAME",
+        help="order of the queue (--csv): aum (lowest area under the margin first, the "
+        "default), confidence (lowest mean label probability first) or final_loss (highest "
+        "last-epoch loss first, the loss-only baseline); see docs/method.md",
+    )
+    parser.add_argument(
         "--reviewer", help="who decides (--apply; default: the user name of this account)"
     )
     parser.set_defaults(func=run)
@@ -81,7 +90,7 @@ def _write_queue(project: Project, run_id: int, args: argparse.Namespace) -> int
     from cdfis_desktop.core.datamaps.queue import build_queue
     from cdfis_desktop.core.reporting.review_files import write_queue_csv
 
-    queue = build_queue(project, run_id, top=args.top)
+    queue = build_queue(project, run_id, top=args.top, ranking=args.rank)
     if queue.total == 0:
         from cdfis_desktop.core.errors import ReviewError
 
@@ -92,7 +101,8 @@ def _write_queue(project: Project, run_id: int, args: argparse.Namespace) -> int
     rows = write_queue_csv(queue, args.csv)
     flagged = sum(1 for e in queue.entries if e.flag == "label error?")
     print(
-        f"{rows} of {queue.total} patches of run {run_id} written to {args.csv} "
+        f"{rows} of {queue.total} patches of run {run_id}, ranked by {queue.ranking}, written "
+        f"to {args.csv} "
         f"({flagged} flagged as likely label errors); fill the decision column and apply it "
         "with --apply"
     )

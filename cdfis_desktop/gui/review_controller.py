@@ -68,6 +68,7 @@ class ReviewController(QObject):
         patches.table_changed.connect(lambda: self._outline(self.data_map_view.selected))
         self.data_map_view.patches_selected.connect(self._on_selected)
         self.review_panel.patch_shown.connect(patches.go_to)
+        self.review_panel.ranking_changed.connect(lambda _name: self.refresh())
         self.review_panel.failed.connect(
             lambda message: errors.show(ErrorInfo("Review", message, "", True))
         )
@@ -81,15 +82,18 @@ class ReviewController(QObject):
         if project is None or run_id is None:
             self._clear()
             return
+        ranking = self.review_panel.ranking
 
         def work(_cancel: CancelToken, _progress: object) -> ReviewQueue:
-            return build_queue(project, run_id, top=top)
+            return build_queue(project, run_id, top=top, ranking=ranking)
 
         self.jobs.run("Data map", work, self._show, quiet=True)
 
     def _show(self, queue: ReviewQueue) -> None:
         if self.state.project is None or queue.run_id != self.state.run_id:
             return  # the project was closed or another run selected meanwhile
+        if queue.ranking != self.review_panel.ranking:
+            return  # another order was chosen meanwhile; its job follows
         self.data_map_view.set_data_map(queue.data_map)
         self.data_map_view.mark_patch(self.state.patch_id)
         self.review_panel.set_queue(self.state.project, queue)

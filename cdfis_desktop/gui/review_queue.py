@@ -8,6 +8,10 @@ out of focus, **S** skip, **U** undo the patch's last decision, **→** / **Spac
 **←** previous. A decision is stored at once (never changing the stored label, see
 :mod:`cdfis_desktop.core.storage.reviews`) and the queue moves on.
 
+The *Order* box picks the ranking (:data:`~cdfis_desktop.core.datamaps.RANKINGS`; area
+under the margin by default); a change emits ``ranking_changed(name)`` and the owner
+rebuilds the queue in that order.
+
 Signals: ``patch_shown(entry)`` (a :class:`~cdfis_desktop.core.datamaps.queue.QueueEntry`
 the reviewer moved to: the slide follows; loading a queue shows its first entry without
 it, so opening a run does not change the selection), ``decided(str)`` after a stored decision,
@@ -26,10 +30,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.datamaps.queue import QueueEntry, ReviewQueue
+from cdfis_desktop.core.datamaps.statistics import DEFAULT_RANKING, RANKINGS
 from cdfis_desktop.core.errors import CdfisError
 from cdfis_desktop.core.storage import Project, ReviewInput
 from cdfis_desktop.gui.thumbnails import PatchThumbnailLoader, ThumbnailRequest
@@ -58,6 +63,7 @@ class ReviewQueuePanel(QWidget):
     patch_shown = Signal(object)
     decided = Signal(str)
     failed = Signal(str)
+    ranking_changed = Signal(str)
 
     def __init__(self, loader: PatchThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +85,15 @@ class ReviewQueuePanel(QWidget):
             "S skip · U undo · → next · ← previous"
         )
         self.keys.setStyleSheet("color: #555")
+        self.order = QComboBox()
+        self.order.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the triage keys stay here
+        for name, ranking in RANKINGS.items():
+            self.order.addItem(name, name)
+            self.order.setItemData(
+                self.order.count() - 1, ranking.description, Qt.ItemDataRole.ToolTipRole
+            )
+        self.order.setCurrentIndex(self.order.findData(DEFAULT_RANKING))
+        self.order.currentIndexChanged.connect(lambda _i: self.ranking_changed.emit(self.ranking))
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "step")
@@ -100,7 +115,16 @@ class ReviewQueuePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(images)
         layout.addWidget(self.plot, 1)
-        layout.addWidget(self.keys)
+        footer = QHBoxLayout()
+        footer.addWidget(self.keys, 1)
+        footer.addWidget(QLabel("Order:"))
+        footer.addWidget(self.order)
+        layout.addLayout(footer)
+
+    @property
+    def ranking(self) -> str:
+        """The chosen ranking's name (a :data:`RANKINGS` key)."""
+        return str(self.order.currentData())
 
     # ------------------------------------------------------------------ queue
     def set_queue(self, project: Project | None, queue: ReviewQueue | None) -> None:

@@ -48,11 +48,12 @@ class TrainingPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from cdfis_desktop.core.demo.project import DEMO_PRESET, demo_run_config
+        from cdfis_desktop.core.demo.project import demo_run_config
+        from cdfis_desktop.core.sampling.presets import DEFAULT_PRESET
 
         defaults = demo_run_config()
         sampler = defaults.sampler
-        self.preset = _combo(tuple(SAMPLER_PRESETS), DEMO_PRESET)
+        self.preset = _combo(tuple(SAMPLER_PRESETS), DEFAULT_PRESET)
         self.preset_note = QLabel()
         self.preset_note.setWordWrap(True)
         self.metric = _combo(SCORE_METRICS, sampler.metric)

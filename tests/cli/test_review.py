@@ -58,6 +58,41 @@ def test_queue_csv_ranks_trained_patches_by_aum(trained: Path, tmp_path: Path, c
         assert r["flag"] == ("label error?" if float(r["aum"]) < 0 else r["flag"])
 
 
+@pytest.mark.parametrize(
+    ("rank", "column", "descending"),
+    [("confidence", "confidence", False), ("final_loss", "final_loss", True)],
+)
+def test_queue_csv_follows_the_chosen_ranking(
+    trained: Path, tmp_path: Path, capsys, rank: str, column: str, descending: bool
+) -> None:
+    out = tmp_path / "queue.csv"
+    assert main(["review", "--project", str(trained), "--top", "20", "--rank", rank,
+                 "--csv", str(out)]) == 0  # fmt: skip
+    assert f"ranked by {rank}" in capsys.readouterr().out
+    values = [float(r[column]) for r in _rows(out)]
+    assert len(values) == 20 and values == sorted(values, reverse=descending)
+    assert values != sorted(values, reverse=not descending)  # the order is not trivial
+
+
+def test_an_unknown_ranking_exits_2_naming_the_choices(
+    trained: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "queue.csv"
+    assert main(["review", "--project", str(trained), "--rank", "loss", "--csv", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown ranking 'loss'")
+    assert "aum, confidence, final_loss" in err[0] and not out.exists()
+
+
+def test_the_rank_help_names_every_ranking(capsys) -> None:
+    from cdfis_desktop.core.datamaps import RANKINGS
+
+    with pytest.raises(SystemExit):
+        main(["review", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in RANKINGS)
+
+
 def test_decisions_round_trip_to_store_exports_and_the_next_run(
     trained: Path, tmp_path: Path, capsys
 ) -> None:

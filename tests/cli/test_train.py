@@ -120,6 +120,26 @@ def test_train_with_a_preset_and_an_override(slide_project: Path, capsys) -> Non
         assert summary.config["sampler"]["floor"] == 0.2
 
 
+def test_without_sampler_options_train_uses_the_default_preset(
+    slide_project: Path, capsys
+) -> None:
+    """No --preset/--sampler/--mode: the best-measured preset with its measured settings;
+    --sampler uniform alone: plain uniform, not the preset."""
+    from cdfis_desktop.core.demo.project import demo_run_config
+
+    assert main(["train", "--project", str(slide_project), "--steps", "2", *TRAIN]) == 0
+    assert main(["train", "--project", str(slide_project), "--steps", "2", "--sampler",
+                 "uniform", *TRAIN]) == 0  # fmt: skip
+    capsys.readouterr()
+    with Project.open(slide_project) as project:
+        default, uniform = project.run(1), project.run(2)
+    assert default.sampler == "cdf/history/loss"
+    assert default.config["sampler"]["floor"] == 0.1
+    assert default.config["sampler"]["warmup"] == "epochs:1"
+    assert demo_run_config().sampler.mode == "history"  # the demo and the form agree
+    assert uniform.sampler.startswith("uniform/")
+
+
 def test_an_unknown_preset_is_refused(slide_project: Path, capsys) -> None:
     assert main(["train", "--project", str(slide_project), "--preset", "best"]) == 2
     err = capsys.readouterr().err

@@ -65,6 +65,18 @@ def test_gallery_activation_marks_the_scatter(window, qtbot):
     assert view.marked() == pytest.approx((view._x[k], view._y[k]))
 
 
+def test_the_order_box_rebuilds_the_queue_in_the_chosen_ranking(window, qtbot):
+    panel = window.review.review_panel
+    assert panel.queue is not None and panel.queue.ranking == "aum"
+    aum = [e.scores["aum"] for e in panel.queue.entries]
+    assert aum == sorted(aum)
+    panel.order.setCurrentIndex(panel.order.findData("final_loss"))  # what a pick emits
+    qtbot.waitUntil(lambda: panel.queue.ranking == "final_loss", timeout=20_000)
+    losses = [e.scores["final_loss"] for e in panel.queue.entries]
+    assert losses == sorted(losses, reverse=True) and losses != sorted(losses)
+    assert panel.index == 0 and panel.entry is panel.queue.entries[0]
+
+
 def test_keyboard_triage_stores_decisions_and_follows_on_the_slide(
     window, qtbot, gui_project, screenshot_dir
 ):

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 from cdfis_desktop.core.datamaps.service import compute_data_map, data_map
 from cdfis_desktop.core.datamaps.statistics import (
+    DEFAULT_RANKING,
     NONE,
+    RANKINGS,
     REGION_NAMES,
     DataMap,
     DataMapAccumulator,
-    final_loss_ranking,
     label_error_ranking,
     precision_at_k,
     regions,
 )
 
 __all__ = [
+    "DEFAULT_RANKING",
     "NONE",
+    "RANKINGS",
     "REGION_NAMES",
     "DataMap",
     "DataMapAccumulator",
     "compute_data_map",
     "data_map",
-    "final_loss_ranking",
     "label_error_ranking",
     "precision_at_k",
     "regions",

@@ -1,7 +1,7 @@
 """The review queue: a run's trained patches ranked as likely label errors, with context.
 
-Ranking: area under the margin, lowest first (:func:`.statistics.label_error_ranking`).
-Each entry carries a ``flag`` saying why it is there: ``label error?`` (AUM < 0: the model
+Ranking: area under the margin, lowest first, by default; any of
+:data:`.statistics.RANKINGS` on request (:func:`.statistics.label_error_ranking`). Each entry carries a ``flag`` saying why it is there: ``label error?`` (AUM < 0: the model
 ranked another class above the patch's label on average), ``hard to learn`` (hard region,
 AUM >= 0: low confidence, often an artefact, blur or pen), ``ambiguous`` (ambiguous region)
 or empty. Only the ranking needs every trained patch (the stored data map, indexed by
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from cdfis_desktop.core.class_names import label_name
 from cdfis_desktop.core.datamaps.service import data_map
 from cdfis_desktop.core.datamaps.statistics import (
+    DEFAULT_RANKING,
     NONE,
     REGION_NAMES,
     DataMap,
@@ -77,20 +78,24 @@ class QueueEntry:
 @dataclass(frozen=True)
 class ReviewQueue:
     """The ranked queue of one run: ``entries`` (the first ``top``, best first) out of
-    ``total`` trained patches; ``data_map`` the run's whole map (for plots)."""
+    ``total`` trained patches, ordered by ``ranking`` (a :data:`.statistics.RANKINGS`
+    name); ``data_map`` the run's whole map (for plots)."""
 
     run_id: int
     entries: list[QueueEntry]
     total: int
     data_map: DataMap
+    ranking: str
 
 
-def build_queue(project: Project, run_id: int, *, top: int | None = None) -> ReviewQueue:
-    """The run's review queue (``top`` None: every trained patch). Raises the store's
-    errors for an unknown run."""
+def build_queue(
+    project: Project, run_id: int, *, top: int | None = None, ranking: str = DEFAULT_RANKING
+) -> ReviewQueue:
+    """The run's review queue (``top`` None: every trained patch) ordered by ``ranking``.
+    Raises the store's errors for an unknown run, ReviewError for an unknown ranking."""
     result = data_map(project, run_id)
     trained = result.trained_ids()
-    ranked = trained[label_error_ranking(result, trained)]
+    ranked = trained[label_error_ranking(result, trained, ranking)]
     chosen = ranked if top is None else ranked[: max(int(top), 0)]
     codes = result.region
     table = project.patches(patch_ids=chosen)
@@ -126,4 +131,6 @@ def build_queue(project: Project, run_id: int, *, top: int | None = None) -> Rev
                 reviewer="" if k is None else str(decided.reviewer[k]),
             )
         )
-    return ReviewQueue(run_id=run_id, entries=entries, total=int(trained.size), data_map=result)
+    return ReviewQueue(
+        run_id=run_id, entries=entries, total=int(trained.size), data_map=result, ranking=ranking
+    )

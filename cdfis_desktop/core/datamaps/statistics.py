@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cdfis_desktop.core.errors import ReviewError
+
 REGION_NAMES = ("easy", "ambiguous", "hard")
 """Region codes 0, 1, 2 (see the module docstring)."""
 NONE = -1
@@ -186,24 +188,52 @@ def regions(
     return codes
 
 
-def label_error_ranking(data_map: DataMap, patch_ids: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Ranking:
+    """A way to order trained patches as likely label errors: by the data-map array ``key``,
+    lowest first when ``ascending``; ``description`` says it in a line."""
+
+    key: str
+    ascending: bool
+    description: str
+
+
+RANKINGS = {
+    "aum": Ranking("aum", True, "lowest area under the margin first (Pleiss et al. 2020)"),
+    "confidence": Ranking(
+        "confidence", True, "lowest mean label probability over the epochs first (cartography)"
+    ),
+    "final_loss": Ranking("final_loss", False, "highest loss in the last trained epoch first"),
+}
+"""The label-error rankings the review queue offers, by name; ``aum`` is the default
+(:data:`DEFAULT_RANKING`) and ``final_loss`` the loss-only baseline. All read the stored
+data map, so switching costs a sort, not a recomputation."""
+DEFAULT_RANKING = "aum"
+
+
+def ranking_of(name: str) -> Ranking:
+    """The :data:`RANKINGS` entry called ``name``; ReviewError (naming the choices) else."""
+    if name not in RANKINGS:
+        raise ReviewError(f"unknown ranking {name!r}: choose one of {', '.join(RANKINGS)}")
+    return RANKINGS[name]
+
+
+def label_error_ranking(
+    data_map: DataMap, patch_ids: np.ndarray, method: str = DEFAULT_RANKING
+) -> np.ndarray:
     """Positions into ``patch_ids`` (int64[k]) of the trained ones, likeliest label error
-    first: lowest AUM, then lowest confidence, then lowest id."""
-    return _ranking(data_map, patch_ids, "aum", ascending=True)
-
-
-def final_loss_ranking(data_map: DataMap, patch_ids: np.ndarray) -> np.ndarray:
-    """Positions into ``patch_ids`` of the trained ones, highest final loss first (the
-    loss-only baseline), then lowest confidence, then lowest id."""
-    return _ranking(data_map, patch_ids, "final_loss", ascending=False)
-
-
-def _ranking(data_map: DataMap, patch_ids: np.ndarray, key: str, *, ascending: bool) -> np.ndarray:
+    first by ``method`` (a :data:`RANKINGS` name), then lowest confidence, then lowest id.
+    Raises ReviewError for an unknown method."""
+    ranking = ranking_of(method)
     ids = np.asarray(patch_ids, dtype=np.int64)
     trained = np.flatnonzero(data_map.at("epochs_seen", ids) > 0)
-    value = data_map.at(key, ids[trained]).astype(np.float64)
+    value = data_map.at(ranking.key, ids[trained]).astype(np.float64)
     order = np.lexsort(
-        (ids[trained], data_map.at("confidence", ids[trained]), value if ascending else -value)
+        (
+            ids[trained],
+            data_map.at("confidence", ids[trained]),
+            value if ranking.ascending else -value,
+        )
     )
     return trained[order]
 

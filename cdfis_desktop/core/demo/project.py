@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdfis_desktop.core.config import RunConfig, SamplerConfig, TilingConfig
+from cdfis_desktop.core.config import RunConfig, TilingConfig
 from cdfis_desktop.core.demo.generate import generate_demo_slides
 from cdfis_desktop.core.progress import CancelToken, ProgressCallback
-from cdfis_desktop.core.sampling.presets import preset_config
+from cdfis_desktop.core.sampling.presets import default_sampler_config
 from cdfis_desktop.core.storage import Project
 
 DEMO_SLIDES = 3
@@ -52,19 +52,15 @@ def build_demo_project(
 
 DEMO_RUN_NAME = "demo"
 DEMO_STEPS = 60
-DEMO_PRESET = "cdf-presample"
 
 
 def demo_run_config(seed: int = 0) -> RunConfig:
-    """The demo's run, also the training form's defaults: the paper's method (preset
-    ``cdf-presample``: r = 4 presampled candidates scored by loss, drawn through their
-    CDF), switched on after one uniform epoch, floor 0.1. Bounded by steps, not time, so
-    every machine trains the same ``DEMO_STEPS`` steps (6 epochs of the demo slides, a
-    minute and a half on a 2-core CPU) and a seed gives the same run."""
-    sampler = preset_config(
-        DEMO_PRESET,
-        SamplerConfig(metric="loss", presample_ratio=4, floor=0.1, warmup="epochs:1"),
-    )
+    """The demo's run, also the training form's defaults: the default sampler
+    (``core.sampling.presets.default_sampler_config``: CDF history, switched on after one
+    uniform epoch, floor 0.1). Bounded by steps, not time, so every machine trains the
+    same ``DEMO_STEPS`` steps (6 epochs of the demo slides, about a minute on a 2-core
+    CPU) and a seed gives the same run."""
+    sampler = default_sampler_config()
     return RunConfig(
         sampler=sampler, batch_size=64, epochs=None, max_steps=DEMO_STEPS, input_px=96, seed=seed
     )

@@ -2,8 +2,9 @@
 measure how well a ranking of the run's data map finds them.
 
 Precision in the top k with k = the number flipped: the share of flipped patches among
-the k patches a ranking puts first (label-error ranking by AUM, or the baseline by final
-loss alone; :mod:`cdfis_desktop.core.datamaps.statistics`). Random ranking scores the
+the k patches a ranking puts first (every ranking the review queue offers,
+:data:`cdfis_desktop.core.datamaps.RANKINGS`: by AUM, by mean label probability, and the
+baseline by final loss alone). Random ranking scores the
 noise rate on average. Computed after each epoch from the first E epochs' dynamics, so one
 run says how many epochs the ranking needs.
 
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from cdfis_desktop.core.datamaps import (
+    RANKINGS,
     compute_data_map,
-    final_loss_ranking,
     label_error_ranking,
     precision_at_k,
 )
@@ -41,33 +42,29 @@ def flip_labels(
 
 @dataclass(frozen=True)
 class Recovery:
-    """Precision in the top ``k`` after the first ``epochs`` epochs: ``aum`` (lowest area
-    under the margin first) and ``final_loss`` (highest final loss first)."""
+    """Precision in the top ``k`` after the first ``epochs`` epochs, per ranking name
+    (``precision``: :data:`~cdfis_desktop.core.datamaps.RANKINGS` name -> share in [0, 1])."""
 
     epochs: int
     k: int
-    aum: float
-    final_loss: float
+    precision: dict[str, float]
 
 
 def recovery_by_epoch(
     project: Project, run_id: int, candidates: np.ndarray, flipped: np.ndarray
 ) -> list[Recovery]:
-    """One :class:`Recovery` per epoch count 1..E of the run: rankings of ``candidates``
-    (the training patch ids) scored against ``flipped`` (the flipped patch ids)."""
-    epochs = project.epochs(run_id)
+    """One :class:`Recovery` per epoch count 1..E of the run: every ranking of
+    ``candidates`` (the training patch ids) scored against ``flipped`` (the flipped patch
+    ids)."""
     rows = []
     k = len(flipped)
-    for count in range(1, len(epochs) + 1):
+    for count in range(1, len(project.epochs(run_id)) + 1):
         data_map, _ = compute_data_map(project, run_id, max_epochs=count)
-        by_aum = candidates[label_error_ranking(data_map, candidates)]
-        by_loss = candidates[final_loss_ranking(data_map, candidates)]
-        rows.append(
-            Recovery(
-                epochs=count,
-                k=k,
-                aum=precision_at_k(by_aum, flipped, k),
-                final_loss=precision_at_k(by_loss, flipped, k),
+        precision = {
+            name: precision_at_k(
+                candidates[label_error_ranking(data_map, candidates, name)], flipped, k
             )
-        )
+            for name in RANKINGS
+        }
+        rows.append(Recovery(epochs=count, k=k, precision=precision))
     return rows

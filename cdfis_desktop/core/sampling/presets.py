@@ -134,6 +134,18 @@ SAMPLER_PRESETS: Mapping[str, SamplerPreset] = MappingProxyType(
 
 PRESET_ALIASES: Mapping[str, str] = MappingProxyType({"cdf": "cdf-presample"})
 
+DEFAULT_PRESET = "cdf-history"
+"""The preset ``cdfis train`` (without sampler options), the GUI's training form and
+``cdfis demo`` use: the best-measured CDF preset in docs/results.md (time to target 0.76,
+1.33 and 0.97 x uniform's in three 5-seed studies, at about 1.0 x uniform's step cost; no
+preset beat uniform reliably, which the README says)."""
+
+
+def default_sampler_config() -> SamplerConfig:
+    """:data:`DEFAULT_PRESET` with the settings it was measured with: scored by loss,
+    switched on after one uniform epoch, floor 0.1."""
+    return preset_config(DEFAULT_PRESET, SamplerConfig(floor=0.1, warmup="epochs:1"))
+
 
 def preset(name: str) -> SamplerPreset:
     """The preset called ``name`` (or an alias of it); :class:`ConfigError` if unknown."""

@@ -11,13 +11,14 @@ import pytest
 from cdfis_desktop.core.config import RunConfig, SamplerConfig
 from cdfis_desktop.core.datamaps import (
     NONE,
+    RANKINGS,
     DataMapAccumulator,
     data_map,
-    final_loss_ranking,
     label_error_ranking,
     precision_at_k,
     regions,
 )
+from cdfis_desktop.core.errors import ReviewError
 from cdfis_desktop.core.storage import Project
 
 
@@ -87,8 +88,26 @@ def test_rankings_order_by_aum_or_final_loss_with_ties_broken() -> None:
     result = accumulator.result()
     ids = np.array([5, 4, 3, 2, 1])
     assert ids[label_error_ranking(result, ids)].tolist() == [3, 1, 5, 2]
-    assert ids[final_loss_ranking(result, ids)].tolist() == [3, 1, 5, 2]
+    assert ids[label_error_ranking(result, ids, "final_loss")].tolist() == [3, 1, 5, 2]
     assert precision_at_k(np.array([3, 1, 5, 2]), np.array([1, 2]), 2) == 0.5
+
+
+def test_each_ranking_orders_by_its_own_statistic() -> None:
+    """Two epochs where AUM, mean label probability and last-epoch loss disagree:
+    id 1: p 0.1 then 0.5, margins -1 then 3 (AUM 1.0, confidence 0.3, final loss -ln 0.5);
+    id 2: p 0.45 twice, margins -0.1 twice (AUM -0.1, confidence 0.45, loss -ln 0.45);
+    id 3: p 0.6 then 0.2, margins 2 then -0.5 (AUM 0.75, confidence 0.4, loss -ln 0.2)."""
+    accumulator = DataMapAccumulator()
+    accumulator.add_epoch(*_epoch([0, 1, 1, 1], [0, 0.1, 0.45, 0.6], [0, -1, -0.1, 2], [0] * 4))
+    accumulator.add_epoch(*_epoch([0, 1, 1, 1], [0, 0.5, 0.45, 0.2], [0, 3, -0.1, -0.5], [0] * 4))
+    result = accumulator.result()
+    ids = np.array([1, 2, 3])
+    expected = {"aum": [2, 3, 1], "confidence": [1, 3, 2], "final_loss": [3, 2, 1]}
+    assert set(expected) == set(RANKINGS)
+    for name, order in expected.items():
+        assert ids[label_error_ranking(result, ids, name)].tolist() == order, name
+    with pytest.raises(ReviewError, match="unknown ranking 'loss'"):
+        label_error_ranking(result, ids, "loss")
 
 
 def _record_epochs(project: Project, run_id: int, ids: np.ndarray, epochs: list[list[float]]):
