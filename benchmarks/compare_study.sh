@@ -12,6 +12,7 @@
 # budget, default 0.05) set the clock; the second round of studies used BUDGET=30
 # CADENCE=0.025, because uniform reached the target at the first validation (4.5 s) of most
 # 90 s runs, which floors every ratio at 1.
+# LR (default 0.001) is the learning rate.
 # SEED (default 0) seeds compare's patient split and run order: a study with another SEED
 # is an independent replicate on other validation/test patients.
 # Writes NAME/project (the imported cohort, reused when present) and NAME/results.
@@ -33,6 +34,6 @@ start=$(date +%s)
 "${cdfis[@]}" compare --project "$name/project" --samplers "$samplers" --seeds 5 --time-budget "${BUDGET:-90}" \
   --val-fraction 0.186 --test-fraction 0.186 --target-metric balanced_accuracy \
   --target-fraction 0.99 --val-cadence "${CADENCE:-0.05}" --warmup-run 0.1 \
-  --model smallcnn --input-px 48 --batch 64 --lr 0.001 --presample 8 --floor 0.1 \
+  --model smallcnn --input-px 48 --batch 64 --lr "${LR:-0.001}" --presample 8 --floor 0.1 \
   --warmup epochs:1 --device cpu --seed "${SEED:-0}" --out "$name/results"
 echo "wall time of the comparison: $(( $(date +%s) - start )) s"

@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewController(
             self.state, self.viewer, self.patches, self.jobs, self.errors, self
         )
+        self.slides.outlines_shown.connect(self.review.review_panel.set_outlines)
         self.training = TrainingController(
             self.state,
             self.training_panel,

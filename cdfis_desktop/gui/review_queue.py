@@ -1,7 +1,8 @@
 """The review queue: one flagged patch at a time, with its context, triaged by keyboard.
 
-Shows the patch, its neighbourhood on the slide (5 patches wide, the patch outlined),
-its history (label probability and margin per training step) and its scores, flag,
+Shows the patch, its neighbourhood on the slide (5 patches wide, the patch outlined in
+cyan, the slide's annotation outlines in their class colours when the slide has an
+annotation file: :meth:`ReviewQueuePanel.set_outlines`), its history (label probability and margin per training step) and its scores, flag,
 label, source file and current decision. Keys: **C** confirm the label, **R** relabel
 (to the next class), **A** / **P** / **B** / **F** exclude as artefact / pen / blur /
 out of focus, **S** skip, **U** undo the patch's last decision, **→** / **Space** next,
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from cdfis_desktop.core.class_names import label_name
@@ -73,6 +74,8 @@ class ReviewQueuePanel(QWidget):
         self.index = -1
         self.reviewer = getpass.getuser()
         self._slide_files: dict[int, Path] = {}
+        self._outlines: dict[int, list[tuple[str, QPainterPath, QColor]]] = {}
+        self._context: QImage | None = None  # the shown entry's neighbourhood, undrawn
         self._loader = loader
         loader.loaded.connect(self._on_image)
         self.patch_image = _image_label(160)
@@ -108,13 +111,18 @@ class ReviewQueuePanel(QWidget):
             pen=pg.mkPen((231, 111, 81), width=1, style=Qt.PenStyle.DashLine),
             name="margin (sigmoid)",
         )
-        images = QHBoxLayout()
-        images.addWidget(self.patch_image)
-        images.addWidget(self.context_image)
-        images.addWidget(self.text, 1)
+        self.plot.setMinimumSize(280, 180)
+        self.text.setMinimumWidth(220)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # one row: the images, the text, and the history beside them, so the history plot
+        # keeps its height in a short dock (under the images it was squeezed to ~40 px)
+        row = QHBoxLayout()
+        row.addWidget(self.patch_image, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.context_image, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.text, 1)
+        row.addWidget(self.plot, 2)
         layout = QVBoxLayout(self)
-        layout.addLayout(images)
-        layout.addWidget(self.plot, 1)
+        layout.addLayout(row, 1)
         footer = QHBoxLayout()
         footer.addWidget(self.keys, 1)
         footer.addWidget(QLabel("Order:"))
@@ -160,6 +168,7 @@ class ReviewQueuePanel(QWidget):
         self._show_history(entry)
         self.patch_image.clear()
         self.context_image.clear()
+        self._context = None
         path = self._slide_files.get(entry.slide_id)
         if path is not None:
             side = entry.l0_size * CONTEXT_PATCHES
@@ -286,10 +295,37 @@ class ReviewQueuePanel(QWidget):
         if key[0] == "patch":
             self.patch_image.setPixmap(QPixmap.fromImage(image).scaled(160, 160))
             return
+        self._context = image
+        self._draw_context()
+
+    def set_outlines(self, slide_id: int, outlines: list[tuple[str, QPainterPath, QColor]]) -> None:
+        """The annotation outlines of slide ``slide_id`` (name, level-0 path, colour per
+        class; ``SlideController.outlines_shown``), drawn on its neighbourhood views."""
+        self._outlines[slide_id] = outlines
+        entry = self.entry
+        if entry is not None and entry.slide_id == slide_id:
+            self._draw_context()
+
+    def _draw_context(self) -> None:
+        """The neighbourhood image with the slide's annotation outlines and the patch."""
+        entry, image = self.entry, self._context
+        if entry is None or image is None:
+            return
         pixmap = QPixmap.fromImage(image).scaled(240, 240)
         painter = QPainter(pixmap)
-        pen = QPen(QColor(0, 220, 255), 2)
-        painter.setPen(pen)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        side = entry.l0_size * CONTEXT_PATCHES
+        offset = entry.l0_size * (CONTEXT_PATCHES // 2)
+        painter.save()
+        painter.scale(240 / side, 240 / side)
+        painter.translate(-(entry.l0_x - offset), -(entry.l0_y - offset))
+        for _name, path, color in self._outlines.get(entry.slide_id, []):
+            outline = QPen(color, 2)
+            outline.setCosmetic(True)  # 2 screen px whatever the scale
+            painter.setPen(outline)
+            painter.drawPath(path)
+        painter.restore()
+        painter.setPen(QPen(QColor(0, 220, 255), 2))
         cell = 240 / CONTEXT_PATCHES
         start = cell * (CONTEXT_PATCHES // 2)
         painter.drawRect(int(start), int(start), int(cell), int(cell))

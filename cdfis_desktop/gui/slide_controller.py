@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QColor, QPainterPath
 
 from cdfis_desktop.core.errors import CdfisError
@@ -38,7 +38,10 @@ Outline = tuple[str, QPainterPath, QColor]
 
 class SlideController(QObject):
     """``slide_paths`` (slide id -> file) is filled by :meth:`set_project` and shared with
-    the other controllers."""
+    the other controllers. Signal ``outlines_shown(slide_id, outlines)``: the annotation
+    outlines (list of :data:`Outline`, empty when unreadable) of the slide now shown."""
+
+    outlines_shown = Signal(int, object)
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class SlideController(QObject):
         self.viewer.close_slide()
         if slide_id is None:
             return
+        self.outlines_shown.emit(slide_id, [])  # none until this slide's file is read
         record = self.state.slide
         path = record.file
         try:  # with the project's mpp override, in the viewer and its tile threads
@@ -101,12 +105,14 @@ class SlideController(QObject):
     ) -> None:
         if request[0] == self.state.slide_id and self.sender() is self.outlines:
             self.viewer.set_annotations(outlines)
+            self.outlines_shown.emit(request[0], outlines)
 
     def _on_outlines_failed(
         self, request: tuple[int, Path, tuple[str, ...]], error: Exception
     ) -> None:
         if request[0] == self.state.slide_id:
             self.viewer.set_annotations([])
+            self.outlines_shown.emit(request[0], [])
 
 
 def _read_outlines(request: tuple[int, Path, tuple[str, ...]]) -> list[Outline]:

@@ -162,12 +162,19 @@ class TrainingPanel(QWidget):
         self.set_running(False)
 
     def _show_preset(self, name: str) -> None:
-        """Describe the chosen preset and put its presample ratio (if it sets one) in the form."""
+        """Describe the chosen preset, put its presample ratio (if it sets one) in the form,
+        and enable the fields its mode uses (the ratio only in presample mode, the score,
+        floor and warm-up not for uniform)."""
         chosen = SAMPLER_PRESETS[name]
         self.preset_note.setText(chosen.summary)
         self.preset.setToolTip(f"{chosen.summary}\nSource: {chosen.source}")
         if "presample_ratio" in chosen.fields:
             self.presample_ratio.setValue(float(chosen.fields["presample_ratio"]))
+        config = chosen.apply()
+        sampling = config.rule != "uniform"
+        self.presample_ratio.setEnabled(sampling and config.mode == "presample")
+        for field in (self.metric, self.floor, self.warmup):
+            field.setEnabled(sampling)
 
     def config(self) -> RunConfig:
         """The run configuration in the form (the chosen preset, with the form's score,

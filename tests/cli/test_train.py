@@ -120,9 +120,7 @@ def test_train_with_a_preset_and_an_override(slide_project: Path, capsys) -> Non
         assert summary.config["sampler"]["floor"] == 0.2
 
 
-def test_without_sampler_options_train_uses_the_default_preset(
-    slide_project: Path, capsys
-) -> None:
+def test_without_sampler_options_train_uses_the_default_preset(slide_project: Path, capsys) -> None:
     """No --preset/--sampler/--mode: the best-measured preset with its measured settings;
     --sampler uniform alone: plain uniform, not the preset."""
     from cdfis_desktop.core.demo.project import demo_run_config

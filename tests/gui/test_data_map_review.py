@@ -124,3 +124,21 @@ def test_a_refused_decision_shows_a_dialog(window, qtbot):
     assert window.errors.shown and "nothing to undo" in window.errors.shown[-1].message
     assert panel.index == 0 and window.errors.shown[-1].user_error
     window.errors.close_all()
+
+
+def test_the_neighbourhood_view_draws_the_annotation_outlines(window, qtbot):
+    """The queue's context image shows the slide's annotation outlines (class colours)
+    once the slide controller has read them; the slide follows the queue."""
+    panel = window.review.review_panel
+    qtbot.waitUntil(panel.context_shown, timeout=10_000)
+    panel.show_entry(0)  # the slide follows, and its outlines are read and handed over
+    entry = panel.entry
+    qtbot.waitUntil(lambda: bool(panel._outlines.get(entry.slide_id)), timeout=10_000)
+    qtbot.waitUntil(panel.context_shown, timeout=10_000)
+    outlined = panel.context_image.pixmap().toImage()
+    panel.set_outlines(entry.slide_id, [])
+    plain = panel.context_image.pixmap().toImage()
+    assert outlined.size() == plain.size()
+    a = np.array([[outlined.pixel(x, y) for x in range(0, 240, 2)] for y in range(0, 240, 2)])
+    b = np.array([[plain.pixel(x, y) for x in range(0, 240, 2)] for y in range(0, 240, 2)])
+    assert (a != b).sum() > 10  # the outlines cross the 5-patch neighbourhood

@@ -141,3 +141,17 @@ def test_patch_loading_before_the_first_step_shows_in_the_status(window):
 
     window.training_panel.add_reports([LoadProgress(1, 50, 200, "building the patch cache")])
     assert window.training_panel.status.text() == "Building the patch cache: 50/200 patches"
+
+
+def test_the_form_enables_the_fields_of_the_chosen_presets_mode(qtbot):
+    from cdfis_desktop.gui.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    assert panel.preset.currentText() == "cdf-history"  # the default preset
+    assert not panel.presample_ratio.isEnabled() and panel.floor.isEnabled()
+    panel.preset.setCurrentText("cdf-presample")
+    assert panel.presample_ratio.isEnabled()
+    panel.preset.setCurrentText("uniform")
+    assert not panel.metric.isEnabled() and not panel.presample_ratio.isEnabled()
+    assert panel.config().sampler.rule == "uniform"

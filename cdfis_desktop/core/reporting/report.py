@@ -159,7 +159,7 @@ class _ReportBuilder:
         ]
         sampler_rows = [
             ("Rule / mode / metric", run.sampler),
-            ("Presample ratio (B / b)", str(sampler.get("presample_ratio", "-"))),
+            *_mode_rows(sampler),
             ("Uniform floor", str(sampler.get("floor", "-"))),
             ("Weighting", str(sampler.get("weighting", "-"))),
             ("Warm-up rule", str(sampler.get("warmup", "-"))),
@@ -170,13 +170,15 @@ class _ReportBuilder:
             f"{label_name(self.class_names, k)} {int(np.sum(self.table.label == k))}"
             for k in sorted(set(self.table.label.tolist()))
         )
+        stored_split = (
+            f" (train {split_counts['train']}, val {split_counts['val']}, "
+            f"test {split_counts['test']})"
+            if any(split_counts.values())
+            else " (split into training and validation per run)"
+        )
         data_rows = [
             ("Slides", str(len(self.slides))),
-            (
-                "Patches",
-                f"{len(self.table)} (train {split_counts['train']}, val "
-                f"{split_counts['val']}, test {split_counts['test']})",
-            ),
+            ("Patches", f"{len(self.table)}{stored_split}"),
             ("Training patches in run", str(run.n_train)),
             ("Patches per class", class_counts or "-"),
         ]
@@ -621,6 +623,27 @@ def _time_to(metrics: dict[str, np.ndarray], target: float | None) -> float | No
         return None
     reached = np.nonzero(metrics["val_accuracy"] >= target)[0]
     return float(metrics["wall_s"][reached[0]]) if reached.size else None
+
+
+def _mode_rows(sampler: dict[str, Any]) -> list[tuple[str, str]]:
+    """The configuration rows that matter for the sampler's mode (a presample ratio means
+    nothing to a history run)."""
+    mode = sampler.get("mode", "presample")
+    if sampler.get("rule") == "uniform":
+        return []
+    if mode == "history":
+        return [("Stalest rescored per step", f"{sampler.get('refresh', '-')} x batch")]
+    if mode == "prune":
+        return [
+            ("Prune ratio", str(sampler.get("prune_ratio", "-"))),
+            ("Full data for the last", f"{sampler.get('prune_tail', '-')} of the run"),
+        ]
+    rows = [("Presample ratio (B / b)", str(sampler.get("presample_ratio", "-")))]
+    if sampler.get("train_fraction", 1.0) != 1.0:
+        rows.append(("Trained share of each batch", str(sampler["train_fraction"])))
+    if sampler.get("score_scale", 1.0) != 1.0:
+        rows.append(("Scored at input scale", str(sampler["score_scale"])))
+    return rows
 
 
 def _stopping(config: dict[str, Any]) -> str:

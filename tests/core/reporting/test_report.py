@@ -98,3 +98,24 @@ def test_report_of_a_compared_run_includes_the_comparison(trained_project, tmp_p
     text = reader.pages[3].extract_text()
     assert "Sampler comparison" in text and "cdf-history reached the target in 5 of 5" in text
     assert _image_count(reader) >= 2 * 5 + 2 * 12 + 1  # the comparison figure
+
+
+def test_the_configuration_page_names_the_settings_of_the_sampler_mode() -> None:
+    """A history run is not described by a presample ratio, nor a prune run by either."""
+    from dataclasses import asdict
+
+    from cdfis_desktop.core.reporting.report import _mode_rows
+    from cdfis_desktop.core.sampling.presets import preset_config
+
+    def keys(name: str) -> list[str]:
+        return [k for k, _ in _mode_rows(asdict(preset_config(name)))]
+
+    assert keys("cdf-history") == ["Stalest rescored per step"]
+    assert keys("cdf-prune") == ["Prune ratio", "Full data for the last"]
+    assert keys("cdf-presample") == ["Presample ratio (B / b)"]
+    assert keys("cdf-selective-lowres") == [
+        "Presample ratio (B / b)",
+        "Trained share of each batch",
+        "Scored at input scale",
+    ]
+    assert keys("uniform") == []
