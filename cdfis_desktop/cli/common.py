@@ -61,7 +61,8 @@ class ProgressLine:
         self.written = False
 
     def __call__(self, progress: Progress) -> None:
-        text = f"[{progress.done}/{progress.total}] {progress.message}"
+        counts = f"[{progress.done}/{progress.total}] " if progress.total > 0 else ""
+        text = f"{counts}{progress.message}"
         if self.tty:
             self.stream.write(f"\r{text}\x1b[K")
         else:
@@ -79,9 +80,17 @@ class ProgressLine:
 
 def open_project(folder: str | Path, *, create: bool = False) -> Project:
     """:meth:`Project.open` whose schema upgrade (backup, migration) or integrity check of
-    a big database prints its progress on stderr (:class:`ProgressLine`) instead of
-    looking frozen; a project that needs neither opens silently."""
+    a big database (``LONG_CHECK_BYTES``) prints its progress on stderr
+    (:class:`ProgressLine`) instead of looking frozen; any other open is silent, so an
+    error stays the only line on stderr."""
     from cdfis_desktop.core.storage import Project
+    from cdfis_desktop.core.storage.integrity import LONG_CHECK_BYTES
 
+    long_open = not create and (
+        Project.pending_upgrade(folder) is not None
+        or Project.pending_check_bytes(folder) >= LONG_CHECK_BYTES
+    )
+    if not long_open:
+        return Project.open(folder, create=create)
     with ProgressLine() as progress:
         return Project.open(folder, create=create, progress=progress)

@@ -72,9 +72,6 @@ if TYPE_CHECKING:
 MAX_RECENT = 8
 DEFAULT_SIZE = QSize(1600, 1000)
 MIN_VIEWER = QSize(320, 240)
-CHECK_DIALOG_BYTES = 16 * 2**20
-"""A project whose integrity check at open reads at least this much (about 0.2-0.3 s)
-opens behind a progress dialog (:mod:`.open_dialog`); a smaller one opens directly."""
 
 
 class MainWindow(QMainWindow):
@@ -297,10 +294,11 @@ class MainWindow(QMainWindow):
     def open_project(self, folder: Path | str, *, create: bool = False) -> bool:
         """Open (or create) the project in ``folder``; errors are shown, returns success."""
         from cdfis_desktop.core.storage import Project
+        from cdfis_desktop.core.storage.integrity import LONG_CHECK_BYTES
 
         upgrade = None if create else Project.pending_upgrade(folder)
         try:
-            long_check = not create and Project.pending_check_bytes(folder) >= CHECK_DIALOG_BYTES
+            long_check = not create and Project.pending_check_bytes(folder) >= LONG_CHECK_BYTES
             if upgrade is not None or long_check:
                 project = self._open_with_progress(folder, upgrade)
                 if project is None:

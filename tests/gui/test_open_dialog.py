@@ -12,8 +12,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import Engine, event
 
-from cdfis_desktop.core.storage import SCHEMA_VERSION, Project, migrations
-from cdfis_desktop.gui import main_window
+from cdfis_desktop.core.storage import SCHEMA_VERSION, Project, integrity, migrations
 from cdfis_desktop.gui.main_window import MainWindow
 from cdfis_desktop.gui.open_dialog import OpenProgressDialog
 
@@ -86,7 +85,7 @@ def test_a_project_not_closed_cleanly_is_checked_behind_the_dialog(
 ):
     """A copied project (as after a crash: not as the last clean close left it) is checked
     in the dialog's worker, not on the GUI thread; reopened after a clean close, directly."""
-    monkeypatch.setattr(main_window, "CHECK_DIALOG_BYTES", 1)  # the test project is small
+    monkeypatch.setattr(integrity, "LONG_CHECK_BYTES", 1)  # the test project is small
     folder = gui_project.folder
     assert Project.pending_check_bytes(folder) > 0
     gui_thread = threading.get_ident()

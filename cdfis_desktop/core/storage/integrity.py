@@ -43,6 +43,11 @@ from cdfis_desktop.core.errors import DamagedDatabaseError, StoreError
 from cdfis_desktop.core.progress import Cancelled, CancelToken, Progress, ProgressCallback
 from cdfis_desktop.core.storage.database import translated_errors
 
+LONG_CHECK_BYTES = 16 * 2**20
+"""An integrity check at open that reads at least this much (about 0.2-0.3 s) is long
+enough to show progress: the GUI opens the project behind a progress dialog, the CLI
+prints progress lines; a smaller one opens silently."""
+
 STATE_FILE = "database-state.json"
 """In the project's ``cache/``: the database files' state at the last clean close."""
 MAX_PROBLEMS_LISTED = 20
