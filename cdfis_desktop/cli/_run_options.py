@@ -37,7 +37,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, sampler_choice: bool = T
             metavar="NAME",
             help="a named sampler: uniform, topk, cdf-presample, cdf-history, ... (the full "
             "list is in docs/method.md and in the error for an unknown name); the options "
-            "below override its fields. Default: cdf-history (the best-measured, see "
+            "below override its fields. Default: cdf-prune (chosen on the evidence, see "
             "docs/results.md), unless --sampler or --mode is given",
         )
         sampling.add_argument(
@@ -97,7 +97,7 @@ def run_config_from(args: argparse.Namespace) -> Any:
     """A RunConfig from the options given (RunConfig defaults for the rest). With
     ``--preset``, the sampler starts from the preset and the sampling options given
     override its fields; without ``--preset``, ``--sampler`` or ``--mode`` it starts from
-    ``default_sampler_config()`` (CDF history, the best-measured preset)."""
+    ``default_sampler_config()`` (CDF pruning, see ``presets.DEFAULT_PRESET``)."""
     from cdfis_desktop.core.config import RunConfig, SamplerConfig
     from cdfis_desktop.core.sampling.presets import default_sampler_config, preset_config
 

@@ -163,8 +163,8 @@ class TrainingPanel(QWidget):
 
     def _show_preset(self, name: str) -> None:
         """Describe the chosen preset, put its presample ratio (if it sets one) in the form,
-        and enable the fields its mode uses (the ratio only in presample mode, the score,
-        floor and warm-up not for uniform)."""
+        and enable the fields its mode uses (the ratio only in presample mode, the floor
+        not for pruning, the score, floor and warm-up not for uniform)."""
         chosen = SAMPLER_PRESETS[name]
         self.preset_note.setText(chosen.summary)
         self.preset.setToolTip(f"{chosen.summary}\nSource: {chosen.source}")
@@ -173,7 +173,8 @@ class TrainingPanel(QWidget):
         config = chosen.apply()
         sampling = config.rule != "uniform"
         self.presample_ratio.setEnabled(sampling and config.mode == "presample")
-        for field in (self.metric, self.floor, self.warmup):
+        self.floor.setEnabled(sampling and config.mode != "prune")  # pruning mixes in none
+        for field in (self.metric, self.warmup):
             field.setEnabled(sampling)
 
     def config(self) -> RunConfig:

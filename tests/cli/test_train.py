@@ -131,10 +131,10 @@ def test_without_sampler_options_train_uses_the_default_preset(slide_project: Pa
     capsys.readouterr()
     with Project.open(slide_project) as project:
         default, uniform = project.run(1), project.run(2)
-    assert default.sampler == "cdf/history/loss"
+    assert default.sampler == "cdf/prune/loss"
     assert default.config["sampler"]["floor"] == 0.1
     assert default.config["sampler"]["warmup"] == "epochs:1"
-    assert demo_run_config().sampler.mode == "history"  # the demo and the form agree
+    assert demo_run_config().sampler.mode == "prune"  # the demo and the form agree
     assert uniform.sampler.startswith("uniform/")
 
 

@@ -148,7 +148,9 @@ def test_the_form_enables_the_fields_of_the_chosen_presets_mode(qtbot):
 
     panel = TrainingPanel()
     qtbot.addWidget(panel)
-    assert panel.preset.currentText() == "cdf-history"  # the default preset
+    assert panel.preset.currentText() == "cdf-prune"  # the default preset
+    assert not panel.presample_ratio.isEnabled() and not panel.floor.isEnabled()
+    panel.preset.setCurrentText("cdf-history")
     assert not panel.presample_ratio.isEnabled() and panel.floor.isEnabled()
     panel.preset.setCurrentText("cdf-presample")
     assert panel.presample_ratio.isEnabled()

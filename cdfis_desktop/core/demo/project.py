@@ -56,7 +56,7 @@ DEMO_STEPS = 60
 
 def demo_run_config(seed: int = 0) -> RunConfig:
     """The demo's run, also the training form's defaults: the default sampler
-    (``core.sampling.presets.default_sampler_config``: CDF history, switched on after one
+    (``core.sampling.presets.default_sampler_config``: CDF pruning, switched on after one
     uniform epoch, floor 0.1). Bounded by steps, not time, so every machine trains the
     same ``DEMO_STEPS`` steps (6 epochs of the demo slides, about a minute on a 2-core
     CPU) and a seed gives the same run."""

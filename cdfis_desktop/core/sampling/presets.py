@@ -134,16 +134,17 @@ SAMPLER_PRESETS: Mapping[str, SamplerPreset] = MappingProxyType(
 
 PRESET_ALIASES: Mapping[str, str] = MappingProxyType({"cdf": "cdf-presample"})
 
-DEFAULT_PRESET = "cdf-history"
+DEFAULT_PRESET = "cdf-prune"
 """The preset ``cdfis train`` (without sampler options), the GUI's training form and
-``cdfis demo`` use: the best-measured CDF preset in docs/results.md (time to target 0.76,
-1.33 and 0.97 x uniform's in three 5-seed studies, at about 1.0 x uniform's step cost; no
-preset beat uniform reliably, which the README says)."""
+``cdfis demo`` use, chosen on the evidence of docs/results.md: no CDF preset beat uniform
+(the README says so); cdf-prune costs what a uniform step costs, kept uniform's test
+scores, and its time to target (1.12 and 1.25 x uniform's in two 5-seed studies) was never
+measurably worse, while cdf-history's was in one study (1.77, 95 % CI 1.24-2.75)."""
 
 
 def default_sampler_config() -> SamplerConfig:
     """:data:`DEFAULT_PRESET` with the settings it was measured with: scored by loss,
-    switched on after one uniform epoch, floor 0.1."""
+    switched on after one uniform epoch (floor 0.1, which pruning does not use)."""
     return preset_config(DEFAULT_PRESET, SamplerConfig(floor=0.1, warmup="epochs:1"))
 
 
