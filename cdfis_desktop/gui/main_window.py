@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
             self.state, self.viewer, self.patches, self.jobs, self.errors, self
         )
         self.slides.outlines_shown.connect(self.review.review_panel.set_outlines)
+        self.review.review_panel.outlines_wanted.connect(self.slides.request_outlines)
         self.training = TrainingController(
             self.state,
             self.training_panel,

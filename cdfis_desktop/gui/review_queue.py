@@ -16,7 +16,8 @@ rebuilds the queue in that order.
 Signals: ``patch_shown(entry)`` (a :class:`~cdfis_desktop.core.datamaps.queue.QueueEntry`
 the reviewer moved to: the slide follows; loading a queue shows its first entry without
 it, so opening a run does not change the selection), ``decided(str)`` after a stored decision,
-``failed(str)`` with the message of a decision the store refused. Thread rules: GUI
+``failed(str)`` with the message of a decision the store refused, ``outlines_wanted(slide_id)``
+when an entry's slide has no outlines yet (answered through :meth:`set_outlines`). Thread rules: GUI
 thread only; images come from a :class:`~cdfis_desktop.gui.thumbnails.PatchThumbnailLoader`.
 """
 
@@ -65,6 +66,7 @@ class ReviewQueuePanel(QWidget):
     decided = Signal(str)
     failed = Signal(str)
     ranking_changed = Signal(str)
+    outlines_wanted = Signal(int)
 
     def __init__(self, loader: PatchThumbnailLoader, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -166,6 +168,8 @@ class ReviewQueuePanel(QWidget):
         entry = self.queue.entries[self.index]
         self._show_text(entry)
         self._show_history(entry)
+        if entry.slide_id not in self._outlines:
+            self.outlines_wanted.emit(entry.slide_id)
         self.patch_image.clear()
         self.context_image.clear()
         self._context = None

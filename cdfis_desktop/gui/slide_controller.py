@@ -39,7 +39,9 @@ Outline = tuple[str, QPainterPath, QColor]
 class SlideController(QObject):
     """``slide_paths`` (slide id -> file) is filled by :meth:`set_project` and shared with
     the other controllers. Signal ``outlines_shown(slide_id, outlines)``: the annotation
-    outlines (list of :data:`Outline`, empty when unreadable) of the slide now shown."""
+    outlines (list of :data:`Outline`, empty when the slide has none or they are
+    unreadable) of the slide now shown, or of a slide asked for with
+    :meth:`request_outlines` (the review queue's neighbourhood views)."""
 
     outlines_shown = Signal(int, object)
 
@@ -56,8 +58,12 @@ class SlideController(QObject):
         self.errors = errors
         self.slide_paths: dict[int, Path] = {}
         self.outlines = LatestLoader("annotations", _read_outlines, latest_only=True, parent=self)
-        self.outlines.loaded.connect(self._on_outlines)
-        self.outlines.failed.connect(self._on_outlines_failed)
+        self.other_outlines = LatestLoader(
+            "other annotations", _read_outlines, latest_only=True, parent=self
+        )
+        for loader in (self.outlines, self.other_outlines):
+            loader.loaded.connect(self._on_outlines)
+            loader.failed.connect(self._on_outlines_failed)
         state.events.project.connect(self._on_project)
         state.events.slides.connect(self._on_slides)
         state.events.slide.connect(self._on_slide)
@@ -65,6 +71,22 @@ class SlideController(QObject):
 
     def shutdown(self) -> None:
         self.outlines.shutdown()
+        self.other_outlines.shutdown()
+
+    def request_outlines(self, slide_id: int) -> None:
+        """Read the annotation outlines of any slide of the project off the GUI thread;
+        ``outlines_shown`` answers (at once, with none, when it has no annotation file)."""
+        from cdfis_desktop.core.tiling.annotations import slide_annotations_path
+
+        project = self.state.project
+        record = next((s for s in self.state.slides if s.id == slide_id), None)
+        if project is None or record is None:
+            return
+        annotations = slide_annotations_path(project.folder, slide_id, record.file)
+        if annotations is None:
+            self.outlines_shown.emit(slide_id, [])
+            return
+        self.other_outlines.request([(slide_id, annotations, tuple(project.class_names()))])
 
     def _on_project(self, project: Project | None) -> None:
         if project is None:
@@ -105,14 +127,14 @@ class SlideController(QObject):
     ) -> None:
         if request[0] == self.state.slide_id and self.sender() is self.outlines:
             self.viewer.set_annotations(outlines)
-            self.outlines_shown.emit(request[0], outlines)
+        self.outlines_shown.emit(request[0], outlines)
 
     def _on_outlines_failed(
         self, request: tuple[int, Path, tuple[str, ...]], error: Exception
     ) -> None:
-        if request[0] == self.state.slide_id:
+        if request[0] == self.state.slide_id and self.sender() is self.outlines:
             self.viewer.set_annotations([])
-            self.outlines_shown.emit(request[0], [])
+        self.outlines_shown.emit(request[0], [])
 
 
 def _read_outlines(request: tuple[int, Path, tuple[str, ...]]) -> list[Outline]:

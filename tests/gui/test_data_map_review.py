@@ -131,8 +131,7 @@ def test_the_neighbourhood_view_draws_the_annotation_outlines(window, qtbot):
     once the slide controller has read them; the slide follows the queue."""
     panel = window.review.review_panel
     qtbot.waitUntil(panel.context_shown, timeout=10_000)
-    panel.show_entry(0)  # the slide follows, and its outlines are read and handed over
-    entry = panel.entry
+    entry = panel.entry  # the first entry, shown without moving the slide
     qtbot.waitUntil(lambda: bool(panel._outlines.get(entry.slide_id)), timeout=10_000)
     qtbot.waitUntil(panel.context_shown, timeout=10_000)
     outlined = panel.context_image.pixmap().toImage()
@@ -142,3 +141,19 @@ def test_the_neighbourhood_view_draws_the_annotation_outlines(window, qtbot):
     a = np.array([[outlined.pixel(x, y) for x in range(0, 240, 2)] for y in range(0, 240, 2)])
     b = np.array([[plain.pixel(x, y) for x in range(0, 240, 2)] for y in range(0, 240, 2)])
     assert (a != b).sum() > 10  # the outlines cross the 5-patch neighbourhood
+
+
+def test_outlines_of_a_slide_not_shown_are_read_on_request(window_on, multi_project, qtbot):
+    """The review queue's entry may lie on another slide than the viewer's: that slide's
+    outlines are read on request, without moving the viewer."""
+    win = window_on(multi_project.folder)
+    annotated = multi_project.trained[0]
+    win.state.set_slide(multi_project.imported_later)
+    answers: dict[int, list] = {}
+    win.slides.outlines_shown.connect(
+        lambda slide_id, outlines: answers.update({slide_id: outlines})
+    )
+    win.slides.request_outlines(annotated)
+    qtbot.waitUntil(lambda: bool(answers.get(annotated)), timeout=10_000)
+    assert "Tumor" in {name for name, _path, _color in answers[annotated]}
+    assert win.state.slide_id == multi_project.imported_later  # the viewer did not move
