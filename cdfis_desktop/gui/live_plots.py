@@ -16,6 +16,12 @@ from PySide6.QtWidgets import QWidget
 _COLORS = {"train": (31, 119, 180), "val": (214, 39, 40), "other": (44, 160, 44)}
 
 
+def _series_key() -> str:
+    """``train`` and ``validation`` in their curve colours (HTML, for a plot title)."""
+    train, val = ("#{:02x}{:02x}{:02x}".format(*_COLORS[k]) for k in ("train", "val"))
+    return f"<span style='color:{train}'>train</span> · <span style='color:{val}'>validation</span>"
+
+
 class Series:
     """A growing ``(x, y)`` float64 series backed by preallocated arrays."""
 
@@ -55,21 +61,21 @@ class LivePlots(pg.GraphicsLayoutWidget):
             name: Series()
             for name in ("train_loss", "val_loss", "train_acc", "val_acc", "samples_per_s", "share")
         }
-        self._loss = self._plot(0, 0, "Loss", "step")
-        self._acc = self._plot(0, 1, "Accuracy", "step")
+        key = _series_key()  # in the titles: a legend box would hide the latest points
+        self._loss = self._plot(0, 0, f"Loss: {key}", "step")
+        self._acc = self._plot(0, 1, f"Accuracy: {key}", "step")
         self._speed = self._plot(0, 2, "Samples / s", "step")
         self._scores = self._plot(1, 0, "Scores of the last draw (histogram, CDF)", "score")
         self._share = self._plot(1, 1, "Share of patches ever chosen", "step")
         self._acc.setYRange(0, 1)
         self._share.setYRange(0, 1)
         self._curves = {
-            "train_loss": self._curve(self._loss, "train", "train"),
-            "val_loss": self._curve(self._loss, "val", "validation", symbol=True),
-            # same colours as the loss plot, whose legend explains them
-            "train_acc": self._curve(self._acc, "train", None),
-            "val_acc": self._curve(self._acc, "val", None, symbol=True),
-            "samples_per_s": self._curve(self._speed, "other", None),
-            "share": self._curve(self._share, "other", None),
+            "train_loss": self._curve(self._loss, "train"),
+            "val_loss": self._curve(self._loss, "val", symbol=True),
+            "train_acc": self._curve(self._acc, "train"),
+            "val_acc": self._curve(self._acc, "val", symbol=True),
+            "samples_per_s": self._curve(self._speed, "other"),
+            "share": self._curve(self._share, "other"),
         }
         self._histogram = pg.PlotDataItem(
             stepMode="center",
@@ -95,13 +101,9 @@ class LivePlots(pg.GraphicsLayoutWidget):
         plot.setMenuEnabled(False)
         return plot
 
-    def _curve(self, plot: pg.PlotItem, color: str, name: str | None, symbol: bool = False):
-        if name is not None and plot.legend is None:
-            # an opaque box, so curves passing under the legend do not cross its text
-            plot.addLegend(offset=(-5, 5), brush=(255, 255, 255, 230), pen=(200, 200, 200))
+    def _curve(self, plot: pg.PlotItem, color: str, symbol: bool = False) -> pg.PlotDataItem:
         return plot.plot(
             pen=pg.mkPen(_COLORS[color], width=1.5),
-            name=name,
             symbol="o" if symbol else None,
             symbolSize=5,
             symbolBrush=_COLORS[color],
