@@ -157,3 +157,21 @@ def test_outlines_of_a_slide_not_shown_are_read_on_request(window_on, multi_proj
     qtbot.waitUntil(lambda: bool(answers.get(annotated)), timeout=10_000)
     assert "Tumor" in {name for name, _path, _color in answers[annotated]}
     assert win.state.slide_id == multi_project.imported_later  # the viewer did not move
+
+
+def test_a_real_click_on_a_point_selects_its_patch(window, qtbot):
+    from PySide6.QtCore import QPointF
+
+    view = window.review.data_map_view
+    window.bottom_tabs.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.plot.isVisible(), timeout=5000)
+    k = len(view.ids) // 3
+    box = view.plot.getPlotItem().getViewBox()
+    scene = box.mapViewToScene(QPointF(view._x[k], view._y[k]))
+    where = view.plot.mapFromScene(scene)
+    with qtbot.waitSignal(view.patches_selected, timeout=5000) as blocker:
+        qtbot.mouseClick(view.plot.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    (ids,) = blocker.args
+    assert ids.size == 1
+    j = int(np.flatnonzero(view.ids == ids[0])[0])  # the clicked point, or one under it
+    assert abs(view._x[j] - view._x[k]) < 0.02 and abs(view._y[j] - view._y[k]) < 0.05
