@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Signal
-from PySide6.QtGui import QColor, QPainterPath, QPen
+from PySide6.QtGui import QColor, QPainterPath, QPen, QShowEvent
 from PySide6.QtWidgets import QGraphicsPathItem, QLabel, QVBoxLayout, QWidget
 
 from cdfis_desktop.core.datamaps import NONE, REGION_NAMES, DataMap
@@ -29,7 +29,9 @@ Z_SELECTION = 25.0
 
 class DataMapView(QWidget):
     """The scatter; call :meth:`set_data_map`. Signals: ``patches_selected(ids)`` (int64
-    numpy array, possibly empty) on a point click or a move of the selection rectangle."""
+    numpy array, possibly empty) on a point click or a move of the selection rectangle.
+    The selection works on ``ids`` at once; the points are handed to pyqtgraph when the
+    view is first shown, so a hidden tab costs no GUI-thread time at open."""
 
     patches_selected = Signal(object)
 
@@ -50,8 +52,13 @@ class DataMapView(QWidget):
             code: pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(*rgb, 170))
             for code, rgb in REGION_COLOURS.items()
         }
-        for item in self.scatters.values():
-            item.sigClicked.connect(self._on_points_clicked)
+        self._region_ids = {code: np.zeros(0, np.int64) for code in self.scatters}
+        self._codes = np.zeros(0, np.int64)  # region code per point of ``ids``
+        self._drawn = True  # the items show ``ids``
+        for code, item in self.scatters.items():
+            item.sigClicked.connect(
+                lambda _item, points, *_, code=code: self._on_points_clicked(code, points)
+            )
             self.plot.addItem(item)
         self.marker = pg.ScatterPlotItem(
             size=16, pen=pg.mkPen((0, 200, 255), width=2.5), brush=None, symbol="o"
@@ -76,8 +83,8 @@ class DataMapView(QWidget):
         if data_map is None or not data_map.trained_ids().size:
             self.ids = np.zeros(0, np.int64)
             self._x = self._y = np.zeros(0)
-            for item in self.scatters.values():
-                item.setData([], [])
+            self._codes = np.zeros(0, np.int64)
+            self._draw_points()
             self.roi.hide()
             self.summary.setText("This run recorded no training dynamics (no data map).")
             return
@@ -85,9 +92,12 @@ class DataMapView(QWidget):
         self._x = data_map.variability[self.ids].astype(np.float64)
         self._y = data_map.confidence[self.ids].astype(np.float64)
         codes = data_map.region[self.ids]
-        for code, item in self.scatters.items():
-            in_region = codes == code
-            item.setData(x=self._x[in_region], y=self._y[in_region], data=self.ids[in_region])
+        for code in self.scatters:
+            self._region_ids[code] = self.ids[codes == code]
+        self._codes = codes
+        self._drawn = False
+        if self.isVisible():  # else when first shown: 0.7 s of GUI thread at 200k points
+            self._draw_points()
         counts = {name: int((codes == k).sum()) for k, name in enumerate(REGION_NAMES)}
         self.summary.setText(
             f"{self.ids.size:,} trained patches over {data_map.n_epochs} epochs: "
@@ -98,6 +108,18 @@ class DataMapView(QWidget):
         self.roi.setPos((0.66 * span, 0.0))
         self.roi.setSize((0.34 * span, 1.0))
         self.roi.show()
+
+    def _draw_points(self) -> None:
+        """Hand the points to the scatter items (the costly part, GUI thread)."""
+        for code, item in self.scatters.items():
+            in_region = self._codes == code
+            item.setData(x=self._x[in_region], y=self._y[in_region])
+        self._drawn = True
+
+    def showEvent(self, event: QShowEvent) -> None:  # Qt override
+        if not self._drawn:
+            self._draw_points()
+        super().showEvent(event)
 
     def select_in(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
         """Select the points inside the rectangle (data coordinates); emits and returns
@@ -122,8 +144,10 @@ class DataMapView(QWidget):
         x, y = self.marker.getData()
         return None if len(x) == 0 else (float(x[0]), float(y[0]))
 
-    def _on_points_clicked(self, _item: object, points: list[pg.SpotItem], *_: object) -> None:
-        self._select(np.array([int(p.data()) for p in points[:1]], dtype=np.int64))
+    def _on_points_clicked(self, code: int, points: list[pg.SpotItem]) -> None:
+        """A click on points of region ``code``'s item: the first point's patch."""
+        ids = self._region_ids[code]
+        self._select(np.array([int(ids[p.index()]) for p in points[:1]], dtype=np.int64))
 
     def _on_roi_moved(self) -> None:
         rect = self.roi.parentBounds()

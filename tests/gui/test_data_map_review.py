@@ -175,3 +175,18 @@ def test_a_real_click_on_a_point_selects_its_patch(window, qtbot):
     assert ids.size == 1
     j = int(np.flatnonzero(view.ids == ids[0])[0])  # the clicked point, or one under it
     assert abs(view._x[j] - view._x[k]) < 0.02 and abs(view._y[j] - view._y[k]) < 0.05
+
+
+def test_the_hidden_data_map_hands_its_points_over_when_first_shown(window, qtbot):
+    view = window.review.data_map_view
+
+    def drawn() -> int:
+        return sum(len(item.getData()[0]) for item in view.scatters.values())
+
+    if view.isVisible():
+        window.bottom_tabs.setCurrentIndex(0)
+    view.set_data_map(window.review.review_panel.queue.data_map)  # a map arrives, tab hidden
+    assert not view.isVisible() and drawn() == 0 and view.ids.size > 0
+    window.bottom_tabs.setCurrentWidget(view)
+    qtbot.waitUntil(view.isVisible, timeout=5000)
+    assert drawn() == view.ids.size
