@@ -360,9 +360,14 @@ class MainWindow(QMainWindow):
         )
 
     def jobs_running(self) -> bool:
-        """Background jobs, an overlay rendering or a patch table / gallery read are
-        under way."""
-        return self.jobs.running() or self.overlay.busy() or self.patches.busy()
+        """Background jobs, an overlay rendering, a patch table / gallery read or a run's
+        curves read are under way."""
+        return (
+            self.jobs.running()
+            or self.overlay.busy()
+            or self.patches.busy()
+            or self.training.busy()
+        )
 
     def overlay_busy(self) -> bool:
         return self.overlay.busy()
@@ -529,7 +534,7 @@ class MainWindow(QMainWindow):
             return
         self.save_layout()
         self.close_project()
-        for controller in (self.slides, self.overlay, self.patches, self.review):
+        for controller in (self.slides, self.overlay, self.patches, self.review, self.training):
             controller.shutdown()
         self.errors.close_all()
         event.accept()
