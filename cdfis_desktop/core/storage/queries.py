@@ -256,7 +256,7 @@ def chosen_shares(engine: Engine, where: str, run_id: int) -> tuple[np.ndarray, 
     Reads one aggregate column per epoch (about 30 ms per million patch-epochs)."""
     with translated_errors(where), read_snapshot(engine) as conn:
         n_train = int(_run_row(conn, where, run_id).n_train or 0)
-        last_steps = dict(
+        last_steps: dict[int, int] = dict(
             conn.exec_driver_sql(
                 "SELECT epoch, MAX(step) FROM history_steps WHERE run_id = ? GROUP BY epoch",
                 (run_id,),
