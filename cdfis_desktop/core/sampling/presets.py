@@ -138,8 +138,9 @@ DEFAULT_PRESET = "cdf-prune"
 """The preset ``cdfis train`` (without sampler options), the GUI's training form and
 ``cdfis demo`` use, chosen on the evidence of docs/results.md: no CDF preset beat uniform
 (the README says so); cdf-prune costs what a uniform step costs, kept uniform's test
-scores, and its time to target (1.12 and 1.25 x uniform's in two 5-seed studies) was never
-measurably worse, while cdf-history's was in one study (1.77, 95 % CI 1.24-2.75)."""
+scores, and its time to target (1.12, 1.25 and 1.18 x uniform's in three 5-seed studies)
+was never measurably worse, while cdf-history's swung from 0.66 to 1.77 (95 % CI 1.24-2.75)
+and cost test AUC."""
 
 
 def default_sampler_config() -> SamplerConfig:
