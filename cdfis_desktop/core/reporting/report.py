@@ -160,7 +160,11 @@ class _ReportBuilder:
         sampler_rows = [
             ("Rule / mode / metric", run.sampler),
             *_mode_rows(sampler),
-            ("Uniform floor", str(sampler.get("floor", "-"))),
+            *(
+                [("Uniform floor", str(sampler.get("floor", "-")))]
+                if sampler.get("mode") != "prune"  # pruning mixes in no uniform share
+                else []
+            ),
             ("Weighting", str(sampler.get("weighting", "-"))),
             ("Warm-up rule", str(sampler.get("warmup", "-"))),
             ("Importance sampling on from", switch),
