@@ -80,17 +80,12 @@ class ProgressLine:
 
 def open_project(folder: str | Path, *, create: bool = False) -> Project:
     """:meth:`Project.open` whose schema upgrade (backup, migration) or integrity check of
-    a big database (``LONG_CHECK_BYTES``) prints its progress on stderr
+    a big database (``Project.long_open``) prints its progress on stderr
     (:class:`ProgressLine`) instead of looking frozen; any other open is silent, so an
     error stays the only line on stderr."""
     from cdfis_desktop.core.storage import Project
-    from cdfis_desktop.core.storage.integrity import LONG_CHECK_BYTES
 
-    long_open = not create and (
-        Project.pending_upgrade(folder) is not None
-        or Project.pending_check_bytes(folder) >= LONG_CHECK_BYTES
-    )
-    if not long_open:
+    if create or not Project.long_open(folder):
         return Project.open(folder, create=create)
     with ProgressLine() as progress:
         return Project.open(folder, create=create, progress=progress)

@@ -52,7 +52,6 @@ class DataMapView(QWidget):
             code: pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(*rgb, 170))
             for code, rgb in REGION_COLOURS.items()
         }
-        self._region_ids = {code: np.zeros(0, np.int64) for code in self.scatters}
         self._codes = np.zeros(0, np.int64)  # region code per point of ``ids``
         self._drawn = True  # the items show ``ids``
         for code, item in self.scatters.items():
@@ -92,8 +91,6 @@ class DataMapView(QWidget):
         self._x = data_map.variability[self.ids].astype(np.float64)
         self._y = data_map.confidence[self.ids].astype(np.float64)
         codes = data_map.region[self.ids]
-        for code in self.scatters:
-            self._region_ids[code] = self.ids[codes == code]
         self._codes = codes
         self._drawn = False
         if self.isVisible():  # else when first shown: 0.7 s of GUI thread at 200k points
@@ -145,8 +142,9 @@ class DataMapView(QWidget):
         return None if len(x) == 0 else (float(x[0]), float(y[0]))
 
     def _on_points_clicked(self, code: int, points: list[pg.SpotItem]) -> None:
-        """A click on points of region ``code``'s item: the first point's patch."""
-        ids = self._region_ids[code]
+        """A click on points of region ``code``'s item: the first point's patch (the
+        item holds the region's points in the order of ``ids``)."""
+        ids = self.ids[self._codes == code]
         self._select(np.array([int(ids[p.index()]) for p in points[:1]], dtype=np.int64))
 
     def _on_roi_moved(self) -> None:

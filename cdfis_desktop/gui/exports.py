@@ -96,14 +96,7 @@ def start_export(window: MainWindow, kind: str, path: Path) -> JobWorker:
             downsample_of={s.id: export_downsample(s) for s in slides},
             colormap=overlay.colormap,
             opacity=overlay.opacity,
-            view={
-                "epoch": overlay.epoch,
-                "compare": overlay.compare,
-                "compare_epoch": overlay.compare_epoch,
-                "compare_run": overlay.compare_run,
-                "value_range": overlay.value_range,
-                "range_over": overlay.range_over,
-            },
+            view=overlay.view_fields(),
             progress=progress,
             cancel=cancel,
         )

@@ -295,13 +295,10 @@ class MainWindow(QMainWindow):
     def open_project(self, folder: Path | str, *, create: bool = False) -> bool:
         """Open (or create) the project in ``folder``; errors are shown, returns success."""
         from cdfis_desktop.core.storage import Project
-        from cdfis_desktop.core.storage.integrity import LONG_CHECK_BYTES
 
-        upgrade = None if create else Project.pending_upgrade(folder)
         try:
-            long_check = not create and Project.pending_check_bytes(folder) >= LONG_CHECK_BYTES
-            if upgrade is not None or long_check:
-                project = self._open_with_progress(folder, upgrade)
+            if not create and Project.long_open(folder):
+                project = self._open_with_progress(folder, Project.pending_upgrade(folder))
                 if project is None:
                     return False
             else:

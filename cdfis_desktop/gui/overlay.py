@@ -11,7 +11,7 @@ viewer must be updated from the GUI thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cdfis_desktop.core.heatmap.overlay import Overlay, OverlayRequest, render_overlay
 
@@ -42,6 +42,18 @@ class OverlayState:
     compare_epoch: int | None = None
     compare_run: int | None = None
 
+    def view_fields(self) -> dict[str, Any]:
+        """The :class:`OverlayRequest` fields that say which values to draw and on what
+        range (epoch, comparison, range), shared by the viewer and the PNG export."""
+        return {
+            "epoch": self.epoch,
+            "compare": self.compare,
+            "compare_epoch": self.compare_epoch,
+            "compare_run": self.compare_run,
+            "value_range": self.value_range,
+            "range_over": self.range_over,
+        }
+
 
 def build_overlay(
     project: Project, run_id: int, slide: SlideRecord, state: OverlayState
@@ -51,16 +63,5 @@ def build_overlay(
     and ``StoreError``."""
     return render_overlay(
         project,
-        OverlayRequest(
-            slide,
-            run_id,
-            state.metric,
-            epoch=state.epoch,
-            compare=state.compare,
-            compare_epoch=state.compare_epoch,
-            compare_run=state.compare_run,
-            colormap=state.colormap,
-            value_range=state.value_range,
-            range_over=state.range_over,
-        ),
+        OverlayRequest(slide, run_id, state.metric, colormap=state.colormap, **state.view_fields()),
     )

@@ -209,6 +209,19 @@ class Project:
             return 0
         return database_bytes(db_path)
 
+    @staticmethod
+    def long_open(folder: str | os.PathLike[str]) -> bool:
+        """Whether :meth:`open` of the project in ``folder`` will upgrade its schema or run
+        an integrity check of at least ``integrity.LONG_CHECK_BYTES``: long enough that the
+        GUI opens it behind a progress dialog and the CLI prints progress. File metadata
+        and the schema version only; any thread."""
+        from cdfis_desktop.core.storage import integrity
+
+        return (
+            Project.pending_upgrade(folder) is not None
+            or Project.pending_check_bytes(folder) >= integrity.LONG_CHECK_BYTES
+        )
+
     @property
     def db_path(self) -> Path:
         """The SQLite file (``project.db`` unless project.toml names another one inside
